@@ -1,0 +1,221 @@
+//! The RabbitMQ side: a pool of connections, channels taken from it, and a
+//! publisher whose every publish is persistent, mandatory and confirmed.
+//!
+//! The pooled object is a connection (deadpool-lapin); a role opens its own
+//! channel per session and enables confirms on it once. A message the broker
+//! returns as unroutable still arrives as an *ack* carrying the message, so
+//! [`Publisher`] turns that into [`BrokerError::Returned`]: nothing is counted
+//! as published unless the broker routed it and took responsibility for it.
+
+pub mod topology;
+
+use std::time::Duration;
+
+use deadpool_lapin::{Pool, PoolConfig, Runtime, Timeouts};
+use lapin::{
+    options::{BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions},
+    BasicProperties, Channel, Confirmation, ConnectionProperties, PublisherConfirm,
+};
+
+use crate::config::{BrokerSettings, SecretUrl};
+pub use topology::Topology;
+
+/// What can go wrong talking to the broker, split by what the caller does about it.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// No connection could be had: the broker is down, unreachable or refused us.
+    #[error("cannot connect to RabbitMQ at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    /// The channel or connection failed mid-work; reconnect and redo the unit.
+    #[error("RabbitMQ channel failed: {0}")]
+    Channel(#[from] lapin::Error),
+    /// The broker refused responsibility for a message (e.g. a queue limit).
+    #[error("RabbitMQ nacked the message published to `{exchange}` with key `{routing_key}`")]
+    Nacked {
+        exchange: String,
+        routing_key: String,
+    },
+    /// No queue was bound for the message: a topology problem, never a success.
+    #[error("RabbitMQ returned the message published to `{exchange}` with key `{routing_key}` as unroutable: {code} {text}")]
+    Returned {
+        exchange: String,
+        routing_key: String,
+        code: u16,
+        text: String,
+    },
+}
+
+/// A pool of broker connections for one process.
+#[derive(Clone)]
+pub struct Broker {
+    pool: Pool,
+    url: SecretUrl,
+    topology: Topology,
+    prefetch: u16,
+}
+
+impl Broker {
+    /// Builds the pool; connects lazily, so this succeeds while the broker is down.
+    pub fn new(settings: &BrokerSettings, topology: Topology, role: &str) -> Self {
+        let name = format!("order-sync {role} ({})", topology.prefix());
+        let cfg = deadpool_lapin::Config {
+            url: Some(settings.url.expose().to_owned()),
+            pool: Some(PoolConfig {
+                max_size: settings.pool_max,
+                // Bounded waits: a role whose broker is gone must notice and back
+                // off rather than hang on the pool forever.
+                timeouts: Timeouts {
+                    wait: Some(Duration::from_secs(10)),
+                    create: Some(Duration::from_secs(10)),
+                    recycle: Some(Duration::from_secs(5)),
+                },
+                ..PoolConfig::default()
+            }),
+        };
+        let pool = cfg
+            .create_pool(
+                move || ConnectionProperties::default().with_connection_name(name.clone().into()),
+                Runtime::Tokio1,
+            )
+            // Only fails for an unsupported runtime, which this build fixes at Tokio.
+            .expect("deadpool-lapin supports the Tokio runtime");
+        Self {
+            pool,
+            url: settings.url.clone(),
+            topology,
+            prefetch: settings.prefetch,
+        }
+    }
+
+    /// Closes the pool; connections still checked out close when dropped.
+    pub async fn close(&self) {
+        self.pool.close();
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// A fresh channel on a pooled connection.
+    pub async fn channel(&self) -> Result<Channel, BrokerError> {
+        let conn = self.pool.get().await.map_err(|e| BrokerError::Connect {
+            url: self.url.redacted(),
+            reason: e.to_string(),
+        })?;
+        Ok(conn.create_channel().await?)
+    }
+
+    /// A channel for consuming, with the configured prefetch.
+    pub async fn consumer_channel(&self) -> Result<Channel, BrokerError> {
+        let channel = self.channel().await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
+        Ok(channel)
+    }
+
+    /// A channel with publisher confirms enabled.
+    pub async fn publisher(&self) -> Result<Publisher, BrokerError> {
+        let channel = self.channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Publisher { channel })
+    }
+
+    /// Declares every exchange, queue and binding (idempotent).
+    pub async fn declare_topology(&self) -> Result<(), BrokerError> {
+        let channel = self.channel().await?;
+        self.topology.declare(&channel).await?;
+        let _ = channel.close(200, "topology declared".into()).await;
+        Ok(())
+    }
+}
+
+/// One message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub exchange: String,
+    pub routing_key: String,
+    pub body: Vec<u8>,
+    pub properties: BasicProperties,
+}
+
+/// A confirm-mode channel. Every publish is persistent and mandatory.
+pub struct Publisher {
+    channel: Channel,
+}
+
+impl Publisher {
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Publishes one message and waits for the broker to take it.
+    pub async fn publish(&self, msg: Outgoing) -> Result<(), BrokerError> {
+        let pending = self.send(&msg).await?;
+        confirmed(&msg, pending.await?)
+    }
+
+    /// Publishes all messages before waiting for any confirm, so a batch costs
+    /// one round trip rather than one per message. Results are in input order;
+    /// a channel failure fails every message not yet confirmed.
+    pub async fn publish_all(&self, msgs: &[Outgoing]) -> Vec<Result<(), BrokerError>> {
+        let mut pending = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            pending.push(self.send(msg).await);
+        }
+        let mut results = Vec::with_capacity(msgs.len());
+        for (msg, p) in msgs.iter().zip(pending) {
+            results.push(match p {
+                Ok(confirm) => match confirm.await {
+                    Ok(c) => confirmed(msg, c),
+                    Err(e) => Err(e.into()),
+                },
+                Err(e) => Err(e),
+            });
+        }
+        results
+    }
+
+    async fn send(&self, msg: &Outgoing) -> Result<PublisherConfirm, BrokerError> {
+        Ok(self
+            .channel
+            .basic_publish(
+                msg.exchange.as_str().into(),
+                msg.routing_key.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &msg.body,
+                // Persistent: the message survives a broker restart once confirmed.
+                msg.properties.clone().with_delivery_mode(2),
+            )
+            .await?)
+    }
+
+    pub async fn close(self) {
+        let _ = self.channel.close(200, "done".into()).await;
+    }
+}
+
+fn confirmed(msg: &Outgoing, c: Confirmation) -> Result<(), BrokerError> {
+    match c {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
+            Err(BrokerError::Returned {
+                exchange: msg.exchange.clone(),
+                routing_key: msg.routing_key.clone(),
+                code: returned.reply_code,
+                text: returned.reply_text.to_string(),
+            })
+        }
+        Confirmation::Nack(None) => Err(BrokerError::Nacked {
+            exchange: msg.exchange.clone(),
+            routing_key: msg.routing_key.clone(),
+        }),
+        // Only seen on channels without confirms, which this type never has.
+        Confirmation::NotRequested => Ok(()),
+    }
+}

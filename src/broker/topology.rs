@@ -1,0 +1,297 @@
+//! Every exchange, queue and binding order-sync uses, derived from the prefix
+//! and the consumer list, so one function declares them, prints them and (in
+//! tests) deletes them.
+//!
+//! ```text
+//! capture --(sales_order_place_after)--> <p>.orders (topic) --> <p>.orders.relay --> relay
+//! relay   --(<consumer>)---------------> <p>.que (direct)   --> <p>.que.<consumer> --> sync service
+//! sync service --(any key)-------------> <p>.acks (topic)   --> <p>.acks.listener  --> ack listener
+//! rejected/dead-lettered ---------------> <p>.dlx (direct)   --> <p>.dead.{orders,acks,que.<consumer>}
+//! ```
+
+use lapin::{
+    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable, ShortString},
+    Channel, ExchangeKind,
+};
+
+use crate::config::QueueType;
+
+/// The routing key capture publishes with.
+pub const CAPTURE_ROUTING_KEY: &str = "sales_order_place_after";
+/// The event name of messages to sync services.
+pub const QUE_EVENT: &str = "sales_order_place_after_que";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    prefix: String,
+    consumers: Vec<String>,
+    queue_type: QueueType,
+}
+
+/// One exchange to declare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeSpec {
+    pub name: String,
+    pub kind: &'static str,
+}
+
+/// One queue to declare, with the dead-letter routing it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub name: String,
+    /// Where rejected messages go: (exchange, routing key); none for dead queues.
+    pub dead_letter: Option<(String, String)>,
+}
+
+/// One binding of a queue to an exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingSpec {
+    pub exchange: String,
+    pub queue: String,
+    pub routing_key: String,
+}
+
+impl Topology {
+    pub fn new(prefix: &str, consumers: &[String], queue_type: QueueType) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            consumers: consumers.to_vec(),
+            queue_type,
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+    pub fn consumers(&self) -> &[String] {
+        &self.consumers
+    }
+    pub fn orders_exchange(&self) -> String {
+        format!("{}.orders", self.prefix)
+    }
+    pub fn relay_queue(&self) -> String {
+        format!("{}.orders.relay", self.prefix)
+    }
+    pub fn que_exchange(&self) -> String {
+        format!("{}.que", self.prefix)
+    }
+    pub fn consumer_queue(&self, consumer: &str) -> String {
+        format!("{}.que.{consumer}", self.prefix)
+    }
+    pub fn acks_exchange(&self) -> String {
+        format!("{}.acks", self.prefix)
+    }
+    pub fn acks_queue(&self) -> String {
+        format!("{}.acks.listener", self.prefix)
+    }
+    pub fn dead_exchange(&self) -> String {
+        format!("{}.dlx", self.prefix)
+    }
+    pub fn dead_queue(&self, what: &str) -> String {
+        format!("{}.dead.{what}", self.prefix)
+    }
+
+    pub fn exchanges(&self) -> Vec<ExchangeSpec> {
+        vec![
+            ExchangeSpec {
+                name: self.orders_exchange(),
+                kind: "topic",
+            },
+            ExchangeSpec {
+                name: self.que_exchange(),
+                kind: "direct",
+            },
+            ExchangeSpec {
+                name: self.acks_exchange(),
+                kind: "topic",
+            },
+            ExchangeSpec {
+                name: self.dead_exchange(),
+                kind: "direct",
+            },
+        ]
+    }
+
+    /// Working queues and their dead-letter queues. Dead-letter routing keys are
+    /// fixed per queue (`x-dead-letter-routing-key`) so a rejected ack, whatever
+    /// key it was published with, lands in the one dead queue for acks.
+    pub fn queues(&self) -> Vec<QueueSpec> {
+        let dlx = self.dead_exchange();
+        let mut working = vec![
+            (self.relay_queue(), "orders".to_owned()),
+            (self.acks_queue(), "acks".to_owned()),
+        ];
+        for c in &self.consumers {
+            working.push((self.consumer_queue(c), format!("que.{c}")));
+        }
+        let mut queues = Vec::new();
+        for (name, dead_key) in &working {
+            queues.push(QueueSpec {
+                name: name.clone(),
+                dead_letter: Some((dlx.clone(), dead_key.clone())),
+            });
+        }
+        for (_, dead_key) in &working {
+            queues.push(QueueSpec {
+                name: self.dead_queue(dead_key),
+                dead_letter: None,
+            });
+        }
+        queues
+    }
+
+    pub fn bindings(&self) -> Vec<BindingSpec> {
+        let mut b = vec![
+            BindingSpec {
+                exchange: self.orders_exchange(),
+                queue: self.relay_queue(),
+                routing_key: CAPTURE_ROUTING_KEY.to_owned(),
+            },
+            BindingSpec {
+                exchange: self.acks_exchange(),
+                queue: self.acks_queue(),
+                routing_key: "#".to_owned(),
+            },
+        ];
+        for c in &self.consumers {
+            b.push(BindingSpec {
+                exchange: self.que_exchange(),
+                queue: self.consumer_queue(c),
+                routing_key: c.clone(),
+            });
+        }
+        for q in self.queues() {
+            if let Some((exchange, key)) = &q.dead_letter {
+                b.push(BindingSpec {
+                    exchange: exchange.clone(),
+                    queue: self.dead_queue(key),
+                    routing_key: key.clone(),
+                });
+            }
+        }
+        b
+    }
+
+    /// The arguments a queue is declared with. Redeclaring with different
+    /// arguments is refused by the broker, so this is the one place they're made.
+    pub fn queue_arguments(&self, q: &QueueSpec) -> FieldTable {
+        let mut args = FieldTable::default();
+        let kind = match self.queue_type {
+            QueueType::Quorum => "quorum",
+            QueueType::Classic => "classic",
+        };
+        args.insert("x-queue-type".into(), long_string(kind));
+        if let Some((exchange, key)) = &q.dead_letter {
+            args.insert("x-dead-letter-exchange".into(), long_string(exchange));
+            args.insert("x-dead-letter-routing-key".into(), long_string(key));
+        }
+        args
+    }
+
+    /// Declares everything; safe to run any number of times, from any role.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        for e in self.exchanges() {
+            let kind = match e.kind {
+                "topic" => ExchangeKind::Topic,
+                _ => ExchangeKind::Direct,
+            };
+            channel
+                .exchange_declare(e.name.into(), kind, durable, FieldTable::default())
+                .await?;
+        }
+        for q in self.queues() {
+            channel
+                .queue_declare(
+                    q.name.as_str().into(),
+                    QueueDeclareOptions::durable(),
+                    self.queue_arguments(&q),
+                )
+                .await?;
+        }
+        for b in self.bindings() {
+            channel
+                .queue_bind(
+                    b.queue.into(),
+                    b.exchange.into(),
+                    b.routing_key.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A human-readable listing, as printed by `order-sync topology`.
+    pub fn describe(&self) -> String {
+        let mut out = String::from("exchanges:\n");
+        for e in self.exchanges() {
+            out.push_str(&format!("  {} ({}, durable)\n", e.name, e.kind));
+        }
+        out.push_str("queues:\n");
+        for q in self.queues() {
+            let kind = match self.queue_type {
+                QueueType::Quorum => "quorum",
+                QueueType::Classic => "classic",
+            };
+            match &q.dead_letter {
+                Some((x, k)) => out.push_str(&format!(
+                    "  {} ({kind}, durable, dead letters -> {x} key {k})\n",
+                    q.name
+                )),
+                None => out.push_str(&format!("  {} ({kind}, durable)\n", q.name)),
+            }
+        }
+        out.push_str("bindings:\n");
+        for b in self.bindings() {
+            out.push_str(&format!(
+                "  {} --[{}]--> {}\n",
+                b.exchange, b.routing_key, b.queue
+            ));
+        }
+        out
+    }
+}
+
+fn long_string(s: &str) -> AMQPValue {
+    AMQPValue::LongString(s.into())
+}
+
+/// Convenience for lapin's name type.
+pub fn short(s: &str) -> ShortString {
+    s.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_working_queue_has_a_bound_dead_letter_queue() {
+        let t = Topology::new("shop1", &["erp".into(), "wms".into()], QueueType::Quorum);
+        let bindings = t.bindings();
+        for q in t.queues() {
+            if let Some((x, key)) = q.dead_letter {
+                assert!(
+                    bindings
+                        .iter()
+                        .any(|b| b.exchange == x && b.routing_key == key),
+                    "no dead queue bound for {}",
+                    q.name
+                );
+            }
+        }
+        assert!(t
+            .queues()
+            .iter()
+            .any(|q| q.name == "shop1.que.wms" && q.dead_letter.is_some()));
+        assert!(t
+            .describe()
+            .contains("shop1.orders --[sales_order_place_after]--> shop1.orders.relay"));
+    }
+}

@@ -1,0 +1,308 @@
+//! Capture: Magento orders → `<prefix>.orders`.
+//!
+//! Each poll reads committed orders above the saved position *and* the ids
+//! below it that were missing last time (gaps), publishes them with confirms,
+//! and only then moves the position, in the ledger, in one transaction.
+//!
+//! Why gaps: Magento takes an `entity_id` when checkout inserts the order, but
+//! the row is visible only at commit. A slow checkout holding id 41 can commit
+//! after id 42 was read; reading `entity_id > 42` from then on would skip 41
+//! forever. So every id skipped below the position is remembered and re-read on
+//! each poll until it shows up or `capture.gap_timeout` passes (a rolled-back
+//! checkout leaves its id unused for good).
+//!
+//! If the process dies after publishing and before saving, the next poll
+//! publishes the same orders again; the relay records each order once.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use lapin::{
+    types::{AMQPValue, FieldTable},
+    BasicProperties,
+};
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    broker::{topology::CAPTURE_ROUTING_KEY, Broker, Outgoing, Publisher},
+    config::{CaptureSettings, StartFrom},
+    ledger::{CapturePosition, Ledger},
+    magento::{Magento, PlacedOrder},
+    message::CapturedOrder,
+    supervise::{sleep_or_shutdown, Reconnect, RoleError},
+};
+
+/// Ids skipped in one jump beyond this are not tracked as gaps: such a jump is
+/// an `AUTO_INCREMENT` change or an import, not checkouts committing late.
+const MAX_GAP_SPAN: u32 = 10_000;
+
+/// What one poll did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PollOutcome {
+    pub published: usize,
+    /// Highest entity_id read so far.
+    pub position: u32,
+    /// Ids below the position still awaited.
+    pub open_gaps: usize,
+    /// Gaps given up on this poll (older than `gap_timeout`).
+    pub abandoned: Vec<u32>,
+}
+
+pub struct Capture {
+    magento: Magento,
+    ledger: Ledger,
+    broker: Broker,
+    settings: CaptureSettings,
+    source: String,
+    publisher: Option<Publisher>,
+}
+
+impl Capture {
+    pub fn new(
+        magento: Magento,
+        ledger: Ledger,
+        broker: Broker,
+        settings: CaptureSettings,
+        source: String,
+    ) -> Self {
+        Self {
+            magento,
+            ledger,
+            broker,
+            settings,
+            source,
+            publisher: None,
+        }
+    }
+
+    /// Polls until shutdown. A poll in hand is finished (its confirms awaited)
+    /// before returning.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RoleError> {
+        let mut reconnect = Reconnect::new("capture");
+        tracing::info!(source = %self.source, "Capture started.");
+        while !shutdown.is_cancelled() {
+            reconnect.session_started();
+            match self.poll_once().await {
+                Ok(outcome) => {
+                    // A full batch means a backlog: go straight on.
+                    if outcome.published < self.settings.batch_size as usize
+                        && !sleep_or_shutdown(self.settings.poll_interval, &shutdown).await
+                    {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // The channel may be the broken part; take a fresh one next time.
+                    self.publisher = None;
+                    if !reconnect.wait(&e, &shutdown).await {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(p) = self.publisher.take() {
+            p.close().await;
+        }
+        tracing::info!("Capture stopped.");
+        Ok(())
+    }
+
+    pub async fn poll_once(&mut self) -> Result<PollOutcome, RoleError> {
+        self.poll_once_at(Utc::now()).await
+    }
+
+    /// One poll, with `now` given (for gap expiry).
+    pub async fn poll_once_at(&mut self, now: DateTime<Utc>) -> Result<PollOutcome, RoleError> {
+        let position = match self.ledger.capture_position(&self.source).await? {
+            Some(p) => p,
+            None => self.start_position(now).await?,
+        };
+        let gap_ids: Vec<u32> = position.gaps.iter().map(|(id, _)| *id).collect();
+        let orders = self
+            .magento
+            .read_orders(position.last_entity_id, self.settings.batch_size, &gap_ids)
+            .await?;
+
+        if !orders.is_empty() {
+            let messages = orders
+                .iter()
+                .map(|o| self.outgoing(o, now))
+                .collect::<Vec<_>>();
+            let publisher = self.publisher().await?;
+            for (order, result) in orders.iter().zip(publisher.publish_all(&messages).await) {
+                if let Err(e) = result {
+                    // Position is not moved: the whole batch is read and published
+                    // again next time, and the ledger absorbs the repeats.
+                    tracing::warn!(entity_id = order.entity_id, error = %e, "Publishing a captured order failed.");
+                    return Err(e.into());
+                }
+            }
+        }
+
+        let (next, opened, closed, abandoned) = advance(&position, &orders, now, &self.settings);
+        for id in &abandoned {
+            tracing::warn!(
+                entity_id = id,
+                waited = ?self.settings.gap_timeout,
+                "Giving up on an order id never committed; assuming its checkout rolled back."
+            );
+        }
+        self.ledger
+            .save_capture_position(&self.source, next, &opened, &closed, now)
+            .await?;
+        let open_gaps = position.gaps.len() + opened.len() - (closed.len());
+        if !orders.is_empty() {
+            tracing::info!(
+                published = orders.len(),
+                position = next,
+                open_gaps,
+                "Captured orders."
+            );
+        }
+        Ok(PollOutcome {
+            published: orders.len(),
+            position: next,
+            open_gaps,
+            abandoned,
+        })
+    }
+
+    async fn start_position(&self, now: DateTime<Utc>) -> Result<CapturePosition, RoleError> {
+        let start = match self.settings.start_from {
+            StartFrom::Beginning => 0,
+            StartFrom::Latest => self.magento.max_entity_id().await?,
+        };
+        self.ledger
+            .save_capture_position(&self.source, start, &[], &[], now)
+            .await?;
+        tracing::info!(
+            after_entity_id = start,
+            start_from = ?self.settings.start_from,
+            "Fresh ledger: capture starts after this order id."
+        );
+        Ok(CapturePosition {
+            last_entity_id: start,
+            gaps: vec![],
+        })
+    }
+
+    async fn publisher(&mut self) -> Result<&Publisher, RoleError> {
+        if self.publisher.is_none() {
+            self.publisher = Some(self.broker.publisher().await?);
+        }
+        Ok(self.publisher.as_ref().expect("set just above"))
+    }
+
+    fn outgoing(&self, order: &PlacedOrder, now: DateTime<Utc>) -> Outgoing {
+        let json = serde_json::to_string(&order.json).expect("a JSON map always serializes");
+        let raw = RawValue::from_string(json).expect("serde_json output is valid JSON");
+        let envelope = CapturedOrder::new(&self.source, now, raw);
+        let mut headers = FieldTable::default();
+        headers.insert("entity_id".into(), AMQPValue::LongUInt(order.entity_id));
+        if let Some(inc) = order.json.get("increment_id").and_then(|v| v.as_str()) {
+            headers.insert("increment_id".into(), AMQPValue::LongString(inc.into()));
+        }
+        Outgoing {
+            exchange: self.broker.topology().orders_exchange(),
+            routing_key: CAPTURE_ROUTING_KEY.to_owned(),
+            body: serde_json::to_vec(&envelope).expect("envelope serializes"),
+            properties: BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_message_id(format!("{}:{}", self.source, order.entity_id).into())
+                .with_type(CAPTURE_ROUTING_KEY.into())
+                .with_app_id("order-sync".into())
+                .with_timestamp(now.timestamp() as u64)
+                .with_headers(headers),
+        }
+    }
+}
+
+/// The next position and the gap changes after reading `orders`.
+/// Returns (new position, gaps opened, gaps closed, gaps abandoned).
+fn advance(
+    position: &CapturePosition,
+    orders: &[PlacedOrder],
+    now: DateTime<Utc>,
+    settings: &CaptureSettings,
+) -> (u32, Vec<u32>, Vec<u32>, Vec<u32>) {
+    let last = position.last_entity_id;
+    let found: BTreeSet<u32> = orders.iter().map(|o| o.entity_id).collect();
+    let next = found.iter().copied().max().unwrap_or(last).max(last);
+    let span_start = last.max(next.saturating_sub(MAX_GAP_SPAN));
+    let opened: Vec<u32> = (span_start + 1..next)
+        .filter(|id| !found.contains(id))
+        .collect();
+    let timeout = chrono::Duration::from_std(settings.gap_timeout).unwrap_or(chrono::Duration::MAX);
+    let mut closed = Vec::new();
+    let mut abandoned = Vec::new();
+    for (id, since) in &position.gaps {
+        if found.contains(id) {
+            closed.push(*id);
+        } else if now - *since > timeout {
+            abandoned.push(*id);
+            closed.push(*id);
+        }
+    }
+    (next, opened, closed, abandoned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+    use std::time::Duration;
+
+    fn order(id: u32) -> PlacedOrder {
+        PlacedOrder {
+            entity_id: id,
+            json: Map::new(),
+        }
+    }
+
+    fn settings() -> CaptureSettings {
+        CaptureSettings {
+            poll_interval: Duration::from_secs(1),
+            batch_size: 100,
+            gap_timeout: Duration::from_secs(60),
+            start_from: StartFrom::Beginning,
+        }
+    }
+
+    #[test]
+    fn ids_skipped_below_the_new_position_become_gaps() {
+        let pos = CapturePosition {
+            last_entity_id: 10,
+            gaps: vec![],
+        };
+        let (next, opened, closed, _) =
+            advance(&pos, &[order(12), order(15)], Utc::now(), &settings());
+        assert_eq!(next, 15);
+        assert_eq!(opened, vec![11, 13, 14]);
+        assert!(closed.is_empty());
+    }
+
+    #[test]
+    fn a_gap_that_shows_up_is_closed_and_an_old_one_abandoned() {
+        let now = Utc::now();
+        let pos = CapturePosition {
+            last_entity_id: 20,
+            gaps: vec![
+                (11, now - chrono::Duration::seconds(5)),
+                (13, now - chrono::Duration::seconds(61)),
+            ],
+        };
+        let (next, opened, closed, abandoned) = advance(&pos, &[order(11)], now, &settings());
+        assert_eq!(next, 20);
+        assert!(opened.is_empty());
+        assert_eq!(closed, vec![11, 13]);
+        assert_eq!(abandoned, vec![13]);
+    }
+
+    #[test]
+    fn a_huge_id_jump_tracks_only_the_last_span() {
+        let pos = CapturePosition::default();
+        let (_, opened, _, _) = advance(&pos, &[order(1_000_000)], Utc::now(), &settings());
+        assert_eq!(opened.len(), (MAX_GAP_SPAN - 1) as usize);
+    }
+}

@@ -1,0 +1,55 @@
+//! Connection pools for the two MySQL/MariaDB databases, built from a
+//! [`SecretUrl`] so that a bad URL is reported without its password.
+
+use std::time::Duration;
+
+use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+
+use crate::config::SecretUrl;
+
+/// A database URL mysql_async cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid database URL {url}: {reason}")]
+pub struct DbUrlError {
+    pub url: String,
+    pub reason: String,
+}
+
+/// Builds a pool; connects lazily, so this succeeds while the server is down.
+/// `init` runs on every new connection (session settings such as the time zone).
+pub fn pool(url: &SecretUrl, max: usize, init: Vec<String>) -> Result<Pool, DbUrlError> {
+    let opts = Opts::from_url(url.expose()).map_err(|e| DbUrlError {
+        url: url.redacted(),
+        // mysql_async's URL errors quote the URL; say only what kind of error it is.
+        reason: match e {
+            mysql_async::UrlError::UnsupportedScheme { scheme } => {
+                format!("unsupported scheme `{scheme}`")
+            }
+            mysql_async::UrlError::Invalid => "not a URL".into(),
+            mysql_async::UrlError::UnknownParameter { param } => {
+                format!("unknown parameter `{param}`")
+            }
+            mysql_async::UrlError::InvalidParamValue { param, .. } => {
+                format!("invalid value for parameter `{param}`")
+            }
+            other => other.to_string(),
+        },
+    })?;
+    let constraints = PoolConstraints::new(0, max.max(1)).expect("0 <= max");
+    let builder = OptsBuilder::from_opts(opts).init(init).pool_opts(
+        PoolOpts::default()
+            .with_constraints(constraints)
+            // Idle connections are closed so a restarted server is met with fresh ones.
+            .with_inactive_connection_ttl(Duration::from_secs(60))
+            .with_ttl_check_interval(Duration::from_secs(30)),
+    );
+    Ok(Pool::new(builder))
+}
+
+/// The database name in a MySQL URL (validated non-empty at config load).
+pub fn database_name(url: &SecretUrl) -> Option<String> {
+    url::Url::parse(url.expose())
+        .ok()
+        .map(|u| u.path().trim_matches('/').to_owned())
+        .filter(|s| !s.is_empty())
+}

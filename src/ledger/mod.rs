@@ -1,0 +1,777 @@
+//! The ledger: order-sync's own tables, the record of every order and its sync
+//! state per consumer.
+//!
+//! Every state change is one short transaction, and the broker message that
+//! caused it is acknowledged only after that commit. All times are UTC and
+//! passed in by the caller, so tests can move the clock instead of sleeping.
+
+pub mod migrations;
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use mysql_async::{prelude::*, IsolationLevel, Pool, TxOpts, Value};
+
+use crate::{
+    config::LedgerSettings,
+    db,
+    message::{message_id, truncate, Ack, AckRejection, AckStatus, OrderKey},
+    retry::RetryPolicy,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Url(#[from] db::DbUrlError),
+    /// The server is unreachable or the connection broke: retry the unit.
+    #[error("ledger database error: {0}")]
+    Db(#[from] mysql_async::Error),
+    #[error("ledger schema is at version {found}, newer than this build knows ({known}); upgrade order-sync")]
+    TooNew { found: u32, known: u32 },
+    #[error("ledger schema is at version {found}, expected {expected}; run `order-sync migrate`")]
+    NotMigrated { found: u32, expected: u32 },
+}
+
+/// Sync state of one (order, consumer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Published,
+    Synced,
+    Failed,
+    Parked,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Published => "published",
+            State::Synced => "synced",
+            State::Failed => "failed",
+            State::Parked => "parked",
+        }
+    }
+    fn parse(s: &str) -> State {
+        match s {
+            "pending" => State::Pending,
+            "published" => State::Published,
+            "synced" => State::Synced,
+            "failed" => State::Failed,
+            _ => State::Parked,
+        }
+    }
+}
+
+/// One ledger row, as read back for status and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub entity_id: u32,
+    pub consumer: String,
+    pub increment_id: Option<String>,
+    pub store_id: Option<u16>,
+    pub message_id: String,
+    pub state: State,
+    pub attempts: u32,
+    pub captured_at: DateTime<Utc>,
+    pub last_published_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub synced_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// An order to record, as taken from a capture message.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub key: OrderKey,
+    pub captured_at: DateTime<Utc>,
+    /// The order JSON, exactly as captured.
+    pub message: String,
+}
+
+/// A row taken for publishing, with what is needed to build the message.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub entity_id: u32,
+    pub consumer: String,
+    pub message_id: String,
+    pub increment_id: Option<String>,
+    /// Deliveries made before this one.
+    pub attempts: u32,
+    pub captured_at: DateTime<Utc>,
+    pub message: String,
+}
+
+/// What a re-delivery round took from the ledger.
+#[derive(Debug, Default)]
+pub struct Round {
+    pub to_publish: Vec<Claimed>,
+    /// (entity_id, consumer) rows parked in this round.
+    pub parked: Vec<(u32, String)>,
+}
+
+/// What an ack did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckOutcome {
+    Synced {
+        entity_id: u32,
+    },
+    Failed {
+        entity_id: u32,
+        retry_at: DateTime<Utc>,
+    },
+}
+
+/// Capture's saved position.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapturePosition {
+    pub last_entity_id: u32,
+    /// Open gaps: (entity_id, first seen).
+    pub gaps: Vec<(u32, DateTime<Utc>)>,
+}
+
+#[derive(Clone)]
+pub struct Ledger {
+    pool: Pool,
+}
+
+fn naive(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc()
+}
+
+fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(3650))
+}
+
+/// `?, ?, ?` for an IN list.
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+const DELIVERY_COLUMNS: &str =
+    "entity_id, consumer, increment_id, store_id, message_id, state, attempts, \
+     captured_at, last_published_at, next_attempt_at, synced_at, last_error";
+
+fn delivery_from_row(mut r: mysql_async::Row) -> Delivery {
+    // Column order is DELIVERY_COLUMNS; the types match the table definition.
+    Delivery {
+        entity_id: r.take(0).unwrap_or_default(),
+        consumer: r.take(1).unwrap_or_default(),
+        increment_id: r.take(2).unwrap_or_default(),
+        store_id: r.take(3).unwrap_or_default(),
+        message_id: r.take(4).unwrap_or_default(),
+        state: State::parse(&r.take::<String, _>(5).unwrap_or_default()),
+        attempts: r.take(6).unwrap_or_default(),
+        captured_at: utc(r.take(7).unwrap_or_default()),
+        last_published_at: r.take::<Option<NaiveDateTime>, _>(8).flatten().map(utc),
+        next_attempt_at: r.take::<Option<NaiveDateTime>, _>(9).flatten().map(utc),
+        synced_at: r.take::<Option<NaiveDateTime>, _>(10).flatten().map(utc),
+        last_error: r.take(11).unwrap_or_default(),
+    }
+}
+
+impl Ledger {
+    /// A ledger on the configured database; connects lazily.
+    pub fn new(settings: &LedgerSettings) -> Result<Self, LedgerError> {
+        Ok(Self {
+            pool: db::pool(&settings.url, settings.pool_max, vec![])?,
+        })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Applies every migration not yet applied; returns the resulting version.
+    /// A named lock keeps two instances starting together from racing.
+    pub async fn migrate(&self) -> Result<u32, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        conn.query_drop("SELECT GET_LOCK('order_sync_migrate', 60)")
+            .await?;
+        let result = async {
+            conn.query_drop(
+                "CREATE TABLE IF NOT EXISTS order_sync_migrations (
+                    version INT UNSIGNED NOT NULL PRIMARY KEY,
+                    name VARCHAR(200) NOT NULL,
+                    applied_at DATETIME(6) NOT NULL
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            )
+            .await?;
+            let current = current_version(&mut conn).await?;
+            if current > migrations::latest() {
+                return Err(LedgerError::TooNew {
+                    found: current,
+                    known: migrations::latest(),
+                });
+            }
+            for (version, name, statements) in migrations::MIGRATIONS {
+                if *version <= current {
+                    continue;
+                }
+                for sql in *statements {
+                    conn.query_drop(*sql).await?;
+                }
+                conn.exec_drop(
+                    "INSERT INTO order_sync_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, naive(Utc::now())),
+                )
+                .await?;
+                tracing::info!(version, name, "Ledger migrated.");
+            }
+            Ok(migrations::latest())
+        }
+        .await;
+        let _ = conn
+            .query_drop("SELECT RELEASE_LOCK('order_sync_migrate')")
+            .await;
+        result
+    }
+
+    /// Fails unless the schema is exactly what this build expects.
+    pub async fn check_version(&self) -> Result<(), LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let exists: Option<u8> = conn
+            .query_first(
+                "SELECT 1 FROM information_schema.tables \
+                 WHERE table_schema = DATABASE() AND table_name = 'order_sync_migrations'",
+            )
+            .await?;
+        let found = if exists.is_some() {
+            current_version(&mut conn).await?
+        } else {
+            0
+        };
+        match found.cmp(&migrations::latest()) {
+            std::cmp::Ordering::Equal => Ok(()),
+            std::cmp::Ordering::Greater => Err(LedgerError::TooNew {
+                found,
+                known: migrations::latest(),
+            }),
+            std::cmp::Ordering::Less => Err(LedgerError::NotMigrated {
+                found,
+                expected: migrations::latest(),
+            }),
+        }
+    }
+
+    // ---- capture -------------------------------------------------------------
+
+    pub async fn capture_position(
+        &self,
+        source: &str,
+    ) -> Result<Option<CapturePosition>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let last: Option<u32> = conn
+            .exec_first(
+                "SELECT last_entity_id FROM order_sync_capture_position WHERE source = ?",
+                (source,),
+            )
+            .await?;
+        let Some(last_entity_id) = last else {
+            return Ok(None);
+        };
+        let gaps: Vec<(u32, NaiveDateTime)> = conn
+            .exec(
+                "SELECT entity_id, first_seen_at FROM order_sync_capture_gaps \
+                 WHERE source = ? ORDER BY entity_id",
+                (source,),
+            )
+            .await?;
+        Ok(Some(CapturePosition {
+            last_entity_id,
+            gaps: gaps.into_iter().map(|(id, t)| (id, utc(t))).collect(),
+        }))
+    }
+
+    /// Saves capture's progress in one transaction: the new position, gaps
+    /// opened below it, and gaps closed (captured) or given up.
+    pub async fn save_capture_position(
+        &self,
+        source: &str,
+        last_entity_id: u32,
+        opened: &[u32],
+        closed: &[u32],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await?;
+        tx.exec_drop(
+            "INSERT INTO order_sync_capture_position (source, last_entity_id, updated_at) \
+             VALUES (?, ?, ?) \
+             ON DUPLICATE KEY UPDATE last_entity_id = GREATEST(last_entity_id, VALUES(last_entity_id)), \
+             updated_at = VALUES(updated_at)",
+            (source, last_entity_id, naive(now)),
+        )
+        .await?;
+        if !opened.is_empty() {
+            tx.exec_batch(
+                "INSERT IGNORE INTO order_sync_capture_gaps (source, entity_id, first_seen_at) \
+                 VALUES (?, ?, ?)",
+                opened.iter().map(|id| (source, *id, naive(now))),
+            )
+            .await?;
+        }
+        for chunk in closed.chunks(1000) {
+            let mut params: Vec<Value> = vec![source.into()];
+            params.extend(chunk.iter().map(|id| Value::from(*id)));
+            tx.exec_drop(
+                format!(
+                    "DELETE FROM order_sync_capture_gaps WHERE source = ? AND entity_id IN ({})",
+                    marks(chunk.len())
+                ),
+                params,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- relay ---------------------------------------------------------------
+
+    /// Records orders and creates their rows for every consumer, in one
+    /// transaction. Returns the rows that are new, already reserved for the
+    /// caller to publish at once (until `now + lease`, after which the
+    /// re-delivery round takes them if the caller died). Orders already in the
+    /// ledger (a re-published capture) produce no new rows: nothing twice.
+    pub async fn record_orders(
+        &self,
+        orders: &[NewOrder],
+        consumers: &[String],
+        source: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, LedgerError> {
+        if orders.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut conn = self.pool.get_conn().await?;
+        let mut tx = conn
+            .start_transaction(
+                TxOpts::default()
+                    .with_isolation_level(IsolationLevel::ReadCommitted)
+                    .clone(),
+            )
+            .await?;
+        let ids: Vec<Value> = orders.iter().map(|o| o.key.entity_id.into()).collect();
+        // Lock what exists so a concurrent recorder of the same order waits and
+        // then sees it, rather than both treating it as new.
+        let existing: Vec<(u32, String)> = tx
+            .exec(
+                format!(
+                    "SELECT entity_id, consumer FROM order_sync_deliveries \
+                     WHERE entity_id IN ({}) FOR UPDATE",
+                    marks(ids.len())
+                ),
+                ids,
+            )
+            .await?;
+        tx.exec_batch(
+            "INSERT IGNORE INTO order_sync_orders \
+             (entity_id, increment_id, store_id, placed_at, captured_at, message) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+            orders.iter().map(|o| {
+                let placed = o
+                    .key
+                    .created_at
+                    .as_deref()
+                    .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok());
+                (
+                    o.key.entity_id,
+                    o.key.increment_id.clone(),
+                    o.key.store_id,
+                    placed,
+                    naive(o.captured_at),
+                    o.message.as_str(),
+                )
+            }),
+        )
+        .await?;
+        let mut fresh = Vec::new();
+        for o in orders {
+            for c in consumers {
+                let seen = existing
+                    .iter()
+                    .any(|(id, ec)| *id == o.key.entity_id && ec == c)
+                    || fresh
+                        .iter()
+                        .any(|f: &Claimed| f.entity_id == o.key.entity_id && &f.consumer == c);
+                if !seen {
+                    fresh.push(Claimed {
+                        entity_id: o.key.entity_id,
+                        consumer: c.clone(),
+                        message_id: message_id(source, o.key.entity_id, c),
+                        increment_id: o.key.increment_id.clone(),
+                        attempts: 0,
+                        captured_at: o.captured_at,
+                        message: o.message.clone(),
+                    });
+                }
+            }
+        }
+        let store_of = |id: u32| {
+            orders
+                .iter()
+                .find(|o| o.key.entity_id == id)
+                .and_then(|o| o.key.store_id)
+        };
+        tx.exec_batch(
+            "INSERT IGNORE INTO order_sync_deliveries \
+             (entity_id, consumer, increment_id, store_id, message_id, state, attempts, \
+              captured_at, next_attempt_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+            fresh.iter().map(|f| {
+                (
+                    f.entity_id,
+                    f.consumer.as_str(),
+                    f.increment_id.clone(),
+                    store_of(f.entity_id),
+                    f.message_id.as_str(),
+                    naive(f.captured_at),
+                    naive(after(now, lease)),
+                    naive(now),
+                )
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(fresh)
+    }
+
+    /// Takes up to `limit` rows that are due and not synced, for the given
+    /// consumers. Rows that have used up their deliveries are parked instead.
+    /// Taken rows are reserved until `now + lease`, so a second relay (or this
+    /// one, if it dies before publishing) does not take them in the meantime;
+    /// `SKIP LOCKED` lets concurrent relays share the work without waiting.
+    pub async fn claim_due(
+        &self,
+        consumers: &[String],
+        now: DateTime<Utc>,
+        limit: u32,
+        max_attempts: u32,
+        lease: Duration,
+    ) -> Result<Round, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let mut tx = conn
+            .start_transaction(
+                TxOpts::default()
+                    .with_isolation_level(IsolationLevel::ReadCommitted)
+                    .clone(),
+            )
+            .await?;
+        let mut params: Vec<Value> = vec![naive(now).into()];
+        params.extend(consumers.iter().map(|c| Value::from(c.as_str())));
+        params.push(limit.into());
+        let rows: Vec<mysql_async::Row> = tx
+            .exec(
+                format!(
+                    "SELECT d.entity_id, d.consumer, d.message_id, d.increment_id, d.attempts, \
+                            d.captured_at, o.message \
+                     FROM order_sync_deliveries d \
+                     JOIN order_sync_orders o ON o.entity_id = d.entity_id \
+                     WHERE d.state IN ('pending', 'published', 'failed') \
+                       AND d.next_attempt_at <= ? AND d.consumer IN ({}) \
+                     ORDER BY d.next_attempt_at \
+                     LIMIT ? \
+                     FOR UPDATE SKIP LOCKED",
+                    marks(consumers.len())
+                ),
+                params,
+            )
+            .await?;
+        let mut round = Round::default();
+        for mut r in rows {
+            let c = Claimed {
+                entity_id: r.take(0).unwrap_or_default(),
+                consumer: r.take(1).unwrap_or_default(),
+                message_id: r.take(2).unwrap_or_default(),
+                increment_id: r.take(3).unwrap_or_default(),
+                attempts: r.take(4).unwrap_or_default(),
+                captured_at: utc(r.take(5).unwrap_or_default()),
+                message: r.take(6).unwrap_or_default(),
+            };
+            if c.attempts >= max_attempts {
+                round.parked.push((c.entity_id, c.consumer));
+            } else {
+                round.to_publish.push(c);
+            }
+        }
+        if !round.to_publish.is_empty() {
+            tx.exec_batch(
+                "UPDATE order_sync_deliveries SET next_attempt_at = ?, updated_at = ? \
+                 WHERE entity_id = ? AND consumer = ?",
+                round.to_publish.iter().map(|c| {
+                    (
+                        naive(after(now, lease)),
+                        naive(now),
+                        c.entity_id,
+                        c.consumer.as_str(),
+                    )
+                }),
+            )
+            .await?;
+        }
+        if !round.parked.is_empty() {
+            tx.exec_batch(
+                "UPDATE order_sync_deliveries SET state = 'parked', next_attempt_at = NULL, \
+                 last_error = COALESCE(last_error, ?), updated_at = ? \
+                 WHERE entity_id = ? AND consumer = ?",
+                round.parked.iter().map(|(id, c)| {
+                    (
+                        format!("no synced ack after {max_attempts} deliveries"),
+                        naive(now),
+                        *id,
+                        c.as_str(),
+                    )
+                }),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(round)
+    }
+
+    /// Records confirmed publishes: one more delivery, and when the next is due.
+    /// A row that was acked in the meantime (a fast consumer) stays as the ack left it.
+    pub async fn mark_published(
+        &self,
+        rows: &[&Claimed],
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> Result<(), LedgerError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.pool.get_conn().await?;
+        conn.exec_batch(
+            "UPDATE order_sync_deliveries \
+             SET state = IF(state = 'parked', 'parked', 'published'), \
+                 attempts = attempts + 1, last_published_at = ?, \
+                 next_attempt_at = IF(state = 'parked', NULL, ?), \
+                 updated_at = ? \
+             WHERE entity_id = ? AND consumer = ? AND state <> 'synced'",
+            rows.iter().map(|c| {
+                (
+                    naive(now),
+                    naive(after(now, policy.delay_after(c.attempts + 1))),
+                    naive(now),
+                    c.entity_id,
+                    c.consumer.as_str(),
+                )
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Records that publishing failed; the row is due again when its lease ends.
+    pub async fn record_publish_error(
+        &self,
+        row: &Claimed,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        conn.exec_drop(
+            "UPDATE order_sync_deliveries SET last_error = ?, updated_at = ? \
+             WHERE entity_id = ? AND consumer = ? AND state <> 'synced'",
+            (
+                truncate(&format!("publish failed: {error}"), 2000),
+                naive(now),
+                row.entity_id,
+                row.consumer.as_str(),
+            ),
+        )
+        .await?;
+        Ok(())
+    }
+
+    // ---- acks ----------------------------------------------------------------
+
+    /// Applies one ack to the one row it names, or says why it cannot.
+    pub async fn apply_ack(
+        &self,
+        ack: &Ack,
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> Result<Result<AckOutcome, AckRejection>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await?;
+        let select = "SELECT entity_id, message_id, state, attempts FROM order_sync_deliveries";
+        let row: Option<(u32, String, String, u32)> = if let Some(id) = ack.entity_id {
+            tx.exec_first(
+                format!("{select} WHERE entity_id = ? AND consumer = ? FOR UPDATE"),
+                (id, ack.consumer.as_str()),
+            )
+            .await?
+        } else if let (Some(inc), Some(store)) = (&ack.increment_id, ack.store_id) {
+            tx.exec_first(
+                format!(
+                    "{select} WHERE increment_id = ? AND store_id = ? AND consumer = ? FOR UPDATE"
+                ),
+                (inc.as_str(), store, ack.consumer.as_str()),
+            )
+            .await?
+        } else if let Some(mid) = &ack.message_id {
+            tx.exec_first(
+                format!("{select} WHERE message_id = ? AND consumer = ? FOR UPDATE"),
+                (mid.as_str(), ack.consumer.as_str()),
+            )
+            .await?
+        } else {
+            None
+        };
+        let Some((entity_id, expected_id, state, attempts)) = row else {
+            return Ok(Err(AckRejection::UnknownOrder));
+        };
+        if let Some(given) = &ack.message_id {
+            if given != &expected_id {
+                return Ok(Err(AckRejection::MessageIdMismatch {
+                    given: truncate(given, 200),
+                    expected: expected_id,
+                }));
+            }
+        }
+        let state = State::parse(&state);
+        let outcome = match (ack.status, state) {
+            (AckStatus::Synced, State::Synced) => return Ok(Err(AckRejection::Duplicate)),
+            (AckStatus::Synced, _) => {
+                // A synced ack for a parked row is good news: the service got
+                // there in the end, so it is taken.
+                tx.exec_drop(
+                    "UPDATE order_sync_deliveries SET state = 'synced', synced_at = ?, \
+                     next_attempt_at = NULL, updated_at = ? WHERE entity_id = ? AND consumer = ?",
+                    (naive(now), naive(now), entity_id, ack.consumer.as_str()),
+                )
+                .await?;
+                AckOutcome::Synced { entity_id }
+            }
+            (AckStatus::Failed, State::Synced | State::Parked) => {
+                return Ok(Err(AckRejection::Late(state.as_str().to_owned())))
+            }
+            (AckStatus::Failed, _) => {
+                let retry_at = after(now, policy.delay_after(attempts.max(1)));
+                let error = ack
+                    .error
+                    .as_deref()
+                    .map(|e| truncate(e, 2000))
+                    .unwrap_or_else(|| "failed (no error text given)".into());
+                tx.exec_drop(
+                    "UPDATE order_sync_deliveries SET state = 'failed', last_error = ?, \
+                     next_attempt_at = ?, updated_at = ? WHERE entity_id = ? AND consumer = ?",
+                    (
+                        error,
+                        naive(retry_at),
+                        naive(now),
+                        entity_id,
+                        ack.consumer.as_str(),
+                    ),
+                )
+                .await?;
+                AckOutcome::Failed {
+                    entity_id,
+                    retry_at,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(Ok(outcome))
+    }
+
+    // ---- reading -------------------------------------------------------------
+
+    /// Every row, ordered by order and consumer (for status output and tests).
+    pub async fn deliveries(&self) -> Result<Vec<Delivery>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let rows: Vec<mysql_async::Row> = conn
+            .query(format!(
+                "SELECT {DELIVERY_COLUMNS} FROM order_sync_deliveries ORDER BY entity_id, consumer"
+            ))
+            .await?;
+        Ok(rows.into_iter().map(delivery_from_row).collect())
+    }
+
+    pub async fn delivery(
+        &self,
+        entity_id: u32,
+        consumer: &str,
+    ) -> Result<Option<Delivery>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let row: Option<mysql_async::Row> = conn
+            .exec_first(
+                format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM order_sync_deliveries \
+                     WHERE entity_id = ? AND consumer = ?"
+                ),
+                (entity_id, consumer),
+            )
+            .await?;
+        Ok(row.map(delivery_from_row))
+    }
+
+    /// Row counts by (consumer, state).
+    pub async fn counts(&self) -> Result<Vec<(String, State, u64)>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let rows: Vec<(String, String, u64)> = conn
+            .query(
+                "SELECT consumer, state, COUNT(*) FROM order_sync_deliveries \
+                 GROUP BY consumer, state ORDER BY consumer, state",
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(c, s, n)| (c, State::parse(&s), n))
+            .collect())
+    }
+
+    /// Number of orders recorded.
+    pub async fn order_count(&self) -> Result<u64, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        Ok(conn
+            .query_first("SELECT COUNT(*) FROM order_sync_orders")
+            .await?
+            .unwrap_or(0))
+    }
+
+    pub async fn disconnect(self) {
+        let _ = self.pool.disconnect().await;
+    }
+}
+
+async fn current_version(conn: &mut mysql_async::Conn) -> Result<u32, LedgerError> {
+    Ok(conn
+        .query_first::<Option<u32>, _>("SELECT MAX(version) FROM order_sync_migrations")
+        .await?
+        .flatten()
+        .unwrap_or(0))
+}
+
+/// Creates the ledger database if it does not exist (for `migrate` and first start).
+pub async fn ensure_database(settings: &LedgerSettings) -> Result<(), LedgerError> {
+    let Some(name) = db::database_name(&settings.url) else {
+        return Ok(());
+    };
+    let mut server = url::Url::parse(settings.url.expose()).map_err(|e| db::DbUrlError {
+        url: settings.url.redacted(),
+        reason: e.to_string(),
+    })?;
+    server.set_path("/");
+    let pool = db::pool(
+        &crate::config::SecretUrl::new(server.to_string()),
+        1,
+        vec![],
+    )?;
+    let mut conn = pool.get_conn().await?;
+    conn.query_drop(format!(
+        "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4",
+        name.replace('`', "``")
+    ))
+    .await?;
+    drop(conn);
+    let _ = pool.disconnect().await;
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! The `order-sync` binary: parses the command line, loads settings, starts
+//! logging and hands off to the library.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use order_sync::{
+    app::{self, Parts, Roles},
+    config, ledger, telemetry,
+};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "order-sync",
+    version,
+    about = "Magento order sync over RabbitMQ, outside checkout."
+)]
+struct Cli {
+    /// Settings file (TOML) overriding the defaults; env ORDER_SYNC__* overrides both.
+    #[arg(long, short, global = true, env = "ORDER_SYNC_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run capture, relay and ack listener in one process (the usual way).
+    Run,
+    /// Run only capture (Magento → RabbitMQ).
+    Capture,
+    /// Run only the relay and the ack listener (RabbitMQ → sync services → ledger).
+    Relay,
+    /// Declare every exchange, queue and binding, and print them.
+    Topology,
+    /// Create the ledger database if missing and bring its tables up to date.
+    Migrate,
+    /// Load and validate the settings, print them (passwords hidden) and exit.
+    CheckConfig,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match config::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("order-sync: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let format = if cli.log_json {
+        config::LogFormat::Json
+    } else {
+        settings.log.format
+    };
+    telemetry::init(format, &settings.log.filter);
+    match run(cli.command, settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "order-sync failed.");
+            eprintln!("order-sync: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: config::Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Run => serve(settings, Roles::ALL).await,
+        Command::Capture => serve(settings, Roles::CAPTURE).await,
+        Command::Relay => serve(settings, Roles::RELAY).await,
+        Command::Topology => {
+            let parts = Parts::new(&settings, "topology")?;
+            parts
+                .broker
+                .declare_topology()
+                .await
+                .context("declaring the topology")?;
+            print!("{}", app::topology(&settings).describe());
+            parts.close().await;
+            Ok(())
+        }
+        Command::Migrate => {
+            ledger::ensure_database(&settings.ledger)
+                .await
+                .with_context(|| {
+                    format!("creating the ledger database at {}", settings.ledger.url)
+                })?;
+            let parts = Parts::new(&settings, "migrate")?;
+            let version = parts
+                .ledger
+                .migrate()
+                .await
+                .with_context(|| format!("migrating the ledger at {}", settings.ledger.url))?;
+            println!(
+                "ledger at {} is at schema version {version}",
+                settings.ledger.url
+            );
+            parts.close().await;
+            Ok(())
+        }
+        Command::CheckConfig => {
+            println!("{settings:#?}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: config::Settings, roles: Roles) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let parts = Parts::new(&settings, "run")?;
+    let run = parts.run(roles, shutdown.clone());
+    tokio::pin!(run);
+    tokio::select! {
+        r = &mut run => r?,
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(app::SHUTDOWN_GRACE).await;
+        } => anyhow::bail!("roles did not stop within {:?} of the shutdown signal", app::SHUTDOWN_GRACE),
+    }
+    Ok(())
+}
+
+/// Cancels on SIGINT or SIGTERM: roles stop taking work, finish the unit in hand.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("Shutdown signal received; finishing the work in hand.");
+    shutdown.cancel();
+}

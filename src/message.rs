@@ -1,0 +1,238 @@
+//! The messages on the wire: what capture publishes, what sync services receive,
+//! and the acknowledgement they send back.
+//!
+//! The order itself travels as raw JSON text from capture to the ledger and on
+//! to every consumer, so it is serialized once and never re-parsed into floats
+//! or re-ordered on the way.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::broker::topology::{CAPTURE_ROUTING_KEY, QUE_EVENT};
+
+/// Version of the envelope layout; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What capture publishes to `<prefix>.orders`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CapturedOrder {
+    pub schema_version: u32,
+    /// Always `sales_order_place_after`.
+    pub event: String,
+    pub source: String,
+    pub captured_at: DateTime<Utc>,
+    pub order: Box<RawValue>,
+}
+
+impl CapturedOrder {
+    pub fn new(source: &str, captured_at: DateTime<Utc>, order: Box<RawValue>) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            event: CAPTURE_ROUTING_KEY.to_owned(),
+            source: source.to_owned(),
+            captured_at,
+            order,
+        }
+    }
+
+    /// The identifying fields of the order inside.
+    pub fn key(&self) -> Result<OrderKey, serde_json::Error> {
+        serde_json::from_str(self.order.get())
+    }
+}
+
+/// The fields of an order the ledger indexes.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct OrderKey {
+    pub entity_id: u32,
+    pub increment_id: Option<String>,
+    pub store_id: Option<u16>,
+    /// Magento's `created_at`, UTC, `YYYY-MM-DD HH:MM:SS`.
+    pub created_at: Option<String>,
+}
+
+/// What a sync service receives on `<prefix>.que.<consumer>`.
+#[derive(Debug, Serialize)]
+pub struct QueMessage<'a> {
+    pub schema_version: u32,
+    /// Always `sales_order_place_after_que`.
+    pub event: &'static str,
+    /// Stable for every delivery of this order to this consumer; echo it in the ack.
+    pub message_id: &'a str,
+    pub source: &'a str,
+    pub consumer: &'a str,
+    pub captured_at: DateTime<Utc>,
+    /// 1 for the first delivery, growing with each re-delivery.
+    pub attempt: u32,
+    pub order: &'a RawValue,
+}
+
+impl<'a> QueMessage<'a> {
+    pub fn new(
+        message_id: &'a str,
+        source: &'a str,
+        consumer: &'a str,
+        captured_at: DateTime<Utc>,
+        attempt: u32,
+        order: &'a RawValue,
+    ) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            event: QUE_EVENT,
+            message_id,
+            source,
+            consumer,
+            captured_at,
+            attempt,
+            order,
+        }
+    }
+}
+
+/// The message id of every delivery of one order to one consumer.
+pub fn message_id(source: &str, entity_id: u32, consumer: &str) -> String {
+    format!("{source}:{entity_id}:{consumer}")
+}
+
+/// An acknowledgement from a sync service, published to `<prefix>.acks`.
+///
+/// ```json
+/// {"message_id": "default:42:erp", "consumer": "erp", "entity_id": 42, "status": "synced"}
+/// {"consumer": "erp", "increment_id": "000000042", "store_id": 1, "status": "failed", "error": "ERP timeout"}
+/// ```
+/// The order is named by `entity_id`, or by `increment_id` with `store_id`, or by
+/// `message_id` alone; when `message_id` is given it must match the order.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Ack {
+    pub consumer: String,
+    pub status: AckStatus,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub entity_id: Option<u32>,
+    #[serde(default)]
+    pub increment_id: Option<String>,
+    #[serde(default)]
+    pub store_id: Option<u16>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AckStatus {
+    Synced,
+    Failed,
+}
+
+/// Why an ack was not applied; it is dead-lettered with this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AckRejection {
+    #[error("ack of {size} bytes is larger than the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("ack is not valid UTF-8")]
+    NotUtf8,
+    #[error("ack is not a valid ack message: {0}")]
+    Malformed(String),
+    #[error("ack names no order: give entity_id, increment_id with store_id, or message_id")]
+    NoOrder,
+    #[error("ack is from unknown consumer `{0}`")]
+    UnknownConsumer(String),
+    #[error("ack is for an order the ledger does not hold")]
+    UnknownOrder,
+    #[error("ack message_id `{given}` does not match the order's `{expected}`")]
+    MessageIdMismatch { given: String, expected: String },
+    #[error("duplicate ack: the order is already synced for this consumer")]
+    Duplicate,
+    #[error("late ack: the order is already {0} for this consumer")]
+    Late(String),
+}
+
+/// Parses an ack body, refusing anything that is not exactly an ack.
+pub fn parse_ack(body: &[u8], limit: usize, consumers: &[String]) -> Result<Ack, AckRejection> {
+    if body.len() > limit {
+        return Err(AckRejection::TooLarge {
+            size: body.len(),
+            limit,
+        });
+    }
+    let text = std::str::from_utf8(body).map_err(|_| AckRejection::NotUtf8)?;
+    let ack: Ack =
+        serde_json::from_str(text).map_err(|e| AckRejection::Malformed(e.to_string()))?;
+    if !consumers.iter().any(|c| c == &ack.consumer) {
+        return Err(AckRejection::UnknownConsumer(truncate(&ack.consumer, 64)));
+    }
+    let named = ack.entity_id.is_some()
+        || (ack.increment_id.is_some() && ack.store_id.is_some())
+        || ack.message_id.is_some();
+    if !named {
+        return Err(AckRejection::NoOrder);
+    }
+    Ok(ack)
+}
+
+/// Cuts text to at most `max` characters for logs and ledger columns.
+pub fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumers() -> Vec<String> {
+        vec!["erp".into()]
+    }
+
+    #[test]
+    fn a_minimal_synced_ack_parses() {
+        let ack = parse_ack(
+            br#"{"consumer":"erp","entity_id":7,"status":"synced"}"#,
+            1000,
+            &consumers(),
+        )
+        .unwrap();
+        assert_eq!(ack.entity_id, Some(7));
+        assert_eq!(ack.status, AckStatus::Synced);
+    }
+
+    #[test]
+    fn hostile_acks_are_rejected_with_a_reason() {
+        let c = consumers();
+        type Expect = fn(&AckRejection) -> bool;
+        let cases: Vec<(&[u8], Expect)> = vec![
+            (b"not json", |r| matches!(r, AckRejection::Malformed(_))),
+            (b"\xff\xfe\x00", |r| matches!(r, AckRejection::NotUtf8)),
+            (
+                br#"{"consumer":"erp","entity_id":"7","status":"synced"}"#,
+                |r| matches!(r, AckRejection::Malformed(_)),
+            ),
+            (
+                br#"{"consumer":"erp","entity_id":7,"status":"done"}"#,
+                |r| matches!(r, AckRejection::Malformed(_)),
+            ),
+            (
+                br#"{"consumer":"crm","entity_id":7,"status":"synced"}"#,
+                |r| matches!(r, AckRejection::UnknownConsumer(_)),
+            ),
+            (br#"{"consumer":"erp","status":"synced"}"#, |r| {
+                matches!(r, AckRejection::NoOrder)
+            }),
+            (
+                br#"{"consumer":"erp","increment_id":"1; DROP TABLE x","status":"synced"}"#,
+                |r| matches!(r, AckRejection::NoOrder),
+            ),
+            (br#"[1,2,3]"#, |r| matches!(r, AckRejection::Malformed(_))),
+        ];
+        for (body, ok) in cases {
+            let r = parse_ack(body, 1000, &c).unwrap_err();
+            assert!(ok(&r), "{:?} gave {r:?}", String::from_utf8_lossy(body));
+        }
+        let big = vec![b' '; 2000];
+        assert!(matches!(
+            parse_ack(&big, 1000, &c),
+            Err(AckRejection::TooLarge { .. })
+        ));
+    }
+}

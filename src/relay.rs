@@ -1,0 +1,368 @@
+//! Relay: `<prefix>.orders.relay` → ledger → `<prefix>.que.<consumer>`.
+//!
+//! Two loops share this role:
+//! * the **inbox** records each captured order in the ledger (one row per
+//!   consumer), acks the capture message only after that commit, then publishes
+//!   the new rows at once;
+//! * the **scheduler**, on `relay.schedule`, re-publishes rows that are due and
+//!   not synced (no ack yet, or a `failed` ack), with backoff, and parks rows
+//!   that used up `relay.max_attempts`.
+//!
+//! A row is marked published only after the broker confirmed the message. If
+//! the process dies in between, the row's claim runs out and it goes again:
+//! the consumer may see a message twice (same `message_id`), never zero times.
+
+use chrono::{DateTime, Utc};
+use futures_util::{FutureExt, StreamExt};
+use lapin::{
+    message::Delivery,
+    options::{BasicAckOptions, BasicConsumeOptions, BasicRejectOptions},
+    types::{AMQPValue, FieldTable},
+    BasicProperties,
+};
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    broker::{topology::QUE_EVENT, Broker, Outgoing, Publisher},
+    config::RelaySettings,
+    ledger::{Claimed, Ledger, NewOrder},
+    message::{CapturedOrder, QueMessage},
+    retry::RetryPolicy,
+    supervise::{sleep_or_shutdown, Reconnect, RoleError},
+};
+
+/// What publishing a set of rows did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub published: usize,
+    pub failed: usize,
+}
+
+/// What one re-delivery round did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RoundOutcome {
+    pub claimed: usize,
+    pub published: usize,
+    pub failed: usize,
+    pub parked: usize,
+}
+
+#[derive(Clone)]
+pub struct Relay {
+    ledger: Ledger,
+    broker: Broker,
+    settings: RelaySettings,
+    consumers: Vec<String>,
+    source: String,
+    policy: RetryPolicy,
+}
+
+impl Relay {
+    pub fn new(
+        ledger: Ledger,
+        broker: Broker,
+        settings: RelaySettings,
+        consumers: Vec<String>,
+        source: String,
+    ) -> Self {
+        let policy = RetryPolicy::from_settings(&settings);
+        Self {
+            ledger,
+            broker,
+            settings,
+            consumers,
+            source,
+            policy,
+        }
+    }
+
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Runs the inbox and the scheduler until shutdown.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RoleError> {
+        tracing::info!(consumers = ?self.consumers, "Relay started.");
+        let inbox = self.clone().run_inbox(shutdown.clone());
+        let scheduler = self.run_scheduler(shutdown);
+        let (a, b) = tokio::join!(inbox, scheduler);
+        tracing::info!("Relay stopped.");
+        a.and(b)
+    }
+
+    async fn run_inbox(self, shutdown: CancellationToken) -> Result<(), RoleError> {
+        let mut reconnect = Reconnect::new("relay inbox");
+        loop {
+            reconnect.session_started();
+            match self.inbox_session(&shutdown).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    if !reconnect.wait(&e, &shutdown).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn inbox_session(&self, shutdown: &CancellationToken) -> Result<(), RoleError> {
+        let channel = self.broker.consumer_channel().await?;
+        let publisher = self.broker.publisher().await?;
+        let queue = self.broker.topology().relay_queue();
+        let mut consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "order-sync-relay".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let max = self.settings.batch_size as usize;
+        loop {
+            let first = tokio::select! {
+                d = consumer.next() => d,
+                _ = shutdown.cancelled() => break,
+            };
+            let Some(first) = first else {
+                return Err(RoleError::ConsumerEnded(queue));
+            };
+            let mut batch = vec![first?];
+            // Take whatever else is already here, so a backlog is recorded in
+            // one ledger transaction per batch rather than one per order.
+            while batch.len() < max {
+                match consumer.next().now_or_never() {
+                    Some(Some(d)) => batch.push(d?),
+                    _ => break,
+                }
+            }
+            self.handle_inbox(&publisher, batch).await?;
+        }
+        // Unacked deliveries are returned to the queue when the channel closes.
+        publisher.close().await;
+        let _ = channel.close(200, "shutdown".into()).await;
+        Ok(())
+    }
+
+    /// Records a batch of capture messages, acks them, and publishes the new rows.
+    /// Returns how many rows were published.
+    pub async fn handle_inbox(
+        &self,
+        publisher: &Publisher,
+        batch: Vec<Delivery>,
+    ) -> Result<usize, RoleError> {
+        let now = Utc::now();
+        let mut orders = Vec::with_capacity(batch.len());
+        let mut keep = Vec::with_capacity(batch.len());
+        for d in batch {
+            match parse_captured(&d.data) {
+                Ok(order) => {
+                    orders.push(order);
+                    keep.push(d);
+                }
+                Err(reason) => {
+                    // Not ours or corrupt: dead-letter it for a person to look at;
+                    // retrying cannot make it parse.
+                    tracing::error!(reason = %reason, "Dead-lettering an unreadable capture message.");
+                    d.reject(BasicRejectOptions { requeue: false }).await?;
+                }
+            }
+        }
+        let fresh = self
+            .ledger
+            .record_orders(
+                &orders,
+                &self.consumers,
+                &self.source,
+                now,
+                self.settings.claim_timeout,
+            )
+            .await?;
+        for d in keep {
+            d.ack(BasicAckOptions::default()).await?;
+        }
+        let delivered = self.deliver(publisher, &fresh, now).await?;
+        Ok(delivered.published)
+    }
+
+    /// Publishes claimed rows to their consumers' queues and records the result.
+    pub async fn deliver(
+        &self,
+        publisher: &Publisher,
+        rows: &[Claimed],
+        now: DateTime<Utc>,
+    ) -> Result<Delivered, RoleError> {
+        if rows.is_empty() {
+            return Ok(Delivered::default());
+        }
+        let messages: Vec<Outgoing> = rows.iter().map(|r| self.outgoing(r)).collect();
+        let results = publisher.publish_all(&messages).await;
+        let mut ok = Vec::new();
+        let mut failed = 0;
+        let mut channel_error = None;
+        for (row, result) in rows.iter().zip(results) {
+            match result {
+                Ok(()) => ok.push(row),
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(
+                        entity_id = row.entity_id,
+                        increment_id = row.increment_id.as_deref().unwrap_or(""),
+                        consumer = %row.consumer,
+                        error = %e,
+                        "Publishing to a consumer queue failed; will retry."
+                    );
+                    self.ledger
+                        .record_publish_error(row, &e.to_string(), now)
+                        .await?;
+                    if matches!(e, crate::broker::BrokerError::Channel(_)) {
+                        channel_error = Some(e);
+                    }
+                }
+            }
+        }
+        self.ledger.mark_published(&ok, now, &self.policy).await?;
+        if let Some(e) = channel_error {
+            return Err(e.into());
+        }
+        Ok(Delivered {
+            published: ok.len(),
+            failed,
+        })
+    }
+
+    async fn run_scheduler(self, shutdown: CancellationToken) -> Result<(), RoleError> {
+        let mut reconnect = Reconnect::new("relay scheduler");
+        let mut publisher: Option<Publisher> = None;
+        // First round at once: rows that fell due while the process was down go now.
+        loop {
+            reconnect.session_started();
+            let result = async {
+                if publisher.is_none() {
+                    publisher = Some(self.broker.publisher().await?);
+                }
+                let p = publisher.as_ref().expect("set just above");
+                loop {
+                    let round = self.redeliver_due(p, Utc::now()).await?;
+                    if round.claimed < self.settings.batch_size as usize || shutdown.is_cancelled()
+                    {
+                        return Ok::<_, RoleError>(());
+                    }
+                }
+            }
+            .await;
+            let go_on = match result {
+                Ok(()) => {
+                    let wait = self.settings.schedule.next_wait(Utc::now());
+                    sleep_or_shutdown(wait, &shutdown).await
+                }
+                Err(e) => {
+                    publisher = None;
+                    reconnect.wait(&e, &shutdown).await
+                }
+            };
+            if !go_on {
+                break;
+            }
+        }
+        if let Some(p) = publisher {
+            p.close().await;
+        }
+        Ok(())
+    }
+
+    /// One re-delivery round at `now`: claims due rows, parks the exhausted,
+    /// publishes the rest.
+    pub async fn redeliver_due(
+        &self,
+        publisher: &Publisher,
+        now: DateTime<Utc>,
+    ) -> Result<RoundOutcome, RoleError> {
+        let round = self
+            .ledger
+            .claim_due(
+                &self.consumers,
+                now,
+                self.settings.batch_size,
+                self.policy.max_attempts,
+                self.settings.claim_timeout,
+            )
+            .await?;
+        for (entity_id, consumer) in &round.parked {
+            tracing::warn!(entity_id, consumer = %consumer, max_attempts = self.policy.max_attempts, "Parked an order: no synced ack after every delivery.");
+        }
+        let delivered = self.deliver(publisher, &round.to_publish, now).await?;
+        if !round.to_publish.is_empty() || !round.parked.is_empty() {
+            tracing::info!(
+                redelivered = delivered.published,
+                failed = delivered.failed,
+                parked = round.parked.len(),
+                "Re-delivery round done."
+            );
+        }
+        Ok(RoundOutcome {
+            claimed: round.to_publish.len() + round.parked.len(),
+            published: delivered.published,
+            failed: delivered.failed,
+            parked: round.parked.len(),
+        })
+    }
+
+    fn outgoing(&self, row: &Claimed) -> Outgoing {
+        let attempt = row.attempts + 1;
+        // The stored order is JSON we wrote; a row whose text were corrupt would
+        // still be sent, as a JSON string, rather than lost.
+        let order: Box<RawValue> =
+            RawValue::from_string(row.message.clone()).unwrap_or_else(|_| {
+                RawValue::from_string(serde_json::to_string(&row.message).expect("string"))
+                    .expect("a JSON string is valid JSON")
+            });
+        let msg = QueMessage::new(
+            &row.message_id,
+            &self.source,
+            &row.consumer,
+            row.captured_at,
+            attempt,
+            &order,
+        );
+        let mut headers = FieldTable::default();
+        headers.insert("attempt".into(), AMQPValue::LongUInt(attempt));
+        headers.insert("entity_id".into(), AMQPValue::LongUInt(row.entity_id));
+        if let Some(inc) = &row.increment_id {
+            headers.insert(
+                "increment_id".into(),
+                AMQPValue::LongString(inc.as_str().into()),
+            );
+        }
+        headers.insert(
+            "consumer".into(),
+            AMQPValue::LongString(row.consumer.as_str().into()),
+        );
+        Outgoing {
+            exchange: self.broker.topology().que_exchange(),
+            routing_key: row.consumer.clone(),
+            body: serde_json::to_vec(&msg).expect("message serializes"),
+            properties: BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_message_id(row.message_id.as_str().into())
+                .with_type(QUE_EVENT.into())
+                .with_app_id("order-sync".into())
+                .with_timestamp(Utc::now().timestamp() as u64)
+                .with_headers(headers),
+        }
+    }
+}
+
+/// A capture message as a ledger row, or why it cannot be one.
+fn parse_captured(body: &[u8]) -> Result<NewOrder, String> {
+    let captured: CapturedOrder =
+        serde_json::from_slice(body).map_err(|e| format!("not a capture message: {e}"))?;
+    let key = captured
+        .key()
+        .map_err(|e| format!("order has no usable entity_id: {e}"))?;
+    Ok(NewOrder {
+        key,
+        captured_at: captured.captured_at,
+        message: captured.order.get().to_owned(),
+    })
+}
