@@ -47,13 +47,14 @@ impl Tables {
         }
     }
 
-    fn all(&self) -> [(&str, &str); 5] {
+    /// Each table with the columns order-sync relies on: its key and its link to the order.
+    fn all(&self) -> [(&str, [&'static str; 2]); 5] {
         [
-            (&self.order, "entity_id"),
-            (&self.item, "order_id"),
-            (&self.address, "parent_id"),
-            (&self.payment, "parent_id"),
-            (&self.status_history, "parent_id"),
+            (&self.order, ["entity_id", "increment_id"]),
+            (&self.item, ["item_id", "order_id"]),
+            (&self.address, ["entity_id", "parent_id"]),
+            (&self.payment, ["entity_id", "parent_id"]),
+            (&self.status_history, ["entity_id", "parent_id"]),
         ]
     }
 }
@@ -99,7 +100,7 @@ impl Magento {
     /// reported at start rather than as an SQL error on every poll.
     pub async fn check_schema(&self) -> Result<(), MagentoError> {
         let mut conn = self.pool.get_conn().await?;
-        for (table, key) in self.tables.all() {
+        for (table, needed) in self.tables.all() {
             let columns: Vec<String> = conn
                 .exec(
                     "SELECT column_name FROM information_schema.columns \
@@ -113,7 +114,7 @@ impl Magento {
                     database: self.database.clone(),
                 });
             }
-            for column in ["entity_id", key] {
+            for column in needed {
                 if !columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
                     return Err(MagentoError::MissingColumn {
                         table: table.to_owned(),

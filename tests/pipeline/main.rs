@@ -1,0 +1,10 @@
+//! Integration tests against real RabbitMQ and MariaDB. One binary, so the
+//! crate and its dependencies link once; each test owns its databases and
+//! broker names (see `support`), so they run in parallel.
+
+mod acks;
+mod capture;
+mod flow;
+mod process;
+mod redelivery;
+mod support;

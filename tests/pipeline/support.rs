@@ -1,0 +1,407 @@
+//! The test harness: every test gets its own Magento and ledger databases and
+//! its own broker prefix, built from the real Magento 2 schema, and removes
+//! them when it ends (also when it panics). Services are real; an unreachable
+//! one fails the test with its URL and how to start it.
+
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt;
+use lapin::{
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions,
+        ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+    },
+    types::FieldTable,
+    BasicProperties, Channel, Connection, ConnectionProperties,
+};
+use mysql_async::{prelude::*, Conn, Pool};
+use order_sync::{
+    app::{self, Parts, Roles},
+    config::{self, Settings},
+    ledger::{Delivery, State},
+};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub const MAGENTO_SCHEMA: &str = include_str!("../../deploy/magento/magento2-sales-schema.sql");
+
+pub fn mysql_server() -> String {
+    std::env::var("ORDER_SYNC_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("ORDER_SYNC_TEST_AMQP")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// A name no other test (or earlier run) uses.
+fn unique_id() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let r: u32 = rand::random();
+    format!("ost{}_{n}_{r:08x}", std::process::id())
+}
+
+pub async fn server_conn() -> Conn {
+    let url = mysql_server();
+    match tokio::time::timeout(Duration::from_secs(10), Conn::from_url(url.as_str())).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => panic!(
+            "MariaDB/MySQL is not reachable at {url} ({e}). Start it with \
+             `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd` \
+             (or `deploy/setup-local.sh`), or point ORDER_SYNC_TEST_MYSQL at a server."
+        ),
+        Err(_) => panic!("MariaDB/MySQL at {url} did not answer within 10s; is it running?"),
+    }
+}
+
+pub async fn broker_conn() -> Connection {
+    let url = amqp_url();
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        Connection::connect(&url, ConnectionProperties::default()),
+    )
+    .await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => panic!(
+            "RabbitMQ is not reachable at {url} ({e}). Start it with `rabbitmq-server -detached` \
+             (or `deploy/setup-local.sh`), or point ORDER_SYNC_TEST_AMQP at a broker."
+        ),
+        Err(_) => panic!("RabbitMQ at {url} did not answer within 10s; is it running?"),
+    }
+}
+
+/// One test's world.
+pub struct TestEnv {
+    pub id: String,
+    pub settings: Settings,
+    pub env: Vec<(String, String)>,
+    pub magento: Pool,
+    pub amqp: Connection,
+    pub channel: Channel,
+    cleaned: bool,
+}
+
+impl TestEnv {
+    /// A world with these consumers and extra `ORDER_SYNC__*` overrides.
+    pub async fn new(consumers: &[&str], overrides: &[(&str, &str)]) -> Self {
+        let id = unique_id();
+        let server = mysql_server();
+        let mut conn = server_conn().await;
+        for db in [format!("{id}_magento"), format!("{id}_ledger")] {
+            conn.query_drop(format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4"))
+                .await
+                .expect("create test database");
+        }
+        conn.query_drop(format!("USE `{id}_magento`"))
+            .await
+            .unwrap();
+        conn.query_drop(MAGENTO_SCHEMA)
+            .await
+            .expect("load the Magento 2 schema");
+        drop(conn);
+
+        let mut env: Vec<(String, String)> = vec![
+            ("ORDER_SYNC__SHOP__NAME", id.clone()),
+            ("ORDER_SYNC__MAGENTO__URL", format!("{server}/{id}_magento")),
+            ("ORDER_SYNC__LEDGER__URL", format!("{server}/{id}_ledger")),
+            ("ORDER_SYNC__BROKER__URL", amqp_url()),
+            ("ORDER_SYNC__BROKER__PREFIX", id.clone()),
+            ("ORDER_SYNC__CONSUMERS__NAMES", consumers.join(",")),
+            ("ORDER_SYNC__CAPTURE__POLL_INTERVAL", "50ms".into()),
+            ("ORDER_SYNC__CAPTURE__START_FROM", "beginning".into()),
+            ("ORDER_SYNC__LOG__FILTER", "order_sync=debug,warn".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in overrides {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        let settings = config::load_with_env(None, env.clone()).expect("test settings are valid");
+        let magento = Pool::new(format!("{server}/{id}_magento?pool_min=0&pool_max=4").as_str());
+        let amqp = broker_conn().await;
+        let channel = amqp.create_channel().await.unwrap();
+        let parts = Parts::new(&settings, "test-setup").unwrap();
+        parts
+            .ledger
+            .migrate()
+            .await
+            .expect("migrate the test ledger");
+        parts
+            .broker
+            .declare_topology()
+            .await
+            .expect("declare the test topology");
+        parts.close().await;
+        Self {
+            id,
+            settings,
+            env,
+            magento,
+            amqp,
+            channel,
+            cleaned: false,
+        }
+    }
+
+    pub fn parts(&self) -> Parts {
+        Parts::new(&self.settings, "test").unwrap()
+    }
+
+    /// Runs the whole pipeline in this process until the returned token is cancelled.
+    pub fn spawn_pipeline(&self) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let shutdown = CancellationToken::new();
+        let parts = self.parts();
+        let token = shutdown.clone();
+        let handle = tokio::spawn(async move {
+            parts.run(Roles::ALL, token).await.expect("pipeline runs");
+        });
+        (shutdown, handle)
+    }
+
+    pub fn topology(&self) -> order_sync::broker::Topology {
+        app::topology(&self.settings)
+    }
+
+    pub async fn magento_conn(&self) -> Conn {
+        self.magento.get_conn().await.unwrap()
+    }
+
+    /// Places one order (with items, addresses and a payment) in its own transaction.
+    pub async fn place_order(&self) -> u32 {
+        let mut conn = self.magento_conn().await;
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await
+            .unwrap();
+        let id = insert_order(&mut tx).await;
+        tx.commit().await.unwrap();
+        id
+    }
+
+    pub async fn place_orders(&self, n: usize) -> Vec<u32> {
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            ids.push(self.place_order().await);
+        }
+        ids
+    }
+
+    pub async fn consume(&self, queue: &str) -> lapin::Consumer {
+        let ch = self.amqp.create_channel().await.unwrap();
+        ch.basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Takes one message from a queue, waiting up to `within` for it.
+    pub async fn get(&self, queue: &str, within: Duration) -> Option<lapin::message::Delivery> {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = self
+                .channel
+                .basic_get(queue.into(), BasicGetOptions::default())
+                .await
+                .unwrap();
+            if let Some(m) = got {
+                return Some(m.delivery);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Messages ready in a queue.
+    pub async fn queue_len(&self, queue: &str) -> u32 {
+        let ch = self.amqp.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let _ = ch.close(200, "".into()).await;
+        q.message_count()
+    }
+
+    /// Publishes an ack body the way a sync service would, confirmed.
+    pub async fn publish_ack(&self, body: &[u8]) {
+        let ch = self.amqp.create_channel().await.unwrap();
+        ch.confirm_select(Default::default()).await.unwrap();
+        let confirm = ch
+            .basic_publish(
+                self.topology().acks_exchange().into(),
+                "ack".into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_content_type("application/json".into()),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+        let _ = ch.close(200, "".into()).await;
+    }
+
+    pub async fn ack_json(&self, ack: Value) {
+        self.publish_ack(&serde_json::to_vec(&ack).unwrap()).await;
+    }
+
+    /// Waits until `check` holds for the ledger rows, or fails after `within`.
+    pub async fn wait_for_ledger(
+        &self,
+        within: Duration,
+        what: &str,
+        check: impl Fn(&[Delivery]) -> bool,
+    ) -> Vec<Delivery> {
+        let ledger = self.parts().ledger;
+        let deadline = Instant::now() + within;
+        loop {
+            let rows = ledger.deliveries().await.unwrap();
+            if check(&rows) {
+                ledger.disconnect().await;
+                return rows;
+            }
+            if Instant::now() >= deadline {
+                let summary: Vec<String> = rows
+                    .iter()
+                    .map(|r| format!("{}:{}={}", r.entity_id, r.consumer, r.state.as_str()))
+                    .collect();
+                panic!("timed out waiting for {what}; ledger: {summary:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Drops the databases and the broker names. Called by Drop as well.
+    pub async fn cleanup(mut self) {
+        self.cleaned = true;
+        cleanup(&self.id, self.topology(), &self.amqp).await;
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        // Runs on panic too, on its own runtime since Drop cannot await.
+        let id = self.id.clone();
+        let topology = self.topology();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let amqp = broker_conn().await;
+                cleanup(&id, topology, &amqp).await;
+            });
+        })
+        .join();
+    }
+}
+
+async fn cleanup(id: &str, topology: order_sync::broker::Topology, amqp: &Connection) {
+    if let Ok(mut conn) = Conn::from_url(mysql_server().as_str()).await {
+        for db in [format!("{id}_magento"), format!("{id}_ledger")] {
+            let _ = conn
+                .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+                .await;
+        }
+        let _ = conn.disconnect().await;
+    }
+    if let Ok(ch) = amqp.create_channel().await {
+        for q in topology.queues() {
+            let _ = ch
+                .queue_delete(q.name.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        for e in topology.exchanges() {
+            let _ = ch
+                .exchange_delete(e.name.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+        let _ = ch.close(200, "".into()).await;
+    }
+}
+
+/// Inserts an order the way Magento's checkout does: the order row, then its
+/// items, addresses and payment, in the caller's transaction.
+pub async fn insert_order(tx: &mut mysql_async::Transaction<'_>) -> u32 {
+    tx.query_drop(
+        "INSERT INTO sales_order (state, status, store_id, customer_email, customer_firstname, \
+         customer_lastname, customer_is_guest, base_currency_code, order_currency_code, \
+         grand_total, base_grand_total, subtotal, total_item_count, store_name) \
+         VALUES ('new', 'pending', 1, 'roni@example.com', 'Veronica', 'Costello', 0, 'USD', 'USD', \
+         '123.4500', '123.4500', '118.4500', 2, 'Main Website\nMain Website Store\nDefault Store View')",
+    )
+    .await
+    .unwrap();
+    let id = tx.last_insert_id().unwrap() as u32;
+    tx.query_drop(format!(
+        "UPDATE sales_order SET increment_id = LPAD({id}, 9, '0') WHERE entity_id = {id}"
+    ))
+    .await
+    .unwrap();
+    tx.query_drop(format!(
+        "INSERT INTO sales_order_item (order_id, store_id, sku, name, product_type, qty_ordered, price, row_total) VALUES \
+         ({id}, 1, 'MH01-XS-Black', 'Chaz Kangeroo Hoodie', 'simple', 1, '52.0000', '52.0000'), \
+         ({id}, 1, '24-MB01', 'Joust Duffle Bag', 'simple', 2, '33.2250', '66.4500')"
+    ))
+    .await
+    .unwrap();
+    tx.query_drop(format!(
+        "INSERT INTO sales_order_address (parent_id, address_type, firstname, lastname, street, city, postcode, country_id, telephone) VALUES \
+         ({id}, 'billing', 'Veronica', 'Costello', '6146 Honey Bluff Parkway', 'Calder', '49628-7978', 'US', '(555) 229-3326'), \
+         ({id}, 'shipping', 'Veronica', 'Costello', '6146 Honey Bluff Parkway', 'Calder', '49628-7978', 'US', '(555) 229-3326')"
+    ))
+    .await
+    .unwrap();
+    tx.query_drop(format!(
+        "INSERT INTO sales_order_payment (parent_id, method, amount_ordered) VALUES ({id}, 'checkmo', '123.4500')"
+    ))
+    .await
+    .unwrap();
+    id
+}
+
+/// The JSON body of a delivery.
+pub fn body(d: &lapin::message::Delivery) -> Value {
+    serde_json::from_slice(&d.data).expect("message body is JSON")
+}
+
+pub async fn ack_delivery(d: &lapin::message::Delivery) {
+    d.ack(BasicAckOptions::default()).await.unwrap();
+}
+
+/// A stream of deliveries with a deadline per message.
+pub async fn next_within(
+    consumer: &mut lapin::Consumer,
+    within: Duration,
+) -> Option<lapin::message::Delivery> {
+    match tokio::time::timeout(within, consumer.next()).await {
+        Ok(Some(Ok(d))) => Some(d),
+        _ => None,
+    }
+}
+
+pub fn all_in_state(rows: &[Delivery], n: usize, state: State) -> bool {
+    rows.len() == n && rows.iter().all(|r| r.state == state)
+}
