@@ -1,1 +1,270 @@
-//! placeholder
+//! The `order-sync` binary as operators run it: killed hard, stopped by
+//! signal, started with broken configuration or a wrong database.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use order_sync::ledger::State;
+use serde_json::json;
+
+use crate::support::{ack_delivery, body, next_within, TestEnv};
+
+fn order_sync(env: &TestEnv, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_order-sync"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn spawn_run(env: &TestEnv) -> Child {
+    order_sync(env, &["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start order-sync run")
+}
+
+fn sigterm(child: &Child) {
+    // SAFETY-free: `kill` is a plain command; no libc needed.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("order-sync did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Acks every message on a consumer's queue as a sync service would, until told to stop.
+fn spawn_acking_consumer(env: &TestEnv, consumer: &'static str) -> tokio::task::JoinHandle<()> {
+    let queue = env.topology().consumer_queue(consumer);
+    let acks = env.topology().acks_exchange();
+    let amqp = crate::support::amqp_url();
+    tokio::spawn(async move {
+        let conn = lapin::Connection::connect(&amqp, Default::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let pub_ch = conn.create_channel().await.unwrap();
+        pub_ch.confirm_select(Default::default()).await.unwrap();
+        let mut stream = ch
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                Default::default(),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        while let Some(d) = next_within(&mut stream, Duration::from_secs(120)).await {
+            let msg = body(&d);
+            let ack = json!({
+                "message_id": msg["message_id"], "consumer": consumer,
+                "entity_id": msg["order"]["entity_id"], "status": "synced"
+            });
+            pub_ch
+                .basic_publish(
+                    acks.as_str().into(),
+                    consumer.into(),
+                    Default::default(),
+                    &serde_json::to_vec(&ack).unwrap(),
+                    Default::default(),
+                )
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            // Ack the delivery only once our ack is confirmed, as the docs tell sync services to.
+            ack_delivery(&d).await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_process_killed_mid_stream_loses_no_order_after_restart() {
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &[
+            ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
+            ("ORDER_SYNC__RELAY__CLAIM_TIMEOUT", "1s"),
+            ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "3s"),
+            ("ORDER_SYNC__LOG__FILTER", "warn"),
+        ],
+    )
+    .await;
+    let consumers = [
+        spawn_acking_consumer(&env, "erp"),
+        spawn_acking_consumer(&env, "wms"),
+    ];
+    let total: usize = std::env::var("ORDER_SYNC_TEST_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(1)
+        * 400;
+    // Orders stream in from a checkout that does not care whether order-sync is up.
+    let magento = env.magento.clone();
+    let placer = tokio::spawn(async move {
+        for _ in 0..total {
+            let mut conn = magento.get_conn().await.unwrap();
+            let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+            crate::support::insert_order(&mut tx).await;
+            tx.commit().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    });
+    let mut child = spawn_run(&env);
+    let mut kills = 0;
+    while !placer.is_finished() || kills < 6 {
+        // A different moment each time: mid-capture, mid-record, mid-publish.
+        let pause = 150 + rand::random::<u64>() % 350;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        child.kill().unwrap(); // SIGKILL: no graceful anything
+        child.wait().unwrap();
+        kills += 1;
+        child = spawn_run(&env);
+    }
+    placer.await.unwrap();
+    let rows = env
+        .wait_for_ledger(
+            Duration::from_secs(120),
+            "every order synced for both consumers",
+            |rows| rows.len() == total * 2 && rows.iter().all(|r| r.state == State::Synced),
+        )
+        .await;
+    let mut ids: Vec<u32> = rows.iter().map(|r| r.entity_id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "no order missing, none twice");
+    let duplicates: u32 = rows.iter().map(|r| r.attempts.saturating_sub(1)).sum();
+    eprintln!("kill -9 x{kills} during {total} orders: all synced; {duplicates} re-deliveries");
+
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    for c in consumers {
+        c.abort();
+    }
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_process_promptly_with_exit_code_zero() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let mut child = spawn_run(&env);
+    env.place_orders(3).await;
+    env.wait_for_ledger(Duration::from_secs(20), "orders recorded", |rows| {
+        rows.len() == 3
+    })
+    .await;
+    let started = Instant::now();
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_configuration_stops_start_up_naming_the_key() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    for (key, value, expected) in [
+        (
+            "ORDER_SYNC__RELAY__MAX_ATTEMPTS",
+            "zero",
+            "relay.max_attempts",
+        ),
+        ("ORDER_SYNC__RELAY__SCHEDULE", "sometimes", "relay.schedule"),
+        (
+            "ORDER_SYNC__BROKER__URL",
+            "http://guest:s3cret@localhost/",
+            "broker.url",
+        ),
+        ("ORDER_SYNC__CONSUMERS__NAMES", "", "consumers.names"),
+    ] {
+        let out = order_sync(&env, &["run"]).env(key, value).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}={value}: {stderr}");
+        assert!(stderr.contains(expected), "{key}={value}: {stderr}");
+        assert!(!stderr.contains("s3cret"), "password leaked: {stderr}");
+    }
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_wrong_table_prefix_stops_start_up_naming_the_table() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let out = order_sync(&env, &["run"])
+        .env("ORDER_SYNC__MAGENTO__TABLE_PREFIX", "m2_")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("m2_sales_order"), "{stderr}");
+    assert!(stderr.contains("magento.table_prefix"), "{stderr}");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn topology_and_migrate_commands_are_idempotent_and_say_what_they_did() {
+    let env = TestEnv::new(&["erp", "wms"], &[]).await;
+    for _ in 0..2 {
+        let out = order_sync(&env, &["topology"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for name in [
+            format!("{}.orders (topic, durable)", env.id),
+            format!("{}.que.wms (quorum, durable", env.id),
+            format!("{}.acks --[#]--> {}.acks.listener", env.id, env.id),
+        ] {
+            assert!(stdout.contains(&name), "missing {name} in:\n{stdout}");
+        }
+        let out = order_sync(&env, &["migrate"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 1"));
+    }
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_fails_the_topology_command_naming_the_url_without_its_password() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let out = order_sync(&env, &["topology"])
+        .env(
+            "ORDER_SYNC__BROKER__URL",
+            "amqp://guest:s3cret@127.0.0.1:1/%2f",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    env.cleanup().await;
+}

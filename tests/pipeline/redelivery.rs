@@ -1,1 +1,288 @@
-//! placeholder
+//! Re-delivery: driven one step at a time with a moved clock, not by sleeping.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use lapin::types::AMQPValue;
+use order_sync::{
+    acks::AckDisposition,
+    broker::{BrokerError, Publisher},
+    ledger::{AckOutcome, State},
+    message::AckRejection,
+};
+use serde_json::json;
+
+use crate::support::{ack_delivery, body, TestEnv};
+
+/// Captures every placed order and runs the relay's inbox step on it.
+async fn capture_and_record(env: &TestEnv, relay: &order_sync::relay::Relay, p: &Publisher) {
+    env.parts().capture().poll_once().await.unwrap();
+    let queue = env.topology().relay_queue();
+    let mut batch = Vec::new();
+    while let Some(d) = env.get(&queue, Duration::from_millis(200)).await {
+        batch.push(d);
+    }
+    relay.handle_inbox(p, batch).await.unwrap();
+}
+
+fn attempt_header(d: &lapin::message::Delivery) -> u32 {
+    match d
+        .properties
+        .headers()
+        .as_ref()
+        .unwrap()
+        .inner()
+        .get("attempt")
+    {
+        Some(AMQPValue::LongUInt(n)) => *n,
+        other => panic!("attempt header missing or mistyped: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_the_order_is_parked()
+{
+    let env = TestEnv::new(
+        &["erp"],
+        &[
+            ("ORDER_SYNC__RELAY__MAX_ATTEMPTS", "3"),
+            ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "1m"),
+            ("ORDER_SYNC__RELAY__BACKOFF__MULTIPLIER", "2"),
+        ],
+    )
+    .await;
+    let parts = env.parts();
+    let relay = parts.relay();
+    let p = parts.broker.publisher().await.unwrap();
+    let id = env.place_order().await;
+    capture_and_record(&env, &relay, &p).await;
+    let queue = env.topology().consumer_queue("erp");
+
+    let first = env
+        .get(&queue, Duration::from_secs(5))
+        .await
+        .expect("first delivery");
+    assert_eq!(attempt_header(&first), 1);
+    let message_id = body(&first)["message_id"].as_str().unwrap().to_owned();
+    ack_delivery(&first).await; // taken off the queue, but never acknowledged to order-sync
+
+    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    let t1 = row.last_published_at.unwrap();
+    assert_eq!(row.state, State::Published);
+    assert_eq!(
+        row.next_attempt_at.unwrap() - t1,
+        chrono::Duration::minutes(1)
+    );
+
+    // Not due yet: nothing goes out.
+    let r = relay
+        .redeliver_due(&p, t1 + chrono::Duration::seconds(59))
+        .await
+        .unwrap();
+    assert_eq!(r.published, 0);
+
+    // Due after 1m, then after a further 2m: the delay doubles.
+    let t2 = t1 + chrono::Duration::seconds(61);
+    assert_eq!(relay.redeliver_due(&p, t2).await.unwrap().published, 1);
+    let second = env
+        .get(&queue, Duration::from_secs(5))
+        .await
+        .expect("second delivery");
+    assert_eq!(attempt_header(&second), 2);
+    assert_eq!(body(&second)["attempt"], 2);
+    assert_eq!(
+        body(&second)["message_id"],
+        message_id.as_str(),
+        "same message_id on every delivery"
+    );
+    ack_delivery(&second).await;
+    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    assert_eq!(
+        row.next_attempt_at.unwrap() - t2,
+        chrono::Duration::minutes(2)
+    );
+    assert_eq!(
+        relay
+            .redeliver_due(&p, t2 + chrono::Duration::seconds(110))
+            .await
+            .unwrap()
+            .published,
+        0
+    );
+
+    let t3 = t2 + chrono::Duration::seconds(121);
+    assert_eq!(relay.redeliver_due(&p, t3).await.unwrap().published, 1);
+    let third = env
+        .get(&queue, Duration::from_secs(5))
+        .await
+        .expect("third delivery");
+    assert_eq!(attempt_header(&third), 3);
+    ack_delivery(&third).await;
+
+    // Three deliveries used up: next time it is due, it is parked instead.
+    let t4 = t3 + chrono::Duration::minutes(5);
+    let round = relay.redeliver_due(&p, t4).await.unwrap();
+    assert_eq!((round.published, round.parked), (0, 1));
+    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    assert_eq!(row.state, State::Parked);
+    assert_eq!(row.attempts, 3);
+    assert!(row
+        .last_error
+        .unwrap()
+        .contains("no synced ack after 3 deliveries"));
+    // Parked stays parked, however much later.
+    let r = relay
+        .redeliver_due(&p, t4 + chrono::Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!(r.claimed, 0);
+    assert!(env.get(&queue, Duration::from_millis(200)).await.is_none());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_failed_ack_is_retried_with_its_error_kept_and_a_later_synced_ack_wins() {
+    let env = TestEnv::new(&["erp", "wms"], &[]).await;
+    let parts = env.parts();
+    let relay = parts.relay();
+    let listener = parts.ack_listener();
+    let p = parts.broker.publisher().await.unwrap();
+    let id = env.place_order().await;
+    capture_and_record(&env, &relay, &p).await;
+    let erp = env.topology().consumer_queue("erp");
+    let acks = env.topology().acks_queue();
+
+    let d = env.get(&erp, Duration::from_secs(5)).await.unwrap();
+    ack_delivery(&d).await;
+    env.ack_json(json!({
+        "message_id": body(&d)["message_id"], "consumer": "erp", "entity_id": id,
+        "status": "failed", "error": "ERP said: customer group unknown"
+    }))
+    .await;
+    let ack = env.get(&acks, Duration::from_secs(5)).await.unwrap();
+    let done = listener.handle(&p, &ack).await.unwrap();
+    let AckDisposition::Applied(AckOutcome::Failed { retry_at, .. }) = done else {
+        panic!("expected a failed outcome, got {done:?}");
+    };
+    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    assert_eq!(row.state, State::Failed);
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("ERP said: customer group unknown")
+    );
+    // The other consumer is untouched by erp's ack.
+    let wms = parts.ledger.delivery(id, "wms").await.unwrap().unwrap();
+    assert_eq!(wms.state, State::Published);
+
+    // Retried when due, with the error still visible until it succeeds.
+    let r = relay
+        .redeliver_due(&p, retry_at + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.published, 2,
+        "erp after its failure, wms after its backoff"
+    );
+    let again = env.get(&erp, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(body(&again)["attempt"], 2);
+    ack_delivery(&again).await;
+
+    env.ack_json(json!({"consumer": "erp", "increment_id": format!("{id:09}"), "store_id": 1, "status": "synced"}))
+        .await;
+    let ack = env.get(&acks, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        listener.handle(&p, &ack).await.unwrap(),
+        AckDisposition::Applied(AckOutcome::Synced { entity_id: id })
+    );
+    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    assert_eq!(row.state, State::Synced);
+    assert!(row.synced_at.is_some());
+
+    // A second synced ack is a duplicate: dead-lettered, row unchanged.
+    env.ack_json(json!({"consumer": "erp", "entity_id": id, "status": "synced"}))
+        .await;
+    let ack = env.get(&acks, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        listener.handle(&p, &ack).await.unwrap(),
+        AckDisposition::DeadLettered(AckRejection::Duplicate)
+    );
+    assert_eq!(
+        parts.ledger.delivery(id, "erp").await.unwrap().unwrap(),
+        row
+    );
+
+    // Synced rows are never re-delivered.
+    let r = relay
+        .redeliver_due(&p, Utc::now() + chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert!(r.published <= 1, "only wms may be due");
+    assert!(env.get(&erp, Duration::from_millis(200)).await.is_none());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_message_returned_as_unroutable_is_a_failure_not_a_delivery() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let parts = env.parts();
+    let relay = parts.relay();
+    let p = parts.broker.publisher().await.unwrap();
+    // Someone deleted the consumer's queue: the broker has nowhere to route to.
+    env.channel
+        .queue_delete(
+            env.topology().consumer_queue("erp").as_str().into(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let id = env.place_order().await;
+    capture_and_record(&env, &relay, &p).await;
+
+    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    assert_eq!(row.state, State::Pending, "not marked published");
+    assert_eq!(row.attempts, 0);
+    assert!(
+        row.last_error.as_deref().unwrap().contains("unroutable"),
+        "{row:?}"
+    );
+
+    // Once the topology is back, the row goes out on its next round.
+    parts.broker.declare_topology().await.unwrap();
+    let r = relay
+        .redeliver_due(&p, Utc::now() + chrono::Duration::minutes(2))
+        .await
+        .unwrap();
+    assert_eq!(r.published, 1);
+    let d = env
+        .get(
+            &env.topology().consumer_queue("erp"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(body(&d)["attempt"], 1);
+    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    assert_eq!((row.state, row.attempts), (State::Published, 1));
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_publisher_reports_a_return_as_an_error() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let parts = env.parts();
+    let p = parts.broker.publisher().await.unwrap();
+    let err = p
+        .publish(order_sync::broker::Outgoing {
+            exchange: env.topology().que_exchange(),
+            routing_key: "nobody-listens".into(),
+            body: b"{}".to_vec(),
+            properties: Default::default(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BrokerError::Returned { code: 312, .. }),
+        "{err:?}"
+    );
+    env.cleanup().await;
+}

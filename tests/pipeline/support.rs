@@ -75,6 +75,33 @@ pub async fn broker_conn() -> Connection {
     }
 }
 
+/// Removes one test's databases and broker names when dropped, including on
+/// panic; made before anything is created so a failing setup cleans up too.
+struct Guard {
+    id: String,
+    topology: order_sync::broker::Topology,
+    done: bool,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Drop cannot await, and may run inside a runtime: use a thread with its own.
+        let id = self.id.clone();
+        let topology = self.topology.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let amqp = broker_conn().await;
+                cleanup(&id, topology, &amqp).await;
+            });
+        })
+        .join();
+    }
+}
+
 /// One test's world.
 pub struct TestEnv {
     pub id: String,
@@ -83,13 +110,23 @@ pub struct TestEnv {
     pub magento: Pool,
     pub amqp: Connection,
     pub channel: Channel,
-    cleaned: bool,
+    guard: Guard,
 }
 
 impl TestEnv {
     /// A world with these consumers and extra `ORDER_SYNC__*` overrides.
     pub async fn new(consumers: &[&str], overrides: &[(&str, &str)]) -> Self {
         let id = unique_id();
+        let consumer_names: Vec<String> = consumers.iter().map(|c| c.to_string()).collect();
+        let guard = Guard {
+            id: id.clone(),
+            topology: order_sync::broker::Topology::new(
+                &id,
+                &consumer_names,
+                order_sync::config::QueueType::Quorum,
+            ),
+            done: false,
+        };
         let server = mysql_server();
         let mut conn = server_conn().await;
         for db in [format!("{id}_magento"), format!("{id}_ledger")] {
@@ -146,7 +183,7 @@ impl TestEnv {
             magento,
             amqp,
             channel,
-            cleaned: false,
+            guard,
         }
     }
 
@@ -294,27 +331,9 @@ impl TestEnv {
 
     /// Drops the databases and the broker names. Called by Drop as well.
     pub async fn cleanup(mut self) {
-        self.cleaned = true;
+        self.guard.done = true;
         cleanup(&self.id, self.topology(), &self.amqp).await;
-    }
-}
-
-impl Drop for TestEnv {
-    fn drop(&mut self) {
-        if self.cleaned {
-            return;
-        }
-        // Runs on panic too, on its own runtime since Drop cannot await.
-        let id = self.id.clone();
-        let topology = self.topology();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async move {
-                let amqp = broker_conn().await;
-                cleanup(&id, topology, &amqp).await;
-            });
-        })
-        .join();
+        self.magento.clone().disconnect().await.ok();
     }
 }
 
