@@ -48,13 +48,19 @@ impl Roles {
     }
 }
 
-/// A start-up problem no retry can fix.
+/// A start-up problem no retry can fix, with the key to look at.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error(transparent)]
-    Ledger(LedgerError),
-    #[error(transparent)]
-    Magento(MagentoError),
+    #[error("ledger.url ({url}): {source}")]
+    Ledger { url: String, source: LedgerError },
+    #[error("magento.url ({url}): {source}")]
+    Magento { url: String, source: MagentoError },
+}
+
+/// Server answers that mean the settings are wrong, not that the server is away:
+/// access denied (1044, 1045, 1142, 1143), unknown database (1049), no such table (1146).
+fn wrong_settings(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1049 | 1142 | 1143 | 1146))
 }
 
 pub fn topology(settings: &Settings) -> Topology {
@@ -78,9 +84,15 @@ impl Parts {
     pub fn new(settings: &Settings, role: &str) -> Result<Self, StartError> {
         Ok(Self {
             settings: settings.clone(),
-            ledger: Ledger::new(&settings.ledger).map_err(StartError::Ledger)?,
+            ledger: Ledger::new(&settings.ledger).map_err(|source| StartError::Ledger {
+                url: settings.ledger.url.redacted(),
+                source,
+            })?,
             broker: Broker::new(&settings.broker, topology(settings), role),
-            magento: Magento::new(&settings.magento).map_err(StartError::Magento)?,
+            magento: Magento::new(&settings.magento).map_err(|source| StartError::Magento {
+                url: settings.magento.url.redacted(),
+                source,
+            })?,
         })
     }
 
@@ -141,16 +153,21 @@ impl Parts {
             .await;
             match step {
                 Ok(()) => return Ok(true),
-                Err(RoleError::Ledger(
-                    e @ (LedgerError::TooNew { .. }
-                    | LedgerError::NotMigrated { .. }
-                    | LedgerError::Url(_)),
-                )) => return Err(StartError::Ledger(e)),
-                Err(RoleError::Magento(
-                    e @ (MagentoError::MissingTable { .. }
-                    | MagentoError::MissingColumn { .. }
-                    | MagentoError::Url(_)),
-                )) => return Err(StartError::Magento(e)),
+                Err(RoleError::Ledger(source)) if !matches!(&source, LedgerError::Db(e) if !wrong_settings(e)) =>
+                {
+                    return Err(StartError::Ledger {
+                        url: self.settings.ledger.url.redacted(),
+                        source,
+                    });
+                }
+                Err(RoleError::Magento(source)) if !matches!(&source, MagentoError::Db(e) if !wrong_settings(e)) =>
+                {
+                    return Err(StartError::Magento {
+                        url: self.settings.magento.url.redacted(),
+                        source,
+                    });
+                }
+                // Unreachable or restarting services: wait for them.
                 Err(e) => {
                     if !reconnect.wait(&e, shutdown).await {
                         return Ok(false);

@@ -63,11 +63,28 @@ async fn main() -> ExitCode {
     match run(cli.command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "order-sync failed.");
-            eprintln!("order-sync: {e:#}");
+            let message = report(&e);
+            tracing::error!(error = %message, "order-sync failed.");
+            eprintln!("order-sync: {message}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each said once: our typed errors already quote
+/// their source's text, so a cause already contained in its parent is skipped.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 async fn run(command: Command, settings: config::Settings) -> anyhow::Result<()> {

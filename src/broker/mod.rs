@@ -98,9 +98,17 @@ impl Broker {
 
     /// A fresh channel on a pooled connection.
     pub async fn channel(&self) -> Result<Channel, BrokerError> {
-        let conn = self.pool.get().await.map_err(|e| BrokerError::Connect {
-            url: self.url.redacted(),
-            reason: e.to_string(),
+        let conn = self.pool.get().await.map_err(|e| {
+            let mut reason = e.to_string();
+            if reason.contains("ACCESS_REFUSED") {
+                reason.push_str(" (check the user and password in broker.url)");
+            } else if reason.contains("vhost") && reason.contains("not found") {
+                reason.push_str(" (create it with `rabbitmqctl add_vhost`)");
+            }
+            BrokerError::Connect {
+                url: self.url.redacted(),
+                reason,
+            }
         })?;
         Ok(conn.create_channel().await?)
     }

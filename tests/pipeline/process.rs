@@ -9,7 +9,9 @@ use std::{
 use order_sync::ledger::State;
 use serde_json::json;
 
-use crate::support::{ack_delivery, body, next_within, TestEnv};
+use crate::support::{
+    ack_delivery, body, close_broker_connections, kill_db_connections, next_within, TestEnv,
+};
 
 fn order_sync(env: &TestEnv, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_order-sync"));
@@ -266,5 +268,69 @@ async fn an_unreachable_broker_fails_the_topology_command_naming_the_url_without
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_pipeline_rides_out_broker_and_database_connection_losses() {
+    let env = TestEnv::new(
+        &["erp"],
+        &[
+            ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
+            ("ORDER_SYNC__RELAY__CLAIM_TIMEOUT", "1s"),
+            ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "3s"),
+        ],
+    )
+    .await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let consumer = spawn_acking_consumer(&env, "erp");
+    let total = 300;
+    // The checkout's own connection is spared: the fault is order-sync's, not the shop's.
+    let mut checkout = mysql_async::Conn::from_url(
+        format!("{}/{}_magento", crate::support::mysql_server(), env.id).as_str(),
+    )
+    .await
+    .unwrap();
+    let checkout_id = checkout.id() as u64;
+    let placer = tokio::spawn(async move {
+        for _ in 0..total {
+            let mut tx = checkout
+                .start_transaction(Default::default())
+                .await
+                .unwrap();
+            crate::support::insert_order(&mut tx).await;
+            tx.commit().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(4)).await;
+        }
+        checkout.disconnect().await.unwrap();
+    });
+    let (mut broker_faults, mut db_faults) = (0, 0);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        broker_faults += close_broker_connections(&env.id);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        db_faults += kill_db_connections(&format!("{}_ledger", env.id), &[]).await;
+        db_faults += kill_db_connections(&format!("{}_magento", env.id), &[checkout_id]).await;
+    }
+    placer.await.unwrap();
+    assert!(
+        broker_faults >= 3 && db_faults >= 3,
+        "faults injected: broker {broker_faults}, db {db_faults}"
+    );
+    let rows = env
+        .wait_for_ledger(
+            Duration::from_secs(60),
+            "every order synced after the faults",
+            |rows| rows.len() == total && rows.iter().all(|r| r.state == State::Synced),
+        )
+        .await;
+    let redeliveries: u32 = rows.iter().map(|r| r.attempts.saturating_sub(1)).sum();
+    eprintln!("{broker_faults} broker and {db_faults} database connections killed during {total} orders: all synced; {redeliveries} re-deliveries");
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), pipeline)
+        .await
+        .unwrap()
+        .unwrap();
+    consumer.abort();
     env.cleanup().await;
 }

@@ -116,6 +116,14 @@ pub struct TestEnv {
 impl TestEnv {
     /// A world with these consumers and extra `ORDER_SYNC__*` overrides.
     pub async fn new(consumers: &[&str], overrides: &[(&str, &str)]) -> Self {
+        // Logs go through the test harness, shown only for failing tests.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "order_sync=info,warn".into()),
+            )
+            .try_init();
         let id = unique_id();
         let consumer_names: Vec<String> = consumers.iter().map(|c| c.to_string()).collect();
         let guard = Guard {
@@ -333,7 +341,6 @@ impl TestEnv {
     pub async fn cleanup(mut self) {
         self.guard.done = true;
         cleanup(&self.id, self.topology(), &self.amqp).await;
-        self.magento.clone().disconnect().await.ok();
     }
 }
 
@@ -423,4 +430,61 @@ pub async fn next_within(
 
 pub fn all_in_state(rows: &[Delivery], n: usize, state: State) -> bool {
     rows.len() == n && rows.iter().all(|r| r.state == state)
+}
+
+/// Force-closes every broker connection whose name contains `part`, as a
+/// network fault or a broker restart would.
+pub fn close_broker_connections(part: &str) -> usize {
+    // The plain format prints pids as `close_connection` takes them (the JSON
+    // one does not); each line is `<pid>\t<client properties>`.
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["list_connections", "pid", "client_properties", "-q"])
+        .output()
+        .expect("rabbitmqctl must be on PATH for fault tests (it ships with rabbitmq-server)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut closed = 0;
+    for line in text.lines() {
+        let Some((pid, props)) = line.split_once('\t') else {
+            continue;
+        };
+        if props.contains(part) {
+            let status = std::process::Command::new("rabbitmqctl")
+                .args([
+                    "close_connection",
+                    pid.trim(),
+                    "fault injected by test",
+                    "-q",
+                ])
+                .status()
+                .unwrap();
+            if status.success() {
+                closed += 1;
+            }
+        }
+    }
+    closed
+}
+
+/// Kills every MariaDB session using database `db`, except the given ids.
+pub async fn kill_db_connections(db: &str, except: &[u64]) -> usize {
+    let mut conn = server_conn().await;
+    let ids: Vec<u64> = conn
+        .exec(
+            "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
+            (db,),
+        )
+        .await
+        .unwrap();
+    let mut killed = 0;
+    for id in ids.into_iter().filter(|id| !except.contains(id)) {
+        if conn
+            .query_drop(format!("KILL CONNECTION {id}"))
+            .await
+            .is_ok()
+        {
+            killed += 1;
+        }
+    }
+    let _ = conn.disconnect().await;
+    killed
 }
