@@ -53,3 +53,34 @@ pub fn database_name(url: &SecretUrl) -> Option<String> {
         .map(|u| u.path().trim_matches('/').to_owned())
         .filter(|s| !s.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tls_and_socket_options_in_mysql_urls_are_accepted() {
+        for url in [
+            "mysql://u:p@db.example:3306/magento?require_ssl=true",
+            "mysql://u:p@db.example:3306/magento?require_ssl=true&verify_ca=false&verify_identity=false",
+            "mysql://u@localhost/magento?socket=/run/mysqld/mysqld.sock",
+        ] {
+            let pool = pool(&SecretUrl::new(url), 2, vec![]).unwrap_or_else(|e| panic!("{url}: {e}"));
+            drop(pool);
+        }
+    }
+
+    #[test]
+    fn a_bad_parameter_is_named_without_the_password() {
+        let err = match pool(
+            &SecretUrl::new("mysql://u:hunter2@db/magento?colour=blue"),
+            2,
+            vec![],
+        ) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted an unknown parameter"),
+        };
+        assert!(err.contains("colour"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

@@ -227,3 +227,32 @@ fn confirmed(msg: &Outgoing, c: Confirmation) -> Result<(), BrokerError> {
         Confirmation::NotRequested => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::QueueType;
+
+    #[tokio::test]
+    async fn amqps_urls_and_named_vhosts_build_a_pool() {
+        for url in [
+            "amqps://user:pass@rabbit.example:5671/shop1",
+            "amqp://user:pass@rabbit.example:5672/%2f",
+            "amqp://rabbit.example",
+        ] {
+            let settings = BrokerSettings {
+                url: SecretUrl::new(url),
+                prefix: "p".into(),
+                queue_type: QueueType::Quorum,
+                pool_max: 2,
+                prefetch: 1,
+            };
+            let broker = Broker::new(
+                &settings,
+                Topology::new("p", &[], QueueType::Quorum),
+                "test",
+            );
+            broker.close().await;
+        }
+    }
+}

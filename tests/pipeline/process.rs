@@ -334,3 +334,61 @@ async fn the_pipeline_rides_out_broker_and_database_connection_losses() {
     consumer.abort();
     env.cleanup().await;
 }
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = Command::new("rabbitmqctl")
+        .args(args)
+        .arg("-q")
+        .status()
+        .unwrap();
+    assert!(status.success(), "rabbitmqctl {args:?} failed");
+}
+
+#[tokio::test]
+async fn a_vhost_created_after_start_up_is_waited_for_and_used() {
+    let mut env = TestEnv::new(&["erp"], &[]).await;
+    let vhost = env.own_vhost();
+    let url = format!("amqp://guest:guest@127.0.0.1:5672/{vhost}");
+    let mut child = order_sync(&env, &["run"])
+        .env("ORDER_SYNC__BROKER__URL", &url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The vhost does not exist yet (definitions still loading, say): it waits.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "order-sync gave up on a missing vhost"
+    );
+    rabbitmqctl(&["add_vhost", &vhost]);
+    rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
+
+    let id = env.place_order().await;
+    let conn = lapin::Connection::connect(&url, Default::default())
+        .await
+        .unwrap();
+    let queue = env.topology().consumer_queue("erp");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        // The queue appears once order-sync has connected and declared its
+        // topology; asking for a queue that does not exist closes the channel.
+        let ch = conn.create_channel().await.unwrap();
+        if let Ok(Some(m)) = ch
+            .basic_get(queue.as_str().into(), Default::default())
+            .await
+        {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no order arrived in vhost {vhost}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(body(&got.delivery)["order"]["entity_id"], id);
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    drop(conn);
+    env.cleanup().await;
+}

@@ -80,6 +80,8 @@ pub async fn broker_conn() -> Connection {
 struct Guard {
     id: String,
     topology: order_sync::broker::Topology,
+    /// A vhost the test made for itself, if any.
+    vhost: Option<String>,
     done: bool,
 }
 
@@ -91,11 +93,12 @@ impl Drop for Guard {
         // Drop cannot await, and may run inside a runtime: use a thread with its own.
         let id = self.id.clone();
         let topology = self.topology.clone();
+        let vhost = self.vhost.clone();
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async move {
                 let amqp = broker_conn().await;
-                cleanup(&id, topology, &amqp).await;
+                cleanup(&id, topology, vhost.as_deref(), &amqp).await;
             });
         })
         .join();
@@ -133,6 +136,7 @@ impl TestEnv {
                 &consumer_names,
                 order_sync::config::QueueType::Quorum,
             ),
+            vhost: None,
             done: false,
         };
         let server = mysql_server();
@@ -338,13 +342,31 @@ impl TestEnv {
     }
 
     /// Drops the databases and the broker names. Called by Drop as well.
+    /// A vhost name of this test's own, deleted with the rest at the end.
+    pub fn own_vhost(&mut self) -> String {
+        let name = format!("{}_vhost", self.id);
+        self.guard.vhost = Some(name.clone());
+        name
+    }
+
     pub async fn cleanup(mut self) {
         self.guard.done = true;
-        cleanup(&self.id, self.topology(), &self.amqp).await;
+        let vhost = self.guard.vhost.clone();
+        cleanup(&self.id, self.topology(), vhost.as_deref(), &self.amqp).await;
     }
 }
 
-async fn cleanup(id: &str, topology: order_sync::broker::Topology, amqp: &Connection) {
+async fn cleanup(
+    id: &str,
+    topology: order_sync::broker::Topology,
+    vhost: Option<&str>,
+    amqp: &Connection,
+) {
+    if let Some(vhost) = vhost {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["delete_vhost", vhost, "-q"])
+            .output();
+    }
     if let Ok(mut conn) = Conn::from_url(mysql_server().as_str()).await {
         for db in [format!("{id}_magento"), format!("{id}_ledger")] {
             let _ = conn
