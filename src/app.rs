@@ -11,7 +11,7 @@ use crate::{
     capture::Capture,
     config::Settings,
     ledger::{self, Ledger, LedgerError},
-    magento::{Magento, MagentoError},
+    magento::{DenyList, Magento, MagentoError},
     relay::Relay,
     retry::RetryPolicy,
     supervise::{Reconnect, RoleError},
@@ -89,7 +89,11 @@ impl Parts {
                 source,
             })?,
             broker: Broker::new(&settings.broker, topology(settings), role),
-            magento: Magento::new(&settings.magento).map_err(|source| StartError::Magento {
+            magento: Magento::new(
+                &settings.magento,
+                DenyList::new(&settings.message.deny_fields),
+            )
+            .map_err(|source| StartError::Magento {
                 url: settings.magento.url.redacted(),
                 source,
             })?,
@@ -101,8 +105,7 @@ impl Parts {
             self.magento.clone(),
             self.ledger.clone(),
             self.broker.clone(),
-            self.settings.capture.clone(),
-            self.settings.shop.name.clone(),
+            &self.settings,
         )
     }
 
@@ -114,6 +117,7 @@ impl Parts {
             self.settings.consumers.names.clone(),
             self.settings.shop.name.clone(),
         )
+        .with_max_message_bytes(self.settings.broker.max_message_bytes)
     }
 
     pub fn ack_listener(&self) -> AckListener {

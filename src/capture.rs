@@ -14,7 +14,7 @@
 //! If the process dies after publishing and before saving, the next poll
 //! publishes the same orders again; the relay records each order once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
 use lapin::{
@@ -26,10 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     broker::{topology::CAPTURE_ROUTING_KEY, Broker, Outgoing, Publisher},
-    config::{CaptureSettings, StartFrom},
-    ledger::{CapturePosition, Ledger},
+    config::{CaptureSettings, FilterSettings, Settings, StartFrom},
+    ledger::{CapturePosition, Ledger, NewOrder},
     magento::{Magento, PlacedOrder},
-    message::CapturedOrder,
+    message::{CapturedOrder, OrderKey},
     supervise::{sleep_or_shutdown, Reconnect, RoleError},
 };
 
@@ -41,6 +41,10 @@ const MAX_GAP_SPAN: u32 = 10_000;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PollOutcome {
     pub published: usize,
+    /// Read but left out by `capture.filter`.
+    pub filtered: usize,
+    /// Too large for the broker: recorded and parked instead of published.
+    pub parked: usize,
     /// Highest entity_id read so far.
     pub position: u32,
     /// Ids below the position still awaited.
@@ -55,25 +59,82 @@ pub struct Capture {
     broker: Broker,
     settings: CaptureSettings,
     source: String,
+    consumers: Vec<String>,
+    max_message_bytes: usize,
+    claim_timeout: std::time::Duration,
+    /// Resolved on the first poll (website codes need a lookup).
+    filter: Option<Filter>,
     publisher: Option<Publisher>,
 }
 
+/// `capture.filter`, with website codes resolved to store ids.
+#[derive(Debug, Clone)]
+struct Filter {
+    stores: Option<HashSet<u16>>,
+    states: Vec<String>,
+    statuses: Vec<String>,
+}
+
+impl Filter {
+    fn matches(&self, order: &PlacedOrder) -> bool {
+        let field = |name: &str| order.json.get(name).and_then(|v| v.as_str());
+        if let Some(stores) = &self.stores {
+            let store = order.json.get("store_id").and_then(|v| v.as_u64());
+            if !store.is_some_and(|s| stores.contains(&(s as u16))) {
+                return false;
+            }
+        }
+        let listed = |list: &[String], value: Option<&str>| {
+            list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v))
+        };
+        listed(&self.states, field("state")) && listed(&self.statuses, field("status"))
+    }
+}
+
 impl Capture {
-    pub fn new(
-        magento: Magento,
-        ledger: Ledger,
-        broker: Broker,
-        settings: CaptureSettings,
-        source: String,
-    ) -> Self {
+    pub fn new(magento: Magento, ledger: Ledger, broker: Broker, settings: &Settings) -> Self {
         Self {
             magento,
             ledger,
             broker,
-            settings,
-            source,
+            settings: settings.capture.clone(),
+            source: settings.shop.name.clone(),
+            consumers: settings.consumers.names.clone(),
+            max_message_bytes: settings.broker.max_message_bytes,
+            claim_timeout: settings.relay.claim_timeout,
+            filter: None,
             publisher: None,
         }
+    }
+
+    async fn filter(&mut self) -> Result<Filter, RoleError> {
+        if let Some(f) = &self.filter {
+            return Ok(f.clone());
+        }
+        let FilterSettings {
+            store_ids,
+            website_codes,
+            states,
+            statuses,
+        } = &self.settings.filter;
+        let stores = if store_ids.is_empty() && website_codes.is_empty() {
+            None
+        } else {
+            let mut set: HashSet<u16> = store_ids.iter().copied().collect();
+            let of_websites = self.magento.store_ids_of_websites(website_codes).await?;
+            if !website_codes.is_empty() && of_websites.is_empty() {
+                tracing::warn!(website_codes = ?website_codes, "No store belongs to the websites in capture.filter.website_codes.");
+            }
+            set.extend(of_websites);
+            Some(set)
+        };
+        let f = Filter {
+            stores,
+            states: states.clone(),
+            statuses: statuses.clone(),
+        };
+        self.filter = Some(f.clone());
+        Ok(f)
     }
 
     /// Polls until shutdown. A poll in hand is finished (its confirms awaited)
@@ -86,7 +147,8 @@ impl Capture {
             match self.poll_once().await {
                 Ok(outcome) => {
                     // A full batch means a backlog: go straight on.
-                    if outcome.published < self.settings.batch_size as usize
+                    let read = outcome.published + outcome.filtered + outcome.parked;
+                    if read < self.settings.batch_size as usize
                         && !sleep_or_shutdown(self.settings.poll_interval, &shutdown).await
                     {
                         break;
@@ -124,13 +186,23 @@ impl Capture {
             .read_orders(position.last_entity_id, self.settings.batch_size, &gap_ids)
             .await?;
 
-        if !orders.is_empty() {
-            let messages = orders
-                .iter()
-                .map(|o| self.outgoing(o, now))
-                .collect::<Vec<_>>();
+        let filter = self.filter().await?;
+        let (wanted, skipped): (Vec<&PlacedOrder>, Vec<&PlacedOrder>) =
+            orders.iter().partition(|o| filter.matches(o));
+        for o in &skipped {
+            tracing::debug!(entity_id = o.entity_id, "Order left out by capture.filter.");
+        }
+        let (fits, too_large): (Vec<_>, Vec<_>) = wanted
+            .into_iter()
+            .map(|o| (o, self.outgoing(o, now)))
+            .partition(|(_, m)| m.body.len() <= self.max_message_bytes);
+        if !too_large.is_empty() {
+            self.park_too_large(&too_large, now).await?;
+        }
+        if !fits.is_empty() {
+            let (fits, messages): (Vec<&PlacedOrder>, Vec<Outgoing>) = fits.into_iter().unzip();
             let publisher = self.publisher().await?;
-            for (order, result) in orders.iter().zip(publisher.publish_all(&messages).await) {
+            for (order, result) in fits.iter().zip(publisher.publish_all(&messages).await) {
                 if let Err(e) = result {
                     // Position is not moved: the whole batch is read and published
                     // again next time, and the ledger absorbs the repeats.
@@ -152,20 +224,76 @@ impl Capture {
             .save_capture_position(&self.source, next, &opened, &closed, now)
             .await?;
         let open_gaps = position.gaps.len() + opened.len() - (closed.len());
+        let published = orders.len() - skipped.len() - too_large.len();
         if !orders.is_empty() {
             tracing::info!(
-                published = orders.len(),
+                published,
+                filtered = skipped.len(),
+                parked = too_large.len(),
                 position = next,
                 open_gaps,
                 "Captured orders."
             );
         }
         Ok(PollOutcome {
-            published: orders.len(),
+            published,
+            filtered: skipped.len(),
+            parked: too_large.len(),
             position: next,
             open_gaps,
             abandoned,
         })
+    }
+
+    /// Orders whose message the broker would refuse go straight to the ledger,
+    /// parked with the reason: kept and visible, never silently dropped.
+    async fn park_too_large(
+        &self,
+        orders: &[(&PlacedOrder, Outgoing)],
+        now: DateTime<Utc>,
+    ) -> Result<(), RoleError> {
+        let reason = |size: usize| {
+            format!(
+                "order message of {size} bytes is larger than broker.max_message_bytes ({}); not sent",
+                self.max_message_bytes
+            )
+        };
+        let mut records = Vec::new();
+        for (order, msg) in orders {
+            tracing::error!(
+                entity_id = order.entity_id,
+                size = msg.body.len(),
+                "Parked an order too large to publish."
+            );
+            let json = serde_json::to_string(&order.json).expect("a JSON map always serializes");
+            let key: OrderKey = serde_json::from_str(&json).unwrap_or(OrderKey {
+                entity_id: order.entity_id,
+                increment_id: None,
+                store_id: None,
+                created_at: None,
+            });
+            records.push((
+                NewOrder {
+                    key,
+                    captured_at: now,
+                    message: json,
+                },
+                reason(msg.body.len()),
+            ));
+        }
+        let new: Vec<NewOrder> = records.iter().map(|(o, _)| o.clone()).collect();
+        self.ledger
+            .record_orders(&new, &self.consumers, &self.source, now, self.claim_timeout)
+            .await?;
+        for (o, why) in &records {
+            let rows: Vec<(u32, &str)> = self
+                .consumers
+                .iter()
+                .map(|c| (o.key.entity_id, c.as_str()))
+                .collect();
+            self.ledger.park(&rows, why, now).await?;
+        }
+        Ok(())
     }
 
     async fn start_position(&self, now: DateTime<Utc>) -> Result<CapturePosition, RoleError> {
@@ -266,6 +394,7 @@ mod tests {
             batch_size: 100,
             gap_timeout: Duration::from_secs(60),
             start_from: StartFrom::Beginning,
+            filter: FilterSettings::default(),
         }
     }
 

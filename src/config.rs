@@ -58,7 +58,16 @@ pub struct Settings {
     pub capture: CaptureSettings,
     pub relay: RelaySettings,
     pub acks: AckSettings,
+    pub message: MessageSettings,
     pub log: LogSettings,
+}
+
+/// What goes into the order message.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSettings {
+    /// Fields removed from every order before publishing (paths like `payment.cc_number_enc`).
+    pub deny_fields: Vec<String>,
 }
 
 /// Identifies the shop whose orders these are.
@@ -77,7 +86,7 @@ pub struct MagentoSettings {
     pub url: SecretUrl,
     /// Magento's table prefix (`db/table_prefix` in env.php), empty for none.
     pub table_prefix: String,
-    /// Magento major version: 2 reads `sales_order*` tables.
+    /// Magento major version: 2 reads `sales_order*`, 1 (or OpenMage) `sales_flat_order*`.
     pub version: u8,
 }
 
@@ -107,6 +116,8 @@ pub struct BrokerSettings {
     pub pool_max: usize,
     /// Unacknowledged deliveries the relay and ack listener take at once.
     pub prefetch: u16,
+    /// Largest message order-sync publishes; a larger order is parked, not sent.
+    pub max_message_bytes: usize,
 }
 
 /// The sync services that receive orders.
@@ -131,6 +142,22 @@ pub struct CaptureSettings {
     pub gap_timeout: Duration,
     /// Where a fresh ledger starts: `latest` (orders placed from now on) or `beginning`.
     pub start_from: StartFrom,
+    /// Which orders are published; empty lists mean all.
+    pub filter: FilterSettings,
+}
+
+/// Which orders capture publishes. Empty means no restriction.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSettings {
+    /// Only orders of these store ids (together with `website_codes`).
+    pub store_ids: Vec<u16>,
+    /// Only orders of stores in these websites (codes, e.g. `base`).
+    pub website_codes: Vec<String>,
+    /// Only orders in these states (e.g. `new`, `processing`).
+    pub states: Vec<String>,
+    /// Only orders with these statuses (e.g. `pending`).
+    pub statuses: Vec<String>,
 }
 
 /// Re-delivery of what is due and not yet synced.
@@ -340,6 +367,11 @@ pub fn load_with_env(
             .separator("__")
             .list_separator(",")
             .with_list_parse_key("consumers.names")
+            .with_list_parse_key("message.deny_fields")
+            .with_list_parse_key("capture.filter.store_ids")
+            .with_list_parse_key("capture.filter.website_codes")
+            .with_list_parse_key("capture.filter.states")
+            .with_list_parse_key("capture.filter.statuses")
             .try_parsing(true)
             .source(Some(env)),
     );
@@ -410,9 +442,9 @@ impl Settings {
             "must be 1-64 characters of letters, digits, `-`, `_` or `.`",
         );
         check(
-            self.magento.version == 2,
+            matches!(self.magento.version, 1 | 2),
             "magento.version",
-            "only Magento 2 (`2`) is supported by this version",
+            "must be 1 (Magento 1 / OpenMage) or 2",
         );
         check(
             self.magento.table_prefix.len() <= 32

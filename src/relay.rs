@@ -37,6 +37,8 @@ use crate::{
 pub struct Delivered {
     pub published: usize,
     pub failed: usize,
+    /// Parked at once: too large to publish.
+    pub parked: usize,
 }
 
 /// What one re-delivery round did.
@@ -56,6 +58,7 @@ pub struct Relay {
     consumers: Vec<String>,
     source: String,
     policy: RetryPolicy,
+    max_message_bytes: usize,
 }
 
 impl Relay {
@@ -74,7 +77,14 @@ impl Relay {
             consumers,
             source,
             policy,
+            max_message_bytes: usize::MAX,
         }
+    }
+
+    /// Messages larger than this are not published; their rows are parked.
+    pub fn with_max_message_bytes(mut self, max: usize) -> Self {
+        self.max_message_bytes = max;
+        self
     }
 
     pub fn policy(&self) -> &RetryPolicy {
@@ -195,12 +205,27 @@ impl Relay {
         if rows.is_empty() {
             return Ok(Delivered::default());
         }
-        let messages: Vec<Outgoing> = rows.iter().map(|r| self.outgoing(r)).collect();
+        let (rows, too_large): (Vec<(&Claimed, Outgoing)>, Vec<(&Claimed, Outgoing)>) = rows
+            .iter()
+            .map(|r| (r, self.outgoing(r)))
+            .partition(|(_, m)| m.body.len() <= self.max_message_bytes);
+        for (row, msg) in &too_large {
+            let reason = format!(
+                "message of {} bytes is larger than broker.max_message_bytes ({}); not sent",
+                msg.body.len(),
+                self.max_message_bytes
+            );
+            tracing::error!(entity_id = row.entity_id, consumer = %row.consumer, reason = %reason, "Parked an order too large to publish.");
+            self.ledger
+                .park(&[(row.entity_id, row.consumer.as_str())], &reason, now)
+                .await?;
+        }
+        let (rows, messages): (Vec<&Claimed>, Vec<Outgoing>) = rows.into_iter().unzip();
         let results = publisher.publish_all(&messages).await;
         let mut ok = Vec::new();
         let mut failed = 0;
         let mut channel_error = None;
-        for (row, result) in rows.iter().zip(results) {
+        for (row, result) in rows.into_iter().zip(results) {
             match result {
                 Ok(()) => ok.push(row),
                 Err(e) => {
@@ -228,6 +253,7 @@ impl Relay {
         Ok(Delivered {
             published: ok.len(),
             failed,
+            parked: too_large.len(),
         })
     }
 
@@ -304,7 +330,7 @@ impl Relay {
             claimed: round.to_publish.len() + round.parked.len(),
             published: delivered.published,
             failed: delivered.failed,
-            parked: round.parked.len(),
+            parked: round.parked.len() + delivered.parked,
         })
     }
 

@@ -246,6 +246,7 @@ mod tests {
                 queue_type: QueueType::Quorum,
                 pool_max: 2,
                 prefetch: 1,
+                max_message_bytes: 1 << 20,
             };
             let broker = Broker::new(
                 &settings,

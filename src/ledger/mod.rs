@@ -568,6 +568,28 @@ impl Ledger {
         Ok(())
     }
 
+    /// Parks rows at once, with the reason: for what no retry can deliver
+    /// (an order too large for the broker). Kept, visible, re-drivable.
+    pub async fn park(
+        &self,
+        rows: &[(u32, &str)],
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.pool.get_conn().await?;
+        conn.exec_batch(
+            "UPDATE order_sync_deliveries SET state = 'parked', next_attempt_at = NULL, \
+             last_error = ?, updated_at = ? WHERE entity_id = ? AND consumer = ? AND state <> 'synced'",
+            rows.iter()
+                .map(|(id, c)| (truncate(reason, 2000), naive(now), *id, *c)),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Records that publishing failed; the row is due again when its lease ends.
     pub async fn record_publish_error(
         &self,

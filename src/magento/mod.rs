@@ -7,11 +7,15 @@
 //! Sessions use UTC (`time_zone = '+00:00'`), which is what Magento stores.
 
 pub mod rows;
+pub mod shape;
+
+use std::collections::HashMap;
 
 use mysql_async::{prelude::*, Pool, TxOpts};
 use serde_json::{Map, Value};
 
 use crate::{config::MagentoSettings, db};
+pub use shape::DenyList;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MagentoError {
@@ -33,9 +37,12 @@ pub struct Tables {
     pub address: String,
     pub payment: String,
     pub status_history: String,
+    pub store: String,
+    pub website: String,
 }
 
 impl Tables {
+    /// Magento 2: `sales_order*`, `store`, `store_website`.
     pub fn magento2(prefix: &str) -> Self {
         let t = |name: &str| format!("{prefix}{name}");
         Self {
@@ -44,6 +51,23 @@ impl Tables {
             address: t("sales_order_address"),
             payment: t("sales_order_payment"),
             status_history: t("sales_order_status_history"),
+            store: t("store"),
+            website: t("store_website"),
+        }
+    }
+
+    /// Magento 1 / OpenMage: `sales_flat_order*`, `core_store`, `core_website`.
+    /// The columns order-sync relies on have the same names as in Magento 2.
+    pub fn magento1(prefix: &str) -> Self {
+        let t = |name: &str| format!("{prefix}{name}");
+        Self {
+            order: t("sales_flat_order"),
+            item: t("sales_flat_order_item"),
+            address: t("sales_flat_order_address"),
+            payment: t("sales_flat_order_payment"),
+            status_history: t("sales_flat_order_status_history"),
+            store: t("core_store"),
+            website: t("core_website"),
         }
     }
 
@@ -73,10 +97,11 @@ pub struct Magento {
     pool: Pool,
     tables: Tables,
     database: String,
+    deny: DenyList,
 }
 
 impl Magento {
-    pub fn new(settings: &MagentoSettings) -> Result<Self, MagentoError> {
+    pub fn new(settings: &MagentoSettings, deny: DenyList) -> Result<Self, MagentoError> {
         let pool = db::pool(
             &settings.url,
             4,
@@ -85,11 +110,35 @@ impl Magento {
                 "SET NAMES utf8mb4".into(),
             ],
         )?;
+        let tables = match settings.version {
+            1 => Tables::magento1(&settings.table_prefix),
+            _ => Tables::magento2(&settings.table_prefix),
+        };
         Ok(Self {
             pool,
-            tables: Tables::magento2(&settings.table_prefix),
+            tables,
             database: db::database_name(&settings.url).unwrap_or_default(),
+            deny,
         })
+    }
+
+    /// The store ids of the websites with these codes.
+    pub async fn store_ids_of_websites(&self, codes: &[String]) -> Result<Vec<u16>, MagentoError> {
+        if codes.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut conn = self.pool.get_conn().await?;
+        let marks = vec!["?"; codes.len()].join(", ");
+        Ok(conn
+            .exec(
+                format!(
+                    "SELECT s.store_id FROM `{}` s JOIN `{}` w ON w.website_id = s.website_id \
+                     WHERE w.code IN ({marks}) ORDER BY s.store_id",
+                    self.tables.store, self.tables.website
+                ),
+                codes.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+            .await?)
     }
 
     pub fn tables(&self) -> &Tables {
@@ -169,63 +218,53 @@ impl Magento {
                 .await?;
             orders.extend(gap_rows);
         }
-        let mut placed: Vec<PlacedOrder> = orders
-            .into_iter()
-            .map(|r| {
-                let json = rows::row_to_json(r);
-                let entity_id = json
-                    .get("entity_id")
-                    .and_then(Value::as_u64)
-                    .unwrap_or_default() as u32;
-                PlacedOrder { entity_id, json }
-            })
-            .collect();
-        placed.sort_by_key(|o| o.entity_id);
-        placed.dedup_by_key(|o| o.entity_id);
-        if placed.is_empty() {
+        let mut rows: Vec<Map<String, Value>> = orders.into_iter().map(rows::row_to_json).collect();
+        let id_of = |r: &Map<String, Value>| {
+            r.get("entity_id")
+                .and_then(Value::as_u64)
+                .unwrap_or_default() as u32
+        };
+        rows.sort_by_key(id_of);
+        rows.dedup_by_key(|r| id_of(r));
+        if rows.is_empty() {
             tx.commit().await?;
-            return Ok(placed);
+            return Ok(vec![]);
         }
-        let ids: Vec<u32> = placed.iter().map(|o| o.entity_id).collect();
+        let ids: Vec<u32> = rows.iter().map(id_of).collect();
         let list = id_list(&ids);
-        let items = self
-            .children(&mut tx, &t.item, "order_id", "item_id", &list)
-            .await?;
-        let addresses = self
-            .children(&mut tx, &t.address, "parent_id", "entity_id", &list)
-            .await?;
-        let payments = self
-            .children(&mut tx, &t.payment, "parent_id", "entity_id", &list)
-            .await?;
-        let histories = self
-            .children(&mut tx, &t.status_history, "parent_id", "entity_id", &list)
-            .await?;
+        let mut items = by_parent(
+            self.children(&mut tx, &t.item, "order_id", "item_id", &list)
+                .await?,
+        );
+        let mut addresses = by_parent(
+            self.children(&mut tx, &t.address, "parent_id", "entity_id", &list)
+                .await?,
+        );
+        let mut payments = by_parent(
+            self.children(&mut tx, &t.payment, "parent_id", "entity_id", &list)
+                .await?,
+        );
+        let mut histories = by_parent(
+            self.children(&mut tx, &t.status_history, "parent_id", "entity_id", &list)
+                .await?,
+        );
         tx.commit().await?;
-        for o in &mut placed {
-            let id = o.entity_id as u64;
-            let of = |rows: &[(u64, Map<String, Value>)]| -> Vec<Value> {
-                rows.iter()
-                    .filter(|(p, _)| *p == id)
-                    .map(|(_, r)| Value::Object(r.clone()))
-                    .collect()
-            };
-            let addrs = of(&addresses);
-            let billing = addrs
-                .iter()
-                .find(|a| a.get("address_type").and_then(Value::as_str) == Some("billing"))
-                .cloned()
-                .unwrap_or(Value::Null);
-            o.json.insert("items".into(), Value::Array(of(&items)));
-            o.json.insert("billing_address".into(), billing);
-            o.json.insert("addresses".into(), Value::Array(addrs));
-            o.json.insert(
-                "payment".into(),
-                of(&payments).into_iter().next().unwrap_or(Value::Null),
-            );
-            o.json
-                .insert("status_histories".into(), Value::Array(of(&histories)));
-        }
-        Ok(placed)
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let entity_id = id_of(&row);
+                let children = shape::Children {
+                    items: items.remove(&entity_id).unwrap_or_default(),
+                    addresses: addresses.remove(&entity_id).unwrap_or_default(),
+                    payments: payments.remove(&entity_id).unwrap_or_default(),
+                    status_histories: histories.remove(&entity_id).unwrap_or_default(),
+                };
+                PlacedOrder {
+                    entity_id,
+                    json: shape::order(row, children, &self.deny),
+                }
+            })
+            .collect())
     }
 
     async fn children(
@@ -254,6 +293,15 @@ impl Magento {
     pub async fn disconnect(self) {
         let _ = self.pool.disconnect().await;
     }
+}
+
+/// A batch's child rows grouped by order, each group in the order read.
+fn by_parent(rows: Vec<(u64, Map<String, Value>)>) -> HashMap<u32, Vec<Map<String, Value>>> {
+    let mut groups: HashMap<u32, Vec<Map<String, Value>>> = HashMap::new();
+    for (parent, row) in rows {
+        groups.entry(parent as u32).or_default().push(row);
+    }
+    groups
 }
 
 fn id_list(ids: &[u32]) -> String {
