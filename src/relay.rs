@@ -205,7 +205,8 @@ impl Relay {
         if rows.is_empty() {
             return Ok(Delivered::default());
         }
-        let (rows, too_large): (Vec<(&Claimed, Outgoing)>, Vec<(&Claimed, Outgoing)>) = rows
+        type Prepared<'a> = Vec<(&'a Claimed, Outgoing)>;
+        let (rows, too_large): (Prepared, Prepared) = rows
             .iter()
             .map(|r| (r, self.outgoing(r)))
             .partition(|(_, m)| m.body.len() <= self.max_message_bytes);
