@@ -5,6 +5,7 @@
 mod acks;
 mod capture;
 mod flow;
+mod message;
 mod process;
 mod redelivery;
 mod support;

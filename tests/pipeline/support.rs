@@ -27,6 +27,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub const MAGENTO_SCHEMA: &str = include_str!("../../deploy/magento/magento2-sales-schema.sql");
+pub const MAGENTO1_SCHEMA: &str =
+    include_str!("../../deploy/magento/magento1-magev1-sales-schema.sql");
 
 pub fn mysql_server() -> String {
     std::env::var("ORDER_SYNC_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
@@ -149,9 +151,18 @@ impl TestEnv {
         conn.query_drop(format!("USE `{id}_magento`"))
             .await
             .unwrap();
-        conn.query_drop(MAGENTO_SCHEMA)
-            .await
-            .expect("load the Magento 2 schema");
+        // A test that sets magento.version = 1 gets the Magento 1.9 schema
+        // (tables prefixed `magev1_`), every other one Magento 2.4's.
+        let magento1 = overrides
+            .iter()
+            .any(|(k, v)| *k == "ORDER_SYNC__MAGENTO__VERSION" && *v == "1");
+        conn.query_drop(if magento1 {
+            MAGENTO1_SCHEMA
+        } else {
+            MAGENTO_SCHEMA
+        })
+        .await
+        .expect("load the Magento schema");
         drop(conn);
 
         let mut env: Vec<(String, String)> = vec![
