@@ -1,7 +1,13 @@
 //! Wiring: builds the parts from settings, prepares the ledger and the broker
 //! topology, and runs the chosen roles until shutdown.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use tokio_util::sync::CancellationToken;
 
@@ -10,7 +16,7 @@ use crate::{
     broker::{Broker, Topology},
     capture::Capture,
     config::Settings,
-    ledger::{self, Ledger, LedgerError},
+    ledger::{self, Instance, Ledger, LedgerError},
     magento::{DenyList, Magento, MagentoError},
     relay::Relay,
     retry::RetryPolicy,
@@ -142,6 +148,7 @@ impl Parts {
         let mut reconnect = Reconnect::new("start-up");
         loop {
             let step: Result<(), RoleError> = async {
+                self.ledger.check_server().await?;
                 if self.settings.ledger.migrate_on_start {
                     ledger::ensure_database(&self.settings.ledger).await?;
                     self.ledger.migrate().await?;
@@ -193,8 +200,19 @@ impl Parts {
             "order-sync is running."
         );
         let mut tasks = tokio::task::JoinSet::new();
+        let leader = Arc::new(AtomicBool::new(false));
+        let heartbeat = tokio::spawn(heartbeat(
+            self.ledger.clone(),
+            roles,
+            leader.clone(),
+            shutdown.clone(),
+        ));
         if roles.capture {
-            tasks.spawn(self.capture().run(shutdown.clone()));
+            tasks.spawn(
+                self.capture()
+                    .with_leader_flag(leader.clone())
+                    .run(shutdown.clone()),
+            );
         }
         if roles.relay {
             tasks.spawn(self.relay().run(shutdown.clone()));
@@ -209,6 +227,7 @@ impl Parts {
             // One role ending means the process is no longer whole: stop the rest.
             shutdown.cancel();
         }
+        let _ = heartbeat.await;
         self.close().await;
         Ok(())
     }
@@ -218,6 +237,58 @@ impl Parts {
         self.ledger.disconnect().await;
         self.magento.disconnect().await;
     }
+}
+
+/// How often each process records itself in `order_sync_instances`.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// An id for this process: host, pid and a random part (pids are reused).
+pub fn instance_id() -> (String, String) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (format!("{host}:{}:{nonce:08x}", std::process::id()), host)
+}
+
+/// Records this process in the ledger every [`HEARTBEAT`] until shutdown, and
+/// removes it on the way out, so status output lists who is running and who
+/// holds capture. Failures are logged only: status is not worth stopping for.
+async fn heartbeat(
+    ledger: Ledger,
+    roles: Roles,
+    leader: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) {
+    let (instance_id, hostname) = instance_id();
+    let started_at = chrono::Utc::now();
+    let roles_text = match (roles.capture, roles.relay) {
+        (true, true) => "capture,relay,acks",
+        (true, false) => "capture",
+        _ => "relay,acks",
+    };
+    loop {
+        let me = Instance {
+            instance_id: instance_id.clone(),
+            hostname: hostname.clone(),
+            pid: std::process::id(),
+            roles: roles_text.into(),
+            capture_leader: leader.load(Ordering::SeqCst),
+            started_at,
+            last_seen_at: chrono::Utc::now(),
+        };
+        if let Err(e) = ledger.heartbeat(&me).await {
+            tracing::debug!(error = %e, "Could not record this instance's heartbeat.");
+        }
+        if !crate::supervise::sleep_or_shutdown(HEARTBEAT, &shutdown).await {
+            break;
+        }
+    }
+    let _ = ledger.forget_instance(&instance_id).await;
 }
 
 /// How long a graceful shutdown may take before the process exits anyway.

@@ -14,7 +14,13 @@
 //! If the process dies after publishing and before saving, the next poll
 //! publishes the same orders again; the relay records each order once.
 
-use std::collections::{BTreeSet, HashSet};
+use std::{
+    collections::{BTreeSet, HashSet},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+};
 
 use chrono::{DateTime, Utc};
 use lapin::{
@@ -27,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     broker::{topology::CAPTURE_ROUTING_KEY, Broker, Outgoing, Publisher},
     config::{CaptureSettings, FilterSettings, Settings, StartFrom},
-    ledger::{CapturePosition, Ledger, NewOrder},
+    ledger::{CaptureLock, CapturePosition, Ledger, NewOrder},
     magento::{Magento, PlacedOrder},
     message::{CapturedOrder, OrderKey},
     supervise::{sleep_or_shutdown, Reconnect, RoleError},
@@ -65,6 +71,8 @@ pub struct Capture {
     /// Resolved on the first poll (website codes need a lookup).
     filter: Option<Filter>,
     publisher: Option<Publisher>,
+    /// Whether this instance holds the capture lock (shown in status output).
+    leader: Arc<AtomicBool>,
 }
 
 /// `capture.filter`, with website codes resolved to store ids.
@@ -104,6 +112,41 @@ impl Capture {
             claim_timeout: settings.relay.claim_timeout,
             filter: None,
             publisher: None,
+            leader: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Shares the "holds the capture lock" flag with the caller (for heartbeats).
+    pub fn with_leader_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.leader = flag;
+        self
+    }
+
+    /// Makes sure this instance holds the capture lock, taking it if it is free.
+    /// Returns false when another instance holds it.
+    async fn lead(&mut self, lock: &mut Option<CaptureLock>) -> Result<bool, RoleError> {
+        if let Some(held) = lock.as_mut() {
+            if held.still_held().await {
+                return Ok(true);
+            }
+            // Our lock connection died (killed, network): the server has freed
+            // the lock and another instance may be capturing now. Stop first.
+            tracing::warn!(source = %self.source, "Lost the capture lock; stopping capture until it is ours again.");
+            self.leader.store(false, Ordering::SeqCst);
+            if let Some(l) = lock.take() {
+                l.release().await;
+            }
+        }
+        match self.ledger.try_capture_lock(&self.source).await? {
+            Some(l) => {
+                *lock = Some(l);
+                self.leader.store(true, Ordering::SeqCst);
+                // A new leader re-reads its position and filters from scratch.
+                self.filter = None;
+                tracing::info!(source = %self.source, "This instance now captures.");
+                Ok(true)
+            }
+            None => Ok(false),
         }
     }
 
@@ -141,9 +184,30 @@ impl Capture {
     /// before returning.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RoleError> {
         let mut reconnect = Reconnect::new("capture");
+        let mut lock: Option<CaptureLock> = None;
+        let mut said_standby = false;
         tracing::info!(source = %self.source, "Capture started.");
         while !shutdown.is_cancelled() {
             reconnect.session_started();
+            match self.lead(&mut lock).await {
+                Ok(true) => said_standby = false,
+                Ok(false) => {
+                    if !said_standby {
+                        tracing::info!(source = %self.source, "Another instance captures; standing by.");
+                        said_standby = true;
+                    }
+                    if !sleep_or_shutdown(self.settings.takeover_check, &shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    if !reconnect.wait(&e, &shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
             match self.poll_once().await {
                 Ok(outcome) => {
                     // A full batch means a backlog: go straight on.
@@ -166,6 +230,10 @@ impl Capture {
         if let Some(p) = self.publisher.take() {
             p.close().await;
         }
+        if let Some(l) = lock.take() {
+            l.release().await;
+        }
+        self.leader.store(false, Ordering::SeqCst);
         tracing::info!("Capture stopped.");
         Ok(())
     }
@@ -394,6 +462,7 @@ mod tests {
             batch_size: 100,
             gap_timeout: Duration::from_secs(60),
             start_from: StartFrom::Beginning,
+            takeover_check: Duration::from_secs(1),
             filter: FilterSettings::default(),
         }
     }

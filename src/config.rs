@@ -142,6 +142,9 @@ pub struct CaptureSettings {
     pub gap_timeout: Duration,
     /// Where a fresh ledger starts: `latest` (orders placed from now on) or `beginning`.
     pub start_from: StartFrom,
+    /// How often a standby instance checks whether it can take over capture.
+    #[serde(with = "humantime_serde")]
+    pub takeover_check: Duration,
     /// Which orders are published; empty lists mean all.
     pub filter: FilterSettings,
 }
@@ -537,6 +540,11 @@ impl Settings {
             (1..=10_000).contains(&self.capture.batch_size),
             "capture.batch_size",
             "must be between 1 and 10000",
+        );
+        check(
+            !self.capture.takeover_check.is_zero(),
+            "capture.takeover_check",
+            "must be longer than zero",
         );
         check(
             self.capture.gap_timeout >= Duration::from_secs(1),

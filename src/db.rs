@@ -18,6 +18,12 @@ pub struct DbUrlError {
 /// Builds a pool; connects lazily, so this succeeds while the server is down.
 /// `init` runs on every new connection (session settings such as the time zone).
 pub fn pool(url: &SecretUrl, max: usize, init: Vec<String>) -> Result<Pool, DbUrlError> {
+    Ok(Pool::new(pool_opts(url, max, init)?))
+}
+
+/// The options [`pool`] uses, for connections that must not be pooled (a
+/// connection holding a named lock must never be handed to someone else).
+pub fn pool_opts(url: &SecretUrl, max: usize, init: Vec<String>) -> Result<Opts, DbUrlError> {
     let opts = Opts::from_url(url.expose()).map_err(|e| DbUrlError {
         url: url.redacted(),
         // mysql_async's URL errors quote the URL; say only what kind of error it is.
@@ -43,7 +49,7 @@ pub fn pool(url: &SecretUrl, max: usize, init: Vec<String>) -> Result<Pool, DbUr
             .with_inactive_connection_ttl(Duration::from_secs(60))
             .with_ttl_check_interval(Duration::from_secs(30)),
     );
-    Ok(Pool::new(builder))
+    Ok(builder.into())
 }
 
 /// The database name in a MySQL URL (validated non-empty at config load).

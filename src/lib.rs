@@ -15,6 +15,7 @@
 //!   what keeps failing;
 //! * [`acks`] applies the sync services' acknowledgements to the ledger;
 //! * [`message`] defines every message on the wire;
+//! * [`status`] renders what the ledger says for `order-sync status`;
 //! * [`app`] wires the roles together; [`config`] and [`telemetry`] set them up;
 //!   [`supervise`] is the reconnect loop every role shares.
 //!
@@ -33,5 +34,6 @@ pub mod magento;
 pub mod message;
 pub mod relay;
 pub mod retry;
+pub mod status;
 pub mod supervise;
 pub mod telemetry;

@@ -42,6 +42,8 @@ enum Command {
     Migrate,
     /// Load and validate the settings, print them (passwords hidden) and exit.
     CheckConfig,
+    /// Print the ledger's rows by consumer and state, and the running instances.
+    Status,
 }
 
 #[tokio::main]
@@ -119,6 +121,15 @@ async fn run(command: Command, settings: config::Settings) -> anyhow::Result<()>
                 "ledger at {} is at schema version {version}",
                 settings.ledger.url
             );
+            parts.close().await;
+            Ok(())
+        }
+        Command::Status => {
+            let parts = Parts::new(&settings, "status")?;
+            let text = order_sync::status::report(&parts.ledger, chrono::Utc::now())
+                .await
+                .with_context(|| format!("reading the ledger at {}", settings.ledger.url))?;
+            print!("{text}");
             parts.close().await;
             Ok(())
         }

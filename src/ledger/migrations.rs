@@ -4,12 +4,13 @@
 
 /// (version, name, statements). Statements are idempotent (`IF NOT EXISTS`), so
 /// a migration interrupted half-way (MySQL DDL is not transactional) re-runs cleanly.
-pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[(
-    1,
-    "orders, deliveries and capture position",
-    &[
-        // The order as captured, stored once however many consumers there are.
-        "CREATE TABLE IF NOT EXISTS order_sync_orders (
+pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[
+    (
+        1,
+        "orders, deliveries and capture position",
+        &[
+            // The order as captured, stored once however many consumers there are.
+            "CREATE TABLE IF NOT EXISTS order_sync_orders (
             entity_id INT UNSIGNED NOT NULL PRIMARY KEY,
             increment_id VARCHAR(50) NULL,
             store_id SMALLINT UNSIGNED NULL,
@@ -19,8 +20,8 @@ pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[(
             KEY order_sync_orders_increment (increment_id, store_id),
             KEY order_sync_orders_captured (captured_at)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-        // One row per (order, consumer): the sync state the old admin grid showed.
-        "CREATE TABLE IF NOT EXISTS order_sync_deliveries (
+            // One row per (order, consumer): the sync state the old admin grid showed.
+            "CREATE TABLE IF NOT EXISTS order_sync_deliveries (
             entity_id INT UNSIGNED NOT NULL,
             consumer VARCHAR(64) NOT NULL,
             increment_id VARCHAR(50) NULL,
@@ -39,22 +40,41 @@ pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[(
             KEY order_sync_deliveries_due (state, next_attempt_at),
             KEY order_sync_deliveries_increment (increment_id, store_id)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-        // How far capture has read, per source.
-        "CREATE TABLE IF NOT EXISTS order_sync_capture_position (
+            // How far capture has read, per source.
+            "CREATE TABLE IF NOT EXISTS order_sync_capture_position (
             source VARCHAR(64) NOT NULL PRIMARY KEY,
             last_entity_id INT UNSIGNED NOT NULL,
             updated_at DATETIME(6) NOT NULL
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-        // entity_ids below the position not seen yet: inserts whose checkout
-        // transaction had not committed when a later order was read.
-        "CREATE TABLE IF NOT EXISTS order_sync_capture_gaps (
+            // entity_ids below the position not seen yet: inserts whose checkout
+            // transaction had not committed when a later order was read.
+            "CREATE TABLE IF NOT EXISTS order_sync_capture_gaps (
             source VARCHAR(64) NOT NULL,
             entity_id INT UNSIGNED NOT NULL,
             first_seen_at DATETIME(6) NOT NULL,
             PRIMARY KEY (source, entity_id)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        "instances",
+        &[
+            // Every running order-sync process, refreshed every few seconds, so
+            // status output can say who is doing what (and who holds capture).
+            "CREATE TABLE IF NOT EXISTS order_sync_instances (
+            instance_id VARCHAR(128) NOT NULL PRIMARY KEY,
+            hostname VARCHAR(255) NOT NULL,
+            pid INT UNSIGNED NOT NULL,
+            roles VARCHAR(64) NOT NULL,
+            capture_leader TINYINT(1) NOT NULL DEFAULT 0,
+            started_at DATETIME(6) NOT NULL,
+            last_seen_at DATETIME(6) NOT NULL,
+            KEY order_sync_instances_seen (last_seen_at)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        ],
+    ),
+];
 
 /// The version a fully migrated ledger is at.
 pub fn latest() -> u32 {

@@ -30,6 +30,66 @@ pub enum LedgerError {
     TooNew { found: u32, known: u32 },
     #[error("ledger schema is at version {found}, expected {expected}; run `order-sync migrate`")]
     NotMigrated { found: u32, expected: u32 },
+    #[error("ledger server {0} lacks SELECT ... FOR UPDATE SKIP LOCKED; order-sync needs MariaDB 10.6 or MySQL 8.0 or newer")]
+    ServerTooOld(String),
+}
+
+/// Whether a `VERSION()` string names MariaDB ≥ 10.6 or MySQL ≥ 8.0.
+pub fn supports_skip_locked(version: &str) -> bool {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty());
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    if version.to_ascii_lowercase().contains("mariadb") {
+        (major, minor) >= (10, 6)
+    } else {
+        major >= 8
+    }
+}
+
+/// A server-wide lock name for one shop's capture; MariaDB caps names at 64 characters.
+fn lock_name(database: &str, source: &str) -> String {
+    let name = format!("order_sync:{database}:{source}");
+    if name.len() <= 64 {
+        return name;
+    }
+    // Long names: keep them distinct with a hash of the whole.
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    format!("order_sync:{:016x}", h.finish())
+}
+
+/// Held by the one instance that captures for a shop: a MariaDB named lock on a
+/// connection of its own. The server frees it when that connection ends, so a
+/// crashed or cut-off holder gives way at once, without a lease to wait out.
+pub struct CaptureLock {
+    conn: mysql_async::Conn,
+    name: String,
+}
+
+impl CaptureLock {
+    /// True while this connection still holds the lock. Checked before every
+    /// poll: a holder whose connection was killed must stop capturing.
+    pub async fn still_held(&mut self) -> bool {
+        let r: Result<Option<Option<i64>>, _> = self
+            .conn
+            .exec_first(
+                "SELECT IS_USED_LOCK(?) = CONNECTION_ID()",
+                (self.name.as_str(),),
+            )
+            .await;
+        matches!(r, Ok(Some(Some(1))))
+    }
+
+    pub async fn release(mut self) {
+        let _ = self
+            .conn
+            .exec_drop("SELECT RELEASE_LOCK(?)", (self.name.as_str(),))
+            .await;
+        let _ = self.conn.disconnect().await;
+    }
 }
 
 /// Sync state of one (order, consumer).
@@ -130,9 +190,68 @@ pub struct CapturePosition {
     pub gaps: Vec<(u32, DateTime<Utc>)>,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_locked_needs_mariadb_10_6_or_mysql_8() {
+        assert!(supports_skip_locked("10.11.19-MariaDB-0+deb12u1"));
+        assert!(supports_skip_locked("10.6.0-MariaDB"));
+        assert!(!supports_skip_locked("10.5.23-MariaDB"));
+        assert!(supports_skip_locked("8.0.31-0ubuntu0.22.04.1"));
+        assert!(!supports_skip_locked("5.7.17-0ubuntu0.16.04.1"));
+    }
+
+    #[test]
+    fn lock_names_fit_mariadb_and_stay_distinct() {
+        let a = lock_name(&"x".repeat(60), "shop-a");
+        let b = lock_name(&"x".repeat(60), "shop-b");
+        assert!(a.len() <= 64 && b.len() <= 64);
+        assert_ne!(a, b);
+        assert_eq!(lock_name("ledger", "demo"), "order_sync:ledger:demo");
+    }
+}
+
 #[derive(Clone)]
 pub struct Ledger {
     pool: Pool,
+    opts: mysql_async::Opts,
+}
+
+/// One running order-sync process, as recorded in `order_sync_instances`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub instance_id: String,
+    pub hostname: String,
+    pub pid: u32,
+    pub roles: String,
+    pub capture_leader: bool,
+    pub started_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// Server answers worth retrying at once: deadlock (1213), lock wait timeout (1205).
+fn contended(e: &LedgerError) -> bool {
+    matches!(e, LedgerError::Db(mysql_async::Error::Server(s)) if matches!(s.code, 1205 | 1213))
+}
+
+/// Runs a ledger transaction again when the server chose it as a deadlock
+/// victim; with several relays sharing the ledger that is expected, not an error.
+macro_rules! retry_contended {
+    ($body:expr) => {{
+        let mut tries = 0;
+        loop {
+            match $body {
+                Err(e) if contended(&e) && tries < 5 => {
+                    tries += 1;
+                    tracing::debug!(error = %e, tries, "Ledger transaction contended; retrying.");
+                    tokio::time::sleep(Duration::from_millis(10 * tries)).await;
+                }
+                other => break other,
+            }
+        }
+    }};
 }
 
 fn naive(t: DateTime<Utc>) -> NaiveDateTime {
@@ -177,9 +296,108 @@ fn delivery_from_row(mut r: mysql_async::Row) -> Delivery {
 impl Ledger {
     /// A ledger on the configured database; connects lazily.
     pub fn new(settings: &LedgerSettings) -> Result<Self, LedgerError> {
+        let opts = db::pool_opts(&settings.url, settings.pool_max, vec![])?;
         Ok(Self {
-            pool: db::pool(&settings.url, settings.pool_max, vec![])?,
+            pool: Pool::new(opts.clone()),
+            opts,
         })
+    }
+
+    /// Refuses servers without `SELECT … FOR UPDATE SKIP LOCKED`, which lets
+    /// several relays share the re-delivery work: MariaDB 10.6, MySQL 8.0.
+    pub async fn check_server(&self) -> Result<String, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let version: String = conn
+            .query_first("SELECT VERSION()")
+            .await?
+            .unwrap_or_default();
+        if supports_skip_locked(&version) {
+            Ok(version)
+        } else {
+            Err(LedgerError::ServerTooOld(version))
+        }
+    }
+
+    /// Tries to become the one capturing instance for `source` (non-blocking).
+    pub async fn try_capture_lock(&self, source: &str) -> Result<Option<CaptureLock>, LedgerError> {
+        let mut conn = mysql_async::Conn::new(self.opts.clone()).await?;
+        let database: Option<String> = conn.query_first("SELECT DATABASE()").await?.flatten();
+        let name = lock_name(database.as_deref().unwrap_or(""), source);
+        let got: Option<Option<i64>> = conn
+            .exec_first("SELECT GET_LOCK(?, 0)", (name.as_str(),))
+            .await?;
+        if got.flatten() == Some(1) {
+            Ok(Some(CaptureLock { conn, name }))
+        } else {
+            let _ = conn.disconnect().await;
+            Ok(None)
+        }
+    }
+
+    /// Records that this instance is alive and what it does.
+    pub async fn heartbeat(&self, me: &Instance) -> Result<(), LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        conn.exec_drop(
+            "INSERT INTO order_sync_instances \
+             (instance_id, hostname, pid, roles, capture_leader, started_at, last_seen_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE roles = VALUES(roles), capture_leader = VALUES(capture_leader), \
+             last_seen_at = VALUES(last_seen_at)",
+            (
+                me.instance_id.as_str(),
+                me.hostname.as_str(),
+                me.pid,
+                me.roles.as_str(),
+                me.capture_leader,
+                naive(me.started_at),
+                naive(me.last_seen_at),
+            ),
+        )
+        .await?;
+        // Forget instances gone for a day; recent ones stay visible as "gone".
+        conn.exec_drop(
+            "DELETE FROM order_sync_instances WHERE last_seen_at < ?",
+            (naive(me.last_seen_at - chrono::Duration::days(1)),),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Removes an instance's record (on graceful stop).
+    pub async fn forget_instance(&self, instance_id: &str) -> Result<(), LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        conn.exec_drop(
+            "DELETE FROM order_sync_instances WHERE instance_id = ?",
+            (instance_id,),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Instances seen since `since`, most recent first.
+    pub async fn instances(&self, since: DateTime<Utc>) -> Result<Vec<Instance>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let rows: Vec<(String, String, u32, String, bool, NaiveDateTime, NaiveDateTime)> = conn
+            .exec(
+                "SELECT instance_id, hostname, pid, roles, capture_leader, started_at, last_seen_at \
+                 FROM order_sync_instances WHERE last_seen_at >= ? ORDER BY last_seen_at DESC",
+                (naive(since),),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(instance_id, hostname, pid, roles, capture_leader, started, seen)| Instance {
+                    instance_id,
+                    hostname,
+                    pid,
+                    roles,
+                    capture_leader,
+                    started_at: utc(started),
+                    last_seen_at: utc(seen),
+                },
+            )
+            .collect())
     }
 
     pub fn pool(&self) -> &Pool {
@@ -346,6 +564,20 @@ impl Ledger {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Vec<Claimed>, LedgerError> {
+        retry_contended!(
+            self.try_record_orders(orders, consumers, source, now, lease)
+                .await
+        )
+    }
+
+    async fn try_record_orders(
+        &self,
+        orders: &[NewOrder],
+        consumers: &[String],
+        source: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, LedgerError> {
         if orders.is_empty() {
             return Ok(vec![]);
         }
@@ -357,29 +589,25 @@ impl Ledger {
                     .clone(),
             )
             .await?;
-        let ids: Vec<Value> = orders.iter().map(|o| o.key.entity_id.into()).collect();
-        // Lock what exists so a concurrent recorder of the same order waits and
-        // then sees it, rather than both treating it as new.
-        let existing: Vec<(u32, String)> = tx
-            .exec(
-                format!(
-                    "SELECT entity_id, consumer FROM order_sync_deliveries \
-                     WHERE entity_id IN ({}) FOR UPDATE",
-                    marks(ids.len())
-                ),
-                ids,
-            )
-            .await?;
-        tx.exec_batch(
-            "INSERT IGNORE INTO order_sync_orders \
-             (entity_id, increment_id, store_id, placed_at, captured_at, message) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-            orders.iter().map(|o| {
-                let placed = o
-                    .key
-                    .created_at
-                    .as_deref()
-                    .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok());
+        // One statement per order: the relay whose insert creates the order row
+        // owns its delivery rows. A second relay given the same order (capture
+        // published it twice) waits on that row's key lock, then inserts
+        // nothing and publishes nothing, so consumers never get attempt 1 twice.
+        let mut orders: Vec<&NewOrder> = orders.iter().collect();
+        orders.sort_by_key(|o| o.key.entity_id);
+        orders.dedup_by_key(|o| o.key.entity_id);
+        let mut new_ids = Vec::new();
+        let mut known_ids = Vec::new();
+        for o in &orders {
+            let placed = o
+                .key
+                .created_at
+                .as_deref()
+                .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok());
+            tx.exec_drop(
+                "INSERT IGNORE INTO order_sync_orders \
+                 (entity_id, increment_id, store_id, placed_at, captured_at, message) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     o.key.entity_id,
                     o.key.increment_id.clone(),
@@ -387,19 +615,38 @@ impl Ledger {
                     placed,
                     naive(o.captured_at),
                     o.message.as_str(),
-                )
-            }),
-        )
-        .await?;
+                ),
+            )
+            .await?;
+            if tx.affected_rows() == 1 {
+                new_ids.push(o.key.entity_id);
+            } else {
+                known_ids.push(o.key.entity_id);
+            }
+        }
+        // Known orders only get rows for consumers added since they were recorded.
+        let existing: Vec<(u32, String)> = if known_ids.is_empty() {
+            vec![]
+        } else {
+            tx.exec(
+                format!(
+                    "SELECT entity_id, consumer FROM order_sync_deliveries \
+                     WHERE entity_id IN ({}) FOR UPDATE",
+                    marks(known_ids.len())
+                ),
+                known_ids
+                    .iter()
+                    .map(|id| Value::from(*id))
+                    .collect::<Vec<_>>(),
+            )
+            .await?
+        };
         let mut fresh = Vec::new();
-        for o in orders {
+        for o in &orders {
             for c in consumers {
                 let seen = existing
                     .iter()
-                    .any(|(id, ec)| *id == o.key.entity_id && ec == c)
-                    || fresh
-                        .iter()
-                        .any(|f: &Claimed| f.entity_id == o.key.entity_id && &f.consumer == c);
+                    .any(|(id, ec)| *id == o.key.entity_id && ec == c);
                 if !seen {
                     fresh.push(Claimed {
                         entity_id: o.key.entity_id,
@@ -455,6 +702,20 @@ impl Ledger {
         max_attempts: u32,
         lease: Duration,
     ) -> Result<Round, LedgerError> {
+        retry_contended!(
+            self.try_claim_due(consumers, now, limit, max_attempts, lease)
+                .await
+        )
+    }
+
+    async fn try_claim_due(
+        &self,
+        consumers: &[String],
+        now: DateTime<Utc>,
+        limit: u32,
+        max_attempts: u32,
+        lease: Duration,
+    ) -> Result<Round, LedgerError> {
         let mut conn = self.pool.get_conn().await?;
         let mut tx = conn
             .start_transaction(
@@ -466,16 +727,16 @@ impl Ledger {
         let mut params: Vec<Value> = vec![naive(now).into()];
         params.extend(consumers.iter().map(|c| Value::from(c.as_str())));
         params.push(limit.into());
-        let rows: Vec<mysql_async::Row> = tx
+        // Only delivery rows are locked (MariaDB has no `FOR UPDATE OF`), so
+        // relays taking different consumers' rows of one order never block.
+        let rows: Vec<(u32, String, String, Option<String>, u32, NaiveDateTime)> = tx
             .exec(
                 format!(
-                    "SELECT d.entity_id, d.consumer, d.message_id, d.increment_id, d.attempts, \
-                            d.captured_at, o.message \
-                     FROM order_sync_deliveries d \
-                     JOIN order_sync_orders o ON o.entity_id = d.entity_id \
-                     WHERE d.state IN ('pending', 'published', 'failed') \
-                       AND d.next_attempt_at <= ? AND d.consumer IN ({}) \
-                     ORDER BY d.next_attempt_at \
+                    "SELECT entity_id, consumer, message_id, increment_id, attempts, captured_at \
+                     FROM order_sync_deliveries \
+                     WHERE state IN ('pending', 'published', 'failed') \
+                       AND next_attempt_at <= ? AND consumer IN ({}) \
+                     ORDER BY next_attempt_at \
                      LIMIT ? \
                      FOR UPDATE SKIP LOCKED",
                     marks(consumers.len())
@@ -484,36 +745,62 @@ impl Ledger {
             )
             .await?;
         let mut round = Round::default();
-        for mut r in rows {
-            let c = Claimed {
-                entity_id: r.take(0).unwrap_or_default(),
-                consumer: r.take(1).unwrap_or_default(),
-                message_id: r.take(2).unwrap_or_default(),
-                increment_id: r.take(3).unwrap_or_default(),
-                attempts: r.take(4).unwrap_or_default(),
-                captured_at: utc(r.take(5).unwrap_or_default()),
-                message: r.take(6).unwrap_or_default(),
-            };
-            if c.attempts >= max_attempts {
-                round.parked.push((c.entity_id, c.consumer));
+        let mut publish = Vec::new();
+        for (entity_id, consumer, message_id, increment_id, attempts, captured_at) in rows {
+            if attempts >= max_attempts {
+                round.parked.push((entity_id, consumer));
             } else {
-                round.to_publish.push(c);
+                publish.push((
+                    entity_id,
+                    consumer,
+                    message_id,
+                    increment_id,
+                    attempts,
+                    captured_at,
+                ));
             }
         }
-        if !round.to_publish.is_empty() {
+        if !publish.is_empty() {
+            let mut ids: Vec<u32> = publish.iter().map(|p| p.0).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let messages: Vec<(u32, String)> = tx
+                .exec(
+                    format!(
+                        "SELECT entity_id, message FROM order_sync_orders WHERE entity_id IN ({})",
+                        marks(ids.len())
+                    ),
+                    ids.into_iter().map(Value::from).collect::<Vec<_>>(),
+                )
+                .await?;
+            let messages: std::collections::HashMap<u32, String> = messages.into_iter().collect();
             tx.exec_batch(
                 "UPDATE order_sync_deliveries SET next_attempt_at = ?, updated_at = ? \
                  WHERE entity_id = ? AND consumer = ?",
-                round.to_publish.iter().map(|c| {
-                    (
-                        naive(after(now, lease)),
-                        naive(now),
-                        c.entity_id,
-                        c.consumer.as_str(),
-                    )
-                }),
+                publish
+                    .iter()
+                    .map(|p| (naive(after(now, lease)), naive(now), p.0, p.1.as_str())),
             )
             .await?;
+            round.to_publish = publish
+                .into_iter()
+                .map(
+                    |(entity_id, consumer, message_id, increment_id, attempts, captured_at)| {
+                        Claimed {
+                            message: messages
+                                .get(&entity_id)
+                                .cloned()
+                                .unwrap_or_else(|| "null".into()),
+                            entity_id,
+                            consumer,
+                            message_id,
+                            increment_id,
+                            attempts,
+                            captured_at: utc(captured_at),
+                        }
+                    },
+                )
+                .collect();
         }
         if !round.parked.is_empty() {
             tx.exec_batch(
@@ -616,6 +903,15 @@ impl Ledger {
 
     /// Applies one ack to the one row it names, or says why it cannot.
     pub async fn apply_ack(
+        &self,
+        ack: &Ack,
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> Result<Result<AckOutcome, AckRejection>, LedgerError> {
+        retry_contended!(self.try_apply_ack(ack, now, policy).await)
+    }
+
+    async fn try_apply_ack(
         &self,
         ack: &Ack,
         now: DateTime<Utc>,

@@ -249,7 +249,7 @@ async fn topology_and_migrate_commands_are_idempotent_and_say_what_they_did() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 1"));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 2"));
     }
     env.cleanup().await;
 }

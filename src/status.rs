@@ -1,0 +1,118 @@
+//! `order-sync status`: what the ledger says, as a table for a terminal. The
+//! same facts a person would otherwise dig out of the ledger with SQL.
+
+use std::{collections::BTreeMap, fmt::Write};
+
+use chrono::{DateTime, Utc};
+
+use crate::ledger::{Instance, Ledger, LedgerError, State};
+
+const STATES: [State; 5] = [
+    State::Pending,
+    State::Published,
+    State::Failed,
+    State::Parked,
+    State::Synced,
+];
+
+/// Instances not seen for this long are listed as gone.
+pub const ALIVE_WITHIN: chrono::Duration = chrono::Duration::seconds(10);
+
+/// The report: rows by consumer and state, then the instances.
+pub async fn report(ledger: &Ledger, now: DateTime<Utc>) -> Result<String, LedgerError> {
+    let counts = ledger.counts().await?;
+    let instances = ledger.instances(now - chrono::Duration::hours(1)).await?;
+    Ok(render(&counts, &instances, now))
+}
+
+pub fn render(
+    counts: &[(String, State, u64)],
+    instances: &[Instance],
+    now: DateTime<Utc>,
+) -> String {
+    let mut by_consumer: BTreeMap<&str, [u64; 5]> = BTreeMap::new();
+    for (consumer, state, n) in counts {
+        let row = by_consumer.entry(consumer).or_default();
+        if let Some(i) = STATES.iter().position(|s| s == state) {
+            row[i] += n;
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "consumer", "pending", "published", "failed", "parked", "synced"
+    );
+    if by_consumer.is_empty() {
+        let _ = writeln!(out, "(no orders recorded yet)");
+    }
+    for (consumer, n) in &by_consumer {
+        let _ = writeln!(
+            out,
+            "{consumer:<20} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            n[0], n[1], n[2], n[3], n[4]
+        );
+    }
+    let _ = writeln!(out, "\ninstances:");
+    if instances.is_empty() {
+        let _ = writeln!(out, "  (none running)");
+    }
+    for i in instances {
+        let alive = now - i.last_seen_at <= ALIVE_WITHIN;
+        let _ = writeln!(
+            out,
+            "  {:<40} {:<20} {:<9} last seen {}s ago{}",
+            i.instance_id,
+            i.roles,
+            if i.capture_leader && alive {
+                "CAPTURING"
+            } else {
+                ""
+            },
+            (now - i.last_seen_at).num_seconds().max(0),
+            if alive { "" } else { " (gone)" }
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_shows_counts_per_consumer_and_who_captures() {
+        let now = Utc::now();
+        let inst = |id: &str, leader: bool, ago: i64| Instance {
+            instance_id: id.into(),
+            hostname: "h".into(),
+            pid: 1,
+            roles: "capture,relay,acks".into(),
+            capture_leader: leader,
+            started_at: now,
+            last_seen_at: now - chrono::Duration::seconds(ago),
+        };
+        let text = render(
+            &[
+                ("erp".into(), State::Synced, 7),
+                ("erp".into(), State::Parked, 1),
+                ("wms".into(), State::Published, 2),
+            ],
+            &[inst("a", true, 1), inst("b", false, 2), inst("c", true, 60)],
+            now,
+        );
+        let erp = text.lines().find(|l| l.starts_with("erp")).unwrap();
+        assert_eq!(
+            erp.split_whitespace().collect::<Vec<_>>(),
+            ["erp", "0", "0", "0", "1", "7"]
+        );
+        assert!(text
+            .lines()
+            .any(|l| l.contains(" a ") && l.contains("CAPTURING")));
+        let c = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("c "))
+            .unwrap();
+        assert!(c.contains("(gone)") && !c.contains("CAPTURING"), "{c}");
+    }
+}
