@@ -108,6 +108,8 @@ pub struct LedgerSettings {
 pub struct BrokerSettings {
     /// `amqp://user:password@host:port/vhost` (vhost `/` is `%2f`), or `amqps://`.
     pub url: SecretUrl,
+    /// The other nodes of a RabbitMQ cluster, tried in turn when a node is lost.
+    pub failover_urls: Vec<SecretUrl>,
     /// Prefix of every exchange and queue name; isolates shops sharing a broker.
     pub prefix: String,
     /// `quorum` (replicated, the default) or `classic`.
@@ -370,6 +372,7 @@ pub fn load_with_env(
             .separator("__")
             .list_separator(",")
             .with_list_parse_key("consumers.names")
+            .with_list_parse_key("broker.failover_urls")
             .with_list_parse_key("message.deny_fields")
             .with_list_parse_key("capture.filter.store_ids")
             .with_list_parse_key("capture.filter.website_codes")
@@ -459,11 +462,19 @@ impl Settings {
             "magento.table_prefix",
             "may only hold letters, digits and `_` (at most 32)",
         );
-        for (key, url, schemes) in [
+        let urls = [
             ("magento.url", &self.magento.url, &["mysql"][..]),
             ("ledger.url", &self.ledger.url, &["mysql"][..]),
             ("broker.url", &self.broker.url, &["amqp", "amqps"][..]),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            self.broker
+                .failover_urls
+                .iter()
+                .map(|u| ("broker.failover_urls", u, &["amqp", "amqps"][..])),
+        );
+        for (key, url, schemes) in urls {
             match url.parsed() {
                 Ok(u) if !schemes.contains(&u.scheme()) => errors.push(key_error(
                     key,

@@ -9,7 +9,13 @@
 
 pub mod topology;
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use deadpool_lapin::{Pool, PoolConfig, Runtime, Timeouts};
 use lapin::{
@@ -45,72 +51,103 @@ pub enum BrokerError {
     },
 }
 
-/// A pool of broker connections for one process.
+/// A pool of broker connections for one process: one deadpool-lapin pool per
+/// node of the cluster (`broker.url` first, then `broker.failover_urls`).
+/// Channels come from the node last reached; when it cannot be reached the
+/// next one is tried, so a role whose node is lost resumes on another.
 #[derive(Clone)]
 pub struct Broker {
-    pool: Pool,
-    url: SecretUrl,
+    nodes: Arc<Vec<(SecretUrl, Pool)>>,
+    current: Arc<AtomicUsize>,
     topology: Topology,
     prefetch: u16,
 }
 
 impl Broker {
-    /// Builds the pool; connects lazily, so this succeeds while the broker is down.
+    /// Builds the pools; connects lazily, so this succeeds while the broker is down.
     pub fn new(settings: &BrokerSettings, topology: Topology, role: &str) -> Self {
         let name = format!("order-sync {role} ({})", topology.prefix());
-        let cfg = deadpool_lapin::Config {
-            url: Some(settings.url.expose().to_owned()),
-            pool: Some(PoolConfig {
-                max_size: settings.pool_max,
-                // Bounded waits: a role whose broker is gone must notice and back
-                // off rather than hang on the pool forever.
-                timeouts: Timeouts {
-                    wait: Some(Duration::from_secs(10)),
-                    create: Some(Duration::from_secs(10)),
-                    recycle: Some(Duration::from_secs(5)),
-                },
-                ..PoolConfig::default()
-            }),
-        };
-        let pool = cfg
-            .create_pool(
-                move || ConnectionProperties::default().with_connection_name(name.clone().into()),
-                Runtime::Tokio1,
-            )
-            // Only fails for an unsupported runtime, which this build fixes at Tokio.
-            .expect("deadpool-lapin supports the Tokio runtime");
+        let nodes = std::iter::once(&settings.url)
+            .chain(settings.failover_urls.iter())
+            .map(|url| {
+                let cfg = deadpool_lapin::Config {
+                    url: Some(url.expose().to_owned()),
+                    pool: Some(PoolConfig {
+                        max_size: settings.pool_max,
+                        // Bounded waits: a role whose broker is gone must notice
+                        // and back off rather than hang on the pool forever.
+                        timeouts: Timeouts {
+                            wait: Some(Duration::from_secs(10)),
+                            create: Some(Duration::from_secs(10)),
+                            recycle: Some(Duration::from_secs(5)),
+                        },
+                        ..PoolConfig::default()
+                    }),
+                };
+                let name = name.clone();
+                let pool = cfg
+                    .create_pool(
+                        move || {
+                            ConnectionProperties::default()
+                                .with_connection_name(name.clone().into())
+                        },
+                        Runtime::Tokio1,
+                    )
+                    // Only fails for an unsupported runtime; this build fixes Tokio.
+                    .expect("deadpool-lapin supports the Tokio runtime");
+                (url.clone(), pool)
+            })
+            .collect();
         Self {
-            pool,
-            url: settings.url.clone(),
+            nodes: Arc::new(nodes),
+            current: Arc::new(AtomicUsize::new(0)),
             topology,
             prefetch: settings.prefetch,
         }
     }
 
-    /// Closes the pool; connections still checked out close when dropped.
+    /// Closes the pools; connections still checked out close when dropped.
     pub async fn close(&self) {
-        self.pool.close();
+        for (_, pool) in self.nodes.iter() {
+            pool.close();
+        }
     }
 
     pub fn topology(&self) -> &Topology {
         &self.topology
     }
 
-    /// A fresh channel on a pooled connection.
+    /// A fresh channel on a pooled connection, from the first node that answers,
+    /// starting with the one that answered last.
     pub async fn channel(&self) -> Result<Channel, BrokerError> {
-        let conn = self.pool.get().await.map_err(|e| {
-            let mut reason = e.to_string();
-            if reason.contains("ACCESS_REFUSED") {
-                reason.push_str(" (check the user and password in broker.url)");
-            } else if reason.contains("vhost") && reason.contains("not found") {
-                reason.push_str(" (create it with `rabbitmqctl add_vhost`)");
+        let start = self.current.load(Ordering::Relaxed);
+        let mut last = None;
+        for step in 0..self.nodes.len() {
+            let i = (start + step) % self.nodes.len();
+            let (url, pool) = &self.nodes[i];
+            match pool.get().await {
+                Ok(conn) => {
+                    if i != start {
+                        tracing::warn!(node = %url, "Switched to another RabbitMQ node.");
+                        self.current.store(i, Ordering::Relaxed);
+                    }
+                    return Ok(conn.create_channel().await?);
+                }
+                Err(e) => {
+                    let mut reason = e.to_string();
+                    if reason.contains("ACCESS_REFUSED") {
+                        reason.push_str(" (check the user and password in broker.url)");
+                    } else if reason.contains("vhost") && reason.contains("not found") {
+                        reason.push_str(" (create it with `rabbitmqctl add_vhost`)");
+                    }
+                    last = Some(BrokerError::Connect {
+                        url: url.redacted(),
+                        reason,
+                    });
+                }
             }
-            BrokerError::Connect {
-                url: self.url.redacted(),
-                reason,
-            }
-        })?;
-        Ok(conn.create_channel().await?)
+        }
+        Err(last.expect("there is always at least one node"))
     }
 
     /// A channel for consuming, with the configured prefetch.
@@ -247,6 +284,7 @@ mod tests {
                 pool_max: 2,
                 prefetch: 1,
                 max_message_bytes: 1 << 20,
+                failover_urls: vec![SecretUrl::new("amqp://other.example")],
             };
             let broker = Broker::new(
                 &settings,

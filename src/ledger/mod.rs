@@ -823,7 +823,9 @@ impl Ledger {
     }
 
     /// Records confirmed publishes: one more delivery, and when the next is due.
-    /// A row that was acked in the meantime (a fast consumer) stays as the ack left it.
+    /// A consumer may ack before this runs (it got the message before the
+    /// confirm came back): the delivery still counts, but the state and the
+    /// schedule stay as the ack left them.
     pub async fn mark_published(
         &self,
         rows: &[&Claimed],
@@ -834,13 +836,15 @@ impl Ledger {
             return Ok(());
         }
         let mut conn = self.pool.get_conn().await?;
+        // MariaDB applies SET clauses left to right, each seeing the ones
+        // before it: both IFs read `state` before it is changed.
         conn.exec_batch(
             "UPDATE order_sync_deliveries \
-             SET state = IF(state = 'parked', 'parked', 'published'), \
-                 attempts = attempts + 1, last_published_at = ?, \
-                 next_attempt_at = IF(state = 'parked', NULL, ?), \
+             SET attempts = attempts + 1, last_published_at = ?, \
+                 next_attempt_at = IF(state IN ('synced', 'parked'), next_attempt_at, ?), \
+                 state = IF(state IN ('synced', 'parked'), state, 'published'), \
                  updated_at = ? \
-             WHERE entity_id = ? AND consumer = ? AND state <> 'synced'",
+             WHERE entity_id = ? AND consumer = ?",
             rows.iter().map(|c| {
                 (
                     naive(now),

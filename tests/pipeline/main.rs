@@ -5,6 +5,7 @@
 mod acks;
 mod capture;
 mod flow;
+mod instances;
 mod message;
 mod process;
 mod redelivery;
