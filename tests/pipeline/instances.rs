@@ -197,7 +197,7 @@ async fn three_instances_deliver_every_order_once_per_attempt_and_share_redelive
     for c in consumers {
         c.abort();
     }
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     let doubled: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
         doubled.is_empty(),
