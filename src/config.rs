@@ -178,6 +178,8 @@ pub struct RelaySettings {
     /// How long a claimed row is reserved for the publisher that claimed it.
     #[serde(with = "humantime_serde")]
     pub claim_timeout: Duration,
+    /// Re-delivery to a consumer pauses while its queue holds more ready messages than this.
+    pub pause_redelivery_above: u32,
     /// Delay before re-delivering an unacknowledged or failed order.
     pub backoff: BackoffSettings,
 }

@@ -305,10 +305,35 @@ impl Relay {
         publisher: &Publisher,
         now: DateTime<Utc>,
     ) -> Result<RoundOutcome, RoleError> {
+        // Consumers whose queue is backed up get no re-deliveries this round.
+        let mut ready_for = Vec::with_capacity(self.consumers.len());
+        for consumer in &self.consumers {
+            let queue = self.broker.topology().consumer_queue(consumer);
+            let waiting = publisher
+                .channel()
+                .queue_declare(
+                    queue.as_str().into(),
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?
+                .message_count();
+            if waiting > self.settings.pause_redelivery_above {
+                tracing::info!(consumer = %consumer, waiting, "Re-delivery held back: the consumer's queue is backed up.");
+            } else {
+                ready_for.push(consumer.clone());
+            }
+        }
+        if ready_for.is_empty() {
+            return Ok(RoundOutcome::default());
+        }
         let round = self
             .ledger
             .claim_due(
-                &self.consumers,
+                &ready_for,
                 now,
                 self.settings.batch_size,
                 self.policy.max_attempts,

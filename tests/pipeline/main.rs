@@ -4,6 +4,7 @@
 
 mod acks;
 mod capture;
+mod faults;
 mod flow;
 mod instances;
 mod message;

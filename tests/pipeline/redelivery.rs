@@ -286,3 +286,42 @@ async fn the_publisher_reports_a_return_as_an_error() {
     );
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn redelivery_to_a_backed_up_consumer_waits_until_its_queue_drains() {
+    let env = TestEnv::new(
+        &["erp"],
+        &[("ORDER_SYNC__RELAY__PAUSE_REDELIVERY_ABOVE", "5")],
+    )
+    .await;
+    let parts = env.parts();
+    let relay = parts.relay();
+    let p = parts.broker.publisher().await.unwrap();
+    env.place_orders(10).await;
+    capture_and_record(&env, &relay, &p).await;
+    let queue = env.topology().consumer_queue("erp");
+    assert_eq!(
+        env.queue_len(&queue).await,
+        10,
+        "first deliveries went out at once"
+    );
+
+    // Ten unread messages: more copies would only bury the consumer.
+    let later = Utc::now() + chrono::Duration::minutes(5);
+    let r = relay.redeliver_due(&p, later).await.unwrap();
+    assert_eq!(r.claimed, 0);
+    let rows = parts.ledger.deliveries().await.unwrap();
+    assert!(
+        rows.iter().all(|r| r.attempts == 1),
+        "no attempt used up while held back"
+    );
+
+    // The consumer catches up (reads without acking to order-sync): re-delivery resumes.
+    for _ in 0..8 {
+        let d = env.get(&queue, Duration::from_secs(5)).await.unwrap();
+        ack_delivery(&d).await;
+    }
+    let r = relay.redeliver_due(&p, later).await.unwrap();
+    assert_eq!(r.published, 10);
+    env.cleanup().await;
+}

@@ -342,11 +342,17 @@ impl TestEnv {
                 return rows;
             }
             if Instant::now() >= deadline {
-                let summary: Vec<String> = rows
+                // Name the rows that are not synced (with their details), not all of them.
+                let synced = rows.iter().filter(|r| r.state == State::Synced).count();
+                let others: Vec<&Delivery> = rows
                     .iter()
-                    .map(|r| format!("{}:{}={}", r.entity_id, r.consumer, r.state.as_str()))
+                    .filter(|r| r.state != State::Synced)
+                    .take(10)
                     .collect();
-                panic!("timed out waiting for {what}; ledger: {summary:?}");
+                panic!(
+                    "timed out waiting for {what}; ledger has {} rows, {synced} synced; first others: {others:#?}",
+                    rows.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

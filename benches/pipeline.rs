@@ -1,0 +1,797 @@
+//! The pipeline against the raw limit of the same broker and database, measured
+//! in one run on one machine (it is noisy: compare within a run, not across).
+//!
+//!   cargo bench --bench pipeline
+//!
+//! Environment: `ORDER_SYNC_TEST_MYSQL`, `ORDER_SYNC_TEST_AMQP` (as the tests),
+//! `BENCH_BACKLOGS` (default `10000,50000`), `BENCH_LATENCY_SECS` (default 60),
+//! `BENCH_RATE` (orders/s for the latency run, default 50).
+//!
+//! 1. raw limit: a minimal lapin + mysql_async program doing, per order, what the
+//!    pipeline does: read the order and its children from Magento, a confirmed
+//!    persistent publish, consume + ledger insert + ack, a confirmed publish to the
+//!    consumer queue, the consumer's confirmed ack publish, consume + ledger update + ack;
+//! 2. backlog drain: order-sync (the release binary, default settings) drains a backlog
+//!    already in Magento until every order is synced for one consumer;
+//! 3. latency: orders placed at a steady rate; commit → delivery and commit → synced;
+//! 4. peak RSS of the order-sync process during the drain;
+//! 5. the machine.
+
+use std::{
+    collections::HashMap,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime},
+};
+
+use futures_util::StreamExt;
+use lapin::{
+    options::*, types::FieldTable, BasicProperties, Channel, Connection, ConnectionProperties,
+    ExchangeKind,
+};
+use mysql_async::{prelude::*, Pool};
+use serde_json::{json, Value};
+
+const SCHEMA: &str = include_str!("../deploy/magento/magento2-sales-schema.sql");
+
+fn mysql() -> String {
+    std::env::var("ORDER_SYNC_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+fn amqp() -> String {
+    std::env::var("ORDER_SYNC_TEST_AMQP")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+fn uid() -> String {
+    format!(
+        "bench{}_{:06x}",
+        std::process::id(),
+        rand::random::<u32>() & 0xffffff
+    )
+}
+
+async fn create_db(name: &str, schema: Option<&str>) -> Pool {
+    let server = Pool::new(format!("{}?pool_min=0&pool_max=2", mysql()).as_str());
+    let mut c = server.get_conn().await.unwrap_or_else(|e| {
+        panic!(
+            "MariaDB at {} is unreachable ({e}); run deploy/services.sh",
+            mysql()
+        )
+    });
+    c.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        .await
+        .unwrap();
+    if let Some(sql) = schema {
+        c.query_drop(format!("USE `{name}`")).await.unwrap();
+        c.query_drop(sql).await.unwrap();
+    }
+    drop(c);
+    server.disconnect().await.unwrap();
+    Pool::new(format!("{}/{name}?pool_min=0&pool_max=8", mysql()).as_str())
+}
+
+async fn drop_db(name: &str) {
+    let server = Pool::new(format!("{}?pool_min=0&pool_max=1", mysql()).as_str());
+    let mut c = server.get_conn().await.unwrap();
+    c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+        .await
+        .unwrap();
+    drop(c);
+    server.disconnect().await.unwrap();
+}
+
+/// `n` realistic orders (two items, billing and shipping address, payment),
+/// inserted in bulk with explicit ids starting at `first`.
+async fn insert_orders(pool: &Pool, first: u32, n: u32) {
+    let mut c = pool.get_conn().await.unwrap();
+    for chunk_start in (first..first + n).step_by(500) {
+        let ids: Vec<u32> = (chunk_start..(chunk_start + 500).min(first + n)).collect();
+        let orders: Vec<String> = ids.iter().map(|id| format!(
+            "({id}, LPAD({id}, 9, '0'), 1, 'new', 'pending', 'roni@example.com', 'Veronica', 'Costello', 42, 0, 1, \
+             'USD', 'USD', '1.0000', '123.4500', '123.4500', '118.4500', '5.0000', 'flatrate_flatrate', \
+             'Flat Rate - Fixed', 2, '3.0000', 'Main Website\\nMain Website Store\\nDefault Store View', '127.0.0.1')"
+        )).collect();
+        c.query_drop(format!(
+            "INSERT INTO sales_order (entity_id, increment_id, store_id, state, status, customer_email, \
+             customer_firstname, customer_lastname, customer_id, customer_is_guest, customer_group_id, \
+             base_currency_code, order_currency_code, base_to_order_rate, grand_total, base_grand_total, \
+             subtotal, shipping_amount, shipping_method, shipping_description, total_item_count, weight, \
+             store_name, remote_ip) VALUES {}", orders.join(","))).await.unwrap();
+        let items: Vec<String> = ids.iter().flat_map(|id| [
+            format!("({id}, 1, 'MH01-XS-Black', 'Chaz Kangeroo Hoodie', 'simple', '1.0000', '52.0000', '52.0000', '52.0000', '{{\"info_buyRequest\":{{\"qty\":1,\"product\":\"1\"}}}}', '1.0000')"),
+            format!("({id}, 1, '24-MB01', 'Joust Duffle Bag', 'simple', '2.0000', '33.2250', '33.2250', '66.4500', '{{\"info_buyRequest\":{{\"qty\":2,\"product\":\"2\"}}}}', '1.0000')"),
+        ]).collect();
+        c.query_drop(format!(
+            "INSERT INTO sales_order_item (order_id, store_id, sku, name, product_type, qty_ordered, price, \
+             base_price, row_total, product_options, weight) VALUES {}", items.join(","))).await.unwrap();
+        let addresses: Vec<String> = ids.iter().flat_map(|id| ["billing", "shipping"].map(|t| format!(
+            "({id}, '{t}', 'Veronica', 'Costello', '6146 Honey Bluff Parkway', 'Calder', 'Michigan', '49628-7978', 'US', '(555) 229-3326', 'roni@example.com')"
+        ))).collect();
+        c.query_drop(format!(
+            "INSERT INTO sales_order_address (parent_id, address_type, firstname, lastname, street, city, region, \
+             postcode, country_id, telephone, email) VALUES {}", addresses.join(","))).await.unwrap();
+        let payments: Vec<String> = ids.iter().map(|id| format!(
+            "({id}, 'checkmo', '123.4500', '123.4500', '{{\"method_title\":\"Check \\/ Money order\"}}')"
+        )).collect();
+        c.query_drop(format!(
+            "INSERT INTO sales_order_payment (parent_id, method, amount_ordered, base_amount_ordered, \
+             additional_information) VALUES {}", payments.join(","))).await.unwrap();
+    }
+}
+
+async fn channel(conn: &Connection, confirm: bool) -> Channel {
+    let ch = conn.create_channel().await.unwrap();
+    if confirm {
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+    }
+    ch.basic_qos(200, BasicQosOptions::default()).await.unwrap();
+    ch
+}
+
+async fn declare(ch: &Channel, exchange: &str, kind: ExchangeKind, queue: &str, key: &str) {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(exchange.into(), kind, durable, FieldTable::default())
+        .await
+        .unwrap();
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("quorum".into()),
+    );
+    ch.queue_declare(queue.into(), QueueDeclareOptions::durable(), args)
+        .await
+        .unwrap();
+    ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        key.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+}
+
+fn persistent() -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+}
+
+/// Takes the next delivery plus whatever else is already waiting (up to `max`).
+async fn next_batch(c: &mut lapin::Consumer, max: usize) -> Vec<lapin::message::Delivery> {
+    use futures_util::FutureExt;
+    let Some(Ok(first)) = c.next().await else {
+        return vec![];
+    };
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match c.next().now_or_never() {
+            Some(Some(Ok(d))) => batch.push(d),
+            _ => break,
+        }
+    }
+    batch
+}
+
+/// A sync service that acks every order `synced` (confirmed), used for both runs.
+/// Records when each entity_id first arrived.
+fn acking_consumer(
+    conn: Arc<Connection>,
+    queue: String,
+    acks_exchange: String,
+    arrivals: Arc<Mutex<HashMap<u64, SystemTime>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let ch = channel(&conn, false).await;
+        let publ = channel(&conn, true).await;
+        let mut c = ch
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        loop {
+            let batch = next_batch(&mut c, 200).await;
+            if batch.is_empty() {
+                return;
+            }
+            let now = SystemTime::now();
+            for d in &batch {
+                let v: Value = serde_json::from_slice(&d.data).unwrap();
+                let id = v["order"]["entity_id"]
+                    .as_u64()
+                    .or_else(|| v["entity_id"].as_u64())
+                    .unwrap();
+                arrivals.lock().unwrap().entry(id).or_insert(now);
+                let ack = json!({"message_id": v["message_id"], "consumer": "erp", "entity_id": id, "status": "synced"});
+                publ.basic_publish(
+                    acks_exchange.as_str().into(),
+                    "erp".into(),
+                    BasicPublishOptions::default(),
+                    &serde_json::to_vec(&ack).unwrap(),
+                    persistent(),
+                )
+                .await
+                .unwrap();
+            }
+            publ.wait_for_confirms().await.unwrap();
+            batch
+                .last()
+                .unwrap()
+                .ack(BasicAckOptions { multiple: true })
+                .await
+                .unwrap();
+        }
+    })
+}
+
+/// The raw limit: the same broker and database work per order, nothing else.
+async fn raw_limit(n: u32) -> Duration {
+    let id = uid();
+    let magento = create_db(&format!("{id}_magento"), Some(SCHEMA)).await;
+    let ledger = create_db(&format!("{id}_ledger"), None).await;
+    insert_orders(&magento, 1, n).await;
+    let mut c = ledger.get_conn().await.unwrap();
+    c.query_drop(
+        "CREATE TABLE raw_orders (entity_id INT UNSIGNED PRIMARY KEY, message LONGTEXT NOT NULL)",
+    )
+    .await
+    .unwrap();
+    c.query_drop("CREATE TABLE raw_deliveries (entity_id INT UNSIGNED, consumer VARCHAR(64), state VARCHAR(16), attempts INT, PRIMARY KEY (entity_id, consumer))").await.unwrap();
+    drop(c);
+    let conn = Arc::new(
+        Connection::connect(&amqp(), ConnectionProperties::default())
+            .await
+            .unwrap(),
+    );
+    let setup = channel(&conn, false).await;
+    let (orders_x, relay_q, que_x, que_q, acks_x, acks_q) = (
+        format!("{id}.orders"),
+        format!("{id}.relay"),
+        format!("{id}.que"),
+        format!("{id}.que.erp"),
+        format!("{id}.acks"),
+        format!("{id}.acks.q"),
+    );
+    declare(&setup, &orders_x, ExchangeKind::Topic, &relay_q, "#").await;
+    declare(&setup, &que_x, ExchangeKind::Direct, &que_q, "erp").await;
+    declare(&setup, &acks_x, ExchangeKind::Topic, &acks_q, "#").await;
+    let started = Instant::now();
+
+    // Capture: read batches with their children, publish confirmed.
+    let capture = {
+        let (conn, magento, orders_x) = (conn.clone(), magento.clone(), orders_x.clone());
+        tokio::spawn(async move {
+            let ch = channel(&conn, true).await;
+            let mut db = magento.get_conn().await.unwrap();
+            let mut last = 0u32;
+            loop {
+                let rows: Vec<mysql_async::Row> = db.query(format!(
+                    "SELECT * FROM sales_order WHERE entity_id > {last} ORDER BY entity_id LIMIT 500")).await.unwrap();
+                if rows.is_empty() {
+                    return;
+                }
+                let ids: Vec<String> = rows
+                    .iter()
+                    .map(|r| r.get::<String, _>("entity_id").unwrap())
+                    .collect();
+                let list = ids.join(",");
+                let mut children = Vec::new();
+                for (t, k) in [
+                    ("sales_order_item", "order_id"),
+                    ("sales_order_address", "parent_id"),
+                    ("sales_order_payment", "parent_id"),
+                    ("sales_order_status_history", "parent_id"),
+                ] {
+                    let r: Vec<mysql_async::Row> = db
+                        .query(format!("SELECT * FROM {t} WHERE {k} IN ({list})"))
+                        .await
+                        .unwrap();
+                    children.push(r);
+                }
+                for r in &rows {
+                    let eid: String = r.get("entity_id").unwrap();
+                    let mut order = serde_json::Map::new();
+                    for (i, col) in r.columns_ref().iter().enumerate() {
+                        let v: Option<String> = r.get::<Option<String>, _>(i).flatten();
+                        order.insert(
+                            col.name_str().into_owned(),
+                            v.map(Value::String).unwrap_or(Value::Null),
+                        );
+                    }
+                    for (name, rows) in ["items", "addresses", "payment", "status_histories"]
+                        .iter()
+                        .zip(&children)
+                    {
+                        let mine: Vec<Value> = rows
+                            .iter()
+                            .filter(|c| {
+                                let p: Option<String> = c.get::<Option<String>, _>(1).flatten();
+                                p.as_deref() == Some(eid.as_str())
+                            })
+                            .map(|c| {
+                                let mut m = serde_json::Map::new();
+                                for (i, col) in c.columns_ref().iter().enumerate() {
+                                    let v: Option<String> = c.get::<Option<String>, _>(i).flatten();
+                                    m.insert(
+                                        col.name_str().into_owned(),
+                                        v.map(Value::String).unwrap_or(Value::Null),
+                                    );
+                                }
+                                Value::Object(m)
+                            })
+                            .collect();
+                        order.insert(name.to_string(), Value::Array(mine));
+                    }
+                    let body = serde_json::to_vec(
+                        &json!({"order": order, "entity_id": eid.parse::<u64>().unwrap()}),
+                    )
+                    .unwrap();
+                    ch.basic_publish(
+                        orders_x.as_str().into(),
+                        "sales_order_place_after".into(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..Default::default()
+                        },
+                        &body,
+                        persistent(),
+                    )
+                    .await
+                    .unwrap();
+                }
+                ch.wait_for_confirms().await.unwrap();
+                last = ids.last().unwrap().parse().unwrap();
+            }
+        })
+    };
+    // Relay: consume, insert the order and its row, ack, publish confirmed to the consumer queue.
+    let relay = {
+        let (conn, ledger, relay_q, que_x) =
+            (conn.clone(), ledger.clone(), relay_q.clone(), que_x.clone());
+        tokio::spawn(async move {
+            let ch = channel(&conn, false).await;
+            let publ = channel(&conn, true).await;
+            let mut c = ch
+                .basic_consume(
+                    relay_q.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            let mut db = ledger.get_conn().await.unwrap();
+            loop {
+                let batch = next_batch(&mut c, 500).await;
+                if batch.is_empty() {
+                    return;
+                }
+                let msgs: Vec<(u64, Value)> = batch
+                    .iter()
+                    .map(|d| {
+                        let v: Value = serde_json::from_slice(&d.data).unwrap();
+                        (v["entity_id"].as_u64().unwrap(), v)
+                    })
+                    .collect();
+                let mut tx = db.start_transaction(Default::default()).await.unwrap();
+                tx.exec_batch(
+                    "INSERT IGNORE INTO raw_orders (entity_id, message) VALUES (?, ?)",
+                    msgs.iter().map(|(id, v)| (*id, v["order"].to_string())),
+                )
+                .await
+                .unwrap();
+                tx.exec_batch("INSERT IGNORE INTO raw_deliveries (entity_id, consumer, state, attempts) VALUES (?, 'erp', 'published', 1)",
+                    msgs.iter().map(|(id, _)| (*id,))).await.unwrap();
+                tx.commit().await.unwrap();
+                batch
+                    .last()
+                    .unwrap()
+                    .ack(BasicAckOptions { multiple: true })
+                    .await
+                    .unwrap();
+                for (id, v) in &msgs {
+                    let body = serde_json::to_vec(&json!({"message_id": format!("raw:{id}:erp"), "entity_id": id, "order": v["order"]})).unwrap();
+                    publ.basic_publish(
+                        que_x.as_str().into(),
+                        "erp".into(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..Default::default()
+                        },
+                        &body,
+                        persistent(),
+                    )
+                    .await
+                    .unwrap();
+                }
+                publ.wait_for_confirms().await.unwrap();
+            }
+        })
+    };
+    let consumer = acking_consumer(
+        conn.clone(),
+        que_q.clone(),
+        acks_x.clone(),
+        Default::default(),
+    );
+    // Acks: consume, update the row, ack.
+    let mut db = ledger.get_conn().await.unwrap();
+    let ch = channel(&conn, false).await;
+    let mut c = ch
+        .basic_consume(
+            acks_q.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut done = 0u32;
+    while done < n {
+        let batch = next_batch(&mut c, 500).await;
+        let mut tx = db.start_transaction(Default::default()).await.unwrap();
+        tx.exec_batch(
+            "UPDATE raw_deliveries SET state = 'synced' WHERE entity_id = ? AND consumer = 'erp'",
+            batch.iter().map(|d| {
+                let v: Value = serde_json::from_slice(&d.data).unwrap();
+                (v["entity_id"].as_u64().unwrap(),)
+            }),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        batch
+            .last()
+            .unwrap()
+            .ack(BasicAckOptions { multiple: true })
+            .await
+            .unwrap();
+        done += batch.len() as u32;
+    }
+    let elapsed = started.elapsed();
+    for t in [capture, relay, consumer] {
+        t.abort();
+    }
+    for q in [&relay_q, &que_q, &acks_q] {
+        let _ = setup
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for x in [&orders_x, &que_x, &acks_x] {
+        let _ = setup
+            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    drop(db);
+    drop_db(&format!("{id}_magento")).await;
+    drop_db(&format!("{id}_ledger")).await;
+    elapsed
+}
+
+struct Pipeline {
+    id: String,
+    child: Child,
+    magento: Pool,
+    ledger: Pool,
+    conn: Arc<Connection>,
+}
+
+impl Pipeline {
+    async fn prepare(backlog: u32) -> (String, Pool) {
+        let id = uid();
+        let magento = create_db(&format!("{id}_magento"), Some(SCHEMA)).await;
+        insert_orders(&magento, 1, backlog).await;
+        (id, magento)
+    }
+
+    async fn start(id: String, magento: Pool) -> Self {
+        let ledger_pool = create_db(&format!("{id}_ledger"), None).await;
+        let child = Command::new(env!("CARGO_BIN_EXE_order-sync"))
+            .arg("run")
+            .env("ORDER_SYNC__SHOP__NAME", &id)
+            .env(
+                "ORDER_SYNC__MAGENTO__URL",
+                format!("{}/{id}_magento", mysql()),
+            )
+            .env(
+                "ORDER_SYNC__LEDGER__URL",
+                format!("{}/{id}_ledger", mysql()),
+            )
+            .env("ORDER_SYNC__BROKER__URL", amqp())
+            .env("ORDER_SYNC__BROKER__PREFIX", &id)
+            .env("ORDER_SYNC__CONSUMERS__NAMES", "erp")
+            .env("ORDER_SYNC__CAPTURE__START_FROM", "beginning")
+            .env("ORDER_SYNC__LOG__FILTER", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start order-sync");
+        let conn = Arc::new(
+            Connection::connect(&amqp(), ConnectionProperties::default())
+                .await
+                .unwrap(),
+        );
+        Self {
+            id,
+            child,
+            magento,
+            ledger: ledger_pool,
+            conn,
+        }
+    }
+
+    async fn synced(&self) -> u64 {
+        let mut c = match self.ledger.get_conn().await {
+            Ok(c) => c,
+            Err(_) => return 0,
+        };
+        c.query_first("SELECT COUNT(*) FROM order_sync_deliveries WHERE state = 'synced'")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    async fn wait_synced(&self, n: u64, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.synced().await < n {
+            assert!(
+                Instant::now() < deadline,
+                "pipeline did not sync {n} orders within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the queue exists (order-sync declared its topology).
+    async fn consumer(
+        &self,
+        arrivals: Arc<Mutex<HashMap<u64, SystemTime>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let queue = format!("{}.que.erp", self.id);
+        loop {
+            let ch = self.conn.create_channel().await.unwrap();
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            if ch
+                .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        acking_consumer(
+            self.conn.clone(),
+            queue,
+            format!("{}.acks", self.id),
+            arrivals,
+        )
+    }
+
+    fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .map(|l| l.to_owned())
+            })
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            .unwrap_or(0)
+    }
+
+    async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let ch = self.conn.create_channel().await.unwrap();
+        for q in [
+            "orders.relay",
+            "que.erp",
+            "acks.listener",
+            "dead.orders",
+            "dead.acks",
+            "dead.que.erp",
+        ] {
+            let _ = ch
+                .queue_delete(
+                    format!("{}.{q}", self.id).as_str().into(),
+                    QueueDeleteOptions::default(),
+                )
+                .await;
+        }
+        for x in ["orders", "que", "acks", "dlx"] {
+            let _ = ch
+                .exchange_delete(
+                    format!("{}.{x}", self.id).as_str().into(),
+                    ExchangeDeleteOptions::default(),
+                )
+                .await;
+        }
+        drop(self.magento);
+        drop(self.ledger);
+        drop_db(&format!("{}_magento", self.id)).await;
+        drop_db(&format!("{}_ledger", self.id)).await;
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let rabbit = Command::new("rabbitmqctl")
+        .args(["version"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!(
+        "{} cores, {cpu}; RabbitMQ {rabbit}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; nothing else is taken from the command line.
+    let backlogs: Vec<u32> = std::env::var("BENCH_BACKLOGS")
+        .unwrap_or_else(|_| "10000,50000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let latency_secs: u64 = std::env::var("BENCH_LATENCY_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let rate: u64 = std::env::var("BENCH_RATE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let pool = Pool::new(format!("{}?pool_min=0&pool_max=1", mysql()).as_str());
+    let version: String = pool
+        .get_conn()
+        .await
+        .unwrap()
+        .query_first("SELECT VERSION()")
+        .await
+        .unwrap()
+        .unwrap();
+    pool.disconnect().await.unwrap();
+    println!("machine: {}; MariaDB {version}", machine());
+    println!();
+    println!("| backlog | raw limit (orders/s) | order-sync drain (orders/s) | ratio | order-sync peak RSS |");
+    println!("|---:|---:|---:|---:|---:|");
+    for &n in &backlogs {
+        let raw = raw_limit(n).await;
+        let (id, magento) = Pipeline::prepare(n).await;
+        let p = Pipeline::start(id, magento).await;
+        let started = Instant::now();
+        let consumer = p.consumer(Default::default()).await;
+        p.wait_synced(n as u64, Duration::from_secs(1800)).await;
+        let drain = started.elapsed();
+        let rss = p.peak_rss_kib();
+        consumer.abort();
+        p.stop().await;
+        let raw_rate = n as f64 / raw.as_secs_f64();
+        let drain_rate = n as f64 / drain.as_secs_f64();
+        println!(
+            "| {n} | {raw_rate:.0} ({:.1} s) | {drain_rate:.0} ({:.1} s) | {:.0} % | {:.1} MiB |",
+            raw.as_secs_f64(),
+            drain.as_secs_f64(),
+            100.0 * drain_rate / raw_rate,
+            rss as f64 / 1024.0
+        );
+    }
+
+    // Latency: a steady stream of single-order checkouts.
+    let (id, magento) = Pipeline::prepare(0).await;
+    let p = Pipeline::start(id, magento.clone()).await;
+    let arrivals: Arc<Mutex<HashMap<u64, SystemTime>>> = Default::default();
+    let consumer = p.consumer(arrivals.clone()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // past start-up
+    let total = latency_secs * rate;
+    let mut commits: HashMap<u64, SystemTime> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    let mut conn = magento.get_conn().await.unwrap();
+    for i in 1..=total {
+        tick.tick().await;
+        insert_orders_one(&mut conn, i as u32).await;
+        commits.insert(i, SystemTime::now());
+    }
+    p.wait_synced(total, Duration::from_secs(120)).await;
+    let synced: Vec<(u64, chrono::NaiveDateTime)> = p
+        .ledger
+        .get_conn()
+        .await
+        .unwrap()
+        .query("SELECT entity_id, synced_at FROM order_sync_deliveries")
+        .await
+        .unwrap();
+    let arrivals = arrivals.lock().unwrap().clone();
+    let ms = |a: SystemTime, b: SystemTime| {
+        a.duration_since(b)
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
+    };
+    let mut delivery: Vec<f64> = commits
+        .iter()
+        .filter_map(|(id, t)| arrivals.get(id).map(|a| ms(*a, *t)))
+        .collect();
+    let mut to_synced: Vec<f64> = synced
+        .iter()
+        .filter_map(|(id, s)| {
+            let s = SystemTime::UNIX_EPOCH
+                + Duration::from_micros(s.and_utc().timestamp_micros() as u64);
+            commits.get(id).map(|t| ms(s, *t))
+        })
+        .collect();
+    delivery.sort_by(f64::total_cmp);
+    to_synced.sort_by(f64::total_cmp);
+    consumer.abort();
+    drop(conn);
+    p.stop().await;
+    println!();
+    println!("latency at {rate} orders/s for {latency_secs} s ({total} orders), milliseconds:");
+    println!();
+    println!("| from commit to | p50 | p99 | max |");
+    println!("|---|---:|---:|---:|");
+    for (name, v) in [
+        ("delivery to the consumer", &delivery),
+        ("ledger synced", &to_synced),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} |",
+            percentile(v, 0.5),
+            percentile(v, 0.99),
+            v.last().copied().unwrap_or(f64::NAN)
+        );
+    }
+}
+
+/// One checkout: an order and its children in one transaction.
+async fn insert_orders_one(conn: &mut mysql_async::Conn, id: u32) {
+    let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+    tx.query_drop(format!(
+        "INSERT INTO sales_order (entity_id, increment_id, store_id, state, status, customer_email, grand_total, base_grand_total) \
+         VALUES ({id}, LPAD({id}, 9, '0'), 1, 'new', 'pending', 'roni@example.com', '123.4500', '123.4500')")).await.unwrap();
+    tx.query_drop(format!(
+        "INSERT INTO sales_order_item (order_id, store_id, sku, name, product_type, qty_ordered, price, row_total) VALUES \
+         ({id}, 1, 'MH01-XS-Black', 'Chaz Kangeroo Hoodie', 'simple', 1, '52.0000', '52.0000')")).await.unwrap();
+    tx.query_drop(format!(
+        "INSERT INTO sales_order_address (parent_id, address_type, firstname, lastname, street, city, postcode, country_id) VALUES \
+         ({id}, 'billing', 'Veronica', 'Costello', '6146 Honey Bluff Parkway', 'Calder', '49628-7978', 'US')")).await.unwrap();
+    tx.query_drop(format!(
+        "INSERT INTO sales_order_payment (parent_id, method) VALUES ({id}, 'checkmo')"
+    ))
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}

@@ -1,0 +1,384 @@
+//! The fault suite: real services, real processes, bounded in time. Each
+//! scenario ends on the same invariant: every captured order is synced for
+//! every consumer, no ledger row is lost or doubled, and duplicate deliveries
+//! are counted and reported. `ORDER_SYNC_FAULT_SCALE=4` multiplies the counts
+//! for longer local runs.
+
+use std::{
+    collections::HashMap,
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt;
+use lapin::{options::*, types::FieldTable, BasicProperties};
+use order_sync::ledger::State;
+use serde_json::{json, Value};
+
+use crate::support::{body, TestEnv};
+
+fn scale() -> usize {
+    std::env::var("ORDER_SYNC_FAULT_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+}
+
+fn spawn_run(env: &TestEnv) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_order-sync"))
+        .arg("run")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// What a sync service did, for the report and the assertions.
+#[derive(Default)]
+struct Behaviour {
+    deliveries: AtomicU32,
+    failed_acks: AtomicU32,
+    crashes: AtomicU32,
+    double_acks: AtomicU32,
+    acks_for_unknown_orders: AtomicU32,
+    per_order: Mutex<HashMap<u64, u32>>,
+}
+
+/// A sync service. With `flaky`, it sometimes reports `failed`, sometimes dies
+/// before acking (its channel closes with the message unacked), sometimes acks
+/// twice, and sometimes acks an order it never received.
+fn sync_service(
+    env: &TestEnv,
+    name: &'static str,
+    flaky: bool,
+    b: Arc<Behaviour>,
+) -> tokio::task::JoinHandle<()> {
+    let queue = env.topology().consumer_queue(name);
+    let acks = env.topology().acks_exchange();
+    let url = crate::support::amqp_url();
+    tokio::spawn(async move {
+        let conn = lapin::Connection::connect(&url, Default::default())
+            .await
+            .unwrap();
+        let publ = conn.create_channel().await.unwrap();
+        publ.confirm_select(Default::default()).await.unwrap();
+        let publish = |v: Value| {
+            let publ = publ.clone();
+            let acks = acks.clone();
+            async move {
+                publ.basic_publish(
+                    acks.as_str().into(),
+                    name.into(),
+                    BasicPublishOptions::default(),
+                    &serde_json::to_vec(&v).unwrap(),
+                    BasicProperties::default(),
+                )
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            }
+        };
+        'session: loop {
+            let ch = conn.create_channel().await.unwrap();
+            ch.basic_qos(50, BasicQosOptions::default()).await.unwrap();
+            let mut stream = ch
+                .basic_consume(
+                    queue.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            while let Ok(Some(Ok(d))) =
+                tokio::time::timeout(Duration::from_secs(600), stream.next()).await
+            {
+                let msg = body(&d);
+                let id = msg["order"]["entity_id"].as_u64().unwrap();
+                b.deliveries.fetch_add(1, Ordering::Relaxed);
+                *b.per_order.lock().unwrap().entry(id).or_default() += 1;
+                let roll: f64 = if flaky { rand::random() } else { 1.0 };
+                let ack = |status: &str| json!({"message_id": msg["message_id"], "consumer": name, "entity_id": id, "status": status, "error": "ERP timeout"});
+                if roll < 0.03 {
+                    // Dies mid-order: the channel goes, the broker redelivers.
+                    b.crashes.fetch_add(1, Ordering::Relaxed);
+                    let _ = ch.close(320, "consumer crashed".into()).await;
+                    continue 'session;
+                } else if roll < 0.10 {
+                    b.failed_acks.fetch_add(1, Ordering::Relaxed);
+                    publish(ack("failed")).await;
+                } else if roll < 0.13 {
+                    b.double_acks.fetch_add(1, Ordering::Relaxed);
+                    publish(ack("synced")).await;
+                    publish(ack("synced")).await;
+                } else {
+                    publish(ack("synced")).await;
+                }
+                if flaky && roll > 0.98 {
+                    b.acks_for_unknown_orders.fetch_add(1, Ordering::Relaxed);
+                    publish(
+                        json!({"consumer": name, "entity_id": id + 10_000_000, "status": "synced"}),
+                    )
+                    .await;
+                }
+                d.ack(BasicAckOptions::default()).await.unwrap();
+            }
+            return;
+        }
+    })
+}
+
+fn duplicates(b: &Behaviour) -> u32 {
+    b.per_order
+        .lock()
+        .unwrap()
+        .values()
+        .map(|n| n.saturating_sub(1))
+        .sum()
+}
+
+#[tokio::test]
+async fn hard_kills_during_a_stream_with_a_flaky_consumer_lose_and_double_nothing() {
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &[
+            ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
+            ("ORDER_SYNC__RELAY__CLAIM_TIMEOUT", "2s"),
+            ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "1s"),
+            ("ORDER_SYNC__RELAY__BACKOFF__MAX_INTERVAL", "2s"),
+            ("ORDER_SYNC__RELAY__MAX_ATTEMPTS", "50"),
+            ("ORDER_SYNC__LOG__FILTER", "warn"),
+        ],
+    )
+    .await;
+    let total = 5000 * scale();
+    let kills = 20 * scale();
+    let (erp, wms) = (
+        Arc::new(Behaviour::default()),
+        Arc::new(Behaviour::default()),
+    );
+    let services = [
+        sync_service(&env, "erp", false, erp.clone()),
+        sync_service(&env, "wms", true, wms.clone()),
+    ];
+    let magento = env.magento.clone();
+    let placer = tokio::spawn(async move {
+        for _ in 0..total {
+            let mut conn = magento.get_conn().await.unwrap();
+            let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+            crate::support::insert_order(&mut tx).await;
+            tx.commit().await.unwrap();
+        }
+    });
+    let started = Instant::now();
+    let mut child = spawn_run(&env);
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_millis(200 + rand::random::<u64>() % 800)).await;
+        child.kill().unwrap(); // SIGKILL, at a random moment
+        child.wait().unwrap();
+        child = spawn_run(&env);
+    }
+    placer.await.unwrap();
+    let rows = env
+        .wait_for_ledger(
+            Duration::from_secs(240),
+            "every order synced for both consumers",
+            |rows| rows.len() == total * 2 && rows.iter().all(|r| r.state == State::Synced),
+        )
+        .await;
+    let mut pairs: Vec<(u32, &str)> = rows
+        .iter()
+        .map(|r| (r.entity_id, r.consumer.as_str()))
+        .collect();
+    pairs.dedup();
+    assert_eq!(
+        pairs.len(),
+        total * 2,
+        "no (order, consumer) row lost or doubled"
+    );
+    assert_eq!(
+        env.parts().ledger.order_count().await.unwrap(),
+        total as u64
+    );
+    for (name, b) in [("erp", &erp), ("wms", &wms)] {
+        assert_eq!(
+            b.per_order.lock().unwrap().len(),
+            total,
+            "{name} received every order"
+        );
+    }
+    eprintln!(
+        "{kills} kill -9 during {total} orders x 2 consumers in {:?}: all synced. erp: {} deliveries, {} duplicates. \
+         wms (flaky): {} deliveries, {} duplicates, {} failed acks, {} crashes before ack, {} double acks, {} acks for unknown orders",
+        started.elapsed(),
+        erp.deliveries.load(Ordering::Relaxed), duplicates(&erp),
+        wms.deliveries.load(Ordering::Relaxed), duplicates(&wms),
+        wms.failed_acks.load(Ordering::Relaxed), wms.crashes.load(Ordering::Relaxed),
+        wms.double_acks.load(Ordering::Relaxed), wms.acks_for_unknown_orders.load(Ordering::Relaxed),
+    );
+    // Every ack that could not apply was kept, not dropped.
+    let rejected = wms.double_acks.load(Ordering::Relaxed)
+        + wms.acks_for_unknown_orders.load(Ordering::Relaxed);
+    assert!(env.queue_len(&env.topology().dead_queue("acks")).await >= rejected);
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap();
+    for s in services {
+        s.abort();
+    }
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn ten_thousand_hostile_acks_are_dead_lettered_and_leave_the_ledger_and_listener_intact() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let real = env.place_order().await;
+    let before = env
+        .wait_for_ledger(Duration::from_secs(20), "the order published", |rows| {
+            rows.len() == 1 && rows[0].state == State::Published
+        })
+        .await;
+
+    let total = 10_000 * scale();
+    let huge = vec![b'{'; 10 * 1024 * 1024];
+    let kinds: Vec<Box<dyn Fn(usize) -> Vec<u8>>> = vec![
+        Box::new(|i| format!("not json {i}").into_bytes()),
+        Box::new(|i| vec![0xff, 0xfe, (i % 256) as u8]),
+        Box::new(|i| {
+            format!(r#"{{"consumer": "erp", "entity_id": "{i}; DROP TABLE order_sync_deliveries", "status": "synced"}}"#).into_bytes()
+        }),
+        Box::new(|i| {
+            format!(r#"{{"consumer": "erp", "entity_id": {i}, "status": 7}}"#).into_bytes()
+        }),
+        Box::new(|i| {
+            format!(r#"{{"consumer": "crm{i}", "entity_id": 1, "status": "synced"}}"#).into_bytes()
+        }),
+        Box::new(move |i| {
+            format!(
+                r#"{{"consumer": "erp", "entity_id": {}, "status": "synced"}}"#,
+                1_000_000 + i
+            )
+            .into_bytes()
+        }),
+        Box::new(move |i| {
+            format!(r#"{{"consumer": "erp", "entity_id": {real}, "message_id": "forged-{i}", "status": "synced"}}"#).into_bytes()
+        }),
+        Box::new(|i| {
+            format!(r#"{{"consumer": "erp", "increment_id": "' OR {i}={i} --", "store_id": 1, "status": "synced"}}"#).into_bytes()
+        }),
+        Box::new(|_| b"[]".to_vec()),
+        Box::new(|_| Vec::new()),
+    ];
+    let ch = env.amqp.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    for i in 0..total {
+        // A few 10 MB bodies among them.
+        let body = if i % 3333 == 0 {
+            huge.clone()
+        } else {
+            kinds[i % kinds.len()](i)
+        };
+        ch.basic_publish(
+            env.topology().acks_exchange().into(),
+            "x".into(),
+            BasicPublishOptions::default(),
+            &body,
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+        if i % 500 == 499 {
+            ch.wait_for_confirms().await.unwrap();
+        }
+    }
+    ch.wait_for_confirms().await.unwrap();
+
+    let dead = env.topology().dead_queue("acks");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while env.queue_len(&dead).await < total as u32 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {total} hostile acks dead-lettered",
+            env.queue_len(&dead).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        env.parts().ledger.deliveries().await.unwrap(),
+        before,
+        "the ledger changed"
+    );
+    env.ack_json(json!({"consumer": "erp", "entity_id": real, "status": "synced"}))
+        .await;
+    env.wait_for_ledger(
+        Duration::from_secs(20),
+        "a valid ack still applied",
+        |rows| rows[0].state == State::Synced,
+    )
+    .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn sigterm_during_a_backlog_exits_promptly_and_loses_nothing_after_restart() {
+    let env = TestEnv::new(&["erp"], &[("ORDER_SYNC__LOG__FILTER", "warn")]).await;
+    let total = 3000 * scale();
+    let mut conn = env.magento_conn().await;
+    let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+    for _ in 0..total {
+        crate::support::insert_order(&mut tx).await;
+    }
+    tx.commit().await.unwrap();
+    drop(conn);
+
+    let mut child = spawn_run(&env);
+    env.wait_for_ledger(
+        Duration::from_secs(60),
+        "part of the backlog recorded",
+        |rows| !rows.is_empty(),
+    )
+    .await;
+    let asked = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let took = asked.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    let recorded = env.parts().ledger.order_count().await.unwrap();
+
+    let b = Arc::new(Behaviour::default());
+    let service = sync_service(&env, "erp", false, b.clone());
+    let mut child = spawn_run(&env);
+    env.wait_for_ledger(
+        Duration::from_secs(120),
+        "the whole backlog synced after restart",
+        |rows| rows.len() == total && rows.iter().all(|r| r.state == State::Synced),
+    )
+    .await;
+    eprintln!(
+        "SIGTERM with {recorded} of {total} recorded: stopped in {took:?}; after restart all synced, {} duplicate deliveries",
+        duplicates(&b)
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap();
+    service.abort();
+    env.cleanup().await;
+}
