@@ -8,7 +8,7 @@
 //! it never blocks the queue, and the listener goes on.
 
 use chrono::Utc;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::{
     message::Delivery,
     options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicRejectOptions},
@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     broker::{Broker, Outgoing, Publisher},
     ledger::{AckOutcome, Ledger},
-    message::{parse_ack, truncate, AckRejection},
+    message::{parse_ack, truncate, Ack, AckRejection},
     retry::RetryPolicy,
     supervise::{Reconnect, RoleError},
 };
@@ -39,6 +39,8 @@ pub struct AckListener {
     consumers: Vec<String>,
     policy: RetryPolicy,
     max_body_bytes: usize,
+    /// Most acks applied in one ledger transaction.
+    batch_size: usize,
 }
 
 impl AckListener {
@@ -55,7 +57,14 @@ impl AckListener {
             consumers,
             policy,
             max_body_bytes,
+            batch_size: 200,
         }
+    }
+
+    /// Most acks applied per ledger transaction (the broker prefetch bounds it too).
+    pub fn with_batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
     }
 
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), RoleError> {
@@ -88,23 +97,33 @@ impl AckListener {
                 FieldTable::default(),
             )
             .await?;
+        let max = self.batch_size;
         loop {
             let next = tokio::select! {
                 d = consumer.next() => d,
                 _ = shutdown.cancelled() => break,
             };
-            let Some(delivery) = next else {
+            let Some(first) = next else {
                 return Err(RoleError::ConsumerEnded(queue));
             };
-            let delivery = delivery?;
-            if let Err(e) = self.handle(&publisher, &delivery).await {
-                // Not applied: give it back for another try, after reconnecting.
-                let _ = delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    })
-                    .await;
+            // Take whatever else is already here: one ledger commit per batch.
+            let mut batch = vec![first?];
+            while batch.len() < max {
+                match consumer.next().now_or_never() {
+                    Some(Some(d)) => batch.push(d?),
+                    _ => break,
+                }
+            }
+            if let Err(e) = self.handle_batch(&publisher, &batch).await {
+                // Not applied: give them back for another try, after reconnecting.
+                for d in &batch {
+                    let _ = d
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..BasicNackOptions::default()
+                        })
+                        .await;
+                }
                 return Err(e);
             }
         }
@@ -119,36 +138,61 @@ impl AckListener {
         publisher: &Publisher,
         delivery: &Delivery,
     ) -> Result<AckDisposition, RoleError> {
-        let disposition = match parse_ack(&delivery.data, self.max_body_bytes, &self.consumers) {
-            Err(rejection) => AckDisposition::DeadLettered(rejection),
-            Ok(ack) => match self
-                .ledger
-                .apply_ack(&ack, Utc::now(), &self.policy)
-                .await?
-            {
-                Ok(outcome) => AckDisposition::Applied(outcome),
+        let mut out = self
+            .handle_batch(publisher, std::slice::from_ref(delivery))
+            .await?;
+        Ok(out.pop().expect("one disposition per delivery"))
+    }
+
+    /// Applies a batch of acks in one ledger transaction, dead-letters those
+    /// that cannot apply, and only then settles each broker message.
+    pub async fn handle_batch(
+        &self,
+        publisher: &Publisher,
+        batch: &[Delivery],
+    ) -> Result<Vec<AckDisposition>, RoleError> {
+        let parsed: Vec<Result<Ack, AckRejection>> = batch
+            .iter()
+            .map(|d| parse_ack(&d.data, self.max_body_bytes, &self.consumers))
+            .collect();
+        let valid: Vec<&Ack> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut applied = self
+            .ledger
+            .apply_acks(&valid, Utc::now(), &self.policy)
+            .await?
+            .into_iter();
+        let mut dispositions = Vec::with_capacity(batch.len());
+        for (delivery, p) in batch.iter().zip(parsed) {
+            let disposition = match p {
                 Err(rejection) => AckDisposition::DeadLettered(rejection),
-            },
-        };
-        match &disposition {
-            AckDisposition::Applied(AckOutcome::Synced { entity_id }) => {
-                tracing::info!(entity_id, "Order synced.")
-            }
-            AckDisposition::Applied(AckOutcome::Failed {
-                entity_id,
-                retry_at,
-            }) => {
-                tracing::warn!(entity_id, retry_at = %retry_at, "Sync service reported a failure; will re-deliver.")
-            }
-            AckDisposition::DeadLettered(reason) => {
-                tracing::warn!(reason = %reason, size = delivery.data.len(), "Dead-lettering an ack.");
-                if !self.dead_letter(publisher, delivery, reason).await? {
-                    return Ok(disposition);
+                Ok(_) => match applied.next().expect("one result per valid ack") {
+                    Ok(outcome) => AckDisposition::Applied(outcome),
+                    Err(rejection) => AckDisposition::DeadLettered(rejection),
+                },
+            };
+            let settled_by_reject = match &disposition {
+                AckDisposition::Applied(AckOutcome::Synced { entity_id }) => {
+                    tracing::debug!(entity_id, "Order synced.");
+                    false
                 }
+                AckDisposition::Applied(AckOutcome::Failed {
+                    entity_id,
+                    retry_at,
+                }) => {
+                    tracing::warn!(entity_id, retry_at = %retry_at, "Sync service reported a failure; will re-deliver.");
+                    false
+                }
+                AckDisposition::DeadLettered(reason) => {
+                    tracing::warn!(reason = %reason, size = delivery.data.len(), "Dead-lettering an ack.");
+                    !self.dead_letter(publisher, delivery, reason).await?
+                }
+            };
+            if !settled_by_reject {
+                delivery.ack(BasicAckOptions::default()).await?;
             }
+            dispositions.push(disposition);
         }
-        delivery.ack(BasicAckOptions::default()).await?;
-        Ok(disposition)
+        Ok(dispositions)
     }
 
     async fn dead_letter(

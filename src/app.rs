@@ -134,6 +134,7 @@ impl Parts {
             RetryPolicy::from_settings(&self.settings.relay),
             self.settings.acks.max_body_bytes,
         )
+        .with_batch_size(self.settings.broker.prefetch as usize)
     }
 
     /// Migrates (or checks) the ledger, checks Magento's tables when capturing,

@@ -288,9 +288,13 @@ impl Capture {
                 "Giving up on an order id never committed; assuming its checkout rolled back."
             );
         }
-        self.ledger
-            .save_capture_position(&self.source, next, &opened, &closed, now)
-            .await?;
+        // Nothing read and no gap changed: nothing to save (an idle shop costs
+        // one read of the position per poll, no writes).
+        if next != position.last_entity_id || !opened.is_empty() || !closed.is_empty() {
+            self.ledger
+                .save_capture_position(&self.source, next, &opened, &closed, now)
+                .await?;
+        }
         let open_gaps = position.gaps.len() + opened.len() - (closed.len());
         let published = orders.len() - skipped.len() - too_large.len();
         if !orders.is_empty() {

@@ -836,9 +836,12 @@ impl Ledger {
             return Ok(());
         }
         let mut conn = self.pool.get_conn().await?;
+        // One transaction: one commit (and disk flush) for the whole batch,
+        // where autocommit would flush once per row.
+        let mut tx = conn.start_transaction(TxOpts::default()).await?;
         // MariaDB applies SET clauses left to right, each seeing the ones
         // before it: both IFs read `state` before it is changed.
-        conn.exec_batch(
+        tx.exec_batch(
             "UPDATE order_sync_deliveries \
              SET attempts = attempts + 1, last_published_at = ?, \
                  next_attempt_at = IF(state IN ('synced', 'parked'), next_attempt_at, ?), \
@@ -856,6 +859,7 @@ impl Ledger {
             }),
         )
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -871,13 +875,15 @@ impl Ledger {
             return Ok(());
         }
         let mut conn = self.pool.get_conn().await?;
-        conn.exec_batch(
+        let mut tx = conn.start_transaction(TxOpts::default()).await?;
+        tx.exec_batch(
             "UPDATE order_sync_deliveries SET state = 'parked', next_attempt_at = NULL, \
              last_error = ?, updated_at = ? WHERE entity_id = ? AND consumer = ? AND state <> 'synced'",
             rows.iter()
                 .map(|(id, c)| (truncate(reason, 2000), naive(now), *id, *c)),
         )
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -915,93 +921,49 @@ impl Ledger {
         retry_contended!(self.try_apply_ack(ack, now, policy).await)
     }
 
+    /// Applies a batch of acks in one transaction (one commit, so one disk
+    /// flush, however many acks), each to the one row it names. Results are in
+    /// input order; an ack for a row an earlier ack in the batch already synced
+    /// is a duplicate, as it would be one at a time.
+    pub async fn apply_acks(
+        &self,
+        acks: &[&Ack],
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> Result<Vec<Result<AckOutcome, AckRejection>>, LedgerError> {
+        if acks.is_empty() {
+            return Ok(vec![]);
+        }
+        retry_contended!(self.try_apply_acks(acks, now, policy).await)
+    }
+
+    async fn try_apply_acks(
+        &self,
+        acks: &[&Ack],
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> Result<Vec<Result<AckOutcome, AckRejection>>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await?;
+        let mut results = Vec::with_capacity(acks.len());
+        for ack in acks {
+            results.push(apply_one(&mut tx, ack, now, policy).await?);
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
     async fn try_apply_ack(
         &self,
         ack: &Ack,
         now: DateTime<Utc>,
         policy: &RetryPolicy,
     ) -> Result<Result<AckOutcome, AckRejection>, LedgerError> {
-        let mut conn = self.pool.get_conn().await?;
-        let mut tx = conn.start_transaction(TxOpts::default()).await?;
-        let select = "SELECT entity_id, message_id, state, attempts FROM order_sync_deliveries";
-        let row: Option<(u32, String, String, u32)> = if let Some(id) = ack.entity_id {
-            tx.exec_first(
-                format!("{select} WHERE entity_id = ? AND consumer = ? FOR UPDATE"),
-                (id, ack.consumer.as_str()),
-            )
+        Ok(self
+            .try_apply_acks(&[ack], now, policy)
             .await?
-        } else if let (Some(inc), Some(store)) = (&ack.increment_id, ack.store_id) {
-            tx.exec_first(
-                format!(
-                    "{select} WHERE increment_id = ? AND store_id = ? AND consumer = ? FOR UPDATE"
-                ),
-                (inc.as_str(), store, ack.consumer.as_str()),
-            )
-            .await?
-        } else if let Some(mid) = &ack.message_id {
-            tx.exec_first(
-                format!("{select} WHERE message_id = ? AND consumer = ? FOR UPDATE"),
-                (mid.as_str(), ack.consumer.as_str()),
-            )
-            .await?
-        } else {
-            None
-        };
-        let Some((entity_id, expected_id, state, attempts)) = row else {
-            return Ok(Err(AckRejection::UnknownOrder));
-        };
-        if let Some(given) = &ack.message_id {
-            if given != &expected_id {
-                return Ok(Err(AckRejection::MessageIdMismatch {
-                    given: truncate(given, 200),
-                    expected: expected_id,
-                }));
-            }
-        }
-        let state = State::parse(&state);
-        let outcome = match (ack.status, state) {
-            (AckStatus::Synced, State::Synced) => return Ok(Err(AckRejection::Duplicate)),
-            (AckStatus::Synced, _) => {
-                // A synced ack for a parked row is good news: the service got
-                // there in the end, so it is taken.
-                tx.exec_drop(
-                    "UPDATE order_sync_deliveries SET state = 'synced', synced_at = ?, \
-                     next_attempt_at = NULL, updated_at = ? WHERE entity_id = ? AND consumer = ?",
-                    (naive(now), naive(now), entity_id, ack.consumer.as_str()),
-                )
-                .await?;
-                AckOutcome::Synced { entity_id }
-            }
-            (AckStatus::Failed, State::Synced | State::Parked) => {
-                return Ok(Err(AckRejection::Late(state.as_str().to_owned())))
-            }
-            (AckStatus::Failed, _) => {
-                let retry_at = after(now, policy.delay_after(attempts.max(1)));
-                let error = ack
-                    .error
-                    .as_deref()
-                    .map(|e| truncate(e, 2000))
-                    .unwrap_or_else(|| "failed (no error text given)".into());
-                tx.exec_drop(
-                    "UPDATE order_sync_deliveries SET state = 'failed', last_error = ?, \
-                     next_attempt_at = ?, updated_at = ? WHERE entity_id = ? AND consumer = ?",
-                    (
-                        error,
-                        naive(retry_at),
-                        naive(now),
-                        entity_id,
-                        ack.consumer.as_str(),
-                    ),
-                )
-                .await?;
-                AckOutcome::Failed {
-                    entity_id,
-                    retry_at,
-                }
-            }
-        };
-        tx.commit().await?;
-        Ok(Ok(outcome))
+            .pop()
+            .expect("one result per ack"))
     }
 
     // ---- reading -------------------------------------------------------------
@@ -1062,6 +1024,92 @@ impl Ledger {
     pub async fn disconnect(self) {
         let _ = self.pool.disconnect().await;
     }
+}
+
+/// One ack inside the caller's transaction: finds its row (locking it) and
+/// updates it, or says why it cannot. Rejections change nothing.
+async fn apply_one(
+    tx: &mut mysql_async::Transaction<'_>,
+    ack: &Ack,
+    now: DateTime<Utc>,
+    policy: &RetryPolicy,
+) -> Result<Result<AckOutcome, AckRejection>, LedgerError> {
+    let select = "SELECT entity_id, message_id, state, attempts FROM order_sync_deliveries";
+    let row: Option<(u32, String, String, u32)> = if let Some(id) = ack.entity_id {
+        tx.exec_first(
+            format!("{select} WHERE entity_id = ? AND consumer = ? FOR UPDATE"),
+            (id, ack.consumer.as_str()),
+        )
+        .await?
+    } else if let (Some(inc), Some(store)) = (&ack.increment_id, ack.store_id) {
+        tx.exec_first(
+            format!("{select} WHERE increment_id = ? AND store_id = ? AND consumer = ? FOR UPDATE"),
+            (inc.as_str(), store, ack.consumer.as_str()),
+        )
+        .await?
+    } else if let Some(mid) = &ack.message_id {
+        tx.exec_first(
+            format!("{select} WHERE message_id = ? AND consumer = ? FOR UPDATE"),
+            (mid.as_str(), ack.consumer.as_str()),
+        )
+        .await?
+    } else {
+        None
+    };
+    let Some((entity_id, expected_id, state, attempts)) = row else {
+        return Ok(Err(AckRejection::UnknownOrder));
+    };
+    if let Some(given) = &ack.message_id {
+        if given != &expected_id {
+            return Ok(Err(AckRejection::MessageIdMismatch {
+                given: truncate(given, 200),
+                expected: expected_id,
+            }));
+        }
+    }
+    let state = State::parse(&state);
+    let outcome = match (ack.status, state) {
+        (AckStatus::Synced, State::Synced) => return Ok(Err(AckRejection::Duplicate)),
+        (AckStatus::Synced, _) => {
+            // A synced ack for a parked row is good news: the service got
+            // there in the end, so it is taken.
+            tx.exec_drop(
+                "UPDATE order_sync_deliveries SET state = 'synced', synced_at = ?, \
+                 next_attempt_at = NULL, updated_at = ? WHERE entity_id = ? AND consumer = ?",
+                (naive(now), naive(now), entity_id, ack.consumer.as_str()),
+            )
+            .await?;
+            AckOutcome::Synced { entity_id }
+        }
+        (AckStatus::Failed, State::Synced | State::Parked) => {
+            return Ok(Err(AckRejection::Late(state.as_str().to_owned())))
+        }
+        (AckStatus::Failed, _) => {
+            let retry_at = after(now, policy.delay_after(attempts.max(1)));
+            let error = ack
+                .error
+                .as_deref()
+                .map(|e| truncate(e, 2000))
+                .unwrap_or_else(|| "failed (no error text given)".into());
+            tx.exec_drop(
+                "UPDATE order_sync_deliveries SET state = 'failed', last_error = ?, \
+                 next_attempt_at = ?, updated_at = ? WHERE entity_id = ? AND consumer = ?",
+                (
+                    error,
+                    naive(retry_at),
+                    naive(now),
+                    entity_id,
+                    ack.consumer.as_str(),
+                ),
+            )
+            .await?;
+            AckOutcome::Failed {
+                entity_id,
+                retry_at,
+            }
+        }
+    };
+    Ok(Ok(outcome))
 }
 
 async fn current_version(conn: &mut mysql_async::Conn) -> Result<u32, LedgerError> {
