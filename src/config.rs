@@ -120,6 +120,8 @@ pub struct BrokerSettings {
     pub prefetch: u16,
     /// Largest message order-sync publishes; a larger order is parked, not sent.
     pub max_message_bytes: usize,
+    /// AMQP frame size asked of the broker; sets the client's buffer memory.
+    pub frame_max: u32,
 }
 
 /// The sync services that receive orders.

@@ -71,7 +71,7 @@ impl Broker {
             .chain(settings.failover_urls.iter())
             .map(|url| {
                 let cfg = deadpool_lapin::Config {
-                    url: Some(url.expose().to_owned()),
+                    url: Some(with_frame_max(url.expose(), settings.frame_max)),
                     pool: Some(PoolConfig {
                         max_size: settings.pool_max,
                         // Bounded waits: a role whose broker is gone must notice
@@ -177,6 +177,18 @@ impl Broker {
     }
 }
 
+/// The URL with `frame_max` added to its query, unless it has one already.
+fn with_frame_max(url: &str, frame_max: u32) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.query_pairs().any(|(k, _)| k == "frame_max") => {
+            u.query_pairs_mut()
+                .append_pair("frame_max", &frame_max.to_string());
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// One message to publish.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -270,6 +282,22 @@ mod tests {
     use super::*;
     use crate::config::QueueType;
 
+    #[test]
+    fn frame_max_is_added_to_urls_without_one() {
+        assert_eq!(
+            with_frame_max("amqp://u:p@h:5672/%2f", 16384),
+            "amqp://u:p@h:5672/%2f?frame_max=16384"
+        );
+        assert_eq!(
+            with_frame_max("amqp://h/%2f?heartbeat=10", 8192),
+            "amqp://h/%2f?heartbeat=10&frame_max=8192"
+        );
+        assert_eq!(
+            with_frame_max("amqp://h/v?frame_max=4096", 16384),
+            "amqp://h/v?frame_max=4096"
+        );
+    }
+
     #[tokio::test]
     async fn amqps_urls_and_named_vhosts_build_a_pool() {
         for url in [
@@ -284,6 +312,7 @@ mod tests {
                 pool_max: 2,
                 prefetch: 1,
                 max_message_bytes: 1 << 20,
+                frame_max: 16384,
                 failover_urls: vec![SecretUrl::new("amqp://other.example")],
             };
             let broker = Broker::new(

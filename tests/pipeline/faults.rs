@@ -382,3 +382,90 @@ async fn sigterm_during_a_backlog_exits_promptly_and_loses_nothing_after_restart
     service.abort();
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn broker_and_database_connections_killed_mid_stream_lose_and_double_nothing() {
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &[
+            ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
+            ("ORDER_SYNC__RELAY__CLAIM_TIMEOUT", "2s"),
+            ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "1s"),
+            ("ORDER_SYNC__RELAY__BACKOFF__MAX_INTERVAL", "2s"),
+            ("ORDER_SYNC__RELAY__MAX_ATTEMPTS", "50"),
+        ],
+    )
+    .await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let (erp, wms) = (
+        Arc::new(Behaviour::default()),
+        Arc::new(Behaviour::default()),
+    );
+    let services = [
+        sync_service(&env, "erp", false, erp.clone()),
+        sync_service(&env, "wms", true, wms.clone()),
+    ];
+    let total = 1000 * scale();
+    // The checkout's own connection is spared: the fault is order-sync's, not the shop's.
+    let mut checkout = mysql_async::Conn::from_url(
+        format!("{}/{}_magento", crate::support::mysql_server(), env.id).as_str(),
+    )
+    .await
+    .unwrap();
+    let checkout_id = checkout.id() as u64;
+    let placer = tokio::spawn(async move {
+        for _ in 0..total {
+            let mut tx = checkout
+                .start_transaction(Default::default())
+                .await
+                .unwrap();
+            crate::support::insert_order(&mut tx).await;
+            tx.commit().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        checkout.disconnect().await.unwrap();
+    });
+    let (mut broker_faults, mut db_faults) = (0, 0);
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        broker_faults += crate::support::close_broker_connections(&env.id);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        db_faults += crate::support::kill_db_connections(&format!("{}_ledger", env.id), &[]).await;
+        db_faults +=
+            crate::support::kill_db_connections(&format!("{}_magento", env.id), &[checkout_id])
+                .await;
+    }
+    placer.await.unwrap();
+    assert!(
+        broker_faults >= 4 && db_faults >= 4,
+        "faults injected: broker {broker_faults}, db {db_faults}"
+    );
+    let rows = env
+        .wait_for_ledger(
+            Duration::from_secs(120),
+            "every order synced after the faults",
+            |rows| rows.len() == total * 2 && rows.iter().all(|r| r.state == State::Synced),
+        )
+        .await;
+    let mut pairs: Vec<(u32, &str)> = rows
+        .iter()
+        .map(|r| (r.entity_id, r.consumer.as_str()))
+        .collect();
+    pairs.dedup();
+    assert_eq!(pairs.len(), total * 2, "no row lost or doubled");
+    eprintln!(
+        "{broker_faults} broker and {db_faults} database connections killed during {total} orders x 2 consumers: \
+         all synced; duplicates erp {}, wms (flaky) {}",
+        duplicates(&erp),
+        duplicates(&wms)
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), pipeline)
+        .await
+        .unwrap()
+        .unwrap();
+    for s in services {
+        s.abort();
+    }
+    env.cleanup().await;
+}
