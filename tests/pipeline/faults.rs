@@ -6,7 +6,7 @@
 
 use std::{
     collections::HashMap,
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{
         atomic::{AtomicU32, Ordering},
         Arc, Mutex,
@@ -26,19 +26,6 @@ fn scale() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)
-}
-
-fn spawn_run(env: &TestEnv) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_order-sync"))
-        .arg("run")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 /// What a sync service did, for the report and the assertions.
@@ -180,12 +167,12 @@ async fn hard_kills_during_a_stream_with_a_flaky_consumer_lose_and_double_nothin
         }
     });
     let started = Instant::now();
-    let mut child = spawn_run(&env);
+    let mut child = env.spawn_run();
     for _ in 0..kills {
         tokio::time::sleep(Duration::from_millis(200 + rand::random::<u64>() % 800)).await;
         child.kill().unwrap(); // SIGKILL, at a random moment
         child.wait().unwrap();
-        child = spawn_run(&env);
+        child = env.spawn_run();
     }
     placer.await.unwrap();
     let rows = env
@@ -345,7 +332,7 @@ async fn sigterm_during_a_backlog_exits_promptly_and_loses_nothing_after_restart
     tx.commit().await.unwrap();
     drop(conn);
 
-    let mut child = spawn_run(&env);
+    let mut child = env.spawn_run();
     env.wait_for_ledger(
         Duration::from_secs(60),
         "part of the backlog recorded",
@@ -364,7 +351,7 @@ async fn sigterm_during_a_backlog_exits_promptly_and_loses_nothing_after_restart
 
     let b = Arc::new(Behaviour::default());
     let service = sync_service(&env, "erp", false, b.clone());
-    let mut child = spawn_run(&env);
+    let mut child = env.spawn_run();
     env.wait_for_ledger(
         Duration::from_secs(120),
         "the whole backlog synced after restart",

@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -17,19 +17,6 @@ use crate::support::{body, next_within, TestEnv};
 
 /// (entity_id, consumer, attempt) → times received.
 type Seen = Arc<Mutex<HashMap<(u64, String, u32), u32>>>;
-
-fn spawn(env: &TestEnv) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_order-sync"))
-        .arg("run")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
 
 /// A sync service that records every delivery and acks `synced` once the
 /// delivery's attempt reaches `ack_from_attempt` (1 = at once).
@@ -161,7 +148,7 @@ async fn three_instances_deliver_every_order_once_per_attempt_and_share_redelive
         consumer(&env, "erp", 1, seen.clone()),
         consumer(&env, "wms", 3, seen.clone()),
     ];
-    let instances: Vec<Child> = (0..3).map(|_| spawn(&env)).collect();
+    let instances: Vec<Child> = (0..3).map(|_| env.spawn_run()).collect();
     let total = 150;
     stream_orders(&env, total).await.await.unwrap();
 
@@ -173,12 +160,7 @@ async fn three_instances_deliver_every_order_once_per_attempt_and_share_redelive
         )
         .await;
     // Operators see all three, and which one captures.
-    let out = Command::new(env!("CARGO_BIN_EXE_order-sync"))
-        .arg("status")
-        .env_clear()
-        .envs(env.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .unwrap();
+    let out = env.order_sync(&["status"]).output().unwrap();
     let status = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -230,7 +212,7 @@ async fn killing_the_capture_leader_hands_capture_to_another_instance_and_misses
     .await;
     let seen: Seen = Default::default();
     let consumer = consumer(&env, "erp", 1, seen.clone());
-    let mut instances: Vec<Child> = (0..3).map(|_| spawn(&env)).collect();
+    let mut instances: Vec<Child> = (0..3).map(|_| env.spawn_run()).collect();
     let total = 300;
     let placer = stream_orders(&env, total).await;
 

@@ -10,24 +10,6 @@ use mysql_async::prelude::*;
 
 use crate::support::{body, TestEnv};
 
-fn order_sync(env: &TestEnv, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_order-sync"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn spawn_run(env: &TestEnv) -> Child {
-    order_sync(env, &["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start order-sync run")
-}
-
 fn sigterm(child: &Child) {
     // SAFETY-free: `kill` is a plain command; no libc needed.
     let status = Command::new("kill")
@@ -54,7 +36,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
 #[tokio::test]
 async fn sigterm_stops_the_process_promptly_with_exit_code_zero() {
     let env = TestEnv::new(&["erp"], &[]).await;
-    let mut child = spawn_run(&env);
+    let mut child = env.spawn_run();
     env.place_orders(3).await;
     env.wait_for_ledger(Duration::from_secs(20), "orders recorded", |rows| {
         rows.len() == 3
@@ -89,7 +71,7 @@ async fn bad_configuration_stops_start_up_naming_the_key() {
         ),
         ("ORDER_SYNC__CONSUMERS__NAMES", "", "consumers.names"),
     ] {
-        let out = order_sync(&env, &["run"]).env(key, value).output().unwrap();
+        let out = env.order_sync(&["run"]).env(key, value).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{key}={value}: {stderr}");
         assert!(stderr.contains(expected), "{key}={value}: {stderr}");
@@ -101,7 +83,8 @@ async fn bad_configuration_stops_start_up_naming_the_key() {
 #[tokio::test]
 async fn a_wrong_table_prefix_stops_start_up_naming_the_table() {
     let env = TestEnv::new(&["erp"], &[]).await;
-    let out = order_sync(&env, &["run"])
+    let out = env
+        .order_sync(&["run"])
         .env("ORDER_SYNC__MAGENTO__TABLE_PREFIX", "m2_")
         .output()
         .unwrap();
@@ -120,7 +103,7 @@ async fn a_missing_magento_column_stops_start_up_naming_it() {
         .await
         .unwrap();
     drop(conn);
-    let out = order_sync(&env, &["run"]).output().unwrap();
+    let out = env.order_sync(&["run"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -134,7 +117,7 @@ async fn a_missing_magento_column_stops_start_up_naming_it() {
 async fn topology_and_migrate_commands_are_idempotent_and_say_what_they_did() {
     let env = TestEnv::new(&["erp", "wms"], &[]).await;
     for _ in 0..2 {
-        let out = order_sync(&env, &["topology"]).output().unwrap();
+        let out = env.order_sync(&["topology"]).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -148,7 +131,7 @@ async fn topology_and_migrate_commands_are_idempotent_and_say_what_they_did() {
         ] {
             assert!(stdout.contains(&name), "missing {name} in:\n{stdout}");
         }
-        let out = order_sync(&env, &["migrate"]).output().unwrap();
+        let out = env.order_sync(&["migrate"]).output().unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -162,7 +145,8 @@ async fn topology_and_migrate_commands_are_idempotent_and_say_what_they_did() {
 #[tokio::test]
 async fn an_unreachable_broker_fails_the_topology_command_naming_the_url_without_its_password() {
     let env = TestEnv::new(&["erp"], &[]).await;
-    let out = order_sync(&env, &["topology"])
+    let out = env
+        .order_sync(&["topology"])
         .env(
             "ORDER_SYNC__BROKER__URL",
             "amqp://guest:s3cret@127.0.0.1:1/%2f",
@@ -190,7 +174,8 @@ async fn a_vhost_created_after_start_up_is_waited_for_and_used() {
     let mut env = TestEnv::new(&["erp"], &[]).await;
     let vhost = env.own_vhost();
     let url = format!("amqp://guest:guest@127.0.0.1:5672/{vhost}");
-    let mut child = order_sync(&env, &["run"])
+    let mut child = env
+        .order_sync(&["run"])
         .env("ORDER_SYNC__BROKER__URL", &url)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -210,6 +210,27 @@ impl TestEnv {
         }
     }
 
+    /// The order-sync binary with this test's settings (and nothing else of
+    /// the test process's environment).
+    pub fn order_sync(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_order-sync"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// `order-sync run` as a child process, its output discarded.
+    pub fn spawn_run(&self) -> std::process::Child {
+        self.order_sync(&["run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start order-sync run")
+    }
+
     pub fn parts(&self) -> Parts {
         Parts::new(&self.settings, "test").unwrap()
     }
