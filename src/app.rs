@@ -70,10 +70,11 @@ fn wrong_settings(e: &mysql_async::Error) -> bool {
 }
 
 pub fn topology(settings: &Settings) -> Topology {
-    Topology::new(
+    Topology::with_names(
         &settings.broker.prefix,
         &settings.consumers.names,
         settings.broker.queue_type,
+        settings.broker.names.clone(),
     )
 }
 

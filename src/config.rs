@@ -122,6 +122,8 @@ pub struct BrokerSettings {
     pub max_message_bytes: usize,
     /// AMQP frame size asked of the broker; sets the client's buffer memory.
     pub frame_max: u32,
+    /// Exchange and queue names, as templates over `{prefix}`.
+    pub names: crate::broker::topology::Names,
 }
 
 /// The sync services that receive orders.
@@ -522,6 +524,59 @@ impl Settings {
             "must be at least 1",
         );
         check(
+            (4096..=512 * 1024 * 1024).contains(&self.broker.max_message_bytes),
+            "broker.max_message_bytes",
+            "must be between 4096 and 536870912",
+        );
+        check(
+            (4096..=131_072).contains(&self.broker.frame_max),
+            "broker.frame_max",
+            "must be between 4096 and 131072",
+        );
+        for field in &self.message.deny_fields {
+            check(
+                !field.is_empty()
+                    && field.split('.').all(|seg| !seg.is_empty())
+                    && !field.trim_end_matches('*').contains('*'),
+                "message.deny_fields",
+                &format!(
+                    "`{field}` is not a field path like `payment.cc_number_enc` (a `*` may end it)"
+                ),
+            );
+        }
+        let n = &self.broker.names;
+        for (key, template, needs) in [
+            ("broker.names.orders_exchange", &n.orders_exchange, None),
+            ("broker.names.relay_queue", &n.relay_queue, None),
+            ("broker.names.que_exchange", &n.que_exchange, None),
+            (
+                "broker.names.consumer_queue",
+                &n.consumer_queue,
+                Some("{consumer}"),
+            ),
+            ("broker.names.acks_exchange", &n.acks_exchange, None),
+            ("broker.names.acks_queue", &n.acks_queue, None),
+            ("broker.names.dead_exchange", &n.dead_exchange, None),
+            ("broker.names.dead_queue", &n.dead_queue, Some("{name}")),
+        ] {
+            let filled = template
+                .replace("{prefix}", "p")
+                .replace("{consumer}", "c")
+                .replace("{name}", "n");
+            check(
+                !filled.is_empty() && filled.len() <= 200 && !filled.starts_with("amq."),
+                key,
+                "must be a name of at most 200 characters, not starting with `amq.`",
+            );
+            if let Some(placeholder) = needs {
+                check(
+                    template.contains(placeholder),
+                    key,
+                    &format!("must contain {placeholder}, or every one would share one queue"),
+                );
+            }
+        }
+        check(
             self.ledger.pool_max >= 2,
             "ledger.pool_max",
             "must be at least 2",
@@ -732,6 +787,42 @@ mod tests {
         let url = SecretUrl::new("amqp://guest:hunter2@rabbit:5672/%2f");
         assert!(!format!("{url:?} {url}").contains("hunter2"));
         assert_eq!(url.redacted(), "amqp://guest:***@rabbit:5672/%2f");
+    }
+
+    #[test]
+    fn queue_names_are_templates_checked_for_their_placeholders() {
+        let s = load_with_env(
+            None,
+            env(&[(
+                "ORDER_SYNC__BROKER__NAMES__CONSUMER_QUEUE",
+                "sync.{prefix}.{consumer}",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(s.broker.names.consumer_queue, "sync.{prefix}.{consumer}");
+        let m = message(load_with_env(
+            None,
+            env(&[("ORDER_SYNC__BROKER__NAMES__CONSUMER_QUEUE", "{prefix}.que")]),
+        ));
+        assert!(
+            m.contains("broker.names.consumer_queue: must contain {consumer}"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn sizes_and_deny_paths_are_checked() {
+        let m = message(load_with_env(
+            None,
+            env(&[
+                ("ORDER_SYNC__BROKER__FRAME_MAX", "1024"),
+                ("ORDER_SYNC__BROKER__MAX_MESSAGE_BYTES", "10"),
+                ("ORDER_SYNC__MESSAGE__DENY_FIELDS", "payment..x,pay*ment.y"),
+            ]),
+        ));
+        assert!(m.contains("broker.frame_max"), "{m}");
+        assert!(m.contains("broker.max_message_bytes"), "{m}");
+        assert_eq!(m.matches("message.deny_fields").count(), 2, "{m}");
     }
 
     #[test]

@@ -313,6 +313,7 @@ mod tests {
                 prefetch: 1,
                 max_message_bytes: 1 << 20,
                 frame_max: 16384,
+                names: Default::default(),
                 failover_urls: vec![SecretUrl::new("amqp://other.example")],
             };
             let broker = Broker::new(

@@ -27,6 +27,37 @@ pub struct Topology {
     prefix: String,
     consumers: Vec<String>,
     queue_type: QueueType,
+    names: Names,
+}
+
+/// Name templates: `{prefix}` is `broker.prefix`, `{consumer}` a consumer's
+/// name, `{name}` what a dead-letter queue holds (`orders`, `acks`, `que.<consumer>`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Names {
+    pub orders_exchange: String,
+    pub relay_queue: String,
+    pub que_exchange: String,
+    pub consumer_queue: String,
+    pub acks_exchange: String,
+    pub acks_queue: String,
+    pub dead_exchange: String,
+    pub dead_queue: String,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Self {
+            orders_exchange: "{prefix}.orders".into(),
+            relay_queue: "{prefix}.orders.relay".into(),
+            que_exchange: "{prefix}.que".into(),
+            consumer_queue: "{prefix}.que.{consumer}".into(),
+            acks_exchange: "{prefix}.acks".into(),
+            acks_queue: "{prefix}.acks.listener".into(),
+            dead_exchange: "{prefix}.dlx".into(),
+            dead_queue: "{prefix}.dead.{name}".into(),
+        }
+    }
 }
 
 /// One exchange to declare.
@@ -53,12 +84,27 @@ pub struct BindingSpec {
 }
 
 impl Topology {
+    /// The default names (`<prefix>.orders`, `<prefix>.que.<consumer>`, …).
     pub fn new(prefix: &str, consumers: &[String], queue_type: QueueType) -> Self {
+        Self::with_names(prefix, consumers, queue_type, Names::default())
+    }
+
+    pub fn with_names(
+        prefix: &str,
+        consumers: &[String],
+        queue_type: QueueType,
+        names: Names,
+    ) -> Self {
         Self {
             prefix: prefix.to_owned(),
             consumers: consumers.to_vec(),
             queue_type,
+            names,
         }
+    }
+
+    fn name(&self, template: &str) -> String {
+        template.replace("{prefix}", &self.prefix)
     }
 
     pub fn prefix(&self) -> &str {
@@ -68,28 +114,29 @@ impl Topology {
         &self.consumers
     }
     pub fn orders_exchange(&self) -> String {
-        format!("{}.orders", self.prefix)
+        self.name(&self.names.orders_exchange)
     }
     pub fn relay_queue(&self) -> String {
-        format!("{}.orders.relay", self.prefix)
+        self.name(&self.names.relay_queue)
     }
     pub fn que_exchange(&self) -> String {
-        format!("{}.que", self.prefix)
+        self.name(&self.names.que_exchange)
     }
     pub fn consumer_queue(&self, consumer: &str) -> String {
-        format!("{}.que.{consumer}", self.prefix)
+        self.name(&self.names.consumer_queue)
+            .replace("{consumer}", consumer)
     }
     pub fn acks_exchange(&self) -> String {
-        format!("{}.acks", self.prefix)
+        self.name(&self.names.acks_exchange)
     }
     pub fn acks_queue(&self) -> String {
-        format!("{}.acks.listener", self.prefix)
+        self.name(&self.names.acks_queue)
     }
     pub fn dead_exchange(&self) -> String {
-        format!("{}.dlx", self.prefix)
+        self.name(&self.names.dead_exchange)
     }
     pub fn dead_queue(&self, what: &str) -> String {
-        format!("{}.dead.{what}", self.prefix)
+        self.name(&self.names.dead_queue).replace("{name}", what)
     }
 
     pub fn exchanges(&self) -> Vec<ExchangeSpec> {
