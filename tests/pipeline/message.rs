@@ -280,6 +280,34 @@ fn check_golden(version: &str, name: &str, order: &Value) {
     );
 }
 
+/// Checks a whole message (envelope and order) against the documented example
+/// in docs/examples, with the fields that differ per run normalized.
+fn check_example(version: &str, msg: &Value) {
+    let mut msg = msg.clone();
+    let consumer = msg["consumer"].as_str().unwrap().to_owned();
+    let id = msg["order"]["entity_id"].as_u64().unwrap();
+    msg["source"] = "demo".into();
+    msg["message_id"] = format!("demo:{id}:{consumer}").into();
+    msg["captured_at"] = "2024-03-01T10:00:00.250000Z".into();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/examples")
+        .join(format!("{version}-message.json"));
+    let pretty = serde_json::to_string_pretty(&msg).unwrap() + "\n";
+    if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, pretty).unwrap();
+        return;
+    }
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("no example {}; run with UPDATE_GOLDEN=1", path.display()));
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        doc == msg,
+        "{} no longer matches what is sent:\n{pretty}",
+        path.display()
+    );
+}
+
 /// Reads rows over the text protocol as (column, raw bytes or NULL).
 async fn raw_rows(conn: &mut Conn, sql: String) -> Vec<Vec<(String, Option<Vec<u8>>)>> {
     let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap();
@@ -477,6 +505,8 @@ async fn every_fixture_order_arrives_exactly_as_magento_stored_it() {
         assert_order_matches_database(&env, &tables, id, &msg["order"]).await;
     }
 
+    check_example("magento2", &got[&1]);
+
     // Spot checks of what the shape promises, beyond "same as the database".
     let registered = &got[&1]["order"];
     assert_eq!(
@@ -574,6 +604,7 @@ async fn a_magento1_order_with_a_table_prefix_arrives_in_the_same_shape() {
     let msg = &got[&1];
     assert_eq!(msg["order"]["increment_id"], "100000001");
     check_golden("magento1", "prefixed_magev1_order", &msg["order"]);
+    check_example("magento1", msg);
     assert_order_matches_database(&env, &TableNames::magento1("magev1_"), 1, &msg["order"]).await;
     env.cleanup().await;
 }
