@@ -511,6 +511,7 @@ impl Pipeline {
             .env("ORDER_SYNC__CONSUMERS__NAMES", "erp")
             .env("ORDER_SYNC__CAPTURE__START_FROM", "beginning")
             .env("ORDER_SYNC__LOG__FILTER", "warn")
+            .env("ORDER_SYNC__HTTP__ENABLED", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()

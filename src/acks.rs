@@ -7,6 +7,8 @@
 //! `x-order-sync-reason` header, then acked: it is kept for a person to read,
 //! it never blocks the queue, and the listener goes on.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use futures_util::{FutureExt, StreamExt};
 use lapin::{
@@ -21,6 +23,7 @@ use crate::{
     broker::{Broker, Outgoing, Publisher},
     ledger::{AckOutcome, Ledger},
     message::{parse_ack, truncate, Ack, AckRejection},
+    metrics::{AckLabel, Metrics},
     retry::RetryPolicy,
     supervise::{Reconnect, RoleError},
 };
@@ -41,6 +44,7 @@ pub struct AckListener {
     max_body_bytes: usize,
     /// Most acks applied in one ledger transaction.
     batch_size: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl AckListener {
@@ -58,7 +62,13 @@ impl AckListener {
             policy,
             max_body_bytes,
             batch_size: 200,
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Most acks applied per ledger transaction (the broker prefetch bounds it too).
@@ -165,8 +175,21 @@ impl AckListener {
         for (delivery, p) in batch.iter().zip(parsed) {
             let disposition = match p {
                 Err(rejection) => AckDisposition::DeadLettered(rejection),
-                Ok(_) => match applied.next().expect("one result per valid ack") {
-                    Ok(outcome) => AckDisposition::Applied(outcome),
+                Ok(ack) => match applied.next().expect("one result per valid ack") {
+                    Ok(outcome) => {
+                        let status = match outcome {
+                            AckOutcome::Synced { .. } => "synced",
+                            AckOutcome::Failed { .. } => "failed",
+                        };
+                        self.metrics
+                            .acks
+                            .get_or_create(&AckLabel {
+                                consumer: ack.consumer.clone(),
+                                status: status.into(),
+                            })
+                            .inc();
+                        AckDisposition::Applied(outcome)
+                    }
                     Err(rejection) => AckDisposition::DeadLettered(rejection),
                 },
             };

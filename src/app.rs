@@ -16,8 +16,10 @@ use crate::{
     broker::{Broker, Topology},
     capture::Capture,
     config::Settings,
+    http,
     ledger::{self, Instance, Ledger, LedgerError},
     magento::{DenyList, Magento, MagentoError},
+    metrics::Metrics,
     relay::Relay,
     retry::RetryPolicy,
     supervise::{Reconnect, RoleError},
@@ -61,6 +63,11 @@ pub enum StartError {
     Ledger { url: String, source: LedgerError },
     #[error("magento.url ({url}): {source}")]
     Magento { url: String, source: MagentoError },
+    #[error("http.listen: cannot listen on {addr}: {source}")]
+    Http {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Server answers that mean the settings are wrong, not that the server is away:
@@ -85,6 +92,7 @@ pub struct Parts {
     pub ledger: Ledger,
     pub broker: Broker,
     pub magento: Magento,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Parts {
@@ -104,6 +112,7 @@ impl Parts {
                 url: settings.magento.url.redacted(),
                 source,
             })?,
+            metrics: Arc::new(Metrics::default()),
         })
     }
 
@@ -114,6 +123,7 @@ impl Parts {
             self.broker.clone(),
             &self.settings,
         )
+        .with_metrics(self.metrics.clone())
     }
 
     pub fn relay(&self) -> Relay {
@@ -125,6 +135,7 @@ impl Parts {
             self.settings.shop.name.clone(),
         )
         .with_max_message_bytes(self.settings.broker.max_message_bytes)
+        .with_metrics(self.metrics.clone())
     }
 
     pub fn ack_listener(&self) -> AckListener {
@@ -136,6 +147,7 @@ impl Parts {
             self.settings.acks.max_body_bytes,
         )
         .with_batch_size(self.settings.broker.prefetch as usize)
+        .with_metrics(self.metrics.clone())
     }
 
     /// Migrates (or checks) the ledger, checks Magento's tables when capturing,
@@ -203,6 +215,29 @@ impl Parts {
         );
         let mut tasks = tokio::task::JoinSet::new();
         let leader = Arc::new(AtomicBool::new(false));
+        let running = Arc::new(AtomicBool::new(true));
+        let http = if self.settings.http.enabled {
+            let addr = self.settings.http.listen;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Http { addr, source })?;
+            let surface = http::Surface {
+                ledger: self.ledger.clone(),
+                magento: self.magento.clone(),
+                broker: self.broker.clone(),
+                metrics: self.metrics.clone(),
+                source: self.settings.shop.name.clone(),
+                capture_leader: leader.clone(),
+                running: running.clone(),
+            };
+            Some(tokio::spawn(http::serve(
+                listener,
+                surface,
+                shutdown.clone(),
+            )))
+        } else {
+            None
+        };
         let heartbeat = tokio::spawn(heartbeat(
             self.ledger.clone(),
             roles,
@@ -229,7 +264,11 @@ impl Parts {
             // One role ending means the process is no longer whole: stop the rest.
             shutdown.cancel();
         }
+        running.store(false, Ordering::Relaxed);
         let _ = heartbeat.await;
+        if let Some(h) = http {
+            let _ = h.await;
+        }
         self.close().await;
         Ok(())
     }

@@ -36,6 +36,7 @@ use crate::{
     ledger::{CaptureLock, CapturePosition, Ledger, NewOrder},
     magento::{Magento, PlacedOrder},
     message::{CapturedOrder, OrderKey},
+    metrics::Metrics,
     supervise::{sleep_or_shutdown, Reconnect, RoleError},
 };
 
@@ -73,6 +74,7 @@ pub struct Capture {
     publisher: Option<Publisher>,
     /// Whether this instance holds the capture lock (shown in status output).
     leader: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 }
 
 /// `capture.filter`, with website codes resolved to store ids.
@@ -113,7 +115,13 @@ impl Capture {
             filter: None,
             publisher: None,
             leader: Arc::new(AtomicBool::new(false)),
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Shares the "holds the capture lock" flag with the caller (for heartbeats).
@@ -297,6 +305,7 @@ impl Capture {
         }
         let open_gaps = position.gaps.len() + opened.len() - (closed.len());
         let published = orders.len() - skipped.len() - too_large.len();
+        self.metrics.captured.inc_by(published as u64);
         if !orders.is_empty() {
             tracing::info!(
                 published,

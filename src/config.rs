@@ -59,7 +59,18 @@ pub struct Settings {
     pub relay: RelaySettings,
     pub acks: AckSettings,
     pub message: MessageSettings,
+    pub http: HttpSettings,
     pub log: LogSettings,
+}
+
+/// The HTTP status surface (`/healthz`, `/readyz`, `/metrics`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Serve it at all.
+    pub enabled: bool,
+    /// Address and port to listen on.
+    pub listen: std::net::SocketAddr,
 }
 
 /// What goes into the order message.

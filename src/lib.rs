@@ -16,6 +16,7 @@
 //! * [`acks`] applies the sync services' acknowledgements to the ledger;
 //! * [`message`] defines every message on the wire;
 //! * [`status`] renders what the ledger says for `order-sync status`;
+//! * [`http`] serves `/healthz`, `/readyz` and Prometheus [`metrics`];
 //! * [`app`] wires the roles together; [`config`] and [`telemetry`] set them up;
 //!   [`supervise`] is the reconnect loop every role shares.
 //!
@@ -29,9 +30,11 @@ pub mod broker;
 pub mod capture;
 pub mod config;
 pub mod db;
+pub mod http;
 pub mod ledger;
 pub mod magento;
 pub mod message;
+pub mod metrics;
 pub mod relay;
 pub mod retry;
 pub mod status;

@@ -12,6 +12,8 @@
 //! the process dies in between, the row's claim runs out and it goes again:
 //! the consumer may see a message twice (same `message_id`), never zero times.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use futures_util::{FutureExt, StreamExt};
 use lapin::{
@@ -28,6 +30,7 @@ use crate::{
     config::RelaySettings,
     ledger::{Claimed, Ledger, NewOrder},
     message::{CapturedOrder, QueMessage},
+    metrics::Metrics,
     retry::RetryPolicy,
     supervise::{sleep_or_shutdown, Reconnect, RoleError},
 };
@@ -59,6 +62,7 @@ pub struct Relay {
     source: String,
     policy: RetryPolicy,
     max_message_bytes: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Relay {
@@ -78,7 +82,13 @@ impl Relay {
             source,
             policy,
             max_message_bytes: usize::MAX,
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Messages larger than this are not published; their rows are parked.
@@ -220,6 +230,10 @@ impl Relay {
             self.ledger
                 .park(&[(row.entity_id, row.consumer.as_str())], &reason, now)
                 .await?;
+            self.metrics
+                .parked
+                .get_or_create(&Metrics::consumer(&row.consumer))
+                .inc();
         }
         let (rows, messages): (Vec<&Claimed>, Vec<Outgoing>) = rows.into_iter().unzip();
         let results = publisher.publish_all(&messages).await;
@@ -248,6 +262,13 @@ impl Relay {
             }
         }
         self.ledger.mark_published(&ok, now, &self.policy).await?;
+        for row in &ok {
+            let label = Metrics::consumer(&row.consumer);
+            self.metrics.published.get_or_create(&label).inc();
+            if row.attempts > 0 {
+                self.metrics.redelivered.get_or_create(&label).inc();
+            }
+        }
         if let Some(e) = channel_error {
             return Err(e.into());
         }
@@ -305,6 +326,7 @@ impl Relay {
         publisher: &Publisher,
         now: DateTime<Utc>,
     ) -> Result<RoundOutcome, RoleError> {
+        let started = std::time::Instant::now();
         // Consumers whose queue is backed up get no re-deliveries this round.
         let mut ready_for = Vec::with_capacity(self.consumers.len());
         for consumer in &self.consumers {
@@ -340,6 +362,12 @@ impl Relay {
                 self.settings.claim_timeout,
             )
             .await?;
+        for (_, consumer) in &round.parked {
+            self.metrics
+                .parked
+                .get_or_create(&Metrics::consumer(consumer))
+                .inc();
+        }
         for (entity_id, consumer) in &round.parked {
             tracing::warn!(entity_id, consumer = %consumer, max_attempts = self.policy.max_attempts, "Parked an order: no synced ack after every delivery.");
         }
@@ -352,6 +380,9 @@ impl Relay {
                 "Re-delivery round done."
             );
         }
+        self.metrics
+            .relay_round_seconds
+            .observe(started.elapsed().as_secs_f64());
         Ok(RoundOutcome {
             claimed: round.to_publish.len() + round.parked.len(),
             published: delivered.published,

@@ -1012,6 +1012,17 @@ impl Ledger {
             .collect())
     }
 
+    /// When the oldest order not synced for some consumer was captured.
+    pub async fn oldest_unsynced(&self) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let t: Option<Option<NaiveDateTime>> = conn
+            .query_first(
+                "SELECT MIN(captured_at) FROM order_sync_deliveries WHERE state <> 'synced'",
+            )
+            .await?;
+        Ok(t.flatten().map(utc))
+    }
+
     /// Number of orders recorded.
     pub async fn order_count(&self) -> Result<u64, LedgerError> {
         let mut conn = self.pool.get_conn().await?;

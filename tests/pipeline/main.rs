@@ -8,6 +8,7 @@ mod faults;
 mod flow;
 mod instances;
 mod message;
+mod ops;
 mod process;
 mod redelivery;
 mod support;

@@ -175,6 +175,8 @@ impl TestEnv {
             ("ORDER_SYNC__CAPTURE__POLL_INTERVAL", "50ms".into()),
             ("ORDER_SYNC__CAPTURE__START_FROM", "beginning".into()),
             ("ORDER_SYNC__LOG__FILTER", "order_sync=debug,warn".into()),
+            // Tests run many instances at once; the one that wants HTTP picks a port.
+            ("ORDER_SYNC__HTTP__ENABLED", "false".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -1,0 +1,146 @@
+//! Prometheus metrics. Counters are bumped by the roles as they work; the
+//! ledger-derived figures (rows by state, oldest unsynced order, capture lag)
+//! are read from the ledger when `/metrics` is scraped, so they are right
+//! whichever instance did the work.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumerLabel {
+    pub consumer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub consumer: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AckLabel {
+    pub consumer: String,
+    pub status: String,
+}
+
+/// Every metric order-sync exports, under the `order_sync_` prefix.
+pub struct Metrics {
+    registry: Registry,
+    /// Orders capture published (confirmed by the broker).
+    pub captured: Counter,
+    /// Deliveries to consumer queues, first ones and re-deliveries.
+    pub published: Family<ConsumerLabel, Counter>,
+    /// The re-deliveries among them.
+    pub redelivered: Family<ConsumerLabel, Counter>,
+    /// Acks applied, by status.
+    pub acks: Family<AckLabel, Counter>,
+    /// Rows parked.
+    pub parked: Family<ConsumerLabel, Counter>,
+    /// Duration of each re-delivery round.
+    pub relay_round_seconds: Histogram,
+    /// Ledger rows by consumer and state (read at scrape).
+    pub rows: Family<StateLabel, Gauge>,
+    /// Age of the oldest order not yet synced for some consumer (read at scrape).
+    pub oldest_unsynced_seconds: Gauge<f64, AtomicU64>,
+    /// Orders in Magento above capture's position (read at scrape).
+    pub capture_lag_orders: Gauge,
+    /// 1 while this instance holds the capture lock.
+    pub capture_leader: Gauge,
+    /// 1 while the last broker operation of this instance succeeded.
+    pub broker_up: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("order_sync");
+        let m = Metrics {
+            captured: Counter::default(),
+            published: Family::default(),
+            redelivered: Family::default(),
+            acks: Family::default(),
+            parked: Family::default(),
+            relay_round_seconds: Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            rows: Family::default(),
+            oldest_unsynced_seconds: Gauge::default(),
+            capture_lag_orders: Gauge::default(),
+            capture_leader: Gauge::default(),
+            broker_up: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "captured_orders",
+            "Orders captured from Magento and published",
+            m.captured.clone(),
+        );
+        registry.register(
+            "published_messages",
+            "Messages published to consumer queues",
+            m.published.clone(),
+        );
+        registry.register(
+            "redelivered_messages",
+            "Re-deliveries published to consumer queues",
+            m.redelivered.clone(),
+        );
+        registry.register(
+            "acks",
+            "Acknowledgements applied, by status",
+            m.acks.clone(),
+        );
+        registry.register("parked_rows", "Ledger rows parked", m.parked.clone());
+        registry.register(
+            "relay_round_seconds",
+            "Duration of a re-delivery round",
+            m.relay_round_seconds.clone(),
+        );
+        registry.register(
+            "ledger_rows",
+            "Ledger rows by consumer and state",
+            m.rows.clone(),
+        );
+        registry.register(
+            "oldest_unsynced_seconds",
+            "Age of the oldest captured order not yet synced for every consumer",
+            m.oldest_unsynced_seconds.clone(),
+        );
+        registry.register(
+            "capture_lag_orders",
+            "Orders in Magento not yet captured",
+            m.capture_lag_orders.clone(),
+        );
+        registry.register(
+            "capture_leader",
+            "1 while this instance captures",
+            m.capture_leader.clone(),
+        );
+        registry.register(
+            "broker_up",
+            "1 while this instance reaches RabbitMQ",
+            m.broker_up.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    pub fn consumer(consumer: &str) -> ConsumerLabel {
+        ConsumerLabel {
+            consumer: consumer.to_owned(),
+        }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,185 @@
+//! What operators and their monitoring see over HTTP.
+
+use std::time::Duration;
+
+use order_sync::ledger::State;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::TestEnv;
+
+/// A plain HTTP/1.0 GET: (status code, body).
+async fn get(port: u16, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap();
+    (code, body.to_owned())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of one sample, found by name and labels, from a parsed scrape.
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let s = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"));
+    match s.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        _ => panic!("{name} is not a plain number"),
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_tell_the_state_of_the_pipeline() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &[
+            ("ORDER_SYNC__HTTP__ENABLED", "true"),
+            ("ORDER_SYNC__HTTP__LISTEN", &listen),
+        ],
+    )
+    .await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let ids = env.place_orders(5).await;
+    env.wait_for_ledger(Duration::from_secs(20), "all rows published", |rows| {
+        rows.len() == 10 && rows.iter().all(|r| r.state == State::Published)
+    })
+    .await;
+    for id in &ids {
+        env.ack_json(json!({"consumer": "erp", "entity_id": id, "status": "synced"}))
+            .await;
+    }
+    env.ack_json(
+        json!({"consumer": "wms", "entity_id": ids[0], "status": "failed", "error": "WMS down"}),
+    )
+    .await;
+    env.wait_for_ledger(Duration::from_secs(20), "acks applied", |rows| {
+        rows.iter().filter(|r| r.state == State::Synced).count() == 5
+            && rows.iter().any(|r| r.state == State::Failed)
+    })
+    .await;
+
+    assert_eq!(get(port, "/healthz").await.0, 200);
+    let (code, body) = get(port, "/readyz").await;
+    assert_eq!(code, 200, "{body}");
+
+    let (code, body) = get(port, "/metrics").await;
+    assert_eq!(code, 200);
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    assert_eq!(
+        sample(&scrape, "order_sync_captured_orders_total", &[]),
+        5.0
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "order_sync_published_messages_total",
+            &[("consumer", "erp")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "order_sync_acks_total",
+            &[("consumer", "erp"), ("status", "synced")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "order_sync_acks_total",
+            &[("consumer", "wms"), ("status", "failed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "order_sync_ledger_rows",
+            &[("consumer", "erp"), ("state", "synced")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "order_sync_ledger_rows",
+            &[("consumer", "wms"), ("state", "published")]
+        ),
+        4.0
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "order_sync_ledger_rows",
+            &[("consumer", "wms"), ("state", "failed")]
+        ),
+        1.0
+    );
+    assert_eq!(sample(&scrape, "order_sync_capture_leader", &[]), 1.0);
+    assert_eq!(sample(&scrape, "order_sync_capture_lag_orders", &[]), 0.0);
+    assert!(sample(&scrape, "order_sync_oldest_unsynced_seconds", &[]) > 0.0);
+
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn readiness_fails_naming_the_broker_when_it_cannot_be_reached() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let mut settings = env.settings.clone();
+    settings.http.enabled = true;
+    settings.http.listen = listen.parse().unwrap();
+    settings.broker.url = order_sync::config::SecretUrl::new("amqp://guest:guest@127.0.0.1:1/%2f");
+    let parts = order_sync::app::Parts::new(&settings, "test").unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let token = shutdown.clone();
+    // Start-up waits for the broker, so serve the surface the same way run does.
+    let surface = order_sync::http::Surface {
+        ledger: parts.ledger.clone(),
+        magento: parts.magento.clone(),
+        broker: parts.broker.clone(),
+        metrics: parts.metrics.clone(),
+        source: settings.shop.name.clone(),
+        capture_leader: Default::default(),
+        running: std::sync::Arc::new(true.into()),
+    };
+    let listener = tokio::net::TcpListener::bind(&listen).await.unwrap();
+    let server = tokio::spawn(order_sync::http::serve(listener, surface, token));
+    let (code, body) = get(port, "/readyz").await;
+    assert_eq!(code, 503);
+    assert!(body.contains("broker"), "{body}");
+    assert!(!body.contains("ledger"), "{body}");
+    shutdown.cancel();
+    server.await.unwrap();
+    env.cleanup().await;
+}
