@@ -393,20 +393,26 @@ impl Relay {
 
     fn outgoing(&self, row: &Claimed) -> Outgoing {
         let attempt = row.attempts + 1;
-        // The stored order is JSON we wrote; a row whose text were corrupt would
-        // still be sent, as a JSON string, rather than lost.
-        let order: Box<RawValue> =
-            RawValue::from_string(row.message.clone()).unwrap_or_else(|_| {
-                RawValue::from_string(serde_json::to_string(&row.message).expect("string"))
-                    .expect("a JSON string is valid JSON")
-            });
+        // The stored order is JSON we wrote: borrow it as is rather than copy it
+        // per delivery. A row whose text were corrupt would still be sent, as a
+        // JSON string, rather than lost.
+        let corrupt: Box<RawValue>;
+        let order: &RawValue = match serde_json::from_str(&row.message) {
+            Ok(raw) => raw,
+            Err(_) => {
+                corrupt =
+                    RawValue::from_string(serde_json::to_string(&row.message).expect("string"))
+                        .expect("a JSON string is valid JSON");
+                &corrupt
+            }
+        };
         let msg = QueMessage::new(
             &row.message_id,
             &self.source,
             &row.consumer,
             row.captured_at,
             attempt,
-            &order,
+            order,
         );
         let mut headers = FieldTable::default();
         headers.insert("attempt".into(), AMQPValue::LongUInt(attempt));

@@ -918,7 +918,11 @@ impl Ledger {
         now: DateTime<Utc>,
         policy: &RetryPolicy,
     ) -> Result<Result<AckOutcome, AckRejection>, LedgerError> {
-        retry_contended!(self.try_apply_ack(ack, now, policy).await)
+        Ok(self
+            .apply_acks(&[ack], now, policy)
+            .await?
+            .pop()
+            .expect("one result per ack"))
     }
 
     /// Applies a batch of acks in one transaction (one commit, so one disk
@@ -951,19 +955,6 @@ impl Ledger {
         }
         tx.commit().await?;
         Ok(results)
-    }
-
-    async fn try_apply_ack(
-        &self,
-        ack: &Ack,
-        now: DateTime<Utc>,
-        policy: &RetryPolicy,
-    ) -> Result<Result<AckOutcome, AckRejection>, LedgerError> {
-        Ok(self
-            .try_apply_acks(&[ack], now, policy)
-            .await?
-            .pop()
-            .expect("one result per ack"))
     }
 
     // ---- reading -------------------------------------------------------------
