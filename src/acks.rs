@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     broker::{Broker, Outgoing, Publisher},
-    ledger::{AckOutcome, Ledger},
+    ledger::{AckOutcome, Ledger, LedgerError},
     message::{parse_ack, truncate, Ack, AckRejection},
     metrics::{AckLabel, Metrics},
     retry::RetryPolicy,
@@ -166,30 +166,13 @@ impl AckListener {
             .map(|d| parse_ack(&d.data, self.max_body_bytes, &self.consumers))
             .collect();
         let valid: Vec<&Ack> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
-        let mut applied = self
-            .ledger
-            .apply_acks(&valid, Utc::now(), &self.policy)
-            .await?
-            .into_iter();
+        let mut applied = self.apply(&valid).await?.into_iter();
         let mut dispositions = Vec::with_capacity(batch.len());
         for (delivery, p) in batch.iter().zip(parsed) {
             let disposition = match p {
                 Err(rejection) => AckDisposition::DeadLettered(rejection),
-                Ok(ack) => match applied.next().expect("one result per valid ack") {
-                    Ok(outcome) => {
-                        let status = match outcome {
-                            AckOutcome::Synced { .. } => "synced",
-                            AckOutcome::Failed { .. } => "failed",
-                        };
-                        self.metrics
-                            .acks
-                            .get_or_create(&AckLabel {
-                                consumer: ack.consumer.clone(),
-                                status: status.into(),
-                            })
-                            .inc();
-                        AckDisposition::Applied(outcome)
-                    }
+                Ok(_) => match applied.next().expect("one result per valid ack") {
+                    Ok(outcome) => AckDisposition::Applied(outcome),
                     Err(rejection) => AckDisposition::DeadLettered(rejection),
                 },
             };
@@ -216,6 +199,59 @@ impl AckListener {
             dispositions.push(disposition);
         }
         Ok(dispositions)
+    }
+
+    /// Applies parsed acks in one ledger transaction and counts them; the one
+    /// path for acks from the queue and from HTTP, so both have the same effect.
+    pub async fn apply(
+        &self,
+        acks: &[&Ack],
+    ) -> Result<Vec<Result<AckOutcome, AckRejection>>, LedgerError> {
+        let now = Utc::now();
+        let results = self.ledger.apply_acks(acks, now, &self.policy).await?;
+        let mut synced = Vec::new();
+        for (ack, result) in acks.iter().zip(&results) {
+            let status = match result {
+                Ok(AckOutcome::Synced { entity_id }) => {
+                    synced.push((*entity_id, ack.consumer.as_str()));
+                    "synced"
+                }
+                Ok(AckOutcome::Failed { .. }) => "failed",
+                Err(_) => continue,
+            };
+            self.metrics
+                .acks
+                .get_or_create(&AckLabel {
+                    consumer: ack.consumer.clone(),
+                    status: status.into(),
+                })
+                .inc();
+        }
+        if !synced.is_empty() {
+            // Only for the histogram: a failed read costs a sample, not an ack.
+            let ids: Vec<u32> = synced.iter().map(|s| s.0).collect();
+            if let Ok(placed) = self.ledger.placed_at(&ids).await {
+                for (id, consumer) in synced {
+                    if let Some(t) = placed.get(&id) {
+                        let secs = (now - *t).num_milliseconds().max(0) as f64 / 1000.0;
+                        self.metrics
+                            .placed_to_synced_seconds
+                            .get_or_create(&Metrics::consumer(consumer))
+                            .observe(secs);
+                    }
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Parses an ack body the way the listener does, with this listener's limits.
+    pub fn parse(&self, body: &[u8]) -> Result<Ack, AckRejection> {
+        parse_ack(body, self.max_body_bytes, &self.consumers)
     }
 
     async fn dead_letter(

@@ -16,6 +16,7 @@ use crate::{
     broker::{Broker, Topology},
     capture::Capture,
     config::Settings,
+    housekeeping::{Retention, WriteBack},
     http,
     ledger::{self, Instance, Ledger, LedgerError},
     magento::{DenyList, Magento, MagentoError},
@@ -79,7 +80,7 @@ fn wrong_settings(e: &mysql_async::Error) -> bool {
 pub fn topology(settings: &Settings) -> Topology {
     Topology::with_names(
         &settings.broker.prefix,
-        &settings.consumers.names,
+        &settings.consumers.push(),
         settings.broker.queue_type,
         settings.broker.names.clone(),
     )
@@ -135,6 +136,7 @@ impl Parts {
             self.settings.shop.name.clone(),
         )
         .with_max_message_bytes(self.settings.broker.max_message_bytes)
+        .with_push_consumers(self.settings.consumers.push())
         .with_metrics(self.metrics.clone())
     }
 
@@ -214,6 +216,7 @@ impl Parts {
             "order-sync is running."
         );
         let mut tasks = tokio::task::JoinSet::new();
+        let mut housekeeping = Vec::new();
         let leader = Arc::new(AtomicBool::new(false));
         let running = Arc::new(AtomicBool::new(true));
         let http = if self.settings.http.enabled {
@@ -221,15 +224,7 @@ impl Parts {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| StartError::Http { addr, source })?;
-            let surface = http::Surface {
-                ledger: self.ledger.clone(),
-                magento: self.magento.clone(),
-                broker: self.broker.clone(),
-                metrics: self.metrics.clone(),
-                source: self.settings.shop.name.clone(),
-                capture_leader: leader.clone(),
-                running: running.clone(),
-            };
+            let surface = http::Surface::new(self.clone(), leader.clone(), running.clone());
             Some(tokio::spawn(http::serve(
                 listener,
                 surface,
@@ -254,9 +249,27 @@ impl Parts {
         if roles.relay {
             tasks.spawn(self.relay().run(shutdown.clone()));
             tasks.spawn(self.ack_listener().run(shutdown.clone()));
+            // Housekeeping is not a role: it logs its failures and is never
+            // a reason to stop the process.
+            if self.settings.retention.enabled {
+                let retention =
+                    Retention::new(self.ledger.clone(), self.settings.retention.clone());
+                housekeeping.push(tokio::spawn(retention.run(shutdown.clone())));
+            }
+            if self.settings.write_back.enabled {
+                match WriteBack::new(self.ledger.clone(), &self.settings) {
+                    Ok(w) => housekeeping.push(tokio::spawn(w.run(shutdown.clone()))),
+                    Err(e) => {
+                        tracing::error!(error = %e, "Magento write-back is off: its database URL is unusable.")
+                    }
+                }
+            }
         }
         while let Some(done) = tasks.join_next().await {
             match done {
+                Ok(Ok(())) if !shutdown.is_cancelled() => {
+                    tracing::error!("A role ended on its own; stopping the others.")
+                }
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "A role stopped with an error."),
                 Err(e) => tracing::error!(error = %e, "A role panicked."),
@@ -265,6 +278,9 @@ impl Parts {
             shutdown.cancel();
         }
         running.store(false, Ordering::Relaxed);
+        for h in housekeeping {
+            let _ = h.await;
+        }
         let _ = heartbeat.await;
         if let Some(h) = http {
             let _ = h.await;

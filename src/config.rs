@@ -60,7 +60,58 @@ pub struct Settings {
     pub acks: AckSettings,
     pub message: MessageSettings,
     pub http: HttpSettings,
+    pub retention: RetentionSettings,
+    pub write_back: WriteBackSettings,
     pub log: LogSettings,
+}
+
+/// Deleting what is done with, by itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Run the purge on `schedule` at all.
+    pub enabled: bool,
+    /// When: an interval or a cron expression.
+    pub schedule: Schedule,
+    /// Orders synced for every consumer longer ago than this are deleted.
+    #[serde(with = "humantime_serde")]
+    pub synced_older_than: Duration,
+}
+
+/// Comments in Magento's order history when an order is synced or parked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteBackSettings {
+    /// Off by default: it is order-sync's only write to Magento.
+    pub enabled: bool,
+    /// The Magento database with INSERT on the status history table; empty: `magento.url`.
+    pub url: SecretUrl,
+    /// How often to look for orders to comment on.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+/// A secret such as a token: never shown in logs or `Debug` output.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "(none)" } else { "***" })
+    }
 }
 
 /// The HTTP status surface (`/healthz`, `/readyz`, `/metrics`).
@@ -71,6 +122,10 @@ pub struct HttpSettings {
     pub enabled: bool,
     /// Address and port to listen on.
     pub listen: std::net::SocketAddr,
+    /// Bearer token for changes (resync, pause, un-park, HTTP acks); empty: refused.
+    pub api_token: Secret,
+    /// Require the token for reading too (API, status page); `/healthz`, `/readyz`, `/metrics` stay open.
+    pub protect_reads: bool,
 }
 
 /// What goes into the order message.
@@ -143,6 +198,19 @@ pub struct BrokerSettings {
 pub struct ConsumerSettings {
     /// Names of the sync services; each gets its own queue and ledger rows.
     pub names: Vec<String>,
+    /// Those of `names` that fetch orders over HTTP instead of from a queue.
+    pub pull: Vec<String>,
+}
+
+impl ConsumerSettings {
+    /// The consumers that get a queue and are published to.
+    pub fn push(&self) -> Vec<String> {
+        self.names
+            .iter()
+            .filter(|n| !self.pull.contains(n))
+            .cloned()
+            .collect()
+    }
 }
 
 /// Reading new orders from Magento.
@@ -389,6 +457,7 @@ pub fn load_with_env(
             .separator("__")
             .list_separator(",")
             .with_list_parse_key("consumers.names")
+            .with_list_parse_key("consumers.pull")
             .with_list_parse_key("broker.failover_urls")
             .with_list_parse_key("message.deny_fields")
             .with_list_parse_key("capture.filter.store_ids")
@@ -611,6 +680,46 @@ impl Settings {
             sorted.len() == self.consumers.names.len(),
             "consumers.names",
             "lists a name twice",
+        );
+        for name in &self.consumers.pull {
+            check(
+                self.consumers.names.contains(name),
+                "consumers.pull",
+                &format!("`{name}` is not in consumers.names"),
+            );
+        }
+        check(
+            self.retention.synced_older_than >= Duration::from_secs(60),
+            "retention.synced_older_than",
+            "must be at least 1m",
+        );
+        check(
+            self.write_back.interval >= Duration::from_millis(100),
+            "write_back.interval",
+            "must be at least 100ms",
+        );
+        if self.write_back.enabled && !self.write_back.url.expose().is_empty() {
+            match self.write_back.url.parsed() {
+                Ok(u) if u.scheme() == "mysql" && !u.path().trim_matches('/').is_empty() => {}
+                Ok(_) => errors.push(key_error(
+                    "write_back.url",
+                    format!(
+                        "must be mysql://user:password@host:port/database: {}",
+                        self.write_back.url.redacted()
+                    ),
+                )),
+                Err(m) => errors.push(key_error("write_back.url", m)),
+            }
+        }
+        let mut check = |ok: bool, key: &str, message: &str| {
+            if !ok {
+                errors.push(key_error(key, message));
+            }
+        };
+        check(
+            self.http.api_token.is_empty() || self.http.api_token.expose().len() >= 16,
+            "http.api_token",
+            "must be at least 16 characters (or empty to refuse changes over HTTP)",
         );
         check(
             !self.capture.poll_interval.is_zero(),

@@ -16,7 +16,11 @@
 //! * [`acks`] applies the sync services' acknowledgements to the ledger;
 //! * [`message`] defines every message on the wire;
 //! * [`status`] renders what the ledger says for `order-sync status`;
-//! * [`http`] serves `/healthz`, `/readyz` and Prometheus [`metrics`];
+//! * [`control`] is what operators do (re-send, pause, resume, un-park), from
+//!   the CLI, the JSON API or the status page alike;
+//! * [`housekeeping`] runs retention and the optional Magento write-back;
+//! * [`http`] serves the status page, the JSON API (with the pull interface),
+//!   `/healthz`, `/readyz` and Prometheus [`metrics`];
 //! * [`app`] wires the roles together; [`config`] and [`telemetry`] set them up;
 //!   [`supervise`] is the reconnect loop every role shares.
 //!
@@ -29,7 +33,9 @@ pub mod app;
 pub mod broker;
 pub mod capture;
 pub mod config;
+pub mod control;
 pub mod db;
+pub mod housekeeping;
 pub mod http;
 pub mod ledger;
 pub mod magento;

@@ -7,7 +7,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use order_sync::{
     app::{self, Parts, Roles},
-    config, ledger, telemetry,
+    config,
+    control::{Control, ControlError},
+    ledger::{self, Selection},
+    telemetry,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -42,9 +45,77 @@ enum Command {
     Migrate,
     /// Load and validate the settings, print them (passwords hidden) and exit.
     CheckConfig,
-    /// Print the ledger's rows by consumer and state, and the running instances.
+    /// Print the ledger's rows by consumer and state, pauses, and the running instances.
     Status,
+    /// Show one order: each consumer's state, attempts, times and last error.
+    /// Exits 3 when the ledger has no such order.
+    Show {
+        /// Magento increment id (or entity id with --entity-id).
+        order: String,
+        /// ORDER is an entity_id.
+        #[arg(long)]
+        entity_id: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send orders again: given increment ids, or those placed in a range.
+    /// Synced rows too: a re-send is a new request, with a new message_id.
+    /// Exits 3 when nothing matched.
+    Resync {
+        /// Magento increment ids (or entity ids with --entity-id).
+        #[arg(required_unless_present = "since", conflicts_with = "since")]
+        orders: Vec<String>,
+        /// The ORDERS are entity_ids.
+        #[arg(long)]
+        entity_id: bool,
+        /// Orders placed at or after this (UTC): 2026-11-27 or 2026-11-27T10:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        /// ... and before this (default: now).
+        #[arg(long, requires = "since")]
+        until: Option<String>,
+        /// Only to this consumer.
+        #[arg(long)]
+        consumer: Option<String>,
+    },
+    /// Stop publishing (to one consumer, or all). Capture keeps recording
+    /// orders into the ledger and acks are still applied; nothing is sent until resumed.
+    Pause {
+        #[arg(long)]
+        consumer: Option<String>,
+        /// Shown on the status page and by `status`.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a pause (one consumer's, or every one). What was held goes out on
+    /// the next re-delivery round.
+    Resume {
+        #[arg(long)]
+        consumer: Option<String>,
+    },
+    /// Give parked rows their deliveries back (these orders' by entity_id, or all).
+    Unpark {
+        /// entity_ids; all parked rows when none are given.
+        entity_ids: Vec<u32>,
+        #[arg(long)]
+        consumer: Option<String>,
+    },
+    /// Delete orders synced for every consumer longer ago than the given age.
+    /// Never deletes an order with a row in any other state.
+    Purge {
+        /// e.g. `7d`, `12h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        synced_older_than: std::time::Duration,
+    },
 }
+
+/// Exit code when the orders named were not found (scripts can tell it from a failure).
+const NOT_FOUND: u8 = 3;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NotFound(String);
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
@@ -92,6 +163,17 @@ async fn async_main() -> ExitCode {
     telemetry::init(format, &settings.log.filter);
     match run(cli.command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<NotFound>().is_some() => {
+            eprintln!("order-sync: {e}");
+            ExitCode::from(NOT_FOUND)
+        }
+        Err(e)
+            if e.downcast_ref::<ControlError>()
+                .is_some_and(|c| !matches!(c, ControlError::Ledger(_))) =>
+        {
+            eprintln!("order-sync: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             let message = report(&e);
             tracing::error!(error = %message, "order-sync failed.");
@@ -165,7 +247,165 @@ async fn run(command: Command, settings: config::Settings) -> anyhow::Result<()>
             println!("{settings:#?}");
             Ok(())
         }
+        other => operate(other, settings).await,
     }
+}
+
+/// The operator commands: they need only the ledger.
+async fn operate(command: Command, settings: config::Settings) -> anyhow::Result<()> {
+    let parts = Parts::new(&settings, "cli")?;
+    parts
+        .ledger
+        .check_version()
+        .await
+        .with_context(|| format!("ledger at {}", settings.ledger.url))?;
+    let control = Control::new(
+        parts.ledger.clone(),
+        settings.shop.name.clone(),
+        settings.consumers.names.clone(),
+    );
+    let now = chrono::Utc::now();
+    let by = format!("cli ({})", app::instance_id().1);
+    let result = match command {
+        Command::Show {
+            order,
+            entity_id,
+            json,
+        } => show(&control, &order, entity_id, json).await,
+        Command::Resync {
+            orders,
+            entity_id,
+            since,
+            until,
+            consumer,
+        } => {
+            let selection = if let Some(since) = since {
+                let at = |flag: &str, v: &str| {
+                    ledger::parse_time(v).ok_or_else(|| {
+                        ControlError::BadRequest(format!(
+                            "{flag}: `{v}` is not a date like 2026-11-27 or 2026-11-27T10:00:00Z"
+                        ))
+                    })
+                };
+                Selection::Placed {
+                    since: at("--since", &since)?,
+                    until: match until {
+                        Some(u) => at("--until", &u)?,
+                        None => now,
+                    },
+                }
+            } else if entity_id {
+                Selection::EntityIds(
+                    orders
+                        .iter()
+                        .map(|o| {
+                            o.parse().map_err(|_| {
+                                ControlError::BadRequest(format!("`{o}` is not an entity_id"))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                )
+            } else {
+                Selection::IncrementIds(orders)
+            };
+            let total = control.count(&selection).await?;
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} orders re-sent ({eta} left)",
+                )
+                .expect("valid template"),
+            );
+            let report = control
+                .resync(&selection, consumer.as_deref(), now, |done| {
+                    bar.set_position(done)
+                })
+                .await?;
+            bar.finish_and_clear();
+            if report.orders == 0 {
+                return Err(NotFound("no order in the ledger matches".into()).into());
+            }
+            println!(
+                "re-sending {} order(s): {} ledger row(s) are pending again",
+                report.orders, report.rows
+            );
+            Ok(())
+        }
+        Command::Pause { consumer, reason } => {
+            control
+                .pause(consumer.as_deref(), &by, reason.as_deref(), now)
+                .await?;
+            println!(
+                "publishing to {} is paused; capture goes on recording orders",
+                consumer.as_deref().unwrap_or("all consumers")
+            );
+            Ok(())
+        }
+        Command::Resume { consumer } => {
+            let lifted = control.resume(consumer.as_deref()).await?;
+            println!(
+                "{}",
+                if lifted {
+                    "resumed: held orders go out on the next re-delivery round"
+                } else {
+                    "nothing was paused"
+                }
+            );
+            Ok(())
+        }
+        Command::Unpark {
+            entity_ids,
+            consumer,
+        } => {
+            let only = (!entity_ids.is_empty()).then_some(entity_ids.as_slice());
+            let n = control.unpark(only, consumer.as_deref(), now).await?;
+            println!("{n} parked row(s) are pending again");
+            Ok(())
+        }
+        Command::Purge { synced_older_than } => {
+            let age = chrono::Duration::from_std(synced_older_than)
+                .context("--synced-older-than is too large")?;
+            let n = parts.ledger.purge_synced_before(now - age).await?;
+            println!(
+                "deleted {n} order(s) synced for every consumer before {}",
+                now - age
+            );
+            Ok(())
+        }
+        _ => unreachable!("handled in run"),
+    };
+    parts.close().await;
+    result
+}
+
+async fn show(control: &Control, order: &str, by_entity: bool, json: bool) -> anyhow::Result<()> {
+    let ledger = control.ledger();
+    let ids = if by_entity {
+        vec![order
+            .parse::<u32>()
+            .map_err(|_| ControlError::BadRequest(format!("`{order}` is not an entity_id")))?]
+    } else {
+        ledger
+            .select_orders(&Selection::IncrementIds(vec![order.to_owned()]), 0, 100)
+            .await?
+    };
+    let mut found = Vec::new();
+    for id in ids {
+        if let Some((view, _)) = ledger.order(id).await? {
+            found.push(view);
+        }
+    }
+    if found.is_empty() {
+        return Err(NotFound(format!("no order `{order}` in the ledger")).into());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+    } else {
+        for view in &found {
+            print!("{}", order_sync::status::render_order(view));
+        }
+    }
+    Ok(())
 }
 
 async fn serve(settings: config::Settings, roles: Roles) -> anyhow::Result<()> {

@@ -23,6 +23,11 @@ pub struct StateLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabel {
+    pub service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AckLabel {
     pub consumer: String,
     pub status: String,
@@ -53,6 +58,19 @@ pub struct Metrics {
     pub capture_leader: Gauge,
     /// 1 while the last broker operation of this instance succeeded.
     pub broker_up: Gauge,
+    /// 1 while a service (broker, ledger, magento) answered the last check.
+    pub up: Family<ServiceLabel, Gauge>,
+    /// From the order's placement in Magento to its synced ack, per consumer.
+    pub placed_to_synced_seconds: Family<ConsumerLabel, Histogram>,
+    /// 1 while publishing is paused for a consumer (read at scrape).
+    pub paused: Family<ConsumerLabel, Gauge>,
+}
+
+fn placed_to_synced_histogram() -> Histogram {
+    // From sub-second (a healthy pipeline) to days (an outage, then a resync).
+    Histogram::new([
+        0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
+    ])
 }
 
 impl Default for Metrics {
@@ -72,6 +90,9 @@ impl Default for Metrics {
             capture_lag_orders: Gauge::default(),
             capture_leader: Gauge::default(),
             broker_up: Gauge::default(),
+            up: Family::default(),
+            placed_to_synced_seconds: Family::new_with_constructor(placed_to_synced_histogram),
+            paused: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -124,6 +145,21 @@ impl Default for Metrics {
             "broker_up",
             "1 while this instance reaches RabbitMQ",
             m.broker_up.clone(),
+        );
+        registry.register(
+            "up",
+            "1 while the service answered this instance's last check",
+            m.up.clone(),
+        );
+        registry.register(
+            "placed_to_synced_seconds",
+            "Time from an order's placement in Magento to its synced ack",
+            m.placed_to_synced_seconds.clone(),
+        );
+        registry.register(
+            "paused",
+            "1 while publishing to the consumer is paused",
+            m.paused.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -58,7 +58,10 @@ pub struct Relay {
     ledger: Ledger,
     broker: Broker,
     settings: RelaySettings,
+    /// Every consumer: each order gets a row for each.
     consumers: Vec<String>,
+    /// Those with a queue, published to (the rest pull over HTTP).
+    push: Vec<String>,
     source: String,
     policy: RetryPolicy,
     max_message_bytes: usize,
@@ -78,6 +81,7 @@ impl Relay {
             ledger,
             broker,
             settings,
+            push: consumers.clone(),
             consumers,
             source,
             policy,
@@ -88,6 +92,12 @@ impl Relay {
 
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Only these consumers are published to; the others fetch over HTTP.
+    pub fn with_push_consumers(mut self, push: Vec<String>) -> Self {
+        self.push = push;
         self
     }
 
@@ -201,7 +211,16 @@ impl Relay {
         for d in keep {
             d.ack(BasicAckOptions::default()).await?;
         }
-        let delivered = self.deliver(publisher, &fresh, now).await?;
+        // Rows of paused or pulling consumers are not published here: they are
+        // made due now instead, for the pull API or the first round after resume.
+        let paused = self.ledger.paused(&self.push).await?;
+        let (send, hold): (Vec<Claimed>, Vec<Claimed>) = fresh
+            .into_iter()
+            .partition(|r| self.push.contains(&r.consumer) && !paused.contains(&r.consumer));
+        self.ledger
+            .release(&hold.iter().collect::<Vec<_>>(), now)
+            .await?;
+        let delivered = self.deliver(publisher, &send, now).await?;
         Ok(delivered.published)
     }
 
@@ -327,9 +346,11 @@ impl Relay {
         now: DateTime<Utc>,
     ) -> Result<RoundOutcome, RoleError> {
         let started = std::time::Instant::now();
-        // Consumers whose queue is backed up get no re-deliveries this round.
-        let mut ready_for = Vec::with_capacity(self.consumers.len());
-        for consumer in &self.consumers {
+        // Paused consumers get nothing; those whose queue is backed up get no
+        // re-deliveries this round.
+        let paused = self.ledger.paused(&self.push).await?;
+        let mut ready_for = Vec::with_capacity(self.push.len());
+        for consumer in self.push.iter().filter(|c| !paused.contains(*c)) {
             let queue = self.broker.topology().consumer_queue(consumer);
             let waiting = publisher
                 .channel()

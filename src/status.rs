@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fmt::Write};
 
 use chrono::{DateTime, Utc};
 
-use crate::ledger::{Instance, Ledger, LedgerError, State};
+use crate::ledger::{Instance, Ledger, LedgerError, OrderView, State};
 
 const STATES: [State; 5] = [
     State::Pending,
@@ -22,7 +22,64 @@ pub const ALIVE_WITHIN: chrono::Duration = chrono::Duration::seconds(10);
 pub async fn report(ledger: &Ledger, now: DateTime<Utc>) -> Result<String, LedgerError> {
     let counts = ledger.counts().await?;
     let instances = ledger.instances(now - chrono::Duration::hours(1)).await?;
-    Ok(render(&counts, &instances, now))
+    let mut out = render(&counts, &instances, now);
+    let pauses = ledger.pauses().await?;
+    let _ = writeln!(out, "\npublishing:");
+    if pauses.is_empty() {
+        let _ = writeln!(out, "  running");
+    }
+    for p in pauses {
+        let who = if p.consumer == crate::ledger::ALL_CONSUMERS {
+            "all consumers".to_owned()
+        } else {
+            p.consumer
+        };
+        let _ = writeln!(
+            out,
+            "  PAUSED for {who} since {} by {}{}",
+            p.paused_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            p.paused_by,
+            p.reason.map(|r| format!(": {r}")).unwrap_or_default()
+        );
+    }
+    Ok(out)
+}
+
+/// One order, for `order-sync show`.
+pub fn render_order(view: &OrderView) -> String {
+    let t = |t: Option<DateTime<Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "order {} (entity_id {}, store {}) placed {} captured {}",
+        view.increment_id.as_deref().unwrap_or("?"),
+        view.entity_id,
+        view.store_id
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into()),
+        t(view.placed_at),
+        t(Some(view.captured_at))
+    );
+    for d in &view.deliveries {
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<9} attempts {:<3} last sent {}  next {}  synced {}  message_id {}",
+            d.consumer,
+            d.state.as_str(),
+            d.attempts,
+            t(d.last_published_at),
+            t(d.next_attempt_at),
+            t(d.synced_at),
+            d.message_id
+        );
+        if let Some(e) = &d.last_error {
+            let _ = writeln!(out, "  {:<16} last error: {e}", "");
+        }
+    }
+    out
 }
 
 pub fn render(

@@ -74,7 +74,37 @@ pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
         ],
     ),
+    (
+        3,
+        "operator controls: pause, resync, write-back",
+        &[
+            // A row per paused consumer; `*` pauses them all. In the ledger, not
+            // in a process, so every instance obeys it and it survives restarts.
+            "CREATE TABLE IF NOT EXISTS order_sync_pauses (
+            consumer VARCHAR(64) NOT NULL PRIMARY KEY,
+            paused_at DATETIME(6) NOT NULL,
+            paused_by VARCHAR(255) NOT NULL,
+            reason VARCHAR(500) NULL
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+            // How often an operator re-sent this row: part of its message_id, so a
+            // re-sent order is a new message to consumers that de-duplicate.
+            "ALTER TABLE order_sync_deliveries ADD COLUMN resyncs INT UNSIGNED NOT NULL DEFAULT 0",
+            // When parking was written back to Magento's order history.
+            "ALTER TABLE order_sync_deliveries ADD COLUMN noted_at DATETIME(6) NULL",
+            // When "synced" was written back to Magento's order history.
+            "ALTER TABLE order_sync_orders ADD COLUMN written_back_at DATETIME(6) NULL",
+            "ALTER TABLE order_sync_orders ADD KEY order_sync_orders_placed (placed_at)",
+            "ALTER TABLE order_sync_deliveries ADD KEY order_sync_deliveries_synced (state, synced_at)",
+        ],
+    ),
 ];
+
+/// Server errors that mean an `ALTER` of an interrupted migration already
+/// happened: duplicate column (1060) or key name (1061). MySQL has no
+/// `ADD COLUMN IF NOT EXISTS`, so re-runs rely on these instead.
+pub fn already_applied(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if matches!(s.code, 1060 | 1061))
+}
 
 /// The version a fully migrated ledger is at.
 pub fn latest() -> u32 {

@@ -93,7 +93,8 @@ impl CaptureLock {
 }
 
 /// Sync state of one (order, consumer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum State {
     Pending,
     Published,
@@ -124,7 +125,7 @@ impl State {
 }
 
 /// One ledger row, as read back for status and tests.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Delivery {
     pub entity_id: u32,
     pub consumer: String,
@@ -138,6 +139,8 @@ pub struct Delivery {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub synced_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// Times an operator re-sent this row.
+    pub resyncs: u32,
 }
 
 /// An order to record, as taken from a capture message.
@@ -271,9 +274,15 @@ fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
+mod ops;
+pub use ops::{
+    parse_time, FilterError, ListError, OrderFilter, OrderPage, OrderView, Pause, Selection,
+    ALL_CONSUMERS,
+};
+
 const DELIVERY_COLUMNS: &str =
     "entity_id, consumer, increment_id, store_id, message_id, state, attempts, \
-     captured_at, last_published_at, next_attempt_at, synced_at, last_error";
+     captured_at, last_published_at, next_attempt_at, synced_at, last_error, resyncs";
 
 fn delivery_from_row(mut r: mysql_async::Row) -> Delivery {
     // Column order is DELIVERY_COLUMNS; the types match the table definition.
@@ -290,6 +299,7 @@ fn delivery_from_row(mut r: mysql_async::Row) -> Delivery {
         next_attempt_at: r.take::<Option<NaiveDateTime>, _>(9).flatten().map(utc),
         synced_at: r.take::<Option<NaiveDateTime>, _>(10).flatten().map(utc),
         last_error: r.take(11).unwrap_or_default(),
+        resyncs: r.take(12).unwrap_or_default(),
     }
 }
 
@@ -431,7 +441,10 @@ impl Ledger {
                     continue;
                 }
                 for sql in *statements {
-                    conn.query_drop(*sql).await?;
+                    match conn.query_drop(*sql).await {
+                        Err(e) if migrations::already_applied(&e) => {}
+                        other => other?,
+                    }
                 }
                 conn.exec_drop(
                     "INSERT INTO order_sync_migrations (version, name, applied_at) VALUES (?, ?, ?)",

@@ -4,6 +4,7 @@
 
 mod acks;
 mod capture;
+mod control;
 mod faults;
 mod flow;
 mod instances;

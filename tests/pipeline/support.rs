@@ -54,7 +54,7 @@ pub async fn server_conn() -> Conn {
         Ok(Err(e)) => panic!(
             "MariaDB/MySQL is not reachable at {url} ({e}). Start it with \
              `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd` \
-             (or `deploy/setup-local.sh`), or point ORDER_SYNC_TEST_MYSQL at a server."
+             (or `deploy/services.sh`), or point ORDER_SYNC_TEST_MYSQL at a server."
         ),
         Err(_) => panic!("MariaDB/MySQL at {url} did not answer within 10s; is it running?"),
     }
@@ -71,7 +71,7 @@ pub async fn broker_conn() -> Connection {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => panic!(
             "RabbitMQ is not reachable at {url} ({e}). Start it with `rabbitmq-server -detached` \
-             (or `deploy/setup-local.sh`), or point ORDER_SYNC_TEST_AMQP at a broker."
+             (or `deploy/services.sh`), or point ORDER_SYNC_TEST_AMQP at a broker."
         ),
         Err(_) => panic!("RabbitMQ at {url} did not answer within 10s; is it running?"),
     }
@@ -549,4 +549,59 @@ pub async fn kill_db_connections(db: &str, except: &[u64]) -> usize {
     }
     let _ = conn.disconnect().await;
     killed
+}
+
+/// A port nobody listens on yet.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP request with a real client: (status, body as text).
+pub async fn http(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let mut req = axum::http::Request::builder().method(method).uri(url);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let payload = match body {
+        Some(v) => {
+            req = req.header("content-type", "application/json");
+            bytes::Bytes::from(serde_json::to_vec(v).unwrap())
+        }
+        None => bytes::Bytes::new(),
+    };
+    let resp = tokio::time::timeout(
+        Duration::from_secs(20),
+        client.request(req.body(http_body_util::Full::new(payload)).unwrap()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{method} {url}: no answer within 20s"))
+    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// [`http`] for a JSON answer.
+pub async fn http_json(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let (status, text) = http(method, url, token, body).await;
+    let v = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{method} {url} gave {status} and no JSON ({e}): {text}"));
+    (status, v)
 }

@@ -1,0 +1,148 @@
+//! Operator actions, the same from the CLI, the JSON API and the status page:
+//! re-send, pause, resume, un-park, purge. Each checks what it is given
+//! (consumer names, ranges) before touching the ledger.
+
+use chrono::{DateTime, Utc};
+
+use crate::ledger::{Ledger, LedgerError, Selection, ALL_CONSUMERS};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("unknown consumer `{0}`; configured: {1}")]
+    UnknownConsumer(String, String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// What a re-send did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ResyncReport {
+    /// Orders named by the selection and found in the ledger.
+    pub orders: u64,
+    /// Ledger rows made pending again.
+    pub rows: u64,
+}
+
+/// Orders re-sent per ledger transaction.
+const STEP: u32 = 500;
+
+#[derive(Clone)]
+pub struct Control {
+    ledger: Ledger,
+    source: String,
+    consumers: Vec<String>,
+}
+
+impl Control {
+    pub fn new(ledger: Ledger, source: String, consumers: Vec<String>) -> Self {
+        Self {
+            ledger,
+            source,
+            consumers,
+        }
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub fn consumers(&self) -> &[String] {
+        &self.consumers
+    }
+
+    /// Checks a consumer name against the configuration.
+    pub fn check_consumer(&self, consumer: Option<&str>) -> Result<(), ControlError> {
+        match consumer {
+            Some(c) if !self.consumers.iter().any(|k| k == c) => Err(
+                ControlError::UnknownConsumer(c.to_owned(), self.consumers.join(", ")),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// How many orders a selection names (for a progress bar).
+    pub async fn count(&self, selection: &Selection) -> Result<u64, ControlError> {
+        Ok(self.ledger.count_orders(selection).await?)
+    }
+
+    /// Re-sends the selected orders (to one consumer, or all), in steps of
+    /// [`STEP`] orders; `progress` hears the orders done so far after each.
+    pub async fn resync(
+        &self,
+        selection: &Selection,
+        consumer: Option<&str>,
+        now: DateTime<Utc>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<ResyncReport, ControlError> {
+        self.check_consumer(consumer)?;
+        if let Selection::Placed { since, until } = selection {
+            if since >= until {
+                return Err(ControlError::BadRequest(format!(
+                    "the range is empty: {since} is not before {until}"
+                )));
+            }
+        }
+        let mut report = ResyncReport::default();
+        let mut after_id = 0;
+        loop {
+            let ids = self.ledger.select_orders(selection, after_id, STEP).await?;
+            if ids.is_empty() {
+                break;
+            }
+            report.rows += self
+                .ledger
+                .resync(&ids, consumer, &self.source, now)
+                .await?;
+            report.orders += ids.len() as u64;
+            progress(report.orders);
+            if ids.len() < STEP as usize {
+                break;
+            }
+            after_id = *ids.last().expect("not empty");
+        }
+        Ok(report)
+    }
+
+    /// Pauses one consumer, or all when `None`.
+    pub async fn pause(
+        &self,
+        consumer: Option<&str>,
+        by: &str,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ControlError> {
+        self.check_consumer(consumer)?;
+        self.ledger
+            .pause(consumer.unwrap_or(ALL_CONSUMERS), by, reason, now)
+            .await?;
+        Ok(())
+    }
+
+    /// Resumes one consumer, or lifts every pause when `None`. Returns whether
+    /// a pause was lifted.
+    pub async fn resume(&self, consumer: Option<&str>) -> Result<bool, ControlError> {
+        self.check_consumer(consumer)?;
+        match consumer {
+            Some(c) => Ok(self.ledger.resume(c).await?),
+            None => {
+                let mut any = false;
+                for p in self.ledger.pauses().await? {
+                    any |= self.ledger.resume(&p.consumer).await?;
+                }
+                Ok(any)
+            }
+        }
+    }
+
+    pub async fn unpark(
+        &self,
+        entity_ids: Option<&[u32]>,
+        consumer: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, ControlError> {
+        self.check_consumer(consumer)?;
+        Ok(self.ledger.unpark(entity_ids, consumer, now).await?)
+    }
+}

@@ -1,0 +1,315 @@
+//! The HTTP surface for operators and their monitoring, loopback only by default:
+//! * `/healthz` (the process answers), `/readyz` (broker and both databases
+//!   reachable, roles running), `/metrics` (Prometheus text format): always open;
+//! * `/` and `/orders/{id}`: the status page, server-rendered ([`page`]);
+//! * `/api/...`: the JSON API ([`api`]), including the pull interface for sync
+//!   services that cannot speak AMQP.
+//!
+//! Changes need `http.api_token` as a bearer token (or the status page's cookie,
+//! which holds the same token); with no token configured they are refused.
+
+mod api;
+mod page;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use axum::{
+    extract::State,
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use chrono::Utc;
+use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    acks::AckListener,
+    app::Parts,
+    control::{Control, ControlError},
+    ledger::{LedgerError, ListError},
+    metrics::{Metrics, ServiceLabel, StateLabel},
+};
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct Surface {
+    pub parts: Parts,
+    pub control: Control,
+    /// Applies acks posted over HTTP exactly as the AMQP listener does.
+    pub acks: AckListener,
+    /// Set while this instance holds the capture lock.
+    pub capture_leader: Arc<AtomicBool>,
+    /// Cleared when the roles stop.
+    pub running: Arc<AtomicBool>,
+}
+
+impl Surface {
+    pub fn new(parts: Parts, capture_leader: Arc<AtomicBool>, running: Arc<AtomicBool>) -> Self {
+        Self {
+            control: Control::new(
+                parts.ledger.clone(),
+                parts.settings.shop.name.clone(),
+                parts.settings.consumers.names.clone(),
+            ),
+            acks: parts.ack_listener(),
+            parts,
+            capture_leader,
+            running,
+        }
+    }
+}
+
+pub fn router(surface: Surface) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/", get(page::index))
+        .route("/orders/{entity_id}", get(page::order))
+        .route("/ui/login", post(page::login))
+        .route("/ui/logout", post(page::logout))
+        .route("/ui/resync", post(page::resync))
+        .route("/ui/pause", post(page::pause))
+        .route("/ui/resume", post(page::resume))
+        .route("/ui/unpark", post(page::unpark))
+        .route("/api/summary", get(api::summary))
+        .route("/api/orders", get(api::list))
+        .route("/api/orders/{entity_id}", get(api::detail))
+        .route("/api/resync", post(api::resync))
+        .route("/api/pause", post(api::pause))
+        .route("/api/resume", post(api::resume))
+        .route("/api/unpark", post(api::unpark))
+        .route("/api/pull/{consumer}", get(api::pull))
+        .route("/api/pull/{consumer}/acks", post(api::pull_acks))
+        .with_state(surface)
+}
+
+/// The cookie the status page keeps the token in after a login.
+pub const TOKEN_COOKIE: &str = "order_sync_token";
+
+/// What a request may need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// Why a request was refused or failed; rendered as `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"order-sync\""),
+            );
+        }
+        r
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        tracing::warn!(error = %e, "HTTP request failed on the ledger.");
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+impl From<ListError> for ApiError {
+    fn from(e: ListError) -> Self {
+        match e {
+            ListError::Filter(f) => ApiError(StatusCode::BAD_REQUEST, f.to_string()),
+            ListError::Ledger(l) => l.into(),
+        }
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::Ledger(l) => l.into(),
+            other => ApiError(StatusCode::BAD_REQUEST, other.to_string()),
+        }
+    }
+}
+
+/// The token a request carries: `Authorization: Bearer`, else the page's cookie.
+fn presented_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return v.strip_prefix("Bearer ").map(|t| t.trim().to_owned());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| cookie::Cookie::split_parse(v.to_owned()))
+        .filter_map(Result::ok)
+        .find(|c| c.name() == TOKEN_COOKIE)
+        .map(|c| c.value().to_owned())
+}
+
+impl Surface {
+    /// Lets the request through, or says why not: 403 when no token is
+    /// configured for a change, 401 when the token is missing or wrong.
+    pub fn authorize(&self, headers: &HeaderMap, access: Access) -> Result<(), ApiError> {
+        let http = &self.parts.settings.http;
+        if access == Access::Read && !http.protect_reads {
+            return Ok(());
+        }
+        if http.api_token.is_empty() {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "changes over HTTP are off: no http.api_token is configured".into(),
+            ));
+        }
+        match presented_token(headers) {
+            Some(t) if bool::from(t.as_bytes().ct_eq(http.api_token.expose().as_bytes())) => Ok(()),
+            Some(_) => Err(ApiError(StatusCode::UNAUTHORIZED, "wrong token".into())),
+            None => Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "a bearer token is required (Authorization: Bearer <http.api_token>)".into(),
+            )),
+        }
+    }
+
+    /// Whether the request carries the right token (the page shows its buttons).
+    pub fn may_write(&self, headers: &HeaderMap) -> bool {
+        self.authorize(headers, Access::Write).is_ok()
+    }
+}
+
+/// Serves until shutdown on an already bound listener.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    surface: Surface,
+    shutdown: CancellationToken,
+) {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(address = ?addr, "HTTP status surface listening.");
+    let result = axum::serve(listener, router(surface))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "HTTP status surface stopped.");
+    }
+}
+
+async fn within<T, E: std::fmt::Display>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(Duration::from_secs(3), f).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: no answer within 3s")),
+    }
+}
+
+/// Checks each service once, records the answers in the `up` gauge, and
+/// returns the problems.
+async fn check_services(s: &Surface) -> Vec<String> {
+    let p = &s.parts;
+    let checks = [
+        ("ledger", within("ledger", p.ledger.order_count()).await),
+        (
+            "magento",
+            within("magento", p.magento.max_entity_id()).await,
+        ),
+        ("broker", within("broker", p.broker.channel()).await),
+    ];
+    let mut problems = Vec::new();
+    for (service, result) in checks {
+        p.metrics
+            .up
+            .get_or_create(&ServiceLabel {
+                service: service.into(),
+            })
+            .set(result.is_ok() as i64);
+        if service == "broker" {
+            p.metrics.broker_up.set(result.is_ok() as i64);
+        }
+        if let Err(e) = result {
+            problems.push(e);
+        }
+    }
+    problems
+}
+
+async fn readyz(State(s): State<Surface>) -> (StatusCode, String) {
+    let mut problems = Vec::new();
+    if !s.running.load(Ordering::Relaxed) {
+        problems.push("roles: not running".to_owned());
+    }
+    problems.extend(check_services(&s).await);
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n".into())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, problems.join("\n") + "\n")
+    }
+}
+
+async fn metrics(
+    State(s): State<Surface>,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    // Ledger-derived figures are refreshed per scrape; a failing read leaves the
+    // last values and the counters still go out.
+    check_services(&s).await;
+    let p = &s.parts;
+    if let Ok(counts) = p.ledger.counts().await {
+        for (consumer, state, n) in counts {
+            p.metrics
+                .rows
+                .get_or_create(&StateLabel {
+                    consumer,
+                    state: state.as_str().to_owned(),
+                })
+                .set(n as i64);
+        }
+    }
+    let now = Utc::now();
+    if let Ok(oldest) = p.ledger.oldest_unsynced().await {
+        let age = oldest
+            .map(|t| (now - t).num_milliseconds() as f64 / 1000.0)
+            .unwrap_or(0.0);
+        p.metrics.oldest_unsynced_seconds.set(age.max(0.0));
+    }
+    if let (Ok(Some(position)), Ok(newest)) = (
+        p.ledger.capture_position(&p.settings.shop.name).await,
+        p.magento.max_entity_id().await,
+    ) {
+        p.metrics
+            .capture_lag_orders
+            .set(newest.saturating_sub(position.last_entity_id) as i64);
+    }
+    if let Ok(paused) = p.ledger.paused(&p.settings.consumers.names).await {
+        for c in &p.settings.consumers.names {
+            p.metrics
+                .paused
+                .get_or_create(&Metrics::consumer(c))
+                .set(paused.contains(c) as i64);
+        }
+    }
+    p.metrics
+        .capture_leader
+        .set(s.capture_leader.load(Ordering::Relaxed) as i64);
+    (
+        StatusCode::OK,
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        p.metrics.encode(),
+    )
+}

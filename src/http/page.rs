@@ -1,0 +1,573 @@
+//! The status page: the successor of the original module's admin grid. Plain
+//! server-rendered HTML and forms, no JavaScript and no build step: totals by
+//! state per consumer, who captures, a filterable table of orders with each
+//! consumer's state, parked orders highlighted, re-send per order, per
+//! selection and per time range, pause and resume.
+//!
+//! Reading needs nothing (unless `http.protect_reads`); the buttons need the
+//! API token, entered once and kept in an HttpOnly, SameSite=Strict cookie.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    body::Bytes,
+    extract::{Path, RawQuery, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+};
+use chrono::{DateTime, Utc};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use super::{
+    api::{detail_of, filter_from_query, summary_of},
+    Access, ApiError, Surface, TOKEN_COOKIE,
+};
+use crate::ledger::{parse_time, Delivery, OrderView, Selection, State as RowState};
+
+const STYLE: &str = r#"
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1rem 2rem; color: #222; }
+h1 { font-size: 1.4rem; margin: 0 0 .5rem; }
+h2 { font-size: 1.1rem; margin: 1.2rem 0 .4rem; }
+table { border-collapse: collapse; }
+th, td { border-bottom: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr.parked { background: #fde8e8; }
+.state-synced { color: #176b1d; } .state-failed { color: #a35a00; }
+.state-parked { color: #b00020; font-weight: bold; } .state-pending, .state-published { color: #555; }
+.paused { background: #fff3cd; border: 1px solid #e0c060; padding: .4rem .6rem; display: inline-block; }
+.running { color: #176b1d; }
+.notice { background: #e8f0fe; padding: .4rem .6rem; margin: .5rem 0; }
+.err { color: #b00020; font-size: 12px; max-width: 28rem; overflow-wrap: anywhere; }
+small { color: #666; }
+form.inline { display: inline; }
+fieldset { display: inline-block; border: 1px solid #ddd; margin: 0 .5rem .5rem 0; }
+pre { background: #f7f7f7; padding: .5rem; overflow: auto; max-height: 40rem; }
+"#;
+
+fn layout(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body { (body) }
+        }
+    }
+}
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+fn page(status: StatusCode, title: &str, body: Markup) -> Response {
+    (
+        status,
+        axum::response::Html(layout(title, body).into_string()),
+    )
+        .into_response()
+}
+
+fn refused(e: ApiError) -> Response {
+    page(
+        e.0,
+        "order-sync: not allowed",
+        html! {
+            h1 { "Not allowed" }
+            p { (e.1) }
+            p { a href="/" { "Back to the status page" } }
+        },
+    )
+}
+
+fn failed(e: ApiError) -> Response {
+    if matches!(e.0, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        return refused(e);
+    }
+    page(
+        e.0,
+        "order-sync: error",
+        html! {
+            h1 { "That did not work" }
+            p.err { (e.1) }
+            p { a href="/" { "Back to the status page" } }
+        },
+    )
+}
+
+/// Back to the page with a notice (escaped when shown).
+fn back(notice: &str) -> Response {
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("notice", notice)
+        .finish();
+    Redirect::to(&format!("/?{q}")).into_response()
+}
+
+/// Form fields, repeated keys kept (`entity_id=1&entity_id=2`).
+fn form(bytes: &Bytes) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(bytes)
+        .map(|(k, v)| (k.into_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    f.iter()
+        .find(|(k, v)| k == name && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+pub async fn index(
+    State(s): State<Surface>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Err(e) = s.authorize(&headers, Access::Read) {
+        return login_page(&s, e);
+    }
+    let notice = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "notice")
+        .map(|(_, v)| v.into_owned());
+    // The notice is not a filter.
+    let filter_query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+                .filter(|(k, _)| k != "notice"),
+        )
+        .finish();
+    let filter = match filter_from_query(Some(&filter_query)) {
+        Ok(f) => f,
+        Err(e) => return failed(e),
+    };
+    let summary = match summary_of(&s).await {
+        Ok(x) => x,
+        Err(e) => return failed(e),
+    };
+    let orders = match s.parts.ledger.list_orders(&filter).await {
+        Ok(p) => p,
+        Err(e) => return failed(e.into()),
+    };
+    let consumers = s.parts.settings.consumers.names.clone();
+    let can_write = s.may_write(&headers);
+    let token_configured = !s.parts.settings.http.api_token.is_empty();
+    let all_paused = summary.pauses.iter().find(|p| p.consumer == "*");
+    let disabled = !can_write;
+    let states = ["pending", "published", "failed", "parked", "synced"];
+    let next_link = orders.next.map(|next| {
+        let q: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                url::form_urlencoded::parse(filter_query.as_bytes()).filter(|(k, _)| k != "before"),
+            )
+            .append_pair("before", &next.to_string())
+            .finish();
+        format!("/?{q}")
+    });
+    let body = html! {
+        h1 { "order-sync · " (summary.shop) }
+        @if let Some(n) = &notice { p.notice #notice { (n) } }
+        p #publishing {
+            @if let Some(p) = all_paused {
+                span.paused #pause-state data-paused="true" {
+                    "Publishing PAUSED for all consumers since " (when(Some(p.paused_at))) " (by " (p.paused_by) ")"
+                    @if let Some(r) = &p.reason { ": " (r) }
+                    ". Capture goes on recording orders; nothing is sent until resumed."
+                }
+            } @else if summary.pauses.is_empty() {
+                span.running #pause-state data-paused="false" { "Publishing: running" }
+            } @else {
+                span.paused #pause-state data-paused="partly" {
+                    "Publishing paused for: "
+                    @for p in &summary.pauses { (p.consumer) " (since " (when(Some(p.paused_at))) ") " }
+                }
+            }
+            " "
+            @if all_paused.is_some() || !summary.pauses.is_empty() {
+                form.inline method="post" action="/ui/resume" {
+                    button #resume-all type="submit" disabled[disabled] { "Resume all" }
+                }
+            }
+            @if all_paused.is_none() {
+                form.inline method="post" action="/ui/pause" {
+                    button #pause-all type="submit" disabled[disabled] { "Pause all" }
+                }
+            }
+        }
+        @if !can_write {
+            @if token_configured {
+                form #login method="post" action="/ui/login" {
+                    "To re-send, pause or un-park, enter the API token: "
+                    input type="password" name="token" autocomplete="current-password" required;
+                    " " button type="submit" { "Unlock" }
+                }
+            } @else {
+                p { small { "Changes are off: no http.api_token is configured." } }
+            }
+        } @else {
+            form.inline method="post" action="/ui/logout" { button type="submit" { "Lock" } }
+        }
+
+        h2 { "Totals" }
+        table #totals {
+            tr { th { "consumer" } @for st in states { th { (st) } } th { "publishing" } }
+            @for (consumer, by_state) in &summary.rows {
+                @let paused = all_paused.is_some() || summary.pauses.iter().any(|p| &p.consumer == consumer);
+                tr data-consumer=(consumer) {
+                    td { (consumer) }
+                    @for st in states {
+                        td.n data-state=(st) class=(format!("n state-{st}")) {
+                            a href=(format!("/?consumer={consumer}&state={st}")) { (by_state.get(st).copied().unwrap_or(0)) }
+                        }
+                    }
+                    td {
+                        @if paused { span.paused { "paused" } } @else { span.running { "running" } }
+                        " "
+                        @if summary.pauses.iter().any(|p| &p.consumer == consumer) {
+                            form.inline method="post" action="/ui/resume" {
+                                input type="hidden" name="consumer" value=(consumer);
+                                button type="submit" disabled[disabled] { "Resume" }
+                            }
+                        } @else if all_paused.is_none() {
+                            form.inline method="post" action="/ui/pause" {
+                                input type="hidden" name="consumer" value=(consumer);
+                                button type="submit" disabled[disabled] { "Pause" }
+                            }
+                        }
+                        @if by_state.get("parked").copied().unwrap_or(0) > 0 {
+                            " "
+                            form.inline method="post" action="/ui/unpark" {
+                                input type="hidden" name="consumer" value=(consumer);
+                                button type="submit" disabled[disabled] { "Un-park all" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        h2 { "Instances" }
+        table #instances {
+            tr { th { "instance" } th { "roles" } th { "capture" } th { "started" } th { "last seen" } }
+            @if summary.instances.is_empty() { tr { td colspan="5" { "none running" } } }
+            @for i in &summary.instances {
+                tr {
+                    td { (i.instance_id) }
+                    td { (i.roles) }
+                    td { @if i.capture_leader { strong.capture-leader { "capturing" } } @else { "standby" } }
+                    td { (when(Some(i.started_at))) }
+                    td { (when(Some(i.last_seen_at))) }
+                }
+            }
+        }
+
+        h2 { "Orders" }
+        form #filter method="get" action="/" {
+            fieldset {
+                legend { "Filter" }
+                label { "state " select name="state" {
+                    option value="" { "any" }
+                    @for st in states { option value=(st) selected[filter.state.as_deref() == Some(st)] { (st) } }
+                } } " "
+                label { "consumer " select name="consumer" {
+                    option value="" { "any" }
+                    @for c in &consumers { option value=(c) selected[filter.consumer.as_deref() == Some(c.as_str())] { (c) } }
+                } } " "
+                label { "store " input type="number" name="store_id" min="0" style="width:5em" value=[filter.store_id]; } " "
+                label { "increment id " input type="text" name="increment_id" size="12" value=[filter.increment_id.as_deref()]; } " "
+                label { "placed from " input type="date" name="placed_from" value=[filter.placed_from.as_deref()]; } " "
+                label { "to " input type="date" name="placed_to" value=[filter.placed_to.as_deref()]; } " "
+                button type="submit" { "Show" } " " a href="/" { "clear" }
+            }
+        }
+        form #resync-range method="post" action="/ui/resync" {
+            fieldset {
+                legend { "Re-send orders placed in a range (UTC)" }
+                label { "from " input type="date" name="since" required; } " "
+                label { "to (excl.) " input type="date" name="until"; } " "
+                label { "consumer " select name="consumer" {
+                    option value="" { "all" }
+                    @for c in &consumers { option value=(c) { (c) } }
+                } } " "
+                button type="submit" disabled[disabled] { "Re-send range" }
+            }
+        }
+        form #selection method="post" action="/ui/resync" {
+            button #resync-selected type="submit" disabled[disabled] { "Re-send selected" }
+        }
+        table #orders {
+            tr {
+                th { "" } th { "increment id" } th { "entity id" } th { "store" } th { "placed" } th { "captured" }
+                @for c in &consumers { th { (c) } }
+                th { "" }
+            }
+            @if orders.orders.is_empty() { tr { td colspan=(7 + consumers.len()) { "no orders match" } } }
+            @for o in &orders.orders {
+                (order_row(o, &consumers, disabled))
+            }
+        }
+        @if let Some(link) = next_link { p { a #older href=(link) { "older orders →" } } }
+        p { small { "JSON: " a href="/api/summary" { "/api/summary" } ", " a href="/api/orders" { "/api/orders" } ". Metrics: " a href="/metrics" { "/metrics" } "." } }
+    };
+    page(StatusCode::OK, "order-sync status", body)
+}
+
+fn delivery_cell(d: Option<&Delivery>) -> Markup {
+    html! {
+        @if let Some(d) = d {
+            td data-consumer=(d.consumer) data-state=(d.state.as_str()) {
+                span class=(format!("state state-{}", d.state.as_str())) { (d.state.as_str()) }
+                @if d.state == RowState::Synced { br; small { (when(d.synced_at)) } }
+                @else { br; small { (d.attempts) " attempt" @if d.attempts != 1 { "s" } } }
+                @if let Some(e) = &d.last_error { @if d.state != RowState::Synced { div.err { (e) } } }
+            }
+        } @else {
+            td { small { "—" } }
+        }
+    }
+}
+
+fn order_row(o: &OrderView, consumers: &[String], disabled: bool) -> Markup {
+    let by_consumer: BTreeMap<&str, &Delivery> = o
+        .deliveries
+        .iter()
+        .map(|d| (d.consumer.as_str(), d))
+        .collect();
+    html! {
+        tr #(format!("order-{}", o.entity_id)) class=[o.parked().then_some("parked")] data-entity-id=(o.entity_id) {
+            td { input type="checkbox" name="entity_id" value=(o.entity_id) form="selection" aria-label="select"; }
+            td { a href=(format!("/orders/{}", o.entity_id)) { (o.increment_id.as_deref().unwrap_or("?")) } }
+            td.n { (o.entity_id) }
+            td.n { (o.store_id.map(|s| s.to_string()).unwrap_or_default()) }
+            td { (when(o.placed_at)) }
+            td { (when(Some(o.captured_at))) }
+            @for c in consumers { (delivery_cell(by_consumer.get(c.as_str()).copied())) }
+            td {
+                form.inline method="post" action="/ui/resync" {
+                    input type="hidden" name="entity_id" value=(o.entity_id);
+                    button.resync type="submit" disabled[disabled] { "Re-send" }
+                }
+            }
+        }
+    }
+}
+
+pub async fn order(
+    State(s): State<Surface>,
+    headers: HeaderMap,
+    Path(entity_id): Path<u32>,
+) -> Response {
+    if let Err(e) = s.authorize(&headers, Access::Read) {
+        return login_page(&s, e);
+    }
+    let detail = match detail_of(&s, entity_id).await {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            return failed(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("No order with entity_id {entity_id} in the ledger."),
+            ))
+        }
+        Err(e) => return failed(e),
+    };
+    let disabled = !s.may_write(&headers);
+    let o = &detail.order;
+    let body = html! {
+        p { a href="/" { "← status" } }
+        h1 { "Order " (o.increment_id.as_deref().unwrap_or("?")) }
+        p { "entity_id " (o.entity_id) " · store " (o.store_id.map(|s| s.to_string()).unwrap_or_default())
+            " · placed " (when(o.placed_at)) " · captured " (when(Some(o.captured_at))) }
+        table #deliveries {
+            tr { th { "consumer" } th { "state" } th { "attempts" } th { "last published" } th { "next attempt" } th { "synced" } th { "re-sent" } th { "message_id" } th { "last error" } th {} }
+            @for d in &o.deliveries {
+                tr class=[(d.state == RowState::Parked).then_some("parked")] data-consumer=(d.consumer) data-state=(d.state.as_str()) {
+                    td { (d.consumer) }
+                    td { span class=(format!("state-{}", d.state.as_str())) { (d.state.as_str()) } }
+                    td.n { (d.attempts) }
+                    td { (when(d.last_published_at)) }
+                    td { (when(d.next_attempt_at)) }
+                    td { (when(d.synced_at)) }
+                    td.n { (d.resyncs) }
+                    td { code { (d.message_id) } }
+                    td.err { (d.last_error.as_deref().unwrap_or("")) }
+                    td {
+                        form.inline method="post" action="/ui/resync" {
+                            input type="hidden" name="entity_id" value=(o.entity_id);
+                            input type="hidden" name="consumer" value=(d.consumer);
+                            button type="submit" disabled[disabled] { "Re-send to " (d.consumer) }
+                        }
+                    }
+                }
+            }
+        }
+        @for (consumer, msg) in &detail.messages {
+            h2 { "Message to " (consumer) }
+            pre { (serde_json::to_string_pretty(msg).unwrap_or_default()) }
+        }
+    };
+    page(StatusCode::OK, "order-sync: order", body)
+}
+
+fn login_page(s: &Surface, e: ApiError) -> Response {
+    let token_configured = !s.parts.settings.http.api_token.is_empty();
+    page(
+        e.0,
+        "order-sync: sign in",
+        html! {
+            h1 { "order-sync" }
+            p { (e.1) }
+            @if token_configured {
+                form #login method="post" action="/ui/login" {
+                    "API token: " input type="password" name="token" required; " " button type="submit" { "Unlock" }
+                }
+            }
+        },
+    )
+}
+
+pub async fn login(State(s): State<Surface>, bytes: Bytes) -> Response {
+    let f = form(&bytes);
+    let token = field(&f, "token").unwrap_or("").to_owned();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::AUTHORIZATION,
+        match format!("Bearer {token}").parse() {
+            Ok(v) => v,
+            Err(_) => return refused(ApiError(StatusCode::UNAUTHORIZED, "wrong token".into())),
+        },
+    );
+    if let Err(e) = s.authorize(&headers, Access::Write) {
+        return refused(e);
+    }
+    let c = cookie::Cookie::build((TOKEN_COOKIE, token))
+        .path("/")
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .build();
+    let mut r = back("Unlocked: the buttons work now.");
+    if let Ok(v) = c.to_string().parse() {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+pub async fn logout() -> Response {
+    let c = cookie::Cookie::build((TOKEN_COOKIE, ""))
+        .path("/")
+        .max_age(cookie::time::Duration::ZERO)
+        .build();
+    let mut r = back("Locked.");
+    if let Ok(v) = c.to_string().parse() {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+pub async fn resync(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
+    if let Err(e) = s.authorize(&headers, Access::Write) {
+        return refused(e);
+    }
+    let f = form(&bytes);
+    let consumer = field(&f, "consumer");
+    let ids: Vec<u32> = f
+        .iter()
+        .filter(|(k, _)| k == "entity_id")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    let selection = if let Some(since) = field(&f, "since") {
+        let until = field(&f, "until")
+            .and_then(parse_time)
+            .unwrap_or_else(Utc::now);
+        match parse_time(since) {
+            Some(since) => Selection::Placed { since, until },
+            None => {
+                return failed(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("since: `{since}` is not a date"),
+                ))
+            }
+        }
+    } else if ids.is_empty() {
+        return back("Nothing selected: tick orders first.");
+    } else {
+        Selection::EntityIds(ids)
+    };
+    match s
+        .control
+        .resync(&selection, consumer, Utc::now(), |_| {})
+        .await
+    {
+        Ok(r) => {
+            tracing::info!(
+                orders = r.orders,
+                rows = r.rows,
+                "Re-sent orders (status page)."
+            );
+            back(&format!(
+                "Re-sending {} order(s) ({} row(s)).",
+                r.orders, r.rows
+            ))
+        }
+        Err(e) => failed(e.into()),
+    }
+}
+
+pub async fn pause(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
+    if let Err(e) = s.authorize(&headers, Access::Write) {
+        return refused(e);
+    }
+    let f = form(&bytes);
+    let consumer = field(&f, "consumer");
+    match s
+        .control
+        .pause(consumer, "status page", None, Utc::now())
+        .await
+    {
+        Ok(()) => {
+            tracing::warn!(
+                consumer = consumer.unwrap_or("*"),
+                "Publishing paused (status page)."
+            );
+            back(&format!("Paused {}.", consumer.unwrap_or("all consumers")))
+        }
+        Err(e) => failed(e.into()),
+    }
+}
+
+pub async fn resume(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
+    if let Err(e) = s.authorize(&headers, Access::Write) {
+        return refused(e);
+    }
+    let f = form(&bytes);
+    let consumer = field(&f, "consumer");
+    match s.control.resume(consumer).await {
+        Ok(_) => {
+            tracing::info!(
+                consumer = consumer.unwrap_or("*"),
+                "Publishing resumed (status page)."
+            );
+            back(&format!("Resumed {}.", consumer.unwrap_or("all consumers")))
+        }
+        Err(e) => failed(e.into()),
+    }
+}
+
+pub async fn unpark(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
+    if let Err(e) = s.authorize(&headers, Access::Write) {
+        return refused(e);
+    }
+    let f = form(&bytes);
+    let ids: Vec<u32> = f
+        .iter()
+        .filter(|(k, _)| k == "entity_id")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    let consumer = field(&f, "consumer");
+    let only = (!ids.is_empty()).then_some(ids.as_slice());
+    match s.control.unpark(only, consumer, Utc::now()).await {
+        Ok(n) => back(&format!("Un-parked {n} row(s).")),
+        Err(e) => failed(e.into()),
+    }
+}

@@ -1,0 +1,733 @@
+//! Operating it: the JSON API (with its token), the pull interface, pause and
+//! resume, re-send, un-park, retention, the Magento write-back, and the CLI.
+
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use order_sync::{
+    housekeeping::{Retention, WriteBack},
+    ledger::State,
+};
+use serde_json::{json, Value};
+
+use crate::support::{ack_delivery, body, free_port, http, http_json, next_within, TestEnv};
+
+const TOKEN: &str = "test-token-0123456789";
+
+/// A world with the HTTP surface on its own port, a pushing `erp` and a
+/// pulling `legacy` consumer, and quick re-delivery rounds.
+async fn env_with_api(extra: &[(&str, &str)]) -> (TestEnv, String) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut overrides = vec![
+        ("ORDER_SYNC__HTTP__ENABLED", "true"),
+        ("ORDER_SYNC__HTTP__LISTEN", listen.as_str()),
+        ("ORDER_SYNC__HTTP__API_TOKEN", TOKEN),
+        ("ORDER_SYNC__CONSUMERS__PULL", "legacy"),
+        ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
+        ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "1h"),
+        ("ORDER_SYNC__RELAY__BACKOFF__MAX_INTERVAL", "2h"),
+    ];
+    overrides.extend_from_slice(extra);
+    let env = TestEnv::new(&["erp", "legacy"], &overrides).await;
+    (env, format!("http://{listen}"))
+}
+
+async fn wait_http(base: &str) {
+    for _ in 0..200 {
+        if tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(base.trim_start_matches("http://")),
+        )
+        .await
+        .is_ok_and(|c| c.is_ok())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the HTTP surface at {base} did not come up");
+}
+
+fn entity(msg: &Value) -> u32 {
+    msg["order"]["entity_id"].as_u64().unwrap() as u32
+}
+
+#[tokio::test]
+async fn changes_without_the_right_token_are_refused_and_change_nothing() {
+    let (env, base) = env_with_api(&[]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    wait_http(&base).await;
+    let id = env.place_order().await;
+    env.wait_for_ledger(Duration::from_secs(20), "the order recorded", |r| {
+        r.len() == 2
+    })
+    .await;
+
+    for token in [None, Some("wrong-token-but-long-enough")] {
+        for (path, body) in [
+            ("/api/pause", json!({})),
+            ("/api/resync", json!({ "entity_ids": [id] })),
+            ("/api/unpark", json!({})),
+            ("/api/resume", json!({})),
+        ] {
+            let (status, answer) =
+                http_json("POST", &format!("{base}{path}"), token, Some(&body)).await;
+            assert_eq!(status, 401, "{path} with {token:?}: {answer}");
+            assert!(
+                answer["error"].as_str().unwrap().contains("token"),
+                "{answer}"
+            );
+        }
+        let (status, _) = http("GET", &format!("{base}/api/pull/legacy"), token, None).await;
+        assert_eq!(status, 401);
+    }
+    let ledger = env.parts().ledger;
+    assert!(ledger.pauses().await.unwrap().is_empty(), "nothing paused");
+    let rows = ledger.deliveries().await.unwrap();
+    assert!(rows.iter().all(|r| r.resyncs == 0), "nothing re-sent");
+    assert!(
+        rows.iter().all(|r| r.attempts <= 1),
+        "nothing pulled: {rows:#?}"
+    );
+    // Reading stays open (http.protect_reads is off).
+    let (status, _) = http("GET", &format!("{base}/api/summary"), None, None).await;
+    assert_eq!(status, 200);
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn with_no_token_configured_changes_over_http_are_off_and_reads_can_be_protected() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let env = TestEnv::new(
+        &["erp"],
+        &[
+            ("ORDER_SYNC__HTTP__ENABLED", "true"),
+            ("ORDER_SYNC__HTTP__LISTEN", &listen),
+        ],
+    )
+    .await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let base = format!("http://{listen}");
+    wait_http(&base).await;
+    let (status, answer) = http_json(
+        "POST",
+        &format!("{base}/api/pause"),
+        Some(TOKEN),
+        Some(&json!({})),
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("http.api_token"));
+    assert!(env.parts().ledger.pauses().await.unwrap().is_empty());
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+
+    let (env, base) = env_with_api(&[("ORDER_SYNC__HTTP__PROTECT_READS", "true")]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    wait_http(&base).await;
+    for path in ["/api/summary", "/api/orders", "/"] {
+        let (status, _) = http("GET", &format!("{base}{path}"), None, None).await;
+        assert_eq!(status, 401, "{path} without a token");
+        let (status, _) = http("GET", &format!("{base}{path}"), Some(TOKEN), None).await;
+        assert_eq!(status, 200, "{path} with the token");
+    }
+    let (status, _) = http("GET", &format!("{base}/metrics"), None, None).await;
+    assert_eq!(status, 200, "metrics stay open for Prometheus");
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_api_lists_shows_resends_pauses_and_unparks_orders() {
+    let (env, base) = env_with_api(&[]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    wait_http(&base).await;
+    let ids = env.place_orders(3).await;
+    let queue = env.topology().consumer_queue("erp");
+    let mut erp = env.consume(&queue).await;
+    // erp syncs the first order, fails the second, never answers the third.
+    for _ in 0..3 {
+        let d = next_within(&mut erp, Duration::from_secs(20))
+            .await
+            .expect("erp gets each order");
+        let msg = body(&d);
+        let id = entity(&msg);
+        ack_delivery(&d).await;
+        if id == ids[0] {
+            env.ack_json(json!({"consumer": "erp", "entity_id": id, "status": "synced"}))
+                .await;
+        } else if id == ids[1] {
+            env.ack_json(json!({"consumer": "erp", "entity_id": id, "status": "failed", "error": "ERP says no: SKU unknown"})).await;
+        }
+    }
+    env.wait_for_ledger(Duration::from_secs(20), "erp's acks applied", |rows| {
+        rows.iter()
+            .any(|r| r.entity_id == ids[1] && r.state == State::Failed)
+            && rows
+                .iter()
+                .any(|r| r.entity_id == ids[0] && r.consumer == "erp" && r.state == State::Synced)
+    })
+    .await;
+
+    // Filters and pages.
+    let (status, page) = http_json(
+        "GET",
+        &format!("{base}/api/orders?state=failed&consumer=erp"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let listed: Vec<u64> = page["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["entity_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[1] as u64]);
+    let (_, first) = http_json("GET", &format!("{base}/api/orders?limit=2"), None, None).await;
+    assert_eq!(first["orders"].as_array().unwrap().len(), 2);
+    let next = first["next"].as_u64().expect("a next page");
+    let (_, second) = http_json(
+        "GET",
+        &format!("{base}/api/orders?limit=2&before={next}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        second["orders"][0]["entity_id"].as_u64(),
+        Some(ids[0] as u64)
+    );
+    assert!(second["next"].is_null());
+    let inc = format!("{:09}", ids[2]);
+    let (_, by_inc) = http_json(
+        "GET",
+        &format!("{base}/api/orders?increment_id={inc}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        by_inc["orders"][0]["entity_id"].as_u64(),
+        Some(ids[2] as u64)
+    );
+    for bad in [
+        "state=lost",
+        "store_id=x",
+        "placed_from=yesterday",
+        "colour=red",
+    ] {
+        let (status, answer) =
+            http_json("GET", &format!("{base}/api/orders?{bad}"), None, None).await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+        let field = bad.split('=').next().unwrap();
+        assert!(
+            answer["error"].as_str().unwrap().contains(field),
+            "{bad}: {answer}"
+        );
+    }
+
+    // One order in detail: each consumer's state, the error, the message as sent.
+    let (status, detail) =
+        http_json("GET", &format!("{base}/api/orders/{}", ids[1]), None, None).await;
+    assert_eq!(status, 200);
+    let erp_row = detail["order"]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["consumer"] == "erp")
+        .unwrap();
+    assert_eq!(erp_row["state"], "failed");
+    assert_eq!(erp_row["last_error"], "ERP says no: SKU unknown");
+    assert_eq!(
+        detail["messages"]["erp"]["event"],
+        "sales_order_place_after_que"
+    );
+    assert_eq!(
+        detail["messages"]["erp"]["order"]["entity_id"].as_u64(),
+        Some(ids[1] as u64)
+    );
+    let (status, _) = http_json("GET", &format!("{base}/api/orders/99999"), None, None).await;
+    assert_eq!(status, 404);
+
+    // Re-send the synced order to erp: a new message_id, delivered again.
+    let (status, report) = http_json(
+        "POST",
+        &format!("{base}/api/resync"),
+        Some(TOKEN),
+        Some(&json!({"entity_ids": [ids[0]], "consumer": "erp"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report, json!({"orders": 1, "rows": 1}));
+    let d = next_within(&mut erp, Duration::from_secs(20))
+        .await
+        .expect("the re-send arrives");
+    let msg = body(&d);
+    assert_eq!(entity(&msg), ids[0]);
+    assert_eq!(msg["message_id"], format!("{}:{}:erp:r1", env.id, ids[0]));
+    assert_eq!(msg["attempt"], 1);
+    ack_delivery(&d).await;
+    env.ack_json(json!({"consumer": "erp", "message_id": msg["message_id"], "status": "synced"}))
+        .await;
+    for (bad, field) in [
+        (json!({}), "exactly one"),
+        (json!({"since": "last week"}), "since"),
+        (json!({"entity_ids": [1], "consumer": "crm"}), "crm"),
+        (json!({"entity_ids": [1], "colour": "red"}), "colour"),
+    ] {
+        let (status, answer) = http_json(
+            "POST",
+            &format!("{base}/api/resync"),
+            Some(TOKEN),
+            Some(&bad),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(field),
+            "{bad}: {answer}"
+        );
+    }
+
+    // Pause: capture still records, nothing is published; resume sends it.
+    let (status, _) = http_json(
+        "POST",
+        &format!("{base}/api/pause"),
+        Some(TOKEN),
+        Some(&json!({"reason": "ERP maintenance"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, summary) = http_json("GET", &format!("{base}/api/summary"), None, None).await;
+    assert_eq!(summary["pauses"][0]["consumer"], "*");
+    assert_eq!(summary["pauses"][0]["reason"], "ERP maintenance");
+    let held = env.place_order().await;
+    env.wait_for_ledger(
+        Duration::from_secs(20),
+        "the order placed while paused is recorded",
+        |rows| rows.iter().filter(|r| r.entity_id == held).count() == 2,
+    )
+    .await;
+    assert!(
+        next_within(&mut erp, Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "nothing is published while paused"
+    );
+    let (_, pulled) = http_json("GET", &format!("{base}/api/pull/legacy"), Some(TOKEN), None).await;
+    assert_eq!(pulled["paused"], true);
+    let (status, answer) =
+        http_json("POST", &format!("{base}/api/resume"), Some(TOKEN), None).await;
+    assert_eq!((status, answer), (200, json!({"resumed": true})));
+    let d = next_within(&mut erp, Duration::from_secs(20))
+        .await
+        .expect("held order goes out after resume");
+    assert_eq!(entity(&body(&d)), held);
+    ack_delivery(&d).await;
+
+    // Un-park: the row gets its deliveries back.
+    let ledger = env.parts().ledger;
+    ledger
+        .park(
+            &[(ids[2], "erp")],
+            "test: parked by hand",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let (status, answer) = http_json(
+        "POST",
+        &format!("{base}/api/unpark"),
+        Some(TOKEN),
+        Some(&json!({"consumer": "erp"})),
+    )
+    .await;
+    assert_eq!((status, answer), (200, json!({"rows": 1})));
+    let row = ledger.delivery(ids[2], "erp").await.unwrap().unwrap();
+    assert_eq!((row.state, row.attempts), (State::Pending, 0));
+    let d = next_within(&mut erp, Duration::from_secs(20))
+        .await
+        .expect("un-parked order is re-sent");
+    assert_eq!(entity(&body(&d)), ids[2]);
+    ack_delivery(&d).await;
+
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_sync_service_without_amqp_pulls_orders_and_acks_them_over_http() {
+    let (env, base) = env_with_api(&[]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    wait_http(&base).await;
+    let ids = env.place_orders(4).await;
+    env.wait_for_ledger(Duration::from_secs(20), "orders recorded", |r| r.len() == 8)
+        .await;
+    assert!(
+        !env.topology().describe().contains("que.legacy"),
+        "a pull consumer has no queue filling up"
+    );
+
+    let url = format!("{base}/api/pull/legacy?limit=3");
+    let (status, first) = http_json("GET", &url, Some(TOKEN), None).await;
+    assert_eq!(status, 200, "{first}");
+    let first = first["messages"].as_array().unwrap().clone();
+    assert_eq!(first.len(), 3);
+    assert!(first
+        .iter()
+        .all(|m| m["event"] == "sales_order_place_after_que"
+            && m["attempt"] == 1
+            && m["consumer"] == "legacy"));
+    // Handed out means delivered: the rest comes next, not the same again.
+    let (_, second) = http_json("GET", &url, Some(TOKEN), None).await;
+    let second = second["messages"].as_array().unwrap().clone();
+    assert_eq!(second.len(), 1);
+
+    // Acks in the AMQP format, `consumer` optional; one bad one changes nothing.
+    let mut acks: Vec<Value> = first
+        .iter()
+        .chain(&second)
+        .map(|m| json!({"message_id": m["message_id"], "entity_id": m["order"]["entity_id"], "status": "synced"}))
+        .collect();
+    acks.push(json!({"entity_id": 424242, "status": "synced"}));
+    acks.push(json!({"entity_id": ids[0], "consumer": "erp", "status": "synced"}));
+    let (status, answer) = http_json(
+        "POST",
+        &format!("{base}/api/pull/legacy/acks"),
+        Some(TOKEN),
+        Some(&Value::Array(acks)),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(
+        results.iter().filter(|r| r["applied"] == true).count(),
+        4,
+        "{answer}"
+    );
+    assert!(
+        results[4]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not hold"),
+        "{answer}"
+    );
+    assert!(
+        results[5]["reason"].as_str().unwrap().contains("erp"),
+        "{answer}"
+    );
+    let rows = env.parts().ledger.deliveries().await.unwrap();
+    assert!(
+        rows.iter()
+            .filter(|r| r.consumer == "legacy")
+            .all(|r| r.state == State::Synced),
+        "{rows:#?}"
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r.consumer == "erp")
+            .all(|r| r.state != State::Synced),
+        "an ack names its own consumer only"
+    );
+
+    let (status, _) = http_json("GET", &format!("{base}/api/pull/erp"), Some(TOKEN), None).await;
+    assert_eq!(status, 404, "erp has a queue, not the pull interface");
+    let (status, _) = http_json(
+        "POST",
+        &format!("{base}/api/pull/legacy/acks"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "an empty body is not an ack");
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn retention_deletes_only_orders_synced_for_every_consumer_long_enough_ago() {
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &[("ORDER_SYNC__RETENTION__SYNCED_OLDER_THAN", "7d")],
+    )
+    .await;
+    let parts = env.parts();
+    let ids = env.place_orders(3).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    env.wait_for_ledger(Duration::from_secs(20), "orders recorded", |r| r.len() == 6)
+        .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    let mut conn = parts.ledger.pool().get_conn().await.unwrap();
+    // Order 0: synced for both, 8 days ago. Order 1: synced for erp only.
+    // Order 2: synced for both, but only yesterday.
+    conn.exec_drop(
+        "UPDATE order_sync_deliveries SET state = 'synced', synced_at = UTC_TIMESTAMP() - INTERVAL 8 DAY WHERE entity_id = ? OR (entity_id = ? AND consumer = 'erp')",
+        (ids[0], ids[1]),
+    )
+    .await
+    .unwrap();
+    conn.exec_drop(
+        "UPDATE order_sync_deliveries SET state = 'synced', synced_at = UTC_TIMESTAMP() - INTERVAL 1 DAY WHERE entity_id = ?",
+        (ids[2],),
+    )
+    .await
+    .unwrap();
+    conn.exec_drop(
+        "UPDATE order_sync_orders SET captured_at = UTC_TIMESTAMP() - INTERVAL 9 DAY",
+        (),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let retention = Retention::new(parts.ledger.clone(), env.settings.retention.clone());
+    assert_eq!(retention.purge_once(chrono::Utc::now()).await.unwrap(), 1);
+    let left: Vec<u32> = parts
+        .ledger
+        .deliveries()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.entity_id)
+        .collect();
+    assert!(!left.contains(&ids[0]));
+    assert_eq!(
+        left.iter().filter(|i| **i == ids[1]).count(),
+        2,
+        "half-synced order kept whole"
+    );
+    assert_eq!(
+        left.iter().filter(|i| **i == ids[2]).count(),
+        2,
+        "recently synced order kept"
+    );
+    assert!(parts.ledger.order(ids[0]).await.unwrap().is_none());
+    assert_eq!(
+        retention.purge_once(chrono::Utc::now()).await.unwrap(),
+        0,
+        "nothing twice"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn write_back_comments_once_in_the_magento_order_history_and_retries_a_failed_write() {
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &[("ORDER_SYNC__WRITE_BACK__ENABLED", "true")],
+    )
+    .await;
+    let parts = env.parts();
+    let id = env.place_order().await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    env.wait_for_ledger(Duration::from_secs(20), "order recorded", |r| r.len() == 2)
+        .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    let write_back = WriteBack::new(parts.ledger.clone(), &env.settings).unwrap();
+    let history = || async {
+        let mut m = env.magento_conn().await;
+        m.exec::<(String, String), _, _>(
+            "SELECT comment, status FROM sales_order_status_history WHERE parent_id = ? ORDER BY entity_id",
+            (id,),
+        )
+        .await
+        .unwrap()
+    };
+    let now = chrono::Utc::now();
+    assert_eq!(
+        write_back.step(now).await.unwrap(),
+        Default::default(),
+        "nothing synced yet"
+    );
+
+    let policy = order_sync::retry::RetryPolicy::from_settings(&env.settings.relay);
+    for c in ["erp", "wms"] {
+        let ack: order_sync::message::Ack =
+            serde_json::from_value(json!({"consumer": c, "entity_id": id, "status": "synced"}))
+                .unwrap();
+        parts
+            .ledger
+            .apply_ack(&ack, now, &policy)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // The table is gone for a moment: the write fails, is logged, and comes again.
+    let mut m = env.magento_conn().await;
+    m.query_drop("RENAME TABLE sales_order_status_history TO status_history_away")
+        .await
+        .unwrap();
+    let w = write_back.step(now).await.unwrap();
+    assert_eq!((w.synced, w.failed), (0, 1));
+    m.query_drop("RENAME TABLE status_history_away TO sales_order_status_history")
+        .await
+        .unwrap();
+    let w = write_back.step(now).await.unwrap();
+    assert_eq!((w.synced, w.failed), (1, 0));
+    assert_eq!(
+        history().await,
+        [("Order synced: erp, wms".to_owned(), "pending".to_owned())]
+    );
+    assert_eq!(
+        write_back.step(now).await.unwrap(),
+        Default::default(),
+        "once only"
+    );
+
+    parts
+        .ledger
+        .resync(&[id], Some("wms"), &env.id, now)
+        .await
+        .unwrap();
+    parts
+        .ledger
+        .park(&[(id, "wms")], "no synced ack after 10 deliveries", now)
+        .await
+        .unwrap();
+    let w = write_back.step(now).await.unwrap();
+    assert_eq!(w.parked, 1);
+    assert_eq!(
+        history().await.last().unwrap().0,
+        "Order sync parked for wms: no synced ack after 10 deliveries"
+    );
+    env.cleanup().await;
+}
+
+/// Runs the binary with this test's settings: (exit code, stdout, stderr).
+fn cli(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
+    let out = env.order_sync(args).output().expect("run order-sync");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_shows_resends_pauses_unparks_and_purges_with_exit_codes_scripts_can_use() {
+    let env = TestEnv::new(&["erp", "wms"], &[]).await;
+    let ids = env.place_orders(3).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    env.wait_for_ledger(Duration::from_secs(20), "orders recorded", |r| r.len() == 6)
+        .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    let ledger = env.parts().ledger;
+    let inc = format!("{:09}", ids[1]);
+
+    let (code, out, err) = cli(&env, &["show", &inc]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("order {inc} (entity_id {},", ids[1])),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("erp") && l.contains("published")),
+        "{out}"
+    );
+    let (code, out, _) = cli(
+        &env,
+        &["show", "--json", "--entity-id", &ids[1].to_string()],
+    );
+    assert_eq!(code, 0);
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown[0]["deliveries"].as_array().unwrap().len(), 2);
+    let (code, _, err) = cli(&env, &["show", "no-such-order"]);
+    assert_eq!(code, 3, "not found: {err}");
+
+    let (code, out, err) = cli(
+        &env,
+        &["pause", "--consumer", "wms", "--reason", "WMS upgrade"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("paused"), "{out}");
+    let (_, status, _) = cli(&env, &["status"]);
+    assert!(
+        status.contains("PAUSED for wms") && status.contains("WMS upgrade"),
+        "{status}"
+    );
+    assert_eq!(
+        ledger
+            .paused(&["erp".into(), "wms".into()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let (code, out, _) = cli(&env, &["resume", "--consumer", "wms"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("resumed"), "{out}");
+    let (code, _, err) = cli(&env, &["pause", "--consumer", "crm"]);
+    assert_eq!(code, 2, "an unknown consumer is a usage error");
+    assert!(err.contains("crm") && err.contains("erp, wms"), "{err}");
+
+    let (code, out, err) = cli(&env, &["resync", &inc, "--consumer", "erp"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("re-sending 1 order(s): 1 ledger row(s)"),
+        "{out}"
+    );
+    let row = ledger.delivery(ids[1], "erp").await.unwrap().unwrap();
+    assert_eq!((row.state, row.resyncs), (State::Pending, 1));
+    let (code, out, err) = cli(&env, &["resync", "--since", "2000-01-01"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("re-sending 3 order(s): 6 ledger row(s)"),
+        "{out}"
+    );
+    let (code, _, _) = cli(
+        &env,
+        &["resync", "--since", "2000-01-01", "--until", "2000-01-02"],
+    );
+    assert_eq!(code, 3, "an empty range matched nothing");
+    let (code, _, err) = cli(&env, &["resync", "--since", "sometime"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--since"), "{err}");
+
+    ledger
+        .park(
+            &[(ids[0], "erp"), (ids[2], "wms")],
+            "test",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let (code, out, _) = cli(&env, &["unpark", &ids[0].to_string()]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("1 parked row"), "{out}");
+    let (_, out, _) = cli(&env, &["unpark"]);
+    assert!(out.starts_with("1 parked row"), "{out}");
+
+    let mut conn = ledger.pool().get_conn().await.unwrap();
+    conn.exec_drop(
+        "UPDATE order_sync_deliveries SET state = 'synced', synced_at = UTC_TIMESTAMP() - INTERVAL 10 DAY WHERE entity_id = ?",
+        (ids[0],),
+    )
+    .await
+    .unwrap();
+    conn.exec_drop(
+        "UPDATE order_sync_orders SET captured_at = UTC_TIMESTAMP() - INTERVAL 10 DAY",
+        (),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let (code, out, err) = cli(&env, &["purge", "--synced-older-than", "7d"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("deleted 1 order(s)"), "{out}");
+    assert!(ledger.order(ids[0]).await.unwrap().is_none());
+    assert!(ledger.order(ids[1]).await.unwrap().is_some());
+    env.cleanup().await;
+}
