@@ -169,6 +169,15 @@ impl AckListener {
         let mut applied = self.apply(&valid).await?.into_iter();
         let mut dispositions = Vec::with_capacity(batch.len());
         for (delivery, p) in batch.iter().zip(parsed) {
+            let span = match &p {
+                Ok(ack) => tracing::info_span!(
+                    "ack",
+                    consumer = %ack.consumer,
+                    entity_id = tracing::field::Empty,
+                    increment_id = ack.increment_id.as_deref().unwrap_or(""),
+                ),
+                Err(_) => tracing::info_span!("ack"),
+            };
             let disposition = match p {
                 Err(rejection) => AckDisposition::DeadLettered(rejection),
                 Ok(_) => match applied.next().expect("one result per valid ack") {
@@ -176,20 +185,23 @@ impl AckListener {
                     Err(rejection) => AckDisposition::DeadLettered(rejection),
                 },
             };
+            if let AckDisposition::Applied(
+                AckOutcome::Synced { entity_id } | AckOutcome::Failed { entity_id, .. },
+            ) = &disposition
+            {
+                span.record("entity_id", entity_id);
+            }
             let settled_by_reject = match &disposition {
-                AckDisposition::Applied(AckOutcome::Synced { entity_id }) => {
-                    tracing::debug!(entity_id, "Order synced.");
+                AckDisposition::Applied(AckOutcome::Synced { .. }) => {
+                    span.in_scope(|| tracing::debug!("Order synced."));
                     false
                 }
-                AckDisposition::Applied(AckOutcome::Failed {
-                    entity_id,
-                    retry_at,
-                }) => {
-                    tracing::warn!(entity_id, retry_at = %retry_at, "Sync service reported a failure; will re-deliver.");
+                AckDisposition::Applied(AckOutcome::Failed { retry_at, .. }) => {
+                    span.in_scope(|| tracing::warn!(retry_at = %retry_at, "Sync service reported a failure; will re-deliver."));
                     false
                 }
                 AckDisposition::DeadLettered(reason) => {
-                    tracing::warn!(reason = %reason, size = delivery.data.len(), "Dead-lettering an ack.");
+                    span.in_scope(|| tracing::warn!(reason = %reason, size = delivery.data.len(), "Dead-lettering an ack."));
                     !self.dead_letter(publisher, delivery, reason).await?
                 }
             };

@@ -245,7 +245,9 @@ impl Relay {
                 msg.body.len(),
                 self.max_message_bytes
             );
-            tracing::error!(entity_id = row.entity_id, consumer = %row.consumer, reason = %reason, "Parked an order too large to publish.");
+            delivery_span(row).in_scope(
+                || tracing::error!(reason = %reason, "Parked an order too large to publish."),
+            );
             self.ledger
                 .park(&[(row.entity_id, row.consumer.as_str())], &reason, now)
                 .await?;
@@ -264,13 +266,9 @@ impl Relay {
                 Ok(()) => ok.push(row),
                 Err(e) => {
                     failed += 1;
-                    tracing::warn!(
-                        entity_id = row.entity_id,
-                        increment_id = row.increment_id.as_deref().unwrap_or(""),
-                        consumer = %row.consumer,
-                        error = %e,
-                        "Publishing to a consumer queue failed; will retry."
-                    );
+                    delivery_span(row).in_scope(|| {
+                        tracing::warn!(error = %e, "Publishing to a consumer queue failed; will retry.")
+                    });
                     self.ledger
                         .record_publish_error(row, &e.to_string(), now)
                         .await?;
@@ -282,6 +280,7 @@ impl Relay {
         }
         self.ledger.mark_published(&ok, now, &self.policy).await?;
         for row in &ok {
+            delivery_span(row).in_scope(|| tracing::debug!("Published to the consumer's queue."));
             let label = Metrics::consumer(&row.consumer);
             self.metrics.published.get_or_create(&label).inc();
             if row.attempts > 0 {
@@ -390,7 +389,8 @@ impl Relay {
                 .inc();
         }
         for (entity_id, consumer) in &round.parked {
-            tracing::warn!(entity_id, consumer = %consumer, max_attempts = self.policy.max_attempts, "Parked an order: no synced ack after every delivery.");
+            tracing::info_span!("delivery", entity_id, consumer = %consumer, attempt = self.policy.max_attempts)
+                .in_scope(|| tracing::warn!("Parked an order: no synced ack after every delivery."));
         }
         let delivered = self.deliver(publisher, &round.to_publish, now).await?;
         if !round.to_publish.is_empty() || !round.parked.is_empty() {
@@ -461,6 +461,18 @@ impl Relay {
                 .with_headers(headers),
         }
     }
+}
+
+/// The span every log line about one delivery is in: a log search for an order
+/// number, an entity id or a consumer finds all of them.
+fn delivery_span(row: &Claimed) -> tracing::Span {
+    tracing::info_span!(
+        "delivery",
+        entity_id = row.entity_id,
+        increment_id = row.increment_id.as_deref().unwrap_or(""),
+        consumer = %row.consumer,
+        attempt = row.attempts + 1
+    )
 }
 
 /// A capture message as a ledger row, or why it cannot be one.

@@ -10,6 +10,7 @@ mod flow;
 mod instances;
 mod message;
 mod ops;
+mod page;
 mod process;
 mod redelivery;
 mod support;

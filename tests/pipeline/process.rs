@@ -218,3 +218,51 @@ async fn a_vhost_created_after_start_up_is_waited_for_and_used() {
     drop(conn);
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_order_and_consumer_of_each_delivery_and_ack() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let log = std::env::temp_dir().join(format!("{}.log", env.id));
+    let mut child = env
+        .order_sync(&["run", "--log-json"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let id = env.place_order().await;
+    env.wait_for_ledger(Duration::from_secs(20), "the order published", |rows| {
+        rows.iter()
+            .any(|r| r.state == order_sync::ledger::State::Published)
+    })
+    .await;
+    env.ack_json(serde_json::json!({"consumer": "erp", "entity_id": id, "status": "failed", "error": "ERP down"}))
+        .await;
+    env.wait_for_ledger(Duration::from_secs(20), "the failed ack applied", |rows| {
+        rows.iter()
+            .any(|r| r.state == order_sync::ledger::State::Failed)
+    })
+    .await;
+    sigterm(&child);
+    wait_exit(&mut child, Duration::from_secs(15));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let find = |message: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"] == message)
+            .unwrap_or_else(|| panic!("no line `{message}` in:\n{text}"))
+    };
+    let published = &find("Published to the consumer's queue.")["span"];
+    assert_eq!(published["entity_id"], id);
+    assert_eq!(published["increment_id"], format!("{id:09}"));
+    assert_eq!(published["consumer"], "erp");
+    assert_eq!(published["attempt"], 1);
+    let failed = &find("Sync service reported a failure; will re-deliver.")["span"];
+    assert_eq!(failed["entity_id"], id);
+    assert_eq!(failed["consumer"], "erp");
+    env.cleanup().await;
+}
