@@ -4,6 +4,7 @@
 
 mod acks;
 mod capture;
+mod cluster;
 mod control;
 mod faults;
 mod flow;
