@@ -135,6 +135,18 @@ fn duplicates(b: &Behaviour) -> u32 {
 
 #[tokio::test]
 async fn hard_kills_during_a_stream_with_a_flaky_consumer_lose_and_double_nothing() {
+    hard_kills(1, 5000 * scale(), 20 * scale()).await;
+}
+
+#[tokio::test]
+async fn hard_kills_of_any_of_three_instances_during_a_stream_lose_and_double_nothing() {
+    hard_kills(3, 3000 * scale(), 15 * scale()).await;
+}
+
+/// `instances` copies of `order-sync run` share the work while `total` orders
+/// stream in; `kills` times, one of them (at random) is killed with SIGKILL at a
+/// random moment and started again.
+async fn hard_kills(instances: usize, total: usize, kills: usize) {
     let env = TestEnv::new(
         &["erp", "wms"],
         &[
@@ -147,8 +159,6 @@ async fn hard_kills_during_a_stream_with_a_flaky_consumer_lose_and_double_nothin
         ],
     )
     .await;
-    let total = 5000 * scale();
-    let kills = 20 * scale();
     let (erp, wms) = (
         Arc::new(Behaviour::default()),
         Arc::new(Behaviour::default()),
@@ -167,12 +177,13 @@ async fn hard_kills_during_a_stream_with_a_flaky_consumer_lose_and_double_nothin
         }
     });
     let started = Instant::now();
-    let mut child = env.spawn_run();
+    let mut children: Vec<_> = (0..instances).map(|_| env.spawn_run()).collect();
     for _ in 0..kills {
         tokio::time::sleep(Duration::from_millis(200 + rand::random::<u64>() % 800)).await;
-        child.kill().unwrap(); // SIGKILL, at a random moment
-        child.wait().unwrap();
-        child = env.spawn_run();
+        let victim = &mut children[rand::random::<u32>() as usize % instances];
+        victim.kill().unwrap(); // SIGKILL, at a random moment
+        victim.wait().unwrap();
+        *victim = env.spawn_run();
     }
     placer.await.unwrap();
     let rows = env
@@ -204,7 +215,7 @@ async fn hard_kills_during_a_stream_with_a_flaky_consumer_lose_and_double_nothin
         );
     }
     eprintln!(
-        "{kills} kill -9 during {total} orders x 2 consumers in {:?}: all synced. erp: {} deliveries, {} duplicates. \
+        "{instances} instance(s), {kills} kill -9 during {total} orders x 2 consumers in {:?}: all synced. erp: {} deliveries, {} duplicates. \
          wms (flaky): {} deliveries, {} duplicates, {} failed acks, {} crashes before ack, {} double acks, {} acks for unknown orders",
         started.elapsed(),
         erp.deliveries.load(Ordering::Relaxed), duplicates(&erp),
@@ -217,10 +228,12 @@ async fn hard_kills_during_a_stream_with_a_flaky_consumer_lose_and_double_nothin
         + wms.acks_for_unknown_orders.load(Ordering::Relaxed);
     assert!(env.queue_len(&env.topology().dead_queue("acks")).await >= rejected);
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    child.wait().unwrap();
+    for mut child in children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().unwrap();
+    }
     for s in services {
         s.abort();
     }
@@ -372,6 +385,17 @@ async fn sigterm_during_a_backlog_exits_promptly_and_loses_nothing_after_restart
 
 #[tokio::test]
 async fn broker_and_database_connections_killed_mid_stream_lose_and_double_nothing() {
+    connection_kills(1).await;
+}
+
+#[tokio::test]
+async fn connections_of_three_instances_killed_mid_stream_lose_and_double_nothing() {
+    connection_kills(3).await;
+}
+
+/// `instances` pipelines share the work while their broker connections and
+/// database sessions are killed under them.
+async fn connection_kills(instances: usize) {
     let env = TestEnv::new(
         &["erp", "wms"],
         &[
@@ -383,7 +407,7 @@ async fn broker_and_database_connections_killed_mid_stream_lose_and_double_nothi
         ],
     )
     .await;
-    let (shutdown, pipeline) = env.spawn_pipeline();
+    let pipelines: Vec<_> = (0..instances).map(|_| env.spawn_pipeline()).collect();
     let (erp, wms) = (
         Arc::new(Behaviour::default()),
         Arc::new(Behaviour::default()),
@@ -441,16 +465,18 @@ async fn broker_and_database_connections_killed_mid_stream_lose_and_double_nothi
     pairs.dedup();
     assert_eq!(pairs.len(), total * 2, "no row lost or doubled");
     eprintln!(
-        "{broker_faults} broker and {db_faults} database connections killed during {total} orders x 2 consumers: \
+        "{instances} instance(s): {broker_faults} broker and {db_faults} database connections killed during {total} orders x 2 consumers: \
          all synced; duplicates erp {}, wms (flaky) {}",
         duplicates(&erp),
         duplicates(&wms)
     );
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(15), pipeline)
-        .await
-        .unwrap()
-        .unwrap();
+    for (shutdown, pipeline) in pipelines {
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(15), pipeline)
+            .await
+            .unwrap()
+            .unwrap();
+    }
     for s in services {
         s.abort();
     }
