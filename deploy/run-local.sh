@@ -1,21 +1,18 @@
 #!/usr/bin/env bash
-# Runs order-sync on this machine without Docker: makes sure RabbitMQ and
-# MariaDB run (deploy/services.sh), creates a demo Magento database with the
-# real Magento 2 sales schema if it is missing, and starts `order-sync run`
-# with deploy/local.toml (consumers `erp` and `wms`). Stop it with Ctrl-C.
+# Sees order-sync work on this machine without Docker: makes sure RabbitMQ and
+# MariaDB run (deploy/services.sh, apt-get installs them where missing), then
+# `order-sync demo` with deploy/local.toml: it creates a demo Magento database
+# (magento_demo, the real Magento 2 sales schema), places an order a second,
+# runs the pipeline, and runs demo sync services `erp` and `wms` that ack
+# (failing one first attempt in ten on purpose, to show re-delivery).
 #
-#   deploy/run-local.sh
+#   deploy/run-local.sh              # Ctrl-C stops it
+#   RATE=5 deploy/run-local.sh       # five orders a second
 #
-# Then place orders:  deploy/place-demo-orders.sh 5
+# Watch it: status page http://127.0.0.1:9464/, `order-sync status`, and the
+# RabbitMQ management UI (http://127.0.0.1:15672, guest/guest) for demo.* queues.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/services.sh
-
-if ! mariadb -h127.0.0.1 -uorder_sync -porder_sync -e "USE magento_demo; SELECT 1 FROM sales_order LIMIT 1" >/dev/null 2>&1; then
-  echo "run-local.sh: creating the demo Magento database magento_demo"
-  mariadb -h127.0.0.1 -uorder_sync -porder_sync -e "CREATE DATABASE IF NOT EXISTS magento_demo CHARACTER SET utf8mb4"
-  mariadb -h127.0.0.1 -uorder_sync -porder_sync magento_demo < deploy/magento/magento2-sales-schema.sql
-fi
-
-exec cargo run --release --locked -- --config deploy/local.toml run
+exec cargo run --release --locked -- --config deploy/local.toml demo --rate "${RATE:-1}"

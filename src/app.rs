@@ -164,9 +164,13 @@ impl Parts {
         let mut reconnect = Reconnect::new("start-up");
         loop {
             let step: Result<(), RoleError> = async {
-                self.ledger.check_server().await?;
+                // A fresh install's ledger database does not exist yet: create
+                // it before anything connects to it.
                 if self.settings.ledger.migrate_on_start {
                     ledger::ensure_database(&self.settings.ledger).await?;
+                }
+                self.ledger.check_server().await?;
+                if self.settings.ledger.migrate_on_start {
                     self.ledger.migrate().await?;
                 } else {
                     self.ledger.check_version().await?;

@@ -9,6 +9,7 @@ use order_sync::{
     app::{self, Parts, Roles},
     config,
     control::{Control, ControlError},
+    demo::DemoShop,
     ledger::{self, Selection},
     telemetry,
 };
@@ -101,6 +102,28 @@ enum Command {
         #[arg(long)]
         consumer: Option<String>,
     },
+    /// See it work without a Magento: creates a demo Magento database (its name
+    /// must contain `demo`), places orders at a rate, runs the pipeline and an
+    /// acking sync service per consumer. Status page on http.listen.
+    Demo {
+        #[command(flatten)]
+        demo: DemoArgs,
+        /// Share of first deliveries the demo sync services fail on purpose.
+        #[arg(long, default_value_t = 0.1)]
+        fail_rate: f64,
+    },
+    /// Only place demo orders (into a demo Magento database).
+    DemoOrders {
+        #[command(flatten)]
+        demo: DemoArgs,
+    },
+    /// Only run a demo sync service that acks every order of one consumer.
+    DemoConsumer {
+        #[arg(long)]
+        consumer: String,
+        #[arg(long, default_value_t = 0.0)]
+        fail_rate: f64,
+    },
     /// Delete orders synced for every consumer longer ago than the given age.
     /// Never deletes an order with a row in any other state.
     Purge {
@@ -108,6 +131,17 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration)]
         synced_older_than: std::time::Duration,
     },
+}
+
+/// What the demo commands share.
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Orders placed per second.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Stop placing orders after this many (default: go on until stopped).
+    #[arg(long)]
+    orders: Option<u64>,
 }
 
 /// Exit code when the orders named were not found (scripts can tell it from a failure).
@@ -245,6 +279,67 @@ async fn run(command: Command, settings: config::Settings) -> anyhow::Result<()>
         }
         Command::CheckConfig => {
             println!("{settings:#?}");
+            Ok(())
+        }
+        Command::Demo { demo, fail_rate } => {
+            let shop = DemoShop::prepare(&settings).await?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            let parts = Parts::new(&settings, "demo")?;
+            // Ledger and queues first, so the demo sync services find their queues.
+            if !parts.prepare(Roles::ALL, &shutdown).await? {
+                return Ok(());
+            }
+            let mut tasks = tokio::task::JoinSet::new();
+            for name in settings.consumers.push() {
+                let (settings, token) = (settings.clone(), shutdown.clone());
+                tasks.spawn(async move {
+                    order_sync::demo::run_consumer(&settings, &name, fail_rate, token).await;
+                    Ok(())
+                });
+            }
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                shop.place_orders(demo.rate, demo.orders, &token)
+                    .await
+                    .map(|_| ())
+                    .map_err(anyhow::Error::from)
+            });
+            if settings.http.enabled {
+                eprintln!(
+                    "order-sync demo: status page on http://{}/ (Ctrl-C stops)",
+                    settings.http.listen
+                );
+            }
+            let result = parts.run(Roles::ALL, shutdown.clone()).await;
+            shutdown.cancel();
+            while let Some(done) = tasks.join_next().await {
+                done??;
+            }
+            Ok(result?)
+        }
+        Command::DemoOrders { demo } => {
+            let shop = DemoShop::prepare(&settings).await?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            let n = shop.place_orders(demo.rate, demo.orders, &shutdown).await?;
+            println!("placed {n} demo order(s)");
+            Ok(())
+        }
+        Command::DemoConsumer {
+            consumer,
+            fail_rate,
+        } => {
+            if !settings.consumers.push().contains(&consumer) {
+                return Err(ControlError::UnknownConsumer(
+                    consumer,
+                    settings.consumers.push().join(", "),
+                )
+                .into());
+            }
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            order_sync::demo::run_consumer(&settings, &consumer, fail_rate, shutdown).await;
             Ok(())
         }
         other => operate(other, settings).await,

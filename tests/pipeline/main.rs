@@ -5,6 +5,7 @@
 mod acks;
 mod capture;
 mod cluster;
+mod consumers;
 mod control;
 mod faults;
 mod flow;

@@ -408,7 +408,11 @@ async fn cleanup(
             .output();
     }
     if let Ok(mut conn) = Conn::from_url(mysql_server().as_str()).await {
-        for db in [format!("{id}_magento"), format!("{id}_ledger")] {
+        for db in [
+            format!("{id}_magento"),
+            format!("{id}_ledger"),
+            format!("{id}_demo"),
+        ] {
             let _ = conn
                 .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
                 .await;

@@ -1,0 +1,191 @@
+//! Writing a sync service: the library's consumer helper, the demo, and the
+//! example consumers in other languages, against the real broker.
+
+use std::{
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use lapin::{options::BasicPublishOptions, BasicProperties};
+use order_sync::{
+    consumer::{Handled, OrderMessage, SyncConsumer},
+    ledger::State,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{mysql_server, TestEnv};
+
+#[tokio::test]
+async fn the_consumer_helper_acks_each_order_by_its_result_and_skips_what_it_already_synced() {
+    let env = TestEnv::new(
+        &["erp"],
+        &[
+            ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
+            ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "1s"),
+            ("ORDER_SYNC__RELAY__BACKOFF__MAX_INTERVAL", "1s"),
+        ],
+    )
+    .await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let ids = env.place_orders(4).await;
+    // The service fails the first attempt of the second order.
+    let seen: Arc<Mutex<Vec<(u64, u32)>>> = Arc::default();
+    let consumer = Arc::new(SyncConsumer::with_settings(&env.settings.broker, "erp"));
+    let stop = CancellationToken::new();
+    let task = {
+        let (consumer, seen, stop, failing) =
+            (consumer.clone(), seen.clone(), stop.clone(), ids[1] as u64);
+        tokio::spawn(async move {
+            consumer
+                .run(
+                    |msg: OrderMessage| {
+                        let seen = seen.clone();
+                        async move {
+                            let id = msg.entity_id().unwrap();
+                            seen.lock().unwrap().push((id, msg.attempt));
+                            if id == failing && msg.attempt == 1 {
+                                Err("ERP busy".to_owned())
+                            } else {
+                                Ok(())
+                            }
+                        }
+                    },
+                    stop,
+                )
+                .await
+        })
+    };
+    env.wait_for_ledger(Duration::from_secs(30), "every order synced", |rows| {
+        rows.len() == 4 && rows.iter().all(|r| r.state == State::Synced)
+    })
+    .await;
+    let calls = seen.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().filter(|(id, _)| *id == ids[1] as u64).count(),
+        2,
+        "failed once, then synced: {calls:?}"
+    );
+    assert!(calls.contains(&(ids[1] as u64, 2)));
+    let row = env
+        .parts()
+        .ledger
+        .delivery(ids[1], "erp")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.attempts, 2);
+    stop.cancel();
+    task.await.unwrap();
+    shutdown.cancel();
+    pipeline.await.unwrap();
+
+    // One step at a time: a re-delivery of a synced order is not handed over
+    // again (its ack is re-sent); a message that is no order is dead-lettered.
+    let publisher = env.parts().broker.publisher().await.unwrap();
+    let queue = env.topology().consumer_queue("erp");
+    let order = serde_json::json!({
+        "schema_version": 1, "event": "sales_order_place_after_que",
+        "message_id": format!("{}:{}:erp", env.id, ids[0]), "source": env.id, "consumer": "erp",
+        "captured_at": "2026-11-27T10:00:00Z", "attempt": 3, "order": {"entity_id": ids[0]}
+    });
+    for body in [
+        serde_json::to_vec(&order).unwrap(),
+        serde_json::to_vec(&order).unwrap(),
+        b"{not an order".to_vec(),
+    ] {
+        env.channel
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let handler = |_m: OrderMessage| async { Ok::<(), String>(()) };
+    // A fresh process: it has synced nothing yet.
+    let consumer = SyncConsumer::with_settings(&env.settings.broker, "erp");
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let d = env
+            .get(&queue, Duration::from_secs(10))
+            .await
+            .expect("a message");
+        outcomes.push(consumer.handle(&publisher, &d, &handler).await.unwrap());
+    }
+    assert_eq!(outcomes[0], Handled::Synced);
+    assert_eq!(outcomes[1], Handled::Duplicate);
+    assert!(matches!(outcomes[2], Handled::Rejected(_)), "{outcomes:?}");
+    let dead = env.topology().dead_queue("que.erp");
+    assert!(
+        env.get(&dead, Duration::from_secs(10)).await.is_some(),
+        "the non-order went to {dead}"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_demo_places_orders_and_its_sync_services_get_every_one_synced() {
+    let env = TestEnv::new(&["erp", "wms"], &[]).await;
+    let demo_db = format!("{}/{}_demo", mysql_server(), env.id);
+    // Against a database not named as a demo, it refuses.
+    let out = env.order_sync(&["demo", "--orders", "1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("contains `demo`") && err.contains("_magento"),
+        "{err}"
+    );
+
+    let out = env
+        .order_sync(&["demo-orders", "--orders", "2", "--rate", "50"])
+        .env("ORDER_SYNC__MAGENTO__URL", &demo_db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("placed 2 demo order(s)"));
+
+    let mut child = env
+        .order_sync(&[
+            "demo",
+            "--orders",
+            "8",
+            "--rate",
+            "20",
+            "--fail-rate",
+            "0.25",
+        ])
+        .env("ORDER_SYNC__MAGENTO__URL", &demo_db)
+        .env("ORDER_SYNC__RELAY__SCHEDULE", "200ms")
+        .env("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "1s")
+        .env("ORDER_SYNC__RELAY__BACKOFF__MAX_INTERVAL", "1s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rows = env
+        .wait_for_ledger(
+            Duration::from_secs(60),
+            "all ten demo orders synced for both",
+            |rows| rows.len() == 20 && rows.iter().all(|r| r.state == State::Synced),
+        )
+        .await;
+    assert!(
+        rows.iter().any(|r| r.attempts > 1),
+        "some failed on purpose and came again"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    env.cleanup().await;
+}
