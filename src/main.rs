@@ -41,7 +41,12 @@ enum Command {
     /// Run only the relay and the ack listener (RabbitMQ → sync services → ledger).
     Relay,
     /// Declare every exchange, queue and binding, and print them.
-    Topology,
+    Topology {
+        /// Declare nothing; print them in RabbitMQ's definitions format (JSON)
+        /// for this vhost, to import into a broker set up ahead of order-sync.
+        #[arg(long, value_name = "VHOST")]
+        definitions: Option<String>,
+    },
     /// Create the ledger database if missing and bring its tables up to date.
     Migrate,
     /// Load and validate the settings, print them (passwords hidden) and exit.
@@ -238,7 +243,14 @@ async fn run(command: Command, settings: config::Settings) -> anyhow::Result<()>
         Command::Run => serve(settings, Roles::ALL).await,
         Command::Capture => serve(settings, Roles::CAPTURE).await,
         Command::Relay => serve(settings, Roles::RELAY).await,
-        Command::Topology => {
+        Command::Topology {
+            definitions: Some(vhost),
+        } => {
+            let defs = app::topology(&settings).definitions(&vhost);
+            println!("{}", serde_json::to_string_pretty(&defs)?);
+            Ok(())
+        }
+        Command::Topology { definitions: None } => {
             let parts = Parts::new(&settings, "topology")?;
             parts
                 .broker

@@ -274,6 +274,48 @@ impl Topology {
         Ok(())
     }
 
+    /// The exchanges, queues and bindings in RabbitMQ's definitions format
+    /// (`rabbitmqctl import_definitions`, the management UI's import), for a
+    /// broker set up ahead of order-sync; deploy/rabbitmq/definitions.json is
+    /// checked against this.
+    pub fn definitions(&self, vhost: &str) -> serde_json::Value {
+        use serde_json::json;
+        let kind = match self.queue_type {
+            QueueType::Quorum => "quorum",
+            QueueType::Classic => "classic",
+        };
+        let exchanges: Vec<_> = self
+            .exchanges()
+            .into_iter()
+            .map(|e| {
+                json!({"name": e.name, "vhost": vhost, "type": e.kind, "durable": true,
+                       "auto_delete": false, "internal": false, "arguments": {}})
+            })
+            .collect();
+        let queues: Vec<_> = self
+            .queues()
+            .into_iter()
+            .map(|q| {
+                let mut arguments = json!({"x-queue-type": kind});
+                if let Some((x, k)) = &q.dead_letter {
+                    arguments["x-dead-letter-exchange"] = json!(x);
+                    arguments["x-dead-letter-routing-key"] = json!(k);
+                }
+                json!({"name": q.name, "vhost": vhost, "durable": true,
+                       "auto_delete": false, "arguments": arguments})
+            })
+            .collect();
+        let bindings: Vec<_> = self
+            .bindings()
+            .into_iter()
+            .map(|b| {
+                json!({"source": b.exchange, "vhost": vhost, "destination": b.queue,
+                       "destination_type": "queue", "routing_key": b.routing_key, "arguments": {}})
+            })
+            .collect();
+        json!({"exchanges": exchanges, "queues": queues, "bindings": bindings})
+    }
+
     /// A human-readable listing, as printed by `order-sync topology`.
     pub fn describe(&self) -> String {
         let mut out = String::from("exchanges:\n");
