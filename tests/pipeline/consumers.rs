@@ -189,3 +189,76 @@ async fn the_demo_places_orders_and_its_sync_services_get_every_one_synced() {
     assert!(child.wait().unwrap().success());
     env.cleanup().await;
 }
+
+/// A command from another toolchain, or a failure saying how to get it.
+fn tool(program: &str, install: &str) -> Command {
+    match Command::new(program).arg("--version").output() {
+        Ok(o) if o.status.success() => Command::new(program),
+        _ => panic!("`{program}` is needed for this test: {install} (deploy/test.sh does)"),
+    }
+}
+
+#[tokio::test]
+async fn the_python_consumer_acks_a_batch_of_orders_and_the_ledger_shows_them_synced() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    env.place_orders(6).await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/consumers/python/consumer.py"
+    );
+    let mut python = tool("python3", "apt-get install -y python3");
+    let check = Command::new("python3")
+        .args(["-c", "import pika"])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "the Python consumer needs pika: pip install -r deploy/consumers/python/requirements.txt (deploy/test.sh does)"
+    );
+    let out = tokio::task::spawn_blocking({
+        let (url, prefix) = (crate::support::amqp_url(), env.id.clone());
+        move || {
+            python
+                .arg(script)
+                .env("AMQP_URL", url)
+                .env("PREFIX", prefix)
+                .env("CONSUMER", "erp")
+                .env("MAX_MESSAGES", "6")
+                .env("IDLE_EXIT", "30")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "consumer.py failed:\n{log}");
+    assert!(log.contains("handled 6 message(s)"), "{log}");
+    env.wait_for_ledger(
+        Duration::from_secs(20),
+        "the batch synced by the Python consumer",
+        |rows| rows.len() == 6 && rows.iter().all(|r| r.state == State::Synced),
+    )
+    .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[test]
+fn the_php_consumer_is_valid_php() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/consumers/php/consumer.php"
+    );
+    let out = tool("php", "apt-get install -y php-cli")
+        .args(["-l", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

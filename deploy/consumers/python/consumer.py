@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""A sync service for order-sync in Python, with pika.
+
+Consumes <PREFIX>.que.<CONSUMER>, hands each order to sync_order(), publishes
+the ack to <PREFIX>.acks with publisher confirms, and only then acknowledges
+the delivery, as docs/asyncapi.yaml asks. Re-deliveries of an order it already
+synced are not synced again (their ack is re-sent); a message that is not an
+order is rejected to the dead-letter queue; a lost connection is retried.
+
+    pip install -r requirements.txt
+    AMQP_URL=amqp://erp:erp@localhost:5672/shop PREFIX=demo CONSUMER=erp python3 consumer.py
+
+Settings (environment): AMQP_URL, PREFIX, CONSUMER, PREFETCH (default 20),
+MAX_MESSAGES (stop after this many; for tests), IDLE_EXIT (stop after this
+many seconds without a message; for tests).
+"""
+import collections
+import json
+import logging
+import os
+import time
+
+import pika
+from pika.exceptions import AMQPConnectionError, AMQPChannelError, NackError, UnroutableError
+
+log = logging.getLogger("consumer")
+
+
+def sync_order(message):
+    """Send one order to your ERP, warehouse or CRM here.
+
+    Return normally when it is synced; raise an exception to report a failure
+    (order-sync delivers the order again after a back-off and shows the error).
+    """
+    order = message["order"]
+    log.info("order %s (entity_id %s), attempt %s: %d item(s), grand total %s %s",
+             order.get("increment_id"), order["entity_id"], message["attempt"],
+             len(order.get("items", [])), order.get("grand_total"), order.get("order_currency_code"))
+
+
+class Consumer:
+    def __init__(self, url, prefix, consumer, prefetch=20):
+        self.params = pika.URLParameters(url)
+        self.queue = f"{prefix}.que.{consumer}"
+        self.acks = f"{prefix}.acks"
+        self.consumer = consumer
+        self.prefetch = prefetch
+        # message_ids synced by this process, oldest forgotten first
+        self.synced = collections.OrderedDict()
+        self.handled = 0
+
+    def ack_for(self, message, error):
+        ack = {"message_id": message["message_id"], "consumer": self.consumer,
+               "entity_id": message["order"]["entity_id"], "status": "failed" if error else "synced"}
+        if error:
+            ack["error"] = error[:2000]
+        return ack
+
+    def handle(self, channel, method, body):
+        try:
+            message = json.loads(body)
+            message_id = message["message_id"]
+            message["order"]["entity_id"]
+        except (ValueError, KeyError, TypeError) as e:
+            log.error("not an order message (%s); dead-lettering it", e)
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            return
+        error = None
+        if message_id in self.synced:
+            log.info("%s already synced here; sending its ack again", message_id)
+        else:
+            try:
+                sync_order(message)
+            except Exception as e:  # the remote system's failure, reported to order-sync
+                error = f"{type(e).__name__}: {e}"
+                log.warning("%s failed: %s", message_id, error)
+        # Confirmed (confirm_delivery) and routable (mandatory) before the delivery is acked:
+        # if this process dies in between, the order comes again; it is never lost.
+        channel.basic_publish(
+            exchange=self.acks, routing_key=self.consumer, mandatory=True,
+            body=json.dumps(self.ack_for(message, error)),
+            properties=pika.BasicProperties(content_type="application/json", delivery_mode=2))
+        if error is None:
+            self.synced[message_id] = True
+            while len(self.synced) > 10000:
+                self.synced.popitem(last=False)
+        channel.basic_ack(method.delivery_tag)
+        self.handled += 1
+
+    def run(self, max_messages=None, idle_exit=None):
+        delay = 0.2
+        while True:
+            try:
+                connection = pika.BlockingConnection(self.params)
+                channel = connection.channel()
+                channel.confirm_delivery()
+                channel.basic_qos(prefetch_count=self.prefetch)
+                delay = 0.2
+                for method, _props, body in channel.consume(self.queue, inactivity_timeout=idle_exit):
+                    if method is None:  # idle for idle_exit seconds
+                        connection.close()
+                        return
+                    self.handle(channel, method, body)
+                    if max_messages and self.handled >= max_messages:
+                        connection.close()
+                        return
+            except (AMQPConnectionError, AMQPChannelError, NackError, UnroutableError) as e:
+                log.warning("broker trouble (%s); reconnecting in %.1fs", e, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 15)
+
+
+def main():
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    env = os.environ.get
+    consumer = Consumer(env("AMQP_URL", "amqp://guest:guest@localhost:5672/%2f"),
+                        env("PREFIX", "demo"), env("CONSUMER", "erp"), int(env("PREFETCH", "20")))
+    max_messages = int(env("MAX_MESSAGES", "0")) or None
+    idle_exit = float(env("IDLE_EXIT", "0")) or None
+    try:
+        consumer.run(max_messages, idle_exit)
+    except KeyboardInterrupt:
+        pass
+    log.info("handled %d message(s)", consumer.handled)
+
+
+if __name__ == "__main__":
+    main()
