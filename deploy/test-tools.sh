@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the test suite drives besides RabbitMQ and MariaDB, where it is
+# missing (Debian or Ubuntu): headless Chromium and its WebDriver (status page
+# test), PHP (php -l of the PHP consumer), docker-compose (static check of
+# docker-compose.yml; no Docker engine needed), and for Python: pika (the
+# Python consumer), jsonschema and PyYAML (the AsyncAPI contract check).
+#
+#   deploy/test-tools.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+command -v php >/dev/null 2>&1 || need+=(php-cli)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "test-tools.sh: installing ${need[*]}"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! python3 -c "import pika, jsonschema, yaml" 2>/dev/null; then
+  echo "test-tools.sh: installing pika, jsonschema and PyYAML"
+  reqs=(-r deploy/consumers/python/requirements.txt -r tests/contract/requirements.txt)
+  # A pyenv or venv Python takes pip; Debian's own refuses it (PEP 668): use its packages.
+  python3 -m pip install --quiet "${reqs[@]}" 2>/dev/null \
+    || { $SUDO apt-get update -qq
+         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pika python3-jsonschema python3-yaml >/dev/null; }
+  python3 -c "import pika, jsonschema, yaml"
+fi
