@@ -35,7 +35,7 @@ use crate::{
     acks::AckListener,
     app::Parts,
     control::{Control, ControlError},
-    ledger::{LedgerError, ListError},
+    ledger::{self, LedgerError, ListError},
     metrics::{Metrics, ServiceLabel, StateLabel},
 };
 
@@ -271,12 +271,28 @@ async fn metrics(
     check_services(&s).await;
     let p = &s.parts;
     if let Ok(counts) = p.ledger.counts().await {
+        // Every (consumer, state) gets a value, 0 when no row is in it: a
+        // backlog that drained must read 0, not keep its last count.
+        let mut all: std::collections::BTreeMap<(String, &str), u64> = p
+            .settings
+            .consumers
+            .names
+            .iter()
+            .flat_map(|c| {
+                ledger::State::ALL
+                    .iter()
+                    .map(move |st| ((c.clone(), st.as_str()), 0))
+            })
+            .collect();
         for (consumer, state, n) in counts {
+            all.insert((consumer, state.as_str()), n);
+        }
+        for ((consumer, state), n) in all {
             p.metrics
                 .rows
                 .get_or_create(&StateLabel {
                     consumer,
-                    state: state.as_str().to_owned(),
+                    state: state.to_owned(),
                 })
                 .set(n as i64);
         }

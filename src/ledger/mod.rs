@@ -104,6 +104,14 @@ pub enum State {
 }
 
 impl State {
+    pub const ALL: [State; 5] = [
+        State::Pending,
+        State::Published,
+        State::Synced,
+        State::Failed,
+        State::Parked,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             State::Pending => "pending",

@@ -28,6 +28,13 @@ async fn get(port: u16, path: &str) -> (u16, String) {
     (code, body.to_owned())
 }
 
+/// One Prometheus scrape of `/metrics`, parsed.
+async fn scrape_metrics(port: u16) -> prometheus_parse::Scrape {
+    let (code, body) = get(port, "/metrics").await;
+    assert_eq!(code, 200);
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -69,6 +76,18 @@ async fn health_readiness_and_metrics_tell_the_state_of_the_pipeline() {
         rows.len() == 10 && rows.iter().all(|r| r.state == State::Published)
     })
     .await;
+    // The backlog, as a scrape shows it while nobody acks: risen to every order.
+    let stuck = scrape_metrics(port).await;
+    for consumer in ["erp", "wms"] {
+        assert_eq!(
+            sample(
+                &stuck,
+                "order_sync_ledger_rows",
+                &[("consumer", consumer), ("state", "published")]
+            ),
+            5.0
+        );
+    }
     for id in &ids {
         env.ack_json(json!({"consumer": "erp", "entity_id": id, "status": "synced"}))
             .await;
@@ -145,6 +164,63 @@ async fn health_readiness_and_metrics_tell_the_state_of_the_pipeline() {
     assert_eq!(sample(&scrape, "order_sync_capture_leader", &[]), 1.0);
     assert_eq!(sample(&scrape, "order_sync_capture_lag_orders", &[]), 0.0);
     assert!(sample(&scrape, "order_sync_oldest_unsynced_seconds", &[]) > 0.0);
+    assert_eq!(
+        sample(&scrape, "order_sync_up", &[("service", "broker")]),
+        1.0
+    );
+    assert_eq!(
+        sample(&scrape, "order_sync_up", &[("service", "ledger")]),
+        1.0
+    );
+    assert_eq!(
+        sample(&scrape, "order_sync_paused", &[("consumer", "wms")]),
+        0.0
+    );
+    let placed_to_synced = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "order_sync_placed_to_synced_seconds"
+                && s.labels.get("consumer") == Some("erp")
+        })
+        .expect("placed to synced histogram for erp");
+    match &placed_to_synced.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert_eq!(buckets.last().unwrap().count, 5.0, "five orders synced")
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+    let relay_rounds = scrape
+        .samples
+        .iter()
+        .any(|s| s.metric == "order_sync_relay_round_seconds");
+    assert!(relay_rounds, "relay round duration is exported");
+
+    // wms catches up: the backlog falls to nothing.
+    for id in &ids {
+        env.ack_json(json!({"consumer": "wms", "entity_id": id, "status": "synced"}))
+            .await;
+    }
+    env.wait_for_ledger(Duration::from_secs(20), "wms caught up", |rows| {
+        rows.iter().all(|r| r.state == State::Synced)
+    })
+    .await;
+    let caught_up = scrape_metrics(port).await;
+    for state in ["published", "failed"] {
+        assert_eq!(
+            sample(
+                &caught_up,
+                "order_sync_ledger_rows",
+                &[("consumer", "wms"), ("state", state)]
+            ),
+            0.0,
+            "{state}"
+        );
+    }
+    assert_eq!(
+        sample(&caught_up, "order_sync_oldest_unsynced_seconds", &[]),
+        0.0
+    );
 
     shutdown.cancel();
     pipeline.await.unwrap();
