@@ -13,21 +13,36 @@ use crate::support::{ack_delivery, body, free_port, http, next_within, TestEnv};
 const TOKEN: &str = "page-token-0123456789";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// chromedriver on its own port; killed on drop.
+/// chromedriver on its own port, in a process group of its own with the
+/// Chromium it starts; the whole group is killed on drop, so a failing test
+/// leaves no browser behind.
 struct Driver(Child, String);
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.wait();
         let _ = std::fs::remove_dir_all(&self.1);
     }
 }
 
+/// Every browser step gets this long; a hung browser fails the test, it never hangs it.
+const STEP: Duration = Duration::from_secs(30);
+
+async fn step<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(STEP, f)
+        .await
+        .unwrap_or_else(|_| panic!("browser step `{what}` took over {STEP:?}"))
+}
+
 async fn browser(id: &str) -> (Driver, Client) {
     let port = free_port();
+    use std::os::unix::process::CommandExt;
     let child = std::process::Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -56,17 +71,71 @@ async fn browser(id: &str) -> (Driver, Client) {
     let mut last = None;
     // chromedriver takes a moment to listen.
     for _ in 0..100 {
-        match ClientBuilder::new(connector.clone())
+        let session = ClientBuilder::new(connector.clone())
             .capabilities(caps.clone())
             .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => return (driver, c),
+            .await;
+        match session {
+            Ok(c) => {
+                let timeouts = fantoccini::wd::TimeoutConfiguration::new(
+                    Some(Duration::from_secs(10)),
+                    Some(Duration::from_secs(20)),
+                    Some(Duration::ZERO),
+                );
+                step("set timeouts", c.update_timeouts(timeouts))
+                    .await
+                    .unwrap();
+                return (driver, c);
+            }
             Err(e) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("could not open a Chromium session through chromedriver on port {port}: {last:?}");
+}
+
+/// Clicks the element with this id (the page then loads what the click posts).
+async fn click(c: &Client, id: &str) {
+    step(&format!("click #{id}"), async {
+        c.find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+            .click()
+            .await
+            .unwrap()
+    })
+    .await;
+}
+
+/// Waits for the page that an action loads: the one whose notice says `text`.
+async fn wait_notice(c: &Client, text: &str) {
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        // The old page may still be there, or go stale under our hands: look again.
+        if let Ok(Ok(el)) =
+            tokio::time::timeout(Duration::from_secs(5), c.find(Locator::Id("notice"))).await
+        {
+            if let Ok(Ok(t)) = tokio::time::timeout(Duration::from_secs(5), el.text()).await {
+                if t.contains(text) {
+                    return;
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no page with the notice `{text}` within {STEP:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What the pause banner says: "true", "false" or "partly".
+async fn paused(banner: &fantoccini::elements::Element) -> String {
+    banner
+        .attr("data-paused")
+        .await
+        .unwrap()
+        .unwrap_or_default()
 }
 
 /// The state shown for one order and consumer.
@@ -135,121 +204,107 @@ async fn an_operator_finds_stuck_orders_resends_one_and_pauses_in_a_real_browser
         "the page needs no JavaScript to read"
     );
 
-    let (_driver, c) = browser(&env.id).await;
-    c.goto(&format!("{base}/")).await.unwrap();
-    assert_eq!(shown_state(&c, ids[0], "erp").await, "synced");
-    assert_eq!(shown_state(&c, ids[1], "erp").await, "published");
-    assert_eq!(shown_state(&c, ids[2], "wms").await, "parked");
-    let parked_row = c
-        .find(Locator::Css(&format!("#order-{}", ids[2])))
-        .await
-        .unwrap();
-    assert_eq!(
-        parked_row.attr("class").await.unwrap().as_deref(),
-        Some("parked")
-    );
-    let error = parked_row.text().await.unwrap();
-    assert!(
-        error.contains("no synced ack after 10 deliveries"),
-        "{error}"
-    );
-    let totals = c
-        .find(Locator::Css(
-            "#totals tr[data-consumer='wms'] td[data-state='parked']",
-        ))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(totals.trim(), "1");
-    // Buttons are off until the token is given.
-    let resync = c
-        .find(Locator::Css(&format!("#order-{} button.resync", ids[0])))
-        .await
-        .unwrap();
-    assert!(!resync.is_enabled().await.unwrap());
+    let (driver, c) = browser(&env.id).await;
+    // One bound on the whole browser session, whatever step would hang.
+    tokio::time::timeout(Duration::from_secs(240), async {
+        step("load /", c.goto(&format!("{base}/"))).await.unwrap();
+        assert_eq!(shown_state(&c, ids[0], "erp").await, "synced");
+        assert_eq!(shown_state(&c, ids[1], "erp").await, "published");
+        assert_eq!(shown_state(&c, ids[2], "wms").await, "parked");
+        let parked_row = c
+            .find(Locator::Css(&format!("#order-{}", ids[2])))
+            .await
+            .unwrap();
+        assert_eq!(
+            parked_row.attr("class").await.unwrap().as_deref(),
+            Some("parked")
+        );
+        let error = parked_row.text().await.unwrap();
+        assert!(
+            error.contains("no synced ack after 10 deliveries"),
+            "{error}"
+        );
+        let totals = c
+            .find(Locator::Css(
+                "#totals tr[data-consumer='wms'] td[data-state='parked']",
+            ))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(totals.trim(), "1");
+        // Buttons are off until the token is given.
+        let resync = c
+            .find(Locator::Css(&format!("#order-{} button.resync", ids[0])))
+            .await
+            .unwrap();
+        assert!(!resync.is_enabled().await.unwrap());
 
-    let login = c.form(Locator::Css("#login")).await.unwrap();
-    login.set_by_name("token", TOKEN).await.unwrap();
-    login.submit().await.unwrap();
-    let notice = c
-        .find(Locator::Id("notice"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(notice.contains("Unlocked"), "{notice}");
+        let login = c.form(Locator::Css("#login")).await.unwrap();
+        login.set_by_name("token", TOKEN).await.unwrap();
+        step("log in", login.submit()).await.unwrap();
+        wait_notice(&c, "Unlocked").await;
 
-    // Re-send the synced order with its button: its state changes.
-    c.find(Locator::Css(&format!("#order-{} button.resync", ids[0])))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let notice = c
-        .find(Locator::Id("notice"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(notice.contains("Re-sending 1 order"), "{notice}");
-    let state = shown_state(&c, ids[0], "erp").await;
-    assert!(
-        state == "pending" || state == "published",
-        "re-sent order shows {state}"
-    );
-    let d = next_within(&mut erp, Duration::from_secs(20))
-        .await
-        .expect("the re-sent order reaches erp");
-    assert_eq!(body(&d)["order"]["entity_id"].as_u64(), Some(ids[0] as u64));
-    ack_delivery(&d).await;
+        // Re-send the synced order with its button: its state changes.
+        step("click re-send", async {
+            c.find(Locator::Css(&format!("#order-{} button.resync", ids[0])))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap()
+        })
+        .await;
+        wait_notice(&c, "Re-sending 1 order").await;
+        let state = shown_state(&c, ids[0], "erp").await;
+        assert!(
+            state == "pending" || state == "published",
+            "re-sent order shows {state}"
+        );
+        let d = next_within(&mut erp, Duration::from_secs(20))
+            .await
+            .expect("the re-sent order reaches erp");
+        assert_eq!(body(&d)["order"]["entity_id"].as_u64(), Some(ids[0] as u64));
+        ack_delivery(&d).await;
 
-    // Pause: the page says so; the ledger agrees.
-    c.find(Locator::Id("pause-all"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let pause = c.find(Locator::Id("pause-state")).await.unwrap();
-    assert_eq!(
-        pause.attr("data-paused").await.unwrap().as_deref(),
-        Some("true")
-    );
-    // ORDER_SYNC_SCREENSHOT=page.png keeps a picture of the page to look at.
-    if let Ok(path) = std::env::var("ORDER_SYNC_SCREENSHOT") {
-        std::fs::write(path, c.screenshot().await.unwrap()).unwrap();
-    }
-    assert!(pause.text().await.unwrap().contains("PAUSED"));
-    assert_eq!(ledger.pauses().await.unwrap()[0].consumer, "*");
-    c.find(Locator::Id("resume-all"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let pause = c.find(Locator::Id("pause-state")).await.unwrap();
-    assert_eq!(
-        pause.attr("data-paused").await.unwrap().as_deref(),
-        Some("false")
-    );
+        // Pause: the page says so; the ledger agrees.
+        click(&c, "pause-all").await;
+        wait_notice(&c, "Paused all consumers").await;
+        let pause = c.find(Locator::Id("pause-state")).await.unwrap();
+        assert_eq!(paused(&pause).await, "true");
+        // ORDER_SYNC_SCREENSHOT=page.png keeps a picture of the page to look at.
+        if let Ok(path) = std::env::var("ORDER_SYNC_SCREENSHOT") {
+            std::fs::write(path, c.screenshot().await.unwrap()).unwrap();
+        }
+        assert!(pause.text().await.unwrap().contains("PAUSED"));
+        assert_eq!(ledger.pauses().await.unwrap()[0].consumer, "*");
+        click(&c, "resume-all").await;
+        wait_notice(&c, "Resumed all consumers").await;
+        let pause = c.find(Locator::Id("pause-state")).await.unwrap();
+        assert_eq!(paused(&pause).await, "false");
 
-    // The filter finds the stuck ones.
-    c.goto(&format!("{base}/?state=parked")).await.unwrap();
-    let rows = c
-        .find_all(Locator::Css("#orders tr[data-entity-id]"))
+        // The filter finds the stuck ones.
+        step(
+            "load the parked filter",
+            c.goto(&format!("{base}/?state=parked")),
+        )
         .await
         .unwrap();
-    let mut shown = Vec::new();
-    for r in rows {
-        shown.push(r.attr("data-entity-id").await.unwrap().unwrap());
-    }
-    assert_eq!(shown, [ids[2].to_string()]);
-    c.close().await.unwrap();
+        let rows = c
+            .find_all(Locator::Css("#orders tr[data-entity-id]"))
+            .await
+            .unwrap();
+        let mut shown = Vec::new();
+        for r in rows {
+            shown.push(r.attr("data-entity-id").await.unwrap().unwrap());
+        }
+        assert_eq!(shown, [ids[2].to_string()]);
+        step("close the browser", c.close()).await.unwrap();
+    })
+    .await
+    .expect("the browser session finished within 4 minutes");
+    drop(driver);
 
     shutdown.cancel();
     pipeline.await.unwrap();
