@@ -300,6 +300,32 @@ async fn an_operator_finds_stuck_orders_resends_one_and_pauses_in_a_real_browser
             shown.push(r.attr("data-entity-id").await.unwrap().unwrap());
         }
         assert_eq!(shown, [ids[2].to_string()]);
+        // Tick two orders and re-send the selection.
+        step("load /", c.goto(&format!("{base}/"))).await.unwrap();
+        for id in [ids[1], ids[2]] {
+            step("tick an order", async {
+                c.find(Locator::Css(&format!("#order-{id} input[type=checkbox]")))
+                    .await
+                    .unwrap()
+                    .click()
+                    .await
+                    .unwrap()
+            })
+            .await;
+        }
+        click(&c, "resync-selected").await;
+        wait_notice(&c, "Re-sending 2 order(s) (4 row(s))").await;
+        assert_eq!(
+            ledger
+                .delivery(ids[2], "wms")
+                .await
+                .unwrap()
+                .unwrap()
+                .resyncs,
+            1,
+            "the parked order was in the selection"
+        );
+
         step("close the browser", c.close()).await.unwrap();
     })
     .await
