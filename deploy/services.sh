@@ -49,13 +49,15 @@ fi
 # One MariaDB user for local runs and tests. Root often logs in only through
 # the socket (unix_socket auth), which a TCP client cannot use. The grants are
 # the databases order-sync's local runs and tests create: order_sync* (ledgers),
-# magento_demo (the demo shop) and ost* (one pair per test, dropped after it).
+# magento_demo (the demo shop), ost* (one pair per test, dropped after it) and
+# bench* (the benchmark's, dropped after it).
 $SUDO mariadb -uroot <<'SQL'
 CREATE USER IF NOT EXISTS 'order_sync'@'localhost' IDENTIFIED BY 'order_sync';
 CREATE USER IF NOT EXISTS 'order_sync'@'127.0.0.1' IDENTIFIED BY 'order_sync';
 GRANT ALL PRIVILEGES ON `order\_sync%`.* TO 'order_sync'@'localhost', 'order_sync'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON `magento\_demo`.* TO 'order_sync'@'localhost', 'order_sync'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON `ost%`.* TO 'order_sync'@'localhost', 'order_sync'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON `bench%`.* TO 'order_sync'@'localhost', 'order_sync'@'127.0.0.1';
 SQL
 
 echo "services.sh: MariaDB on 127.0.0.1:3306 (user order_sync) and RabbitMQ on 127.0.0.1:5672 are up."
