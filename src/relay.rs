@@ -310,7 +310,12 @@ impl Relay {
                 let p = publisher.as_ref().expect("set just above");
                 loop {
                     let round = self.redeliver_due(p, Utc::now()).await?;
-                    if round.claimed < self.settings.batch_size as usize || shutdown.is_cancelled()
+                    // A full round means more is due: go on at once. Not after
+                    // failed publishes: those rows are due again right away, and
+                    // retrying them in a loop would only hammer a broken broker.
+                    if round.claimed < self.settings.batch_size as usize
+                        || round.failed > 0
+                        || shutdown.is_cancelled()
                     {
                         return Ok::<_, RoleError>(());
                     }

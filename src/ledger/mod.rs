@@ -908,7 +908,11 @@ impl Ledger {
         Ok(())
     }
 
-    /// Records that publishing failed; the row is due again when its lease ends.
+    /// Records that publishing failed and gives the row's claim back: it is due
+    /// at once, for the next re-delivery round (whichever instance runs it),
+    /// rather than when the claim would have run out. A broker node lost in a
+    /// cluster fails a batch of publishes this way; they go again on the next
+    /// round, through the node the roles reconnected to.
     pub async fn record_publish_error(
         &self,
         row: &Claimed,
@@ -917,10 +921,11 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let mut conn = self.pool.get_conn().await?;
         conn.exec_drop(
-            "UPDATE order_sync_deliveries SET last_error = ?, updated_at = ? \
-             WHERE entity_id = ? AND consumer = ? AND state <> 'synced'",
+            "UPDATE order_sync_deliveries SET last_error = ?, next_attempt_at = ?, updated_at = ? \
+             WHERE entity_id = ? AND consumer = ? AND state IN ('pending', 'published', 'failed')",
             (
                 truncate(&format!("publish failed: {error}"), 2000),
+                naive(now),
                 naive(now),
                 row.entity_id,
                 row.consumer.as_str(),
