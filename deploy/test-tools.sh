@@ -2,8 +2,9 @@
 # Installs what the test suite drives besides RabbitMQ and MariaDB, where it is
 # missing (Debian or Ubuntu): headless Chromium and its WebDriver (status page
 # test), PHP (php -l of the PHP consumer), docker-compose (static check of
-# docker-compose.yml; no Docker engine needed), and for Python: pika (the
-# Python consumer), jsonschema and PyYAML (the AsyncAPI contract check).
+# docker-compose.yml; no Docker engine needed), for Python: pika (the Python
+# consumer), jsonschema and PyYAML (the AsyncAPI contract check), and the
+# official AsyncAPI parser (npm, pinned in tests/contract/package-lock.json).
 #
 #   deploy/test-tools.sh
 set -euo pipefail
@@ -19,6 +20,8 @@ command -v php >/dev/null 2>&1 || need+=(php-cli)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "test-tools.sh: installing ${need[*]}"
   $SUDO apt-get update -qq
@@ -33,4 +36,9 @@ if ! python3 -c "import pika, jsonschema, yaml" 2>/dev/null; then
     || { $SUDO apt-get update -qq
          $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pika python3-jsonschema python3-yaml >/dev/null; }
   python3 -c "import pika, jsonschema, yaml"
+fi
+
+if [ ! -d tests/contract/node_modules/@asyncapi/parser ]; then
+  echo "test-tools.sh: installing the AsyncAPI parser (npm ci in tests/contract)"
+  (cd tests/contract && npm ci --silent --no-audit --no-fund)
 fi

@@ -64,6 +64,25 @@ fn write(env: &TestEnv, what: &str, body: &[u8]) -> PathBuf {
     path
 }
 
+#[test]
+fn the_asyncapi_document_is_valid_for_the_official_parser() {
+    let out = Command::new("node")
+        .arg(format!("{ROOT}/tests/contract/check-asyncapi.mjs"))
+        .arg(format!("{ROOT}/docs/asyncapi.yaml"))
+        .output()
+        .expect("node runs (apt-get install -y nodejs npm; deploy/test.sh does)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !text.contains("ERR_MODULE_NOT_FOUND"),
+        "the AsyncAPI parser is not installed: (cd tests/contract && npm ci) (deploy/test.sh does): {text}"
+    );
+    assert!(
+        out.status.success() && text.contains("valid AsyncAPI document"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn real_messages_acks_and_documented_examples_match_the_asyncapi_schemas() {
     let env = TestEnv::new(&["erp"], &[]).await;
