@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+use mysql_async::{prelude::*, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 
 use crate::config::SecretUrl;
 
@@ -58,6 +58,41 @@ pub fn database_name(url: &SecretUrl) -> Option<String> {
         .ok()
         .map(|u| u.path().trim_matches('/').to_owned())
         .filter(|s| !s.is_empty())
+}
+
+/// Why a database could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error(transparent)]
+    Url(#[from] DbUrlError),
+    #[error(transparent)]
+    Db(#[from] mysql_async::Error),
+}
+
+/// Creates the database a URL names, if it does not exist (utf8mb4), by
+/// connecting to the server without selecting it.
+pub async fn create_database(url: &SecretUrl) -> Result<(), CreateError> {
+    let Some(name) = database_name(url) else {
+        return Ok(());
+    };
+    let mut server = url::Url::parse(url.expose()).map_err(|e| DbUrlError {
+        url: url.redacted(),
+        reason: e.to_string(),
+    })?;
+    server.set_path("/");
+    let pool = pool(&SecretUrl::new(server.to_string()), 1, vec![])?;
+    let result = async {
+        pool.get_conn()
+            .await?
+            .query_drop(format!(
+                "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4",
+                name.replace('`', "``")
+            ))
+            .await
+    }
+    .await;
+    let _ = pool.disconnect().await;
+    Ok(result?)
 }
 
 #[cfg(test)]

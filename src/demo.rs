@@ -39,26 +39,12 @@ impl DemoShop {
         if settings.magento.version != 2 {
             return Err(DemoError::NotMagento2);
         }
-        let mut server =
-            url::Url::parse(settings.magento.url.expose()).map_err(|e| db::DbUrlError {
-                url: settings.magento.url.redacted(),
-                reason: e.to_string(),
+        db::create_database(&settings.magento.url)
+            .await
+            .map_err(|e| match e {
+                db::CreateError::Url(u) => DemoError::Url(u),
+                db::CreateError::Db(d) => DemoError::Db(d),
             })?;
-        server.set_path("/");
-        let admin = db::pool(
-            &crate::config::SecretUrl::new(server.to_string()),
-            1,
-            vec![],
-        )?;
-        admin
-            .get_conn()
-            .await?
-            .query_drop(format!(
-                "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4",
-                name.replace('`', "``")
-            ))
-            .await?;
-        admin.disconnect().await?;
         let pool = db::pool(&settings.magento.url, 2, vec![])?;
         let mut conn = pool.get_conn().await?;
         let exists: Option<u8> = conn

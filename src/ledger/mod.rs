@@ -1150,26 +1150,10 @@ async fn current_version(conn: &mut mysql_async::Conn) -> Result<u32, LedgerErro
 
 /// Creates the ledger database if it does not exist (for `migrate` and first start).
 pub async fn ensure_database(settings: &LedgerSettings) -> Result<(), LedgerError> {
-    let Some(name) = db::database_name(&settings.url) else {
-        return Ok(());
-    };
-    let mut server = url::Url::parse(settings.url.expose()).map_err(|e| db::DbUrlError {
-        url: settings.url.redacted(),
-        reason: e.to_string(),
-    })?;
-    server.set_path("/");
-    let pool = db::pool(
-        &crate::config::SecretUrl::new(server.to_string()),
-        1,
-        vec![],
-    )?;
-    let mut conn = pool.get_conn().await?;
-    conn.query_drop(format!(
-        "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4",
-        name.replace('`', "``")
-    ))
-    .await?;
-    drop(conn);
-    let _ = pool.disconnect().await;
-    Ok(())
+    db::create_database(&settings.url)
+        .await
+        .map_err(|e| match e {
+            db::CreateError::Url(u) => LedgerError::Url(u),
+            db::CreateError::Db(d) => LedgerError::Db(d),
+        })
 }
