@@ -272,7 +272,15 @@ impl Relay {
                     self.ledger
                         .record_publish_error(row, &e.to_string(), now)
                         .await?;
-                    if matches!(e, crate::broker::BrokerError::Channel(_)) {
+                    // A broken channel, or a nack, ends the session: the next one
+                    // publishes on a fresh channel. A channel that published to a
+                    // quorum queue whose leader was lost can go on getting nacks
+                    // from it (seen in the cluster test) while a new one is fine.
+                    if matches!(
+                        e,
+                        crate::broker::BrokerError::Channel(_)
+                            | crate::broker::BrokerError::Nacked { .. }
+                    ) {
                         channel_error = Some(e);
                     }
                 }

@@ -7,6 +7,7 @@
 #   deploy/rabbitmq/local-cluster.sh start    # prints the three AMQP URLs
 #   deploy/rabbitmq/local-cluster.sh stop     # stops the nodes, removes $DIR
 #   deploy/rabbitmq/local-cluster.sh kill N   # hard-kills node N (1..3)
+#   deploy/rabbitmq/local-cluster.sh members  # each queue and its replicas' nodes
 #
 # Needs rabbitmq-server (apt-get install rabbitmq-server) run as the user whose
 # Erlang cookie the nodes share.
@@ -59,7 +60,13 @@ case "${1:-}" in
       ctl "$i" join_cluster "$PREFIX-1@$HOST" >/dev/null
       ctl "$i" start_app >/dev/null 2>&1
     done
+    # Queues declared from now on get a replica on each node only if all three are up.
+    ctl 1 await_online_nodes 3 --timeout 120 >/dev/null
     for i in 1 2 3; do echo "amqp://guest:guest@127.0.0.1:$((BASE + i))/%2f"; done
+    ;;
+  members)
+    # Each queue with the nodes holding a replica (quorum queues).
+    ctl 1 list_queues -q --no-table-headers name members
     ;;
   kill)
     kill -9 "$(cat "$DIR/n$2/pid")"
@@ -69,5 +76,5 @@ case "${1:-}" in
     rm -rf "$DIR"
     ;;
   *)
-    echo "usage: $0 start|stop|kill N" >&2; exit 2 ;;
+    echo "usage: $0 start|stop|kill N|members" >&2; exit 2 ;;
 esac

@@ -51,6 +51,27 @@ impl Cluster {
         Self { urls }
     }
 
+    /// Waits until every queue whose name starts with `prefix` has a replica on
+    /// all three nodes: a queue with fewer could lose its majority with one node,
+    /// and that would test the set-up, not order-sync.
+    fn await_replicas(&self, prefix: &str) {
+        let mut listing = String::new();
+        for _ in 0..60 {
+            let out = Command::new(SCRIPT)
+                .arg("members")
+                .env("BASE", BASE.to_string())
+                .output()
+                .unwrap();
+            listing = String::from_utf8_lossy(&out.stdout).into_owned();
+            let ours: Vec<&str> = listing.lines().filter(|l| l.starts_with(prefix)).collect();
+            if !ours.is_empty() && ours.iter().all(|l| l.matches("@localhost").count() == 3) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("the test's quorum queues are not replicated on all three nodes:\n{listing}");
+    }
+
     fn kill(&self, node: usize) {
         let status = Command::new(SCRIPT)
             .args(["kill", &node.to_string()])
@@ -158,6 +179,7 @@ async fn losing_the_cluster_node_in_use_mid_stream_loses_no_order() {
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
+        .map(crate::support::Proc::from)
         .unwrap();
     let total = 400;
     env.place_orders(total / 2).await;
@@ -165,6 +187,7 @@ async fn losing_the_cluster_node_in_use_mid_stream_loses_no_order() {
         r.len() >= total / 4
     })
     .await;
+    cluster.await_replicas(&env.id);
     cluster.kill(1);
     let killed = std::time::Instant::now();
     env.place_orders(total / 2).await;

@@ -171,6 +171,7 @@ async fn the_demo_places_orders_and_its_sync_services_get_every_one_synced() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(crate::support::Proc::from)
         .unwrap();
     let rows = env
         .wait_for_ledger(

@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    process::{Child, Command},
+    process::Command,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -117,7 +117,7 @@ async fn leader_pid(env: &TestEnv, not: Option<u32>, within: Duration) -> u32 {
     }
 }
 
-fn stop(children: Vec<Child>) {
+fn stop(children: Vec<crate::support::Proc>) {
     for c in &children {
         let _ = Command::new("kill")
             .args(["-TERM", &c.id().to_string()])
@@ -148,7 +148,7 @@ async fn three_instances_deliver_every_order_once_per_attempt_and_share_redelive
         consumer(&env, "erp", 1, seen.clone()),
         consumer(&env, "wms", 3, seen.clone()),
     ];
-    let instances: Vec<Child> = (0..3).map(|_| env.spawn_run()).collect();
+    let instances: Vec<_> = (0..3).map(|_| env.spawn_run()).collect();
     let total = 150;
     stream_orders(&env, total).await.await.unwrap();
 
@@ -212,7 +212,7 @@ async fn killing_the_capture_leader_hands_capture_to_another_instance_and_misses
     .await;
     let seen: Seen = Default::default();
     let consumer = consumer(&env, "erp", 1, seen.clone());
-    let mut instances: Vec<Child> = (0..3).map(|_| env.spawn_run()).collect();
+    let mut instances: Vec<_> = (0..3).map(|_| env.spawn_run()).collect();
     let total = 300;
     let placer = stream_orders(&env, total).await;
 

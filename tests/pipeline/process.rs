@@ -183,6 +183,7 @@ async fn a_vhost_created_after_start_up_is_waited_for_and_used() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(crate::support::Proc::from)
         .unwrap();
     // The vhost does not exist yet (definitions still loading, say): it waits.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -231,6 +232,7 @@ async fn json_logs_carry_the_order_and_consumer_of_each_delivery_and_ack() {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
+        .map(crate::support::Proc::from)
         .unwrap();
     let id = env.place_order().await;
     env.wait_for_ledger(Duration::from_secs(20), "the order published", |rows| {

@@ -325,3 +325,110 @@ async fn redelivery_to_a_backed_up_consumer_waits_until_its_queue_drains() {
     assert_eq!(r.published, 10);
     env.cleanup().await;
 }
+
+/// A policy on the broker for one test, removed when dropped (also on panic).
+struct Policy(String);
+
+impl Policy {
+    fn set(name: &str, pattern: &str, definition: &str) -> Self {
+        let out = std::process::Command::new("rabbitmqctl")
+            .args([
+                "set_policy",
+                name,
+                pattern,
+                definition,
+                "--apply-to",
+                "queues",
+                "--priority",
+                "9",
+            ])
+            .output()
+            .expect("rabbitmqctl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Policy(name.to_owned())
+    }
+}
+
+impl Drop for Policy {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["clear_policy", &self.0])
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn a_nacked_delivery_is_a_failure_that_ends_the_session_and_goes_again_on_the_next_round() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let parts = env.parts();
+    let relay = parts.relay();
+    let p = parts.broker.publisher().await.unwrap();
+    // The consumer's queue refuses everything: the broker nacks each publish.
+    let queue = env.topology().consumer_queue("erp");
+    let full = Policy::set(
+        &format!("{}-full", env.id),
+        &format!("^{}$", queue.replace('.', "\\.")),
+        r#"{"max-length": 0, "overflow": "reject-publish"}"#,
+    );
+    // Policies apply within moments; wait until a publish is really refused.
+    let id = env.place_order().await;
+    env.parts().capture().poll_once().await.unwrap();
+    let mut batch = Vec::new();
+    while let Some(d) = env
+        .get(&env.topology().relay_queue(), Duration::from_millis(500))
+        .await
+    {
+        batch.push(d);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A quorum queue takes one message over its limit, then refuses: fill it.
+    env.channel
+        .basic_publish(
+            "".into(),
+            queue.as_str().into(),
+            Default::default(),
+            b"filler",
+            Default::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let err = relay
+        .handle_inbox(&p, batch)
+        .await
+        .expect_err("a nack ends the session, so the next one uses a fresh channel");
+    assert!(err.to_string().contains("nacked"), "{err}");
+    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.attempts),
+        (State::Pending, 0),
+        "not marked published"
+    );
+    assert!(
+        row.last_error.as_deref().unwrap().contains("nacked"),
+        "{row:?}"
+    );
+    assert!(
+        row.next_attempt_at.unwrap() <= Utc::now(),
+        "due again at once"
+    );
+
+    drop(full);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let p = parts.broker.publisher().await.unwrap();
+    let r = relay.redeliver_due(&p, Utc::now()).await.unwrap();
+    assert_eq!(r.published, 1);
+    let filler = env.get(&queue, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(filler.data, b"filler");
+    let d = env
+        .get(&queue, Duration::from_secs(5))
+        .await
+        .expect("delivered once the queue takes it");
+    assert_eq!(body(&d)["order"]["entity_id"].as_u64(), Some(id as u64));
+    env.cleanup().await;
+}

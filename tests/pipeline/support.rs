@@ -107,6 +107,43 @@ impl Drop for Guard {
     }
 }
 
+/// A child process of a test, killed when dropped: a test that fails half-way
+/// leaves no order-sync running behind it.
+pub struct Proc(std::process::Child);
+
+impl Proc {
+    pub fn spawn(cmd: &mut std::process::Command) -> Self {
+        Proc(cmd.spawn().expect("start a child process"))
+    }
+}
+
+impl From<std::process::Child> for Proc {
+    fn from(child: std::process::Child) -> Self {
+        Proc(child)
+    }
+}
+
+impl std::ops::Deref for Proc {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // Already exited (and waited for) is fine: both calls then just fail.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// One test's world.
 pub struct TestEnv {
     pub id: String,
@@ -225,12 +262,12 @@ impl TestEnv {
     }
 
     /// `order-sync run` as a child process, its output discarded.
-    pub fn spawn_run(&self) -> std::process::Child {
-        self.order_sync(&["run"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start order-sync run")
+    pub fn spawn_run(&self) -> Proc {
+        Proc::spawn(
+            self.order_sync(&["run"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+        )
     }
 
     pub fn parts(&self) -> Parts {
