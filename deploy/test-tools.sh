@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives besides RabbitMQ and MariaDB, where it is
 # missing (Debian or Ubuntu): headless Chromium and its WebDriver (status page
-# test), PHP (php -l of the PHP consumer), docker-compose (static check of
+# test), PHP with php-amqplib (the PHP consumer, run), docker-compose (static check of
 # docker-compose.yml; no Docker engine needed), for Python: pika (the Python
 # consumer), jsonschema and PyYAML (the AsyncAPI contract check), and the
 # official AsyncAPI parser (npm, pinned in tests/contract/package-lock.json).
@@ -17,6 +17,7 @@ need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v php >/dev/null 2>&1 || need+=(php-cli)
+[ -f /usr/share/php/PhpAmqpLib/autoload.php ] || need+=(php-amqplib php-mbstring php-bcmath)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)

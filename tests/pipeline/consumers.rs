@@ -247,8 +247,8 @@ async fn the_python_consumer_acks_a_batch_of_orders_and_the_ledger_shows_them_sy
     env.cleanup().await;
 }
 
-#[test]
-fn the_php_consumer_is_valid_php() {
+#[tokio::test]
+async fn the_php_consumer_is_valid_php_and_acks_a_batch_of_orders() {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/deploy/consumers/php/consumer.php"
@@ -262,4 +262,48 @@ fn the_php_consumer_is_valid_php() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    assert!(
+        std::path::Path::new("/usr/share/php/PhpAmqpLib/autoload.php").exists()
+            || std::path::Path::new(&format!(
+                "{}/deploy/consumers/php/vendor/autoload.php",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .exists(),
+        "the PHP consumer needs php-amqplib: apt-get install -y php-amqplib php-mbstring php-bcmath (deploy/test.sh does)"
+    );
+
+    let env = TestEnv::new(&["wms"], &[]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    env.place_orders(5).await;
+    let out = tokio::task::spawn_blocking({
+        let (url, prefix) = (crate::support::amqp_url(), env.id.clone());
+        move || {
+            Command::new("timeout")
+                .args(["60", "php", script])
+                .env("AMQP_URL", url)
+                .env("PREFIX", prefix)
+                .env("CONSUMER", "wms")
+                .env("MAX_MESSAGES", "5")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "consumer.php failed:\n{log}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(log.contains("handled 5 message(s)"), "{log}");
+    env.wait_for_ledger(
+        Duration::from_secs(20),
+        "the batch synced by the PHP consumer",
+        |rows| rows.len() == 5 && rows.iter().all(|r| r.state == State::Synced),
+    )
+    .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
 }

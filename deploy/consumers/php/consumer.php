@@ -9,13 +9,18 @@
  * is not an order is rejected to the dead-letter queue; a lost connection is
  * retried.
  *
- *   composer install
+ *   composer install          # or, on Debian/Ubuntu: apt-get install php-amqplib
  *   AMQP_URL=amqp://erp:erp@localhost:5672/shop PREFIX=demo CONSUMER=erp php consumer.php
+ *
+ * MAX_MESSAGES=n stops after n messages (the test suite runs it that way).
  */
 
 declare(strict_types=1);
 
-require __DIR__ . '/vendor/autoload.php';
+// Composer's autoloader, else the one of Debian's php-amqplib package.
+require is_file(__DIR__ . '/vendor/autoload.php')
+    ? __DIR__ . '/vendor/autoload.php'
+    : 'PhpAmqpLib/autoload.php';
 
 use PhpAmqpLib\Connection\AMQPStreamConnection;
 use PhpAmqpLib\Exception\AMQPExceptionInterface;
@@ -40,6 +45,8 @@ $consumer = getenv('CONSUMER') ?: 'erp';
 $queue = "$prefix.que.$consumer";
 $acks = "$prefix.acks";
 $vhost = isset($url['path']) && $url['path'] !== '/' ? rawurldecode(substr($url['path'], 1)) : '/';
+$maxMessages = (int) (getenv('MAX_MESSAGES') ?: 0);
+$handled = 0;
 
 /** @var array<string, true> message_ids synced by this process (bounded) */
 $synced = [];
@@ -58,7 +65,7 @@ while (true) {
         $delay = 0.2;
 
         $channel->basic_consume($queue, '', false, false, false, false,
-            function (AMQPMessage $delivery) use ($channel, $acks, $consumer, &$synced, &$returned): void {
+            function (AMQPMessage $delivery) use ($channel, $acks, $consumer, $maxMessages, &$synced, &$returned, &$handled): void {
                 $message = json_decode($delivery->getBody(), true);
                 if (!is_array($message) || !isset($message['message_id'], $message['order']['entity_id'])) {
                     fwrite(STDERR, "not an order message; dead-lettering it\n");
@@ -100,10 +107,18 @@ while (true) {
                     }
                 }
                 $delivery->ack();
+                $handled++;
+                if ($maxMessages > 0 && $handled >= $maxMessages) {
+                    $channel->basic_cancel($delivery->getConsumerTag());
+                }
             });
         while ($channel->is_consuming()) {
             $channel->wait();
         }
+        fprintf(STDERR, "handled %d message(s)\n", $handled);
+        $channel->close();
+        $connection->close();
+        exit(0);
     } catch (AMQPExceptionInterface | RuntimeException $e) {
         fwrite(STDERR, sprintf("broker trouble (%s); reconnecting in %.1fs\n", $e->getMessage(), $delay));
         usleep((int) ($delay * 1e6));
