@@ -124,16 +124,7 @@ impl Control {
     /// a pause was lifted.
     pub async fn resume(&self, consumer: Option<&str>) -> Result<bool, ControlError> {
         self.check_consumer(consumer)?;
-        match consumer {
-            Some(c) => Ok(self.ledger.resume(c).await?),
-            None => {
-                let mut any = false;
-                for p in self.ledger.pauses().await? {
-                    any |= self.ledger.resume(&p.consumer).await?;
-                }
-                Ok(any)
-            }
-        }
+        Ok(self.ledger.resume(consumer).await?)
     }
 
     pub async fn unpark(

@@ -147,14 +147,17 @@ impl Ledger {
         Ok(())
     }
 
-    /// Lifts a pause; returns whether there was one.
-    pub async fn resume(&self, consumer: &str) -> Result<bool, LedgerError> {
+    /// Lifts one consumer's pause, or every pause (the `*` one included) when
+    /// `None`; returns whether there was one.
+    pub async fn resume(&self, consumer: Option<&str>) -> Result<bool, LedgerError> {
         let mut conn = self.pool.get_conn().await?;
-        conn.exec_drop(
-            "DELETE FROM order_sync_pauses WHERE consumer = ?",
-            (consumer,),
-        )
-        .await?;
+        match consumer {
+            Some(c) => {
+                conn.exec_drop("DELETE FROM order_sync_pauses WHERE consumer = ?", (c,))
+                    .await?
+            }
+            None => conn.query_drop("DELETE FROM order_sync_pauses").await?,
+        }
         Ok(conn.affected_rows() > 0)
     }
 
@@ -219,23 +222,10 @@ impl Ledger {
         after_id: u32,
         limit: u32,
     ) -> Result<Vec<u32>, LedgerError> {
-        let mut conn = self.pool.get_conn().await?;
-        let (condition, mut params): (String, Vec<Value>) = match selection {
-            Selection::EntityIds(ids) if ids.is_empty() => return Ok(vec![]),
-            Selection::IncrementIds(ids) if ids.is_empty() => return Ok(vec![]),
-            Selection::EntityIds(ids) => (
-                format!("entity_id IN ({})", marks(ids.len())),
-                ids.iter().map(|i| Value::from(*i)).collect(),
-            ),
-            Selection::IncrementIds(ids) => (
-                format!("increment_id IN ({})", marks(ids.len())),
-                ids.iter().map(|i| Value::from(i.as_str())).collect(),
-            ),
-            Selection::Placed { since, until } => (
-                "placed_at >= ? AND placed_at < ?".into(),
-                vec![naive(*since).into(), naive(*until).into()],
-            ),
+        let Some((condition, mut params)) = selection_filter(selection) else {
+            return Ok(vec![]);
         };
+        let mut conn = self.pool.get_conn().await?;
         params.push(after_id.into());
         params.push(limit.into());
         Ok(conn
@@ -251,16 +241,17 @@ impl Ledger {
 
     /// How many orders a selection names.
     pub async fn count_orders(&self, selection: &Selection) -> Result<u64, LedgerError> {
-        let mut n = 0u64;
-        let mut after_id = 0;
-        loop {
-            let ids = self.select_orders(selection, after_id, 10_000).await?;
-            n += ids.len() as u64;
-            match ids.last() {
-                Some(last) if ids.len() == 10_000 => after_id = *last,
-                _ => return Ok(n),
-            }
-        }
+        let Some((condition, params)) = selection_filter(selection) else {
+            return Ok(0);
+        };
+        let mut conn = self.pool.get_conn().await?;
+        Ok(conn
+            .exec_first(
+                format!("SELECT COUNT(*) FROM order_sync_orders WHERE {condition}"),
+                params,
+            )
+            .await?
+            .unwrap_or(0))
     }
 
     /// Orders matching a filter, newest first, one page.
@@ -681,17 +672,26 @@ impl Ledger {
             .filter_map(|(id, t)| t.map(|t| (id, utc(t))))
             .collect())
     }
+}
 
-    /// Every row's reservation ends now (tests; an operator's "go now").
-    pub async fn make_due(&self, now: DateTime<Utc>) -> Result<(), LedgerError> {
-        let mut conn = self.pool.get_conn().await?;
-        conn.exec_drop(
-            "UPDATE order_sync_deliveries SET next_attempt_at = ? \
-             WHERE state IN ('pending', 'published', 'failed')",
-            (naive(now),),
-        )
-        .await?;
-        Ok(())
+/// The WHERE condition (on `order_sync_orders`) and its parameters for a
+/// selection; `None` when it names nothing.
+fn selection_filter(selection: &Selection) -> Option<(String, Vec<Value>)> {
+    match selection {
+        Selection::EntityIds(ids) if ids.is_empty() => None,
+        Selection::IncrementIds(ids) if ids.is_empty() => None,
+        Selection::EntityIds(ids) => Some((
+            format!("entity_id IN ({})", marks(ids.len())),
+            ids.iter().map(|i| Value::from(*i)).collect(),
+        )),
+        Selection::IncrementIds(ids) => Some((
+            format!("increment_id IN ({})", marks(ids.len())),
+            ids.iter().map(|i| Value::from(i.as_str())).collect(),
+        )),
+        Selection::Placed { since, until } => Some((
+            "placed_at >= ? AND placed_at < ?".into(),
+            vec![naive(*since).into(), naive(*until).into()],
+        )),
     }
 }
 
