@@ -115,6 +115,24 @@ fn form(bytes: &Bytes) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The form of a change (re-send, pause...), once the request may make it.
+fn change_form(
+    s: &Surface,
+    headers: &HeaderMap,
+    bytes: &Bytes,
+) -> Result<Vec<(String, String)>, ApiError> {
+    s.authorize(headers, Access::Write)?;
+    Ok(form(bytes))
+}
+
+/// The ticked (or hidden) `entity_id` fields.
+fn entity_ids(f: &[(String, String)]) -> Vec<u32> {
+    f.iter()
+        .filter(|(k, _)| k == "entity_id")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect()
+}
+
 fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
     f.iter()
         .find(|(k, v)| k == name && !v.is_empty())
@@ -466,16 +484,12 @@ pub async fn logout() -> Response {
 }
 
 pub async fn resync(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
-    if let Err(e) = s.authorize(&headers, Access::Write) {
-        return refused(e);
-    }
-    let f = form(&bytes);
+    let f = match change_form(&s, &headers, &bytes) {
+        Ok(f) => f,
+        Err(e) => return refused(e),
+    };
     let consumer = field(&f, "consumer");
-    let ids: Vec<u32> = f
-        .iter()
-        .filter(|(k, _)| k == "entity_id")
-        .filter_map(|(_, v)| v.parse().ok())
-        .collect();
+    let ids = entity_ids(&f);
     let selection = if let Some(since) = field(&f, "since") {
         let until = field(&f, "until")
             .and_then(parse_time)
@@ -515,10 +529,10 @@ pub async fn resync(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) 
 }
 
 pub async fn pause(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
-    if let Err(e) = s.authorize(&headers, Access::Write) {
-        return refused(e);
-    }
-    let f = form(&bytes);
+    let f = match change_form(&s, &headers, &bytes) {
+        Ok(f) => f,
+        Err(e) => return refused(e),
+    };
     let consumer = field(&f, "consumer");
     match s
         .control
@@ -537,10 +551,10 @@ pub async fn pause(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -
 }
 
 pub async fn resume(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
-    if let Err(e) = s.authorize(&headers, Access::Write) {
-        return refused(e);
-    }
-    let f = form(&bytes);
+    let f = match change_form(&s, &headers, &bytes) {
+        Ok(f) => f,
+        Err(e) => return refused(e),
+    };
     let consumer = field(&f, "consumer");
     match s.control.resume(consumer).await {
         Ok(_) => {
@@ -555,15 +569,11 @@ pub async fn resume(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) 
 }
 
 pub async fn unpark(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
-    if let Err(e) = s.authorize(&headers, Access::Write) {
-        return refused(e);
-    }
-    let f = form(&bytes);
-    let ids: Vec<u32> = f
-        .iter()
-        .filter(|(k, _)| k == "entity_id")
-        .filter_map(|(_, v)| v.parse().ok())
-        .collect();
+    let f = match change_form(&s, &headers, &bytes) {
+        Ok(f) => f,
+        Err(e) => return refused(e),
+    };
+    let ids = entity_ids(&f);
     let consumer = field(&f, "consumer");
     let only = (!ids.is_empty()).then_some(ids.as_slice());
     match s.control.unpark(only, consumer, Utc::now()).await {
