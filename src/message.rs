@@ -90,6 +90,19 @@ impl<'a> QueMessage<'a> {
     }
 }
 
+/// The stored order JSON, as it goes into a message: borrowed as is (it is
+/// JSON order-sync wrote), or, were the text ever corrupt, sent as a JSON
+/// string rather than lost.
+pub fn stored_order(text: &str) -> std::borrow::Cow<'_, RawValue> {
+    match serde_json::from_str::<&RawValue>(text) {
+        Ok(raw) => std::borrow::Cow::Borrowed(raw),
+        Err(_) => std::borrow::Cow::Owned(
+            RawValue::from_string(serde_json::to_string(text).expect("a string serializes"))
+                .expect("a JSON string is valid JSON"),
+        ),
+    }
+}
+
 /// The message id of every delivery of one order to one consumer.
 pub fn message_id(source: &str, entity_id: u32, consumer: &str) -> String {
     format!("{source}:{entity_id}:{consumer}")

@@ -22,14 +22,13 @@ use lapin::{
     types::{AMQPValue, FieldTable},
     BasicProperties,
 };
-use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     broker::{topology::QUE_EVENT, Broker, Outgoing, Publisher},
     config::RelaySettings,
     ledger::{Claimed, Ledger, NewOrder},
-    message::{CapturedOrder, QueMessage},
+    message::{stored_order, CapturedOrder, QueMessage},
     metrics::Metrics,
     retry::RetryPolicy,
     supervise::{sleep_or_shutdown, Reconnect, RoleError},
@@ -259,19 +258,16 @@ impl Relay {
         let (rows, messages): (Vec<&Claimed>, Vec<Outgoing>) = rows.into_iter().unzip();
         let results = publisher.publish_all(&messages).await;
         let mut ok = Vec::new();
-        let mut failed = 0;
+        let mut failed = Vec::new();
         let mut channel_error = None;
         for (row, result) in rows.into_iter().zip(results) {
             match result {
                 Ok(()) => ok.push(row),
                 Err(e) => {
-                    failed += 1;
                     delivery_span(row).in_scope(|| {
                         tracing::warn!(error = %e, "Publishing to a consumer queue failed; will retry.")
                     });
-                    self.ledger
-                        .record_publish_error(row, &e.to_string(), now)
-                        .await?;
+                    failed.push((row, e.to_string()));
                     // A broken channel, or a nack, ends the session: the next one
                     // publishes on a fresh channel. A channel that published to a
                     // quorum queue whose leader was lost can go on getting nacks
@@ -286,6 +282,7 @@ impl Relay {
                 }
             }
         }
+        self.ledger.record_publish_errors(&failed, now).await?;
         self.ledger.mark_published(&ok, now, &self.policy).await?;
         for row in &ok {
             delivery_span(row).in_scope(|| tracing::debug!("Published to the consumer's queue."));
@@ -300,7 +297,7 @@ impl Relay {
         }
         Ok(Delivered {
             published: ok.len(),
-            failed,
+            failed: failed.len(),
             parked: too_large.len(),
         })
     }
@@ -427,26 +424,15 @@ impl Relay {
 
     fn outgoing(&self, row: &Claimed) -> Outgoing {
         let attempt = row.attempts + 1;
-        // The stored order is JSON we wrote: borrow it as is rather than copy it
-        // per delivery. A row whose text were corrupt would still be sent, as a
-        // JSON string, rather than lost.
-        let corrupt: Box<RawValue>;
-        let order: &RawValue = match serde_json::from_str(&row.message) {
-            Ok(raw) => raw,
-            Err(_) => {
-                corrupt =
-                    RawValue::from_string(serde_json::to_string(&row.message).expect("string"))
-                        .expect("a JSON string is valid JSON");
-                &corrupt
-            }
-        };
+        // Borrowed, not copied per delivery.
+        let order = stored_order(&row.message);
         let msg = QueMessage::new(
             &row.message_id,
             &self.source,
             &row.consumer,
             row.captured_at,
             attempt,
-            order,
+            &order,
         );
         let mut headers = FieldTable::default();
         headers.insert("attempt".into(), AMQPValue::LongUInt(attempt));

@@ -12,13 +12,13 @@ use axum::{
 };
 use chrono::Utc;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use serde_json::{json, value::RawValue, Value};
+use serde_json::{json, Value};
 
 use super::{Access, ApiError, Surface};
 use crate::{
     control::ResyncReport,
     ledger::{parse_time, Claimed, OrderFilter, OrderPage, OrderView, Selection},
-    message::{AckRejection, QueMessage},
+    message::{stored_order, AckRejection, QueMessage},
     status::ALIVE_WITHIN,
 };
 
@@ -150,8 +150,7 @@ pub async fn detail_of(s: &Surface, entity_id: u32) -> Result<Option<Detail>, Ap
     let Some((order, stored)) = s.parts.ledger.order(entity_id).await? else {
         return Ok(None);
     };
-    let raw: Box<RawValue> = RawValue::from_string(stored)
-        .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("valid JSON"));
+    let raw = stored_order(&stored);
     let source = &s.parts.settings.shop.name;
     let messages = order
         .deliveries
@@ -371,8 +370,7 @@ pub async fn pull(
     let messages: Vec<Value> = rows
         .iter()
         .map(|r| {
-            let raw = RawValue::from_string(r.message.clone())
-                .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("valid JSON"));
+            let raw = stored_order(&r.message);
             let msg = QueMessage::new(
                 &r.message_id,
                 source,

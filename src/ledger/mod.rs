@@ -913,25 +913,33 @@ impl Ledger {
     /// rather than when the claim would have run out. A broker node lost in a
     /// cluster fails a batch of publishes this way; they go again on the next
     /// round, through the node the roles reconnected to.
-    pub async fn record_publish_error(
+    /// Takes a batch of (row, error), in one transaction: a lost node fails a
+    /// whole batch at once.
+    pub async fn record_publish_errors(
         &self,
-        row: &Claimed,
-        error: &str,
+        failed: &[(&Claimed, String)],
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
+        if failed.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.pool.get_conn().await?;
-        conn.exec_drop(
+        let mut tx = conn.start_transaction(TxOpts::default()).await?;
+        tx.exec_batch(
             "UPDATE order_sync_deliveries SET last_error = ?, next_attempt_at = ?, updated_at = ? \
              WHERE entity_id = ? AND consumer = ? AND state IN ('pending', 'published', 'failed')",
-            (
-                truncate(&format!("publish failed: {error}"), 2000),
-                naive(now),
-                naive(now),
-                row.entity_id,
-                row.consumer.as_str(),
-            ),
+            failed.iter().map(|(row, error)| {
+                (
+                    truncate(&format!("publish failed: {error}"), 2000),
+                    naive(now),
+                    naive(now),
+                    row.entity_id,
+                    row.consumer.as_str(),
+                )
+            }),
         )
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
