@@ -124,6 +124,26 @@ fn sync_service(
     })
 }
 
+/// Waits until the ledger holds exactly `rows` rows, all synced, and checks
+/// none is there twice: the invariant every scenario ends on.
+async fn all_synced_once(env: &TestEnv, within: Duration, what: &str, rows: usize) {
+    let found = env
+        .wait_for_ledger(within, what, |r| {
+            r.len() == rows && r.iter().all(|r| r.state == State::Synced)
+        })
+        .await;
+    let mut pairs: Vec<(u32, &str)> = found
+        .iter()
+        .map(|r| (r.entity_id, r.consumer.as_str()))
+        .collect();
+    pairs.dedup();
+    assert_eq!(
+        pairs.len(),
+        rows,
+        "no (order, consumer) row lost or doubled"
+    );
+}
+
 fn duplicates(b: &Behaviour) -> u32 {
     b.per_order
         .lock()
@@ -186,23 +206,13 @@ async fn hard_kills(instances: usize, total: usize, kills: usize) {
         *victim = env.spawn_run();
     }
     placer.await.unwrap();
-    let rows = env
-        .wait_for_ledger(
-            Duration::from_secs(240),
-            "every order synced for both consumers",
-            |rows| rows.len() == total * 2 && rows.iter().all(|r| r.state == State::Synced),
-        )
-        .await;
-    let mut pairs: Vec<(u32, &str)> = rows
-        .iter()
-        .map(|r| (r.entity_id, r.consumer.as_str()))
-        .collect();
-    pairs.dedup();
-    assert_eq!(
-        pairs.len(),
+    all_synced_once(
+        &env,
+        Duration::from_secs(240),
+        "every order synced for both consumers",
         total * 2,
-        "no (order, consumer) row lost or doubled"
-    );
+    )
+    .await;
     assert_eq!(
         env.parts().ledger.order_count().await.unwrap(),
         total as u64
@@ -451,19 +461,13 @@ async fn connection_kills(instances: usize) {
         broker_faults >= 4 && db_faults >= 4,
         "faults injected: broker {broker_faults}, db {db_faults}"
     );
-    let rows = env
-        .wait_for_ledger(
-            Duration::from_secs(120),
-            "every order synced after the faults",
-            |rows| rows.len() == total * 2 && rows.iter().all(|r| r.state == State::Synced),
-        )
-        .await;
-    let mut pairs: Vec<(u32, &str)> = rows
-        .iter()
-        .map(|r| (r.entity_id, r.consumer.as_str()))
-        .collect();
-    pairs.dedup();
-    assert_eq!(pairs.len(), total * 2, "no row lost or doubled");
+    all_synced_once(
+        &env,
+        Duration::from_secs(120),
+        "every order synced after the faults",
+        total * 2,
+    )
+    .await;
     eprintln!(
         "{instances} instance(s): {broker_faults} broker and {db_faults} database connections killed during {total} orders x 2 consumers: \
          all synced; duplicates erp {}, wms (flaky) {}",

@@ -8,7 +8,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lapin::types::AMQPValue;
 use mysql_async::prelude::*;
 use order_sync::ledger::State;
 use serde_json::json;
@@ -47,17 +46,7 @@ fn consumer(
             .unwrap();
         while let Some(d) = next_within(&mut stream, Duration::from_secs(300)).await {
             let msg = body(&d);
-            let attempt = match d
-                .properties
-                .headers()
-                .as_ref()
-                .unwrap()
-                .inner()
-                .get("attempt")
-            {
-                Some(AMQPValue::LongUInt(n)) => *n,
-                _ => panic!("no attempt header"),
-            };
+            let attempt = crate::support::attempt_header(&d);
             let id = msg["order"]["entity_id"].as_u64().unwrap();
             *seen
                 .lock()

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use lapin::types::AMQPValue;
 use order_sync::{
     acks::AckDisposition,
     broker::{BrokerError, Publisher},
@@ -12,7 +11,7 @@ use order_sync::{
 };
 use serde_json::json;
 
-use crate::support::{ack_delivery, body, TestEnv};
+use crate::support::{ack_delivery, attempt_header, body, TestEnv};
 
 /// Captures every placed order and runs the relay's inbox step on it.
 async fn capture_and_record(env: &TestEnv, relay: &order_sync::relay::Relay, p: &Publisher) {
@@ -23,20 +22,6 @@ async fn capture_and_record(env: &TestEnv, relay: &order_sync::relay::Relay, p: 
         batch.push(d);
     }
     relay.handle_inbox(p, batch).await.unwrap();
-}
-
-fn attempt_header(d: &lapin::message::Delivery) -> u32 {
-    match d
-        .properties
-        .headers()
-        .as_ref()
-        .unwrap()
-        .inner()
-        .get("attempt")
-    {
-        Some(AMQPValue::LongUInt(n)) => *n,
-        other => panic!("attempt header missing or mistyped: {other:?}"),
-    }
 }
 
 #[tokio::test]

@@ -511,6 +511,21 @@ pub async fn insert_order(tx: &mut mysql_async::Transaction<'_>) -> u32 {
     id
 }
 
+/// The `attempt` header of a delivery to a consumer.
+pub fn attempt_header(d: &lapin::message::Delivery) -> u32 {
+    match d
+        .properties
+        .headers()
+        .as_ref()
+        .unwrap()
+        .inner()
+        .get("attempt")
+    {
+        Some(lapin::types::AMQPValue::LongUInt(n)) => *n,
+        other => panic!("attempt header missing or mistyped: {other:?}"),
+    }
+}
+
 /// The JSON body of a delivery.
 pub fn body(d: &lapin::message::Delivery) -> Value {
     serde_json::from_slice(&d.data).expect("message body is JSON")
