@@ -314,6 +314,27 @@ async fn redelivery_to_a_backed_up_consumer_waits_until_its_queue_drains() {
 /// A policy on the broker for one test, removed when dropped (also on panic).
 struct Policy(String);
 
+/// Waits until the broker applies (or, with `applied = false`, no longer
+/// applies) policy `name` to `queue`: policies take effect asynchronously, and
+/// under load that can take seconds.
+fn await_policy(queue: &str, name: &str, applied: bool) {
+    for _ in 0..120 {
+        let out = std::process::Command::new("rabbitmqctl")
+            .args(["list_queues", "-q", "--no-table-headers", "name", "policy"])
+            .output()
+            .expect("rabbitmqctl runs");
+        let listing = String::from_utf8_lossy(&out.stdout);
+        let on = listing
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == [queue, name]);
+        if on == applied {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("policy {name} on {queue}: still not applied = {applied} after 30 s");
+}
+
 impl Policy {
     fn set(name: &str, pattern: &str, definition: &str) -> Self {
         let out = std::process::Command::new("rabbitmqctl")
@@ -359,7 +380,7 @@ async fn a_nacked_delivery_is_a_failure_that_ends_the_session_and_goes_again_on_
         &format!("^{}$", queue.replace('.', "\\.")),
         r#"{"max-length": 0, "overflow": "reject-publish"}"#,
     );
-    // Policies apply within moments; wait until a publish is really refused.
+    await_policy(&queue, &format!("{}-full", env.id), true);
     let id = env.place_order().await;
     env.parts().capture().poll_once().await.unwrap();
     let mut batch = Vec::new();
@@ -369,7 +390,6 @@ async fn a_nacked_delivery_is_a_failure_that_ends_the_session_and_goes_again_on_
     {
         batch.push(d);
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
     // A quorum queue takes one message over its limit, then refuses: fill it.
     env.channel
         .basic_publish(
@@ -404,7 +424,7 @@ async fn a_nacked_delivery_is_a_failure_that_ends_the_session_and_goes_again_on_
     );
 
     drop(full);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    await_policy(&queue, &format!("{}-full", env.id), false);
     let p = parts.broker.publisher().await.unwrap();
     let r = relay.redeliver_due(&p, Utc::now()).await.unwrap();
     assert_eq!(r.published, 1);
