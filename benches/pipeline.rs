@@ -24,7 +24,6 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use futures_util::StreamExt;
 use lapin::{
     options::*, types::FieldTable, BasicProperties, Channel, Connection, ConnectionProperties,
     ExchangeKind,
@@ -32,51 +31,24 @@ use lapin::{
 use mysql_async::{prelude::*, Pool};
 use serde_json::{json, Value};
 
-const SCHEMA: &str = include_str!("../deploy/magento/magento2-sales-schema.sql");
+#[path = "../tests/kit/mod.rs"]
+mod kit;
 
-fn mysql() -> String {
-    std::env::var("ORDER_SYNC_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
-fn amqp() -> String {
-    std::env::var("ORDER_SYNC_TEST_AMQP")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
+use kit::{
+    amqp_url as amqp, create_database, drop_databases, mysql_server as mysql,
+    MAGENTO_SCHEMA as SCHEMA,
+};
+
 fn uid() -> String {
-    format!(
-        "bench{}_{:06x}",
-        std::process::id(),
-        rand::random::<u32>() & 0xffffff
-    )
+    kit::unique_id("bench")
 }
 
 async fn create_db(name: &str, schema: Option<&str>) -> Pool {
-    let server = Pool::new(format!("{}?pool_min=0&pool_max=2", mysql()).as_str());
-    let mut c = server.get_conn().await.unwrap_or_else(|e| {
-        panic!(
-            "MariaDB at {} is unreachable ({e}); run deploy/services.sh",
-            mysql()
-        )
-    });
-    c.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-        .await
-        .unwrap();
-    if let Some(sql) = schema {
-        c.query_drop(format!("USE `{name}`")).await.unwrap();
-        c.query_drop(sql).await.unwrap();
-    }
-    drop(c);
-    server.disconnect().await.unwrap();
-    Pool::new(format!("{}/{name}?pool_min=0&pool_max=8", mysql()).as_str())
+    create_database(name, schema, 8).await
 }
 
 async fn drop_db(name: &str) {
-    let server = Pool::new(format!("{}?pool_min=0&pool_max=1", mysql()).as_str());
-    let mut c = server.get_conn().await.unwrap();
-    c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-        .await
-        .unwrap();
-    drop(c);
-    server.disconnect().await.unwrap();
+    drop_databases(&[name.to_owned()]).await
 }
 
 /// `n` realistic orders (two items, billing and shipping address, payment),
@@ -162,20 +134,15 @@ fn persistent() -> BasicProperties {
         .with_content_type("application/json".into())
 }
 
-/// Takes the next delivery plus whatever else is already waiting (up to `max`).
+/// Takes the next delivery plus whatever else is already waiting (up to
+/// `max`): order-sync's own batch drain, so both sides batch alike. Empty
+/// when the consumer ended.
 async fn next_batch(c: &mut lapin::Consumer, max: usize) -> Vec<lapin::message::Delivery> {
-    use futures_util::FutureExt;
-    let Some(Ok(first)) = c.next().await else {
-        return vec![];
-    };
-    let mut batch = vec![first];
-    while batch.len() < max {
-        match c.next().now_or_never() {
-            Some(Some(Ok(d))) => batch.push(d),
-            _ => break,
-        }
+    let never = tokio_util::sync::CancellationToken::new();
+    match order_sync_consumer::amqp::next_batch(c, max, &never).await {
+        Ok(order_sync_consumer::amqp::Next::Batch(batch)) => batch,
+        _ => vec![],
     }
-    batch
 }
 
 /// A sync service that acks every order `synced` (confirmed), used for both runs.

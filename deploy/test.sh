@@ -15,4 +15,4 @@ deploy/test-tools.sh
 
 export ORDER_SYNC_TEST_MYSQL="${ORDER_SYNC_TEST_MYSQL:-mysql://order_sync:order_sync@127.0.0.1:3306}"
 export ORDER_SYNC_TEST_AMQP="${ORDER_SYNC_TEST_AMQP:-amqp://guest:guest@127.0.0.1:5672/%2f}"
-exec cargo test --locked "$@"
+exec cargo test --workspace --locked "$@"

@@ -8,7 +8,7 @@
 //!
 //! Replace the body of `sync_order` with the call to your ERP, warehouse or CRM.
 
-use order_sync::consumer::{OrderMessage, SyncConsumer};
+use order_sync_consumer::{OrderMessage, SyncConsumer};
 use tokio_util::sync::CancellationToken;
 
 /// Sends one order to the remote system. `Err(text)` reports a failure:

@@ -1,5 +1,5 @@
 //! Wiring: builds the parts from settings, prepares the ledger and the broker
-//! topology, and runs the chosen roles until shutdown.
+//! topology, and runs the chosen roles (and the HTTP surface) until shutdown.
 
 use std::{
     sync::{
@@ -11,19 +11,19 @@ use std::{
 
 use tokio_util::sync::CancellationToken;
 
+use order_sync_consumer::supervise::Reconnect;
+
 use crate::{
-    acks::AckListener,
     broker::{Broker, Topology},
-    capture::Capture,
     config::Settings,
-    housekeeping::{Retention, WriteBack},
     http,
-    ledger::{self, Instance, Ledger, LedgerError},
+    ledger::{self, Ledger, LedgerError},
     magento::{DenyList, Magento, MagentoError},
     metrics::Metrics,
-    relay::Relay,
-    retry::RetryPolicy,
-    supervise::{Reconnect, RoleError},
+    roles::{
+        acks::AckListener, capture::Capture, heartbeat::Heartbeat, relay::Relay,
+        retention::Retention, write_back::WriteBack, Deps, Role, RoleError,
+    },
 };
 
 /// Which roles this process runs.
@@ -53,6 +53,15 @@ impl Roles {
             (true, true) => "run",
             (true, false) => "capture",
             _ => "relay",
+        }
+    }
+
+    /// As status output shows them.
+    fn listed(self) -> &'static str {
+        match (self.capture, self.relay) {
+            (true, true) => "capture,relay,acks",
+            (true, false) => "capture",
+            _ => "relay,acks",
         }
     }
 }
@@ -86,70 +95,75 @@ pub fn topology(settings: &Settings) -> Topology {
     )
 }
 
-/// The connected parts of one process.
+/// The connected parts of one process, and the settings they came from.
 #[derive(Clone)]
 pub struct Parts {
     pub settings: Settings,
-    pub ledger: Ledger,
-    pub broker: Broker,
-    pub magento: Magento,
-    pub metrics: Arc<Metrics>,
+    pub deps: Deps,
 }
 
 impl Parts {
     pub fn new(settings: &Settings, role: &str) -> Result<Self, StartError> {
         Ok(Self {
             settings: settings.clone(),
-            ledger: Ledger::new(&settings.ledger).map_err(|source| StartError::Ledger {
-                url: settings.ledger.url.redacted(),
-                source,
-            })?,
-            broker: Broker::new(&settings.broker, topology(settings), role),
-            magento: Magento::new(
-                &settings.magento,
-                DenyList::new(&settings.message.deny_fields),
-            )
-            .map_err(|source| StartError::Magento {
-                url: settings.magento.url.redacted(),
-                source,
-            })?,
-            metrics: Arc::new(Metrics::default()),
+            deps: Deps {
+                shop: settings.shop.name.clone(),
+                consumers: settings.consumers.clone(),
+                ledger: Ledger::new(&settings.ledger).map_err(|source| StartError::Ledger {
+                    url: settings.ledger.url.redacted(),
+                    source,
+                })?,
+                broker: Broker::new(&settings.broker, topology(settings), role),
+                magento: Magento::new(
+                    &settings.magento,
+                    DenyList::new(&settings.message.deny_fields),
+                )
+                .map_err(|source| StartError::Magento {
+                    url: settings.magento.url.redacted(),
+                    source,
+                })?,
+                metrics: Arc::new(Metrics::default()),
+            },
         })
     }
 
     pub fn capture(&self) -> Capture {
-        Capture::new(
-            self.magento.clone(),
-            self.ledger.clone(),
-            self.broker.clone(),
-            &self.settings,
-        )
-        .with_metrics(self.metrics.clone())
+        Capture::new(&self.deps, &self.settings.capture)
     }
 
     pub fn relay(&self) -> Relay {
-        Relay::new(
-            self.ledger.clone(),
-            self.broker.clone(),
-            self.settings.relay.clone(),
-            self.settings.consumers.names.clone(),
-            self.settings.shop.name.clone(),
-        )
-        .with_max_message_bytes(self.settings.broker.max_message_bytes)
-        .with_push_consumers(self.settings.consumers.push())
-        .with_metrics(self.metrics.clone())
+        Relay::new(&self.deps, &self.settings.relay)
     }
 
     pub fn ack_listener(&self) -> AckListener {
-        AckListener::new(
-            self.ledger.clone(),
-            self.broker.clone(),
-            self.settings.consumers.names.clone(),
-            RetryPolicy::from_settings(&self.settings.relay),
-            self.settings.acks.max_body_bytes,
+        AckListener::new(&self.deps, &self.settings.relay, &self.settings.acks)
+    }
+
+    pub fn retention(&self) -> Retention {
+        Retention::new(&self.deps, &self.settings.retention)
+    }
+
+    pub fn write_back(&self) -> Result<WriteBack, crate::db::DbUrlError> {
+        WriteBack::new(
+            &self.deps,
+            &self.settings.write_back,
+            &self.settings.magento,
         )
-        .with_batch_size(self.settings.broker.prefetch as usize)
-        .with_metrics(self.metrics.clone())
+    }
+
+    /// The HTTP surface over these parts.
+    pub fn surface(
+        &self,
+        capture_leader: Arc<AtomicBool>,
+        running: Arc<AtomicBool>,
+    ) -> http::Surface {
+        http::Surface::new(
+            &self.deps,
+            &self.settings.http,
+            self.ack_listener(),
+            capture_leader,
+            running,
+        )
     }
 
     /// Migrates (or checks) the ledger, checks Magento's tables when capturing,
@@ -169,16 +183,17 @@ impl Parts {
                 if self.settings.ledger.migrate_on_start {
                     ledger::ensure_database(&self.settings.ledger).await?;
                 }
-                self.ledger.check_server().await?;
+                let d = &self.deps;
+                d.ledger.check_server().await?;
                 if self.settings.ledger.migrate_on_start {
-                    self.ledger.migrate().await?;
+                    d.ledger.migrate().await?;
                 } else {
-                    self.ledger.check_version().await?;
+                    d.ledger.check_version().await?;
                 }
                 if roles.capture {
-                    self.magento.check_schema().await?;
+                    d.magento.check_schema().await?;
                 }
-                self.broker.declare_topology().await?;
+                d.broker.declare_topology().await?;
                 Ok(())
             }
             .await;
@@ -220,7 +235,6 @@ impl Parts {
             "order-sync is running."
         );
         let mut tasks = tokio::task::JoinSet::new();
-        let mut housekeeping = Vec::new();
         let leader = Arc::new(AtomicBool::new(false));
         let running = Arc::new(AtomicBool::new(true));
         let http = if self.settings.http.enabled {
@@ -228,7 +242,7 @@ impl Parts {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| StartError::Http { addr, source })?;
-            let surface = http::Surface::new(self.clone(), leader.clone(), running.clone());
+            let surface = self.surface(leader.clone(), running.clone());
             Some(tokio::spawn(http::serve(
                 listener,
                 surface,
@@ -237,12 +251,10 @@ impl Parts {
         } else {
             None
         };
-        let heartbeat = tokio::spawn(heartbeat(
-            self.ledger.clone(),
-            roles,
-            leader.clone(),
-            shutdown.clone(),
-        ));
+        // Status output only: not a role whose end stops the others.
+        let heartbeat = tokio::spawn(
+            Heartbeat::new(&self.deps, roles.listed(), leader.clone()).run(shutdown.clone()),
+        );
         if roles.capture {
             tasks.spawn(
                 self.capture()
@@ -253,16 +265,14 @@ impl Parts {
         if roles.relay {
             tasks.spawn(self.relay().run(shutdown.clone()));
             tasks.spawn(self.ack_listener().run(shutdown.clone()));
-            // Housekeeping is not a role: it logs its failures and is never
-            // a reason to stop the process.
             if self.settings.retention.enabled {
-                let retention =
-                    Retention::new(self.ledger.clone(), self.settings.retention.clone());
-                housekeeping.push(tokio::spawn(retention.run(shutdown.clone())));
+                tasks.spawn(self.retention().run(shutdown.clone()));
             }
             if self.settings.write_back.enabled {
-                match WriteBack::new(self.ledger.clone(), &self.settings) {
-                    Ok(w) => housekeeping.push(tokio::spawn(w.run(shutdown.clone()))),
+                match self.write_back() {
+                    Ok(w) => {
+                        tasks.spawn(w.run(shutdown.clone()));
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "Magento write-back is off: its database URL is unusable.")
                     }
@@ -271,20 +281,16 @@ impl Parts {
         }
         while let Some(done) = tasks.join_next().await {
             match done {
-                Ok(Ok(())) if !shutdown.is_cancelled() => {
+                Ok(()) if !shutdown.is_cancelled() => {
                     tracing::error!("A role ended on its own; stopping the others.")
                 }
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "A role stopped with an error."),
+                Ok(()) => {}
                 Err(e) => tracing::error!(error = %e, "A role panicked."),
             }
             // One role ending means the process is no longer whole: stop the rest.
             shutdown.cancel();
         }
         running.store(false, Ordering::Relaxed);
-        for h in housekeeping {
-            let _ = h.await;
-        }
         let _ = heartbeat.await;
         if let Some(h) = http {
             let _ = h.await;
@@ -294,62 +300,10 @@ impl Parts {
     }
 
     pub async fn close(self) {
-        self.broker.close().await;
-        self.ledger.disconnect().await;
-        self.magento.disconnect().await;
+        self.deps.broker.close().await;
+        self.deps.ledger.disconnect().await;
+        self.deps.magento.disconnect().await;
     }
-}
-
-/// How often each process records itself in `order_sync_instances`.
-pub const HEARTBEAT: Duration = Duration::from_secs(2);
-
-/// An id for this process: host, pid and a random part (pids are reused).
-pub fn instance_id() -> (String, String) {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (format!("{host}:{}:{nonce:08x}", std::process::id()), host)
-}
-
-/// Records this process in the ledger every [`HEARTBEAT`] until shutdown, and
-/// removes it on the way out, so status output lists who is running and who
-/// holds capture. Failures are logged only: status is not worth stopping for.
-async fn heartbeat(
-    ledger: Ledger,
-    roles: Roles,
-    leader: Arc<AtomicBool>,
-    shutdown: CancellationToken,
-) {
-    let (instance_id, hostname) = instance_id();
-    let started_at = chrono::Utc::now();
-    let roles_text = match (roles.capture, roles.relay) {
-        (true, true) => "capture,relay,acks",
-        (true, false) => "capture",
-        _ => "relay,acks",
-    };
-    loop {
-        let me = Instance {
-            instance_id: instance_id.clone(),
-            hostname: hostname.clone(),
-            pid: std::process::id(),
-            roles: roles_text.into(),
-            capture_leader: leader.load(Ordering::SeqCst),
-            started_at,
-            last_seen_at: chrono::Utc::now(),
-        };
-        if let Err(e) = ledger.heartbeat(&me).await {
-            tracing::debug!(error = %e, "Could not record this instance's heartbeat.");
-        }
-        if !crate::supervise::sleep_or_shutdown(HEARTBEAT, &shutdown).await {
-            break;
-        }
-    }
-    let _ = ledger.forget_instance(&instance_id).await;
 }
 
 /// How long a graceful shutdown may take before the process exits anyway.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mysql_async::{prelude::*, Pool, TxOpts};
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Settings, consumer::SyncConsumer, db, supervise::sleep_or_shutdown};
+use crate::{broker::sync_consumer, config::Settings, db, roles::sleep_or_shutdown};
 
 /// The Magento 2.4 sales tables, derived from the reference dump (deploy/magento).
 pub const MAGENTO2_SCHEMA: &str = include_str!("../deploy/magento/magento2-sales-schema.sql");
@@ -135,14 +135,14 @@ impl DemoShop {
 }
 
 /// A sync service that syncs everything (and fails `fail_rate` of the first
-/// attempts, to show re-delivery), built on [`SyncConsumer`].
+/// attempts, to show re-delivery), built on `order_sync_consumer::SyncConsumer`.
 pub async fn run_consumer(
     settings: &Settings,
     name: &str,
     fail_rate: f64,
     shutdown: CancellationToken,
 ) {
-    let consumer = SyncConsumer::with_settings(&settings.broker, name);
+    let consumer = sync_consumer(&settings.broker, name);
     let every = if fail_rate > 0.0 {
         (1.0 / fail_rate).round().max(1.0) as u64
     } else {

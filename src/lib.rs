@@ -5,46 +5,43 @@
 //!
 //! # Layout
 //!
-//! The modules follow the data's path:
+//! The modules follow the data's path (`ARCHITECTURE.md` has the invariants
+//! each keeps and the path of one order through them):
 //!
 //! * [`magento`] reads placed, committed orders (read-only);
-//! * [`capture`] publishes them to the durable `<prefix>.orders` exchange;
 //! * [`broker`] is the RabbitMQ side: pool, confirmed publisher, [`broker::topology`];
-//! * [`relay`] records each order in the [`ledger`] and delivers it to one queue
-//!   per consumer, re-delivering on a schedule with [`retry`] backoff and parking
-//!   what keeps failing;
-//! * [`acks`] applies the sync services' acknowledgements to the ledger;
+//! * [`ledger`] is order-sync's own record: one row per order and consumer,
+//!   one file per concern;
+//! * [`roles`] are the long-running loops, all of one shape: capture
+//!   (Magento → `<prefix>.orders`), relay (→ ledger → one queue per consumer,
+//!   re-delivering with [`retry`] backoff and parking what keeps failing),
+//!   acks, retention, write-back, heartbeat;
 //! * [`message`] defines every message on the wire;
-//! * [`status`] renders what the ledger says for `order-sync status`;
-//! * [`control`] is what operators do (re-send, pause, resume, un-park), from
-//!   the CLI, the JSON API or the status page alike;
-//! * [`housekeeping`] runs retention and the optional Magento write-back;
+//! * [`control`] is what operators do (re-send, pause, resume, un-park) and the
+//!   one parser of what they type, for the CLI, the JSON API and the status page;
 //! * [`http`] serves the status page, the JSON API (with the pull interface),
 //!   `/healthz`, `/readyz` and Prometheus [`metrics`];
+//! * [`status`] renders the ledger for a terminal; [`cli`] is the command line;
 //! * [`app`] wires the roles together; [`config`] and [`telemetry`] set them up;
-//!   [`supervise`] is the reconnect loop every role shares.
+//! * [`demo`] is a fake shop to watch it work.
 //!
-//! Every role has the same shape: `run(self, shutdown)` loops until the
-//! cancellation token fires, and a public one-step function (`poll_once`,
-//! `redeliver_due`, `handle`) does one unit of work, so tests drive steps.
+//! The sync-service side (and the AMQP steps both sides share) is the
+//! `order-sync-consumer` crate.
+#![warn(unreachable_pub)]
 
-pub mod acks;
 pub mod app;
 pub mod broker;
-pub mod capture;
+pub mod cli;
 pub mod config;
-pub mod consumer;
 pub mod control;
 pub mod db;
 pub mod demo;
-pub mod housekeeping;
 pub mod http;
 pub mod ledger;
 pub mod magento;
 pub mod message;
 pub mod metrics;
-pub mod relay;
 pub mod retry;
+pub mod roles;
 pub mod status;
-pub mod supervise;
 pub mod telemetry;

@@ -54,46 +54,60 @@ pub struct OrderKey {
 
 /// What a sync service receives on `<prefix>.que.<consumer>`.
 #[derive(Debug, Serialize)]
-pub struct QueMessage<'a> {
-    pub schema_version: u32,
+struct QueMessage<'a> {
+    schema_version: u32,
     /// Always `sales_order_place_after_que`.
-    pub event: &'static str,
+    event: &'static str,
     /// Stable for every delivery of this order to this consumer; echo it in the ack.
-    pub message_id: &'a str,
-    pub source: &'a str,
-    pub consumer: &'a str,
-    pub captured_at: DateTime<Utc>,
+    message_id: &'a str,
+    source: &'a str,
+    consumer: &'a str,
+    captured_at: DateTime<Utc>,
     /// 1 for the first delivery, growing with each re-delivery.
-    pub attempt: u32,
-    pub order: &'a RawValue,
+    attempt: u32,
+    order: &'a RawValue,
 }
 
-impl<'a> QueMessage<'a> {
-    pub fn new(
-        message_id: &'a str,
-        source: &'a str,
-        consumer: &'a str,
-        captured_at: DateTime<Utc>,
-        attempt: u32,
-        order: &'a RawValue,
-    ) -> Self {
-        Self {
+/// One delivery of a stored order to one consumer.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivering<'a> {
+    pub message_id: &'a str,
+    pub consumer: &'a str,
+    pub captured_at: DateTime<Utc>,
+    /// 1 for the first delivery.
+    pub attempt: u32,
+    /// The order JSON as stored in the ledger.
+    pub order: &'a str,
+}
+
+impl Delivering<'_> {
+    /// The message body: the one place a consumer message is assembled, for
+    /// the relay's queues, the pull API and the API's "message as sent".
+    pub fn body(&self, source: &str) -> Vec<u8> {
+        let order = stored_order(self.order);
+        serde_json::to_vec(&QueMessage {
             schema_version: SCHEMA_VERSION,
             event: QUE_EVENT,
-            message_id,
+            message_id: self.message_id,
             source,
-            consumer,
-            captured_at,
-            attempt,
-            order,
-        }
+            consumer: self.consumer,
+            captured_at: self.captured_at,
+            attempt: self.attempt,
+            order: &order,
+        })
+        .expect("a message of strings, numbers and valid JSON serializes")
+    }
+
+    /// The message as a JSON value, for API responses.
+    pub fn json(&self, source: &str) -> serde_json::Value {
+        serde_json::from_slice(&self.body(source)).expect("serde_json reads what it wrote")
     }
 }
 
 /// The stored order JSON, as it goes into a message: borrowed as is (it is
 /// JSON order-sync wrote), or, were the text ever corrupt, sent as a JSON
 /// string rather than lost.
-pub fn stored_order(text: &str) -> std::borrow::Cow<'_, RawValue> {
+fn stored_order(text: &str) -> std::borrow::Cow<'_, RawValue> {
     match serde_json::from_str::<&RawValue>(text) {
         Ok(raw) => std::borrow::Cow::Borrowed(raw),
         Err(_) => std::borrow::Cow::Owned(

@@ -7,14 +7,6 @@ use chrono::{DateTime, Utc};
 
 use crate::ledger::{Instance, Ledger, LedgerError, OrderView, State};
 
-const STATES: [State; 5] = [
-    State::Pending,
-    State::Published,
-    State::Failed,
-    State::Parked,
-    State::Synced,
-];
-
 /// Instances not seen for this long are listed as gone.
 pub const ALIVE_WITHIN: chrono::Duration = chrono::Duration::seconds(10);
 
@@ -90,25 +82,24 @@ pub fn render(
     let mut by_consumer: BTreeMap<&str, [u64; 5]> = BTreeMap::new();
     for (consumer, state, n) in counts {
         let row = by_consumer.entry(consumer).or_default();
-        if let Some(i) = STATES.iter().position(|s| s == state) {
+        if let Some(i) = State::ALL.iter().position(|s| s == state) {
             row[i] += n;
         }
     }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "consumer", "pending", "published", "failed", "parked", "synced"
-    );
+    let mut out = format!("{:<20}", "consumer");
+    for state in State::ALL {
+        let _ = write!(out, " {:>9}", state.as_str());
+    }
+    out.push('\n');
     if by_consumer.is_empty() {
         let _ = writeln!(out, "(no orders recorded yet)");
     }
     for (consumer, n) in &by_consumer {
-        let _ = writeln!(
-            out,
-            "{consumer:<20} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            n[0], n[1], n[2], n[3], n[4]
-        );
+        let _ = write!(out, "{consumer:<20}");
+        for count in n {
+            let _ = write!(out, " {count:>9}");
+        }
+        out.push('\n');
     }
     let _ = writeln!(out, "\ninstances:");
     if instances.is_empty() {

@@ -6,6 +6,8 @@
 //! returns as unroutable still arrives as an *ack* carrying the message, so
 //! [`Publisher`] turns that into [`BrokerError::Returned`]: nothing is counted
 //! as published unless the broker routed it and took responsibility for it.
+//! The publish and confirm steps are `order_sync_consumer::amqp`'s, the same a
+//! sync service built on that crate uses.
 
 pub mod topology;
 
@@ -19,8 +21,12 @@ use std::{
 
 use deadpool_lapin::{Pool, PoolConfig, Runtime, Timeouts};
 use lapin::{
-    options::{BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions},
-    BasicProperties, Channel, Confirmation, ConnectionProperties, PublisherConfirm,
+    options::{BasicQosOptions, ConfirmSelectOptions},
+    BasicProperties, Channel, ConnectionProperties, PublisherConfirm,
+};
+use order_sync_consumer::{
+    amqp::{self, Refused},
+    SyncConsumer,
 };
 
 use crate::config::{BrokerSettings, SecretUrl};
@@ -61,6 +67,7 @@ pub struct Broker {
     current: Arc<AtomicUsize>,
     topology: Topology,
     prefetch: u16,
+    max_message_bytes: usize,
 }
 
 impl Broker {
@@ -103,6 +110,7 @@ impl Broker {
             current: Arc::new(AtomicUsize::new(0)),
             topology,
             prefetch: settings.prefetch,
+            max_message_bytes: settings.max_message_bytes,
         }
     }
 
@@ -115,6 +123,17 @@ impl Broker {
 
     pub fn topology(&self) -> &Topology {
         &self.topology
+    }
+
+    /// Unacknowledged deliveries a consuming session takes at once
+    /// (`broker.prefetch`), and so the most it handles in one batch.
+    pub fn prefetch(&self) -> u16 {
+        self.prefetch
+    }
+
+    /// The largest message order-sync publishes (`broker.max_message_bytes`).
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
     }
 
     /// A fresh channel on a pooled connection, from the first node that answers,
@@ -236,20 +255,14 @@ impl Publisher {
     }
 
     async fn send(&self, msg: &Outgoing) -> Result<PublisherConfirm, BrokerError> {
-        Ok(self
-            .channel
-            .basic_publish(
-                msg.exchange.as_str().into(),
-                msg.routing_key.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                &msg.body,
-                // Persistent: the message survives a broker restart once confirmed.
-                msg.properties.clone().with_delivery_mode(2),
-            )
-            .await?)
+        Ok(amqp::send(
+            &self.channel,
+            &msg.exchange,
+            &msg.routing_key,
+            &msg.body,
+            msg.properties.clone(),
+        )
+        .await?)
     }
 
     pub async fn close(self) {
@@ -257,24 +270,35 @@ impl Publisher {
     }
 }
 
-fn confirmed(msg: &Outgoing, c: Confirmation) -> Result<(), BrokerError> {
-    match c {
-        Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
-            Err(BrokerError::Returned {
-                exchange: msg.exchange.clone(),
-                routing_key: msg.routing_key.clone(),
-                code: returned.reply_code,
-                text: returned.reply_text.to_string(),
-            })
-        }
-        Confirmation::Nack(None) => Err(BrokerError::Nacked {
+fn confirmed(msg: &Outgoing, c: lapin::Confirmation) -> Result<(), BrokerError> {
+    amqp::confirmation(c).map_err(|refused| match refused {
+        Refused::Nacked => BrokerError::Nacked {
             exchange: msg.exchange.clone(),
             routing_key: msg.routing_key.clone(),
-        }),
-        // Only seen on channels without confirms, which this type never has.
-        Confirmation::NotRequested => Ok(()),
-    }
+        },
+        Refused::Returned { code, text } => BrokerError::Returned {
+            exchange: msg.exchange.clone(),
+            routing_key: msg.routing_key.clone(),
+            code,
+            text,
+        },
+    })
+}
+
+/// A sync-service consumer for `consumer` on this configuration's broker
+/// nodes and queue names (the demo's sync services, and tests).
+pub fn sync_consumer(settings: &BrokerSettings, consumer: &str) -> SyncConsumer {
+    let topology = Topology::with_names(
+        &settings.prefix,
+        &[consumer.to_owned()],
+        settings.queue_type,
+        settings.names.clone(),
+    );
+    SyncConsumer::new(settings.url.expose(), &settings.prefix, consumer)
+        .with_failover_urls(settings.failover_urls.iter().map(|u| u.expose().to_owned()))
+        .with_queue(topology.consumer_queue(consumer))
+        .with_acks_exchange(topology.acks_exchange())
+        .with_prefetch(settings.prefetch)
 }
 
 #[cfg(test)]

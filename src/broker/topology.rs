@@ -15,7 +15,7 @@ use lapin::{
     Channel, ExchangeKind,
 };
 
-use crate::config::QueueType;
+pub use crate::config::{Names, QueueType};
 
 /// The routing key capture publishes with.
 pub const CAPTURE_ROUTING_KEY: &str = "sales_order_place_after";
@@ -28,36 +28,6 @@ pub struct Topology {
     consumers: Vec<String>,
     queue_type: QueueType,
     names: Names,
-}
-
-/// Name templates: `{prefix}` is `broker.prefix`, `{consumer}` a consumer's
-/// name, `{name}` what a dead-letter queue holds (`orders`, `acks`, `que.<consumer>`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Names {
-    pub orders_exchange: String,
-    pub relay_queue: String,
-    pub que_exchange: String,
-    pub consumer_queue: String,
-    pub acks_exchange: String,
-    pub acks_queue: String,
-    pub dead_exchange: String,
-    pub dead_queue: String,
-}
-
-impl Default for Names {
-    fn default() -> Self {
-        Self {
-            orders_exchange: "{prefix}.orders".into(),
-            relay_queue: "{prefix}.orders.relay".into(),
-            que_exchange: "{prefix}.que".into(),
-            consumer_queue: "{prefix}.que.{consumer}".into(),
-            acks_exchange: "{prefix}.acks".into(),
-            acks_queue: "{prefix}.acks.listener".into(),
-            dead_exchange: "{prefix}.dlx".into(),
-            dead_queue: "{prefix}.dead.{name}".into(),
-        }
-    }
 }
 
 /// One exchange to declare.

@@ -1,14 +1,16 @@
 //! The HTTP surface for operators and their monitoring, loopback only by default:
 //! * `/healthz` (the process answers), `/readyz` (broker and both databases
 //!   reachable, roles running), `/metrics` (Prometheus text format): always open;
-//! * `/` and `/orders/{id}`: the status page, server-rendered ([`page`]);
-//! * `/api/...`: the JSON API ([`api`]), including the pull interface for sync
+//! * `/` and `/orders/{id}`: the status page, server-rendered (`page.rs`);
+//! * `/api/...`: the JSON API (`api.rs`), including the pull interface for sync
 //!   services that cannot speak AMQP.
 //!
 //! Changes need `http.api_token` as a bearer token (or the status page's cookie,
 //! which holds the same token); with no token configured they are refused.
+//! Handlers state what they need with the extractors of `auth.rs`.
 
 mod api;
+mod auth;
 mod page;
 
 use std::{
@@ -32,36 +34,44 @@ use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    acks::AckListener,
-    app::Parts,
-    control::{Control, ControlError},
-    ledger::{self, LedgerError, ListError},
+    config::HttpSettings,
+    control::{Control, ControlError, InputError},
+    ledger::{LedgerError, State as RowState},
     metrics::{Metrics, ServiceLabel, StateLabel},
+    roles::{acks::AckListener, Deps},
 };
 
-/// What the handlers read.
+/// What the handlers read: the parts of the process they use, named.
 #[derive(Clone)]
 pub struct Surface {
-    pub parts: Parts,
-    pub control: Control,
+    deps: Deps,
+    http: HttpSettings,
+    control: Control,
     /// Applies acks posted over HTTP exactly as the AMQP listener does.
-    pub acks: AckListener,
+    acks: AckListener,
     /// Set while this instance holds the capture lock.
-    pub capture_leader: Arc<AtomicBool>,
+    capture_leader: Arc<AtomicBool>,
     /// Cleared when the roles stop.
-    pub running: Arc<AtomicBool>,
+    running: Arc<AtomicBool>,
 }
 
 impl Surface {
-    pub fn new(parts: Parts, capture_leader: Arc<AtomicBool>, running: Arc<AtomicBool>) -> Self {
+    pub fn new(
+        deps: &Deps,
+        http: &HttpSettings,
+        acks: AckListener,
+        capture_leader: Arc<AtomicBool>,
+        running: Arc<AtomicBool>,
+    ) -> Self {
         Self {
             control: Control::new(
-                parts.ledger.clone(),
-                parts.settings.shop.name.clone(),
-                parts.settings.consumers.names.clone(),
+                deps.ledger.clone(),
+                deps.shop.clone(),
+                deps.consumers.names.clone(),
             ),
-            acks: parts.ack_listener(),
-            parts,
+            deps: deps.clone(),
+            http: http.clone(),
+            acks,
             capture_leader,
             running,
         }
@@ -127,12 +137,9 @@ impl From<LedgerError> for ApiError {
     }
 }
 
-impl From<ListError> for ApiError {
-    fn from(e: ListError) -> Self {
-        match e {
-            ListError::Filter(f) => ApiError(StatusCode::BAD_REQUEST, f.to_string()),
-            ListError::Ledger(l) => l.into(),
-        }
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, e.to_string())
     }
 }
 
@@ -167,7 +174,7 @@ impl Surface {
     /// Lets the request through, or says why not: 403 when no token is
     /// configured for a change, 401 when the token is missing or wrong.
     pub fn authorize(&self, headers: &HeaderMap, access: Access) -> Result<(), ApiError> {
-        let http = &self.parts.settings.http;
+        let http = &self.http;
         if access == Access::Read && !http.protect_reads {
             return Ok(());
         }
@@ -223,7 +230,7 @@ async fn within<T, E: std::fmt::Display>(
 /// Checks each service once, records the answers in the `up` gauge, and
 /// returns the problems.
 async fn check_services(s: &Surface) -> Vec<String> {
-    let p = &s.parts;
+    let p = &s.deps;
     let checks = [
         ("ledger", within("ledger", p.ledger.order_count()).await),
         (
@@ -269,17 +276,16 @@ async fn metrics(
     // Ledger-derived figures are refreshed per scrape; a failing read leaves the
     // last values and the counters still go out.
     check_services(&s).await;
-    let p = &s.parts;
+    let p = &s.deps;
     if let Ok(counts) = p.ledger.counts().await {
         // Every (consumer, state) gets a value, 0 when no row is in it: a
         // backlog that drained must read 0, not keep its last count.
         let mut all: std::collections::BTreeMap<(String, &str), u64> = p
-            .settings
             .consumers
             .names
             .iter()
             .flat_map(|c| {
-                ledger::State::ALL
+                RowState::ALL
                     .iter()
                     .map(move |st| ((c.clone(), st.as_str()), 0))
             })
@@ -305,15 +311,15 @@ async fn metrics(
         p.metrics.oldest_unsynced_seconds.set(age.max(0.0));
     }
     if let (Ok(Some(position)), Ok(newest)) = (
-        p.ledger.capture_position(&p.settings.shop.name).await,
+        p.ledger.capture_position(&p.shop).await,
         p.magento.max_entity_id().await,
     ) {
         p.metrics
             .capture_lag_orders
             .set(newest.saturating_sub(position.last_entity_id) as i64);
     }
-    if let Ok(paused) = p.ledger.paused(&p.settings.consumers.names).await {
-        for c in &p.settings.consumers.names {
+    if let Ok(paused) = p.ledger.paused(&p.consumers.names).await {
+        for c in &p.consumers.names {
             p.metrics
                 .paused
                 .get_or_create(&Metrics::consumer(c))

@@ -20,9 +20,13 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::{
     api::{detail_of, filter_from_query, summary_of},
+    auth::{PageReader, PageWriter},
     Access, ApiError, Surface, TOKEN_COOKIE,
 };
-use crate::ledger::{parse_time, Delivery, OrderView, Selection, State as RowState};
+use crate::{
+    control::input::{self, SelectionInput},
+    ledger::{Delivery, OrderView, State as RowState},
+};
 
 const STYLE: &str = r#"
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1rem 2rem; color: #222; }
@@ -65,6 +69,11 @@ fn when(t: Option<DateTime<Utc>>) -> String {
         .unwrap_or_default()
 }
 
+/// A time as the date inputs take it.
+fn day(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(|t| t.format("%Y-%m-%d").to_string())
+}
+
 fn page(status: StatusCode, title: &str, body: Markup) -> Response {
     (
         status,
@@ -73,7 +82,7 @@ fn page(status: StatusCode, title: &str, body: Markup) -> Response {
         .into_response()
 }
 
-fn refused(e: ApiError) -> Response {
+pub(super) fn refused(e: ApiError) -> Response {
     page(
         e.0,
         "order-sync: not allowed",
@@ -115,22 +124,14 @@ fn form(bytes: &Bytes) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The form of a change (re-send, pause...), once the request may make it.
-fn change_form(
-    s: &Surface,
-    headers: &HeaderMap,
-    bytes: &Bytes,
-) -> Result<Vec<(String, String)>, ApiError> {
-    s.authorize(headers, Access::Write)?;
-    Ok(form(bytes))
-}
-
-/// The ticked (or hidden) `entity_id` fields.
-fn entity_ids(f: &[(String, String)]) -> Vec<u32> {
-    f.iter()
-        .filter(|(k, _)| k == "entity_id")
-        .filter_map(|(_, v)| v.parse().ok())
-        .collect()
+/// The ticked (or hidden) `entity_id` fields, each of which must be one.
+fn entity_ids(f: &[(String, String)]) -> Result<Vec<u32>, ApiError> {
+    let given: Vec<&str> = f
+        .iter()
+        .filter(|(k, v)| k == "entity_id" && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+        .collect();
+    Ok(input::entity_ids("entity_id", &given)?)
 }
 
 fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -139,14 +140,12 @@ fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-pub async fn index(
+pub(super) async fn index(
+    _: PageReader,
     State(s): State<Surface>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Err(e) = s.authorize(&headers, Access::Read) {
-        return login_page(&s, e);
-    }
     let notice = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "notice")
         .map(|(_, v)| v.into_owned());
@@ -165,16 +164,16 @@ pub async fn index(
         Ok(x) => x,
         Err(e) => return failed(e),
     };
-    let orders = match s.parts.ledger.list_orders(&filter).await {
+    let orders = match s.deps.ledger.list_orders(&filter).await {
         Ok(p) => p,
         Err(e) => return failed(e.into()),
     };
-    let consumers = s.parts.settings.consumers.names.clone();
+    let consumers = s.deps.consumers.names.clone();
     let can_write = s.may_write(&headers);
-    let token_configured = !s.parts.settings.http.api_token.is_empty();
+    let token_configured = !s.http.api_token.is_empty();
     let all_paused = summary.pauses.iter().find(|p| p.consumer == "*");
     let disabled = !can_write;
-    let states = ["pending", "published", "failed", "parked", "synced"];
+    let states = RowState::ALL.map(RowState::as_str);
     let next_link = orders.next.map(|next| {
         let q: String = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(
@@ -287,7 +286,7 @@ pub async fn index(
                 legend { "Filter" }
                 label { "state " select name="state" {
                     option value="" { "any" }
-                    @for st in states { option value=(st) selected[filter.state.as_deref() == Some(st)] { (st) } }
+                    @for st in states { option value=(st) selected[filter.state.map(RowState::as_str) == Some(st)] { (st) } }
                 } } " "
                 label { "consumer " select name="consumer" {
                     option value="" { "any" }
@@ -295,8 +294,8 @@ pub async fn index(
                 } } " "
                 label { "store " input type="number" name="store_id" min="0" style="width:5em" value=[filter.store_id]; } " "
                 label { "increment id " input type="text" name="increment_id" size="12" value=[filter.increment_id.as_deref()]; } " "
-                label { "placed from " input type="date" name="placed_from" value=[filter.placed_from.as_deref()]; } " "
-                label { "to " input type="date" name="placed_to" value=[filter.placed_to.as_deref()]; } " "
+                label { "placed from " input type="date" name="placed_from" value=[day(filter.placed_from)]; } " "
+                label { "to " input type="date" name="placed_to" value=[day(filter.placed_to)]; } " "
                 button type="submit" { "Show" } " " a href="/" { "clear" }
             }
         }
@@ -372,14 +371,12 @@ fn order_row(o: &OrderView, consumers: &[String], disabled: bool) -> Markup {
     }
 }
 
-pub async fn order(
+pub(super) async fn order(
+    _: PageReader,
     State(s): State<Surface>,
     headers: HeaderMap,
     Path(entity_id): Path<u32>,
 ) -> Response {
-    if let Err(e) = s.authorize(&headers, Access::Read) {
-        return login_page(&s, e);
-    }
     let detail = match detail_of(&s, entity_id).await {
         Ok(Some(d)) => d,
         Ok(None) => {
@@ -428,8 +425,8 @@ pub async fn order(
     page(StatusCode::OK, "order-sync: order", body)
 }
 
-fn login_page(s: &Surface, e: ApiError) -> Response {
-    let token_configured = !s.parts.settings.http.api_token.is_empty();
+pub(super) fn login_page(s: &Surface, e: ApiError) -> Response {
+    let token_configured = !s.http.api_token.is_empty();
     page(
         e.0,
         "order-sync: sign in",
@@ -445,7 +442,7 @@ fn login_page(s: &Surface, e: ApiError) -> Response {
     )
 }
 
-pub async fn login(State(s): State<Surface>, bytes: Bytes) -> Response {
+pub(super) async fn login(State(s): State<Surface>, bytes: Bytes) -> Response {
     let f = form(&bytes);
     let token = field(&f, "token").unwrap_or("").to_owned();
     let mut headers = HeaderMap::new();
@@ -471,7 +468,7 @@ pub async fn login(State(s): State<Surface>, bytes: Bytes) -> Response {
     r
 }
 
-pub async fn logout() -> Response {
+pub(super) async fn logout() -> Response {
     let c = cookie::Cookie::build((TOKEN_COOKIE, ""))
         .path("/")
         .max_age(cookie::time::Duration::ZERO)
@@ -483,30 +480,26 @@ pub async fn logout() -> Response {
     r
 }
 
-pub async fn resync(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
-    let f = match change_form(&s, &headers, &bytes) {
-        Ok(f) => f,
-        Err(e) => return refused(e),
-    };
+pub(super) async fn resync(_: PageWriter, State(s): State<Surface>, bytes: Bytes) -> Response {
+    let f = form(&bytes);
     let consumer = field(&f, "consumer");
-    let ids = entity_ids(&f);
-    let selection = if let Some(since) = field(&f, "since") {
-        let until = field(&f, "until")
-            .and_then(parse_time)
-            .unwrap_or_else(Utc::now);
-        match parse_time(since) {
-            Some(since) => Selection::Placed { since, until },
-            None => {
-                return failed(ApiError(
-                    StatusCode::BAD_REQUEST,
-                    format!("since: `{since}` is not a date"),
-                ))
-            }
-        }
-    } else if ids.is_empty() {
+    let ids = match entity_ids(&f) {
+        Ok(ids) => ids,
+        Err(e) => return failed(e),
+    };
+    let since = field(&f, "since");
+    if since.is_none() && ids.is_empty() {
         return back("Nothing selected: tick orders first.");
-    } else {
-        Selection::EntityIds(ids)
+    }
+    let given = SelectionInput {
+        entity_ids: since.is_none().then_some(ids),
+        increment_ids: None,
+        since: since.map(str::to_owned),
+        until: field(&f, "until").map(str::to_owned),
+    };
+    let selection = match given.parse(Utc::now()) {
+        Ok(sel) => sel,
+        Err(e) => return failed(e.into()),
     };
     match s
         .control
@@ -528,11 +521,8 @@ pub async fn resync(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) 
     }
 }
 
-pub async fn pause(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
-    let f = match change_form(&s, &headers, &bytes) {
-        Ok(f) => f,
-        Err(e) => return refused(e),
-    };
+pub(super) async fn pause(_: PageWriter, State(s): State<Surface>, bytes: Bytes) -> Response {
+    let f = form(&bytes);
     let consumer = field(&f, "consumer");
     match s
         .control
@@ -550,11 +540,8 @@ pub async fn pause(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -
     }
 }
 
-pub async fn resume(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
-    let f = match change_form(&s, &headers, &bytes) {
-        Ok(f) => f,
-        Err(e) => return refused(e),
-    };
+pub(super) async fn resume(_: PageWriter, State(s): State<Surface>, bytes: Bytes) -> Response {
+    let f = form(&bytes);
     let consumer = field(&f, "consumer");
     match s.control.resume(consumer).await {
         Ok(_) => {
@@ -568,12 +555,12 @@ pub async fn resume(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) 
     }
 }
 
-pub async fn unpark(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
-    let f = match change_form(&s, &headers, &bytes) {
-        Ok(f) => f,
-        Err(e) => return refused(e),
+pub(super) async fn unpark(_: PageWriter, State(s): State<Surface>, bytes: Bytes) -> Response {
+    let f = form(&bytes);
+    let ids = match entity_ids(&f) {
+        Ok(ids) => ids,
+        Err(e) => return failed(e),
     };
-    let ids = entity_ids(&f);
     let consumer = field(&f, "consumer");
     let only = (!ids.is_empty()).then_some(ids.as_slice());
     match s.control.unpark(only, consumer, Utc::now()).await {

@@ -14,7 +14,10 @@ use std::collections::HashMap;
 use mysql_async::{prelude::*, Pool, TxOpts};
 use serde_json::{Map, Value};
 
-use crate::{config::MagentoSettings, db};
+use crate::{
+    config::{MagentoSettings, TablePrefix},
+    db,
+};
 pub use shape::DenyList;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +32,8 @@ pub enum MagentoError {
     MissingColumn { table: String, column: String },
 }
 
-/// Physical table names, with the shop's prefix.
+/// Physical table names, with the shop's prefix. Built only from a
+/// [`TablePrefix`], so every name is safe between backticks.
 #[derive(Debug, Clone)]
 pub struct Tables {
     pub order: String,
@@ -43,8 +47,8 @@ pub struct Tables {
 
 impl Tables {
     /// Magento 2: `sales_order*`, `store`, `store_website`.
-    pub fn magento2(prefix: &str) -> Self {
-        let t = |name: &str| format!("{prefix}{name}");
+    pub fn magento2(prefix: &TablePrefix) -> Self {
+        let t = |name: &str| prefix.table(name);
         Self {
             order: t("sales_order"),
             item: t("sales_order_item"),
@@ -58,8 +62,8 @@ impl Tables {
 
     /// Magento 1 / OpenMage: `sales_flat_order*`, `core_store`, `core_website`.
     /// The columns order-sync relies on have the same names as in Magento 2.
-    pub fn magento1(prefix: &str) -> Self {
-        let t = |name: &str| format!("{prefix}{name}");
+    pub fn magento1(prefix: &TablePrefix) -> Self {
+        let t = |name: &str| prefix.table(name);
         Self {
             order: t("sales_flat_order"),
             item: t("sales_flat_order_item"),

@@ -84,7 +84,7 @@ async fn malformed_and_hostile_acks_are_dead_lettered_and_leave_the_ledger_uncha
             "no reason like {expected:?} in {reasons:?}"
         );
     }
-    let after = env.parts().ledger.deliveries().await.unwrap();
+    let after = env.parts().deps.ledger.deliveries().await.unwrap();
     assert_eq!(after, before, "hostile acks changed the ledger");
 
     // The listener is still healthy: a proper ack still works.

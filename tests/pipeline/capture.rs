@@ -32,17 +32,17 @@ async fn an_order_whose_checkout_commits_after_a_later_order_is_still_captured()
     // ...while a fast one takes id 2, commits, and is captured.
     let fast_id = env.place_order().await;
     assert!(fast_id > slow_id);
-    let outcome = capture.poll_once().await.unwrap();
+    let outcome = capture.step(chrono::Utc::now()).await.unwrap();
     assert_eq!(outcome.published, 1);
     assert_eq!(outcome.position, fast_id);
     assert_eq!(outcome.open_gaps, 1, "the uncommitted id is remembered");
     assert_eq!(captured_ids(&env).await, vec![fast_id]);
 
     // Nothing new while the slow checkout is still open.
-    assert_eq!(capture.poll_once().await.unwrap().published, 0);
+    assert_eq!(capture.step(chrono::Utc::now()).await.unwrap().published, 0);
 
     slow_tx.commit().await.unwrap();
-    let outcome = capture.poll_once().await.unwrap();
+    let outcome = capture.step(chrono::Utc::now()).await.unwrap();
     assert_eq!(outcome.published, 1);
     assert_eq!(outcome.open_gaps, 0);
     assert_eq!(captured_ids(&env).await, vec![slow_id]);
@@ -64,14 +64,14 @@ async fn a_rolled_back_checkout_is_given_up_after_the_gap_timeout() {
     let id = env.place_order().await;
 
     let now = chrono::Utc::now();
-    assert_eq!(capture.poll_once_at(now).await.unwrap().open_gaps, 1);
+    assert_eq!(capture.step(now).await.unwrap().open_gaps, 1);
     let later = capture
-        .poll_once_at(now + chrono::Duration::minutes(5))
+        .step(now + chrono::Duration::minutes(5))
         .await
         .unwrap();
     assert_eq!(later.open_gaps, 1, "still waiting within the timeout");
     let after = capture
-        .poll_once_at(now + chrono::Duration::minutes(11))
+        .step(now + chrono::Duration::minutes(11))
         .await
         .unwrap();
     assert_eq!(after.open_gaps, 0);
@@ -85,14 +85,19 @@ async fn capture_resumes_from_its_saved_position_after_a_restart() {
     let env = TestEnv::new(&["erp"], &[]).await;
     let first = env.place_orders(3).await;
     assert_eq!(
-        env.parts().capture().poll_once().await.unwrap().published,
+        env.parts()
+            .capture()
+            .step(chrono::Utc::now())
+            .await
+            .unwrap()
+            .published,
         3
     );
 
     let more = env.place_orders(2).await;
     // A new Capture is a restarted process: it reads its position from the ledger.
     let mut restarted = env.parts().capture();
-    let outcome = restarted.poll_once().await.unwrap();
+    let outcome = restarted.step(chrono::Utc::now()).await.unwrap();
     assert_eq!(outcome.published, 2);
     let mut expected = first.clone();
     expected.extend(&more);
@@ -105,9 +110,9 @@ async fn starting_from_latest_skips_orders_placed_before_the_first_start() {
     let env = TestEnv::new(&["erp"], &[("ORDER_SYNC__CAPTURE__START_FROM", "latest")]).await;
     env.place_orders(2).await;
     let mut capture = env.parts().capture();
-    assert_eq!(capture.poll_once().await.unwrap().published, 0);
+    assert_eq!(capture.step(chrono::Utc::now()).await.unwrap().published, 0);
     let new = env.place_order().await;
-    assert_eq!(capture.poll_once().await.unwrap().published, 1);
+    assert_eq!(capture.step(chrono::Utc::now()).await.unwrap().published, 1);
     assert_eq!(captured_ids(&env).await, vec![new]);
     env.cleanup().await;
 }
@@ -117,18 +122,18 @@ async fn a_republished_capture_never_puts_an_order_in_the_ledger_twice() {
     let env = TestEnv::new(&["erp", "wms"], &[]).await;
     let parts = env.parts();
     let relay = parts.relay();
-    let publisher = parts.broker.publisher().await.unwrap();
+    let publisher = parts.deps.broker.publisher().await.unwrap();
     env.place_orders(2).await;
-    parts.capture().poll_once().await.unwrap();
+    parts.capture().step(chrono::Utc::now()).await.unwrap();
 
     // Simulate a crash after publishing but before the position was saved:
     // the same orders are published again.
-    let mut conn = parts.ledger.pool().get_conn().await.unwrap();
+    let mut conn = parts.deps.ledger.pool().get_conn().await.unwrap();
     conn.query_drop("DELETE FROM order_sync_capture_position")
         .await
         .unwrap();
     drop(conn);
-    parts.capture().poll_once().await.unwrap();
+    parts.capture().step(chrono::Utc::now()).await.unwrap();
 
     let queue = env.topology().relay_queue();
     let mut batch = Vec::new();
@@ -136,11 +141,14 @@ async fn a_republished_capture_never_puts_an_order_in_the_ledger_twice() {
         batch.push(d);
     }
     assert_eq!(batch.len(), 4, "both orders arrived twice");
-    let published = relay.handle_inbox(&publisher, batch).await.unwrap();
+    let published = relay
+        .handle_inbox(&publisher, batch, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_eq!(published, 4, "2 orders x 2 consumers, once each");
-    let rows = parts.ledger.deliveries().await.unwrap();
+    let rows = parts.deps.ledger.deliveries().await.unwrap();
     assert_eq!(rows.len(), 4);
-    assert_eq!(parts.ledger.order_count().await.unwrap(), 2);
+    assert_eq!(parts.deps.ledger.order_count().await.unwrap(), 2);
     assert_eq!(
         env.queue_len(&env.topology().consumer_queue("erp")).await,
         2

@@ -8,10 +8,8 @@ use std::{
 };
 
 use lapin::{options::BasicPublishOptions, BasicProperties};
-use order_sync::{
-    consumer::{Handled, OrderMessage, SyncConsumer},
-    ledger::State,
-};
+use order_sync::{broker::sync_consumer, ledger::State};
+use order_sync_consumer::{Handled, OrderMessage};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{mysql_server, TestEnv};
@@ -31,7 +29,7 @@ async fn the_consumer_helper_acks_each_order_by_its_result_and_skips_what_it_alr
     let ids = env.place_orders(4).await;
     // The service fails the first attempt of the second order.
     let seen: Arc<Mutex<Vec<(u64, u32)>>> = Arc::default();
-    let consumer = Arc::new(SyncConsumer::with_settings(&env.settings.broker, "erp"));
+    let consumer = Arc::new(sync_consumer(&env.settings.broker, "erp"));
     let stop = CancellationToken::new();
     let task = {
         let (consumer, seen, stop, failing) =
@@ -69,6 +67,7 @@ async fn the_consumer_helper_acks_each_order_by_its_result_and_skips_what_it_alr
     assert!(calls.contains(&(ids[1] as u64, 2)));
     let row = env
         .parts()
+        .deps
         .ledger
         .delivery(ids[1], "erp")
         .await
@@ -82,7 +81,6 @@ async fn the_consumer_helper_acks_each_order_by_its_result_and_skips_what_it_alr
 
     // One step at a time: a re-delivery of a synced order is not handed over
     // again (its ack is re-sent); a message that is no order is dead-lettered.
-    let publisher = env.parts().broker.publisher().await.unwrap();
     let queue = env.topology().consumer_queue("erp");
     let order = serde_json::json!({
         "schema_version": 1, "event": "sales_order_place_after_que",
@@ -109,7 +107,8 @@ async fn the_consumer_helper_acks_each_order_by_its_result_and_skips_what_it_alr
     }
     let handler = |_m: OrderMessage| async { Ok::<(), String>(()) };
     // A fresh process: it has synced nothing yet.
-    let consumer = SyncConsumer::with_settings(&env.settings.broker, "erp");
+    let consumer = sync_consumer(&env.settings.broker, "erp");
+    let publisher = consumer.publisher().await.unwrap();
     let mut outcomes = Vec::new();
     for _ in 0..3 {
         let d = env

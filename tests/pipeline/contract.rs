@@ -7,7 +7,8 @@
 use std::{path::PathBuf, process::Command, time::Duration};
 
 use lapin::{options::*, types::FieldTable};
-use order_sync::consumer::{OrderMessage, SyncConsumer};
+use order_sync::broker::sync_consumer;
+use order_sync_consumer::OrderMessage;
 
 use crate::support::TestEnv;
 
@@ -105,8 +106,8 @@ async fn real_messages_acks_and_documented_examples_match_the_asyncapi_schemas()
         .expect("a captured order");
     files.push(("CapturedOrder", write(&env, "captured", &captured.data)));
     // Acks as the consumer helper sends them, synced and failed.
-    let consumer = SyncConsumer::with_settings(&env.settings.broker, "erp");
-    let publisher = env.parts().broker.publisher().await.unwrap();
+    let consumer = sync_consumer(&env.settings.broker, "erp");
+    let publisher = consumer.publisher().await.unwrap();
     consumer
         .handle(&publisher, &delivered, &|_m: OrderMessage| async {
             Ok::<(), String>(())

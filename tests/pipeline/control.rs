@@ -4,13 +4,12 @@
 use std::time::Duration;
 
 use mysql_async::prelude::*;
-use order_sync::{
-    housekeeping::{Retention, WriteBack},
-    ledger::State,
-};
+use order_sync::ledger::State;
 use serde_json::{json, Value};
 
-use crate::support::{ack_delivery, body, free_port, http, http_json, next_within, TestEnv};
+use crate::support::{
+    ack_delivery, body, free_port, http, http_form, http_json, next_within, TestEnv,
+};
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -82,7 +81,7 @@ async fn changes_without_the_right_token_are_refused_and_change_nothing() {
         let (status, _) = http("GET", &format!("{base}/api/pull/legacy"), token, None).await;
         assert_eq!(status, 401);
     }
-    let ledger = env.parts().ledger;
+    let ledger = env.parts().deps.ledger;
     assert!(ledger.pauses().await.unwrap().is_empty(), "nothing paused");
     let rows = ledger.deliveries().await.unwrap();
     assert!(rows.iter().all(|r| r.resyncs == 0), "nothing re-sent");
@@ -122,7 +121,7 @@ async fn with_no_token_configured_changes_over_http_are_off_and_reads_can_be_pro
     .await;
     assert_eq!(status, 403, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("http.api_token"));
-    assert!(env.parts().ledger.pauses().await.unwrap().is_empty());
+    assert!(env.parts().deps.ledger.pauses().await.unwrap().is_empty());
     shutdown.cancel();
     pipeline.await.unwrap();
     env.cleanup().await;
@@ -138,6 +137,58 @@ async fn with_no_token_configured_changes_over_http_are_off_and_reads_can_be_pro
     }
     let (status, _) = http("GET", &format!("{base}/metrics"), None, None).await;
     assert_eq!(status, 200, "metrics stay open for Prometheus");
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_bad_date_is_refused_alike_by_the_status_page_the_api_and_the_cli() {
+    let (env, base) = env_with_api(&[]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    wait_http(&base).await;
+    env.place_order().await;
+    env.wait_for_ledger(Duration::from_secs(20), "the order recorded", |r| {
+        r.len() == 2
+    })
+    .await;
+    // The page used to take an unreadable `until` as "now" and re-send.
+    let (status, page) = http_form(
+        &format!("{base}/ui/resync"),
+        Some(TOKEN),
+        "since=2020-01-01&until=soon",
+    )
+    .await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("until: `soon` is not a date"), "{page}");
+    let (status, v) = http_json(
+        "POST",
+        &format!("{base}/api/resync"),
+        Some(TOKEN),
+        Some(&json!({"since": "2020-01-01", "until": "soon"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("until: `soon` is not a date"),
+        "{v}"
+    );
+    let out = env
+        .order_sync(&["resync", "--since", "2020-01-01", "--until", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("until: `soon` is not a date"));
+    // A ticked box that is not an entity id is refused too, not dropped.
+    let (status, page) = http_form(&format!("{base}/ui/resync"), Some(TOKEN), "entity_id=1x").await;
+    assert_eq!(status, 400, "{page}");
+    env.wait_for_ledger(Duration::from_secs(5), "no row re-sent", |rows| {
+        rows.len() == 2 && rows.iter().all(|r| r.resyncs == 0)
+    })
+    .await;
     shutdown.cancel();
     pipeline.await.unwrap();
     env.cleanup().await;
@@ -334,7 +385,7 @@ async fn the_api_lists_shows_resends_pauses_and_unparks_orders() {
     ack_delivery(&d).await;
 
     // Un-park: the row gets its deliveries back.
-    let ledger = env.parts().ledger;
+    let ledger = env.parts().deps.ledger;
     ledger
         .park(
             &[(ids[2], "erp")],
@@ -425,7 +476,7 @@ async fn a_sync_service_without_amqp_pulls_orders_and_acks_them_over_http() {
         results[5]["reason"].as_str().unwrap().contains("erp"),
         "{answer}"
     );
-    let rows = env.parts().ledger.deliveries().await.unwrap();
+    let rows = env.parts().deps.ledger.deliveries().await.unwrap();
     assert!(
         rows.iter()
             .filter(|r| r.consumer == "legacy")
@@ -468,7 +519,7 @@ async fn retention_deletes_only_orders_synced_for_every_consumer_long_enough_ago
         .await;
     shutdown.cancel();
     pipeline.await.unwrap();
-    let mut conn = parts.ledger.pool().get_conn().await.unwrap();
+    let mut conn = parts.deps.ledger.pool().get_conn().await.unwrap();
     // Order 0: synced for both, 8 days ago. Order 1: synced for erp only.
     // Order 2: synced for both, but only yesterday.
     conn.exec_drop(
@@ -490,9 +541,10 @@ async fn retention_deletes_only_orders_synced_for_every_consumer_long_enough_ago
     .await
     .unwrap();
     drop(conn);
-    let retention = Retention::new(parts.ledger.clone(), env.settings.retention.clone());
-    assert_eq!(retention.purge_once(chrono::Utc::now()).await.unwrap(), 1);
+    let retention = parts.retention();
+    assert_eq!(retention.step(chrono::Utc::now()).await.unwrap(), 1);
     let left: Vec<u32> = parts
+        .deps
         .ledger
         .deliveries()
         .await
@@ -511,9 +563,9 @@ async fn retention_deletes_only_orders_synced_for_every_consumer_long_enough_ago
         2,
         "recently synced order kept"
     );
-    assert!(parts.ledger.order(ids[0]).await.unwrap().is_none());
+    assert!(parts.deps.ledger.order(ids[0]).await.unwrap().is_none());
     assert_eq!(
-        retention.purge_once(chrono::Utc::now()).await.unwrap(),
+        retention.step(chrono::Utc::now()).await.unwrap(),
         0,
         "nothing twice"
     );
@@ -534,7 +586,7 @@ async fn write_back_comments_once_in_the_magento_order_history_and_retries_a_fai
         .await;
     shutdown.cancel();
     pipeline.await.unwrap();
-    let write_back = WriteBack::new(parts.ledger.clone(), &env.settings).unwrap();
+    let write_back = parts.write_back().unwrap();
     let history = || async {
         let mut m = env.magento_conn().await;
         m.exec::<(String, String), _, _>(
@@ -557,6 +609,7 @@ async fn write_back_comments_once_in_the_magento_order_history_and_retries_a_fai
             serde_json::from_value(json!({"consumer": c, "entity_id": id, "status": "synced"}))
                 .unwrap();
         parts
+            .deps
             .ledger
             .apply_ack(&ack, now, &policy)
             .await
@@ -586,11 +639,13 @@ async fn write_back_comments_once_in_the_magento_order_history_and_retries_a_fai
     );
 
     parts
+        .deps
         .ledger
         .resync(&[id], Some("wms"), &env.id, now)
         .await
         .unwrap();
     parts
+        .deps
         .ledger
         .park(&[(id, "wms")], "no synced ack after 10 deliveries", now)
         .await
@@ -623,7 +678,7 @@ async fn the_cli_shows_resends_pauses_unparks_and_purges_with_exit_codes_scripts
         .await;
     shutdown.cancel();
     pipeline.await.unwrap();
-    let ledger = env.parts().ledger;
+    let ledger = env.parts().deps.ledger;
     let inc = format!("{:09}", ids[1]);
 
     let (code, out, err) = cli(&env, &["show", &inc]);

@@ -214,7 +214,7 @@ async fn hard_kills(instances: usize, total: usize, kills: usize) {
     )
     .await;
     assert_eq!(
-        env.parts().ledger.order_count().await.unwrap(),
+        env.parts().deps.ledger.order_count().await.unwrap(),
         total as u64
     );
     for (name, b) in [("erp", &erp), ("wms", &wms)] {
@@ -326,7 +326,7 @@ async fn ten_thousand_hostile_acks_are_dead_lettered_and_leave_the_ledger_and_li
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
-        env.parts().ledger.deliveries().await.unwrap(),
+        env.parts().deps.ledger.deliveries().await.unwrap(),
         before,
         "the ledger changed"
     );
@@ -370,7 +370,7 @@ async fn sigterm_during_a_backlog_exits_promptly_and_loses_nothing_after_restart
     let took = asked.elapsed();
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(5), "stopping took {took:?}");
-    let recorded = env.parts().ledger.order_count().await.unwrap();
+    let recorded = env.parts().deps.ledger.order_count().await.unwrap();
 
     let b = Arc::new(Behaviour::default());
     let service = sync_service(&env, "erp", false, b.clone());

@@ -87,7 +87,7 @@ async fn stream_orders(env: &TestEnv, n: usize) -> tokio::task::JoinHandle<()> {
 
 /// The pid of the instance holding capture, once one does.
 async fn leader_pid(env: &TestEnv, not: Option<u32>, within: Duration) -> u32 {
-    let ledger = env.parts().ledger;
+    let ledger = env.parts().deps.ledger;
     let deadline = Instant::now() + within;
     loop {
         let mut conn = ledger.pool().get_conn().await.unwrap();
@@ -241,7 +241,7 @@ async fn killing_the_capture_leader_hands_capture_to_another_instance_and_misses
 #[tokio::test]
 async fn a_ledger_at_an_older_schema_version_is_migrated_in_place() {
     let env = TestEnv::new(&["erp"], &[]).await;
-    let ledger = env.parts().ledger;
+    let ledger = env.parts().deps.ledger;
     // Put the ledger back to version 1, with an order in it.
     let mut conn = ledger.pool().get_conn().await.unwrap();
     conn.query_drop("DROP TABLE order_sync_instances")
@@ -252,7 +252,11 @@ async fn a_ledger_at_an_older_schema_version_is_migrated_in_place() {
         .unwrap();
     drop(conn);
     env.place_order().await;
-    env.parts().capture().poll_once().await.unwrap();
+    env.parts()
+        .capture()
+        .step(chrono::Utc::now())
+        .await
+        .unwrap();
     assert!(
         ledger.check_version().await.is_err(),
         "version 1 is not current"
@@ -260,7 +264,7 @@ async fn a_ledger_at_an_older_schema_version_is_migrated_in_place() {
 
     assert_eq!(
         ledger.migrate().await.unwrap(),
-        order_sync::ledger::migrations::latest()
+        order_sync::ledger::schema::latest()
     );
     ledger.check_version().await.unwrap();
     let mut conn = ledger.pool().get_conn().await.unwrap();

@@ -13,6 +13,8 @@ mod deploy;
 mod faults;
 mod flow;
 mod instances;
+#[path = "../kit/mod.rs"]
+mod kit;
 mod message;
 mod ops;
 mod page;

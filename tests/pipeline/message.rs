@@ -225,8 +225,8 @@ async fn place(env: &TestEnv, fixtures: &[Fixture]) {
 async fn deliver_all(env: &TestEnv, consumer: &str) -> HashMap<u64, Value> {
     let parts = env.parts();
     let relay = parts.relay();
-    let publisher = parts.broker.publisher().await.unwrap();
-    parts.capture().poll_once().await.unwrap();
+    let publisher = parts.deps.broker.publisher().await.unwrap();
+    parts.capture().step(chrono::Utc::now()).await.unwrap();
     let mut batch = Vec::new();
     while let Some(d) = env
         .get(&env.topology().relay_queue(), Duration::from_millis(300))
@@ -234,7 +234,10 @@ async fn deliver_all(env: &TestEnv, consumer: &str) -> HashMap<u64, Value> {
     {
         batch.push(d);
     }
-    relay.handle_inbox(&publisher, batch).await.unwrap();
+    relay
+        .handle_inbox(&publisher, batch, chrono::Utc::now())
+        .await
+        .unwrap();
     let mut got = HashMap::new();
     while let Some(d) = env
         .get(
@@ -645,7 +648,7 @@ async fn an_order_of_a_filtered_out_store_is_not_published() {
 
     let got = deliver_all(&env, "erp").await;
     assert_eq!(got.keys().copied().collect::<Vec<_>>(), vec![wanted as u64]);
-    let ledger = env.parts().ledger;
+    let ledger = env.parts().deps.ledger;
     assert_eq!(
         ledger.order_count().await.unwrap(),
         1,
@@ -653,7 +656,12 @@ async fn an_order_of_a_filtered_out_store_is_not_published() {
     );
     // And they are not re-considered later.
     assert_eq!(
-        env.parts().capture().poll_once().await.unwrap().published,
+        env.parts()
+            .capture()
+            .step(chrono::Utc::now())
+            .await
+            .unwrap()
+            .published,
         0
     );
     env.cleanup().await;
@@ -715,7 +723,7 @@ async fn an_order_too_large_for_the_broker_is_parked_with_the_reason_not_lost() 
         vec![small as u64],
         "the small order still goes"
     );
-    let ledger = env.parts().ledger;
+    let ledger = env.parts().deps.ledger;
     for consumer in ["erp", "wms"] {
         let row = ledger
             .delivery(1, consumer)

@@ -240,8 +240,7 @@ async fn readiness_fails_naming_the_broker_when_it_cannot_be_reached() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let token = shutdown.clone();
     // Start-up waits for the broker, so serve the surface the same way run does.
-    let surface =
-        order_sync::http::Surface::new(parts, Default::default(), std::sync::Arc::new(true.into()));
+    let surface = parts.surface(Default::default(), std::sync::Arc::new(true.into()));
     let listener = tokio::net::TcpListener::bind(&listen).await.unwrap();
     let server = tokio::spawn(order_sync::http::serve(listener, surface, token));
     let (code, body) = get(port, "/readyz").await;

@@ -187,7 +187,7 @@ async fn an_operator_finds_stuck_orders_resends_one_and_pauses_in_a_real_browser
             .any(|r| r.entity_id == ids[0] && r.consumer == "erp" && r.state == State::Synced)
     })
     .await;
-    let ledger = env.parts().ledger;
+    let ledger = env.parts().deps.ledger;
     ledger
         .park(
             &[(ids[2], "wms")],

@@ -139,7 +139,7 @@ async fn topology_and_migrate_commands_are_idempotent_and_say_what_they_did() {
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains(&format!(
             "schema version {}",
-            order_sync::ledger::migrations::latest()
+            order_sync::ledger::schema::latest()
         )));
     }
     env.cleanup().await;
@@ -268,6 +268,8 @@ async fn json_logs_carry_the_order_and_consumer_of_each_delivery_and_ack() {
     assert_eq!(published["attempt"], 1);
     let failed = &find("Sync service reported a failure; will re-deliver.")["span"];
     assert_eq!(failed["entity_id"], id);
+    // The ack named only the entity id; the order number comes from the ledger.
+    assert_eq!(failed["increment_id"], format!("{id:09}"));
     assert_eq!(failed["consumer"], "erp");
     env.cleanup().await;
 }

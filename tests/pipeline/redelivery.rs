@@ -4,24 +4,31 @@ use std::time::Duration;
 
 use chrono::Utc;
 use order_sync::{
-    acks::AckDisposition,
     broker::{BrokerError, Publisher},
     ledger::{AckOutcome, State},
     message::AckRejection,
+    roles::acks::AckDisposition,
 };
 use serde_json::json;
 
 use crate::support::{ack_delivery, attempt_header, body, TestEnv};
 
 /// Captures every placed order and runs the relay's inbox step on it.
-async fn capture_and_record(env: &TestEnv, relay: &order_sync::relay::Relay, p: &Publisher) {
-    env.parts().capture().poll_once().await.unwrap();
+async fn capture_and_record(env: &TestEnv, relay: &order_sync::roles::relay::Relay, p: &Publisher) {
+    env.parts()
+        .capture()
+        .step(chrono::Utc::now())
+        .await
+        .unwrap();
     let queue = env.topology().relay_queue();
     let mut batch = Vec::new();
     while let Some(d) = env.get(&queue, Duration::from_millis(200)).await {
         batch.push(d);
     }
-    relay.handle_inbox(p, batch).await.unwrap();
+    relay
+        .handle_inbox(p, batch, chrono::Utc::now())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -38,7 +45,7 @@ async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_th
     .await;
     let parts = env.parts();
     let relay = parts.relay();
-    let p = parts.broker.publisher().await.unwrap();
+    let p = parts.deps.broker.publisher().await.unwrap();
     let id = env.place_order().await;
     capture_and_record(&env, &relay, &p).await;
     let queue = env.topology().consumer_queue("erp");
@@ -51,7 +58,13 @@ async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_th
     let message_id = body(&first)["message_id"].as_str().unwrap().to_owned();
     ack_delivery(&first).await; // taken off the queue, but never acknowledged to order-sync
 
-    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    let row = parts
+        .deps
+        .ledger
+        .delivery(id, "erp")
+        .await
+        .unwrap()
+        .unwrap();
     let t1 = row.last_published_at.unwrap();
     assert_eq!(row.state, State::Published);
     assert_eq!(
@@ -81,7 +94,13 @@ async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_th
         "same message_id on every delivery"
     );
     ack_delivery(&second).await;
-    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    let row = parts
+        .deps
+        .ledger
+        .delivery(id, "erp")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         row.next_attempt_at.unwrap() - t2,
         chrono::Duration::minutes(2)
@@ -108,7 +127,13 @@ async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_th
     let t4 = t3 + chrono::Duration::minutes(5);
     let round = relay.redeliver_due(&p, t4).await.unwrap();
     assert_eq!((round.published, round.parked), (0, 1));
-    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    let row = parts
+        .deps
+        .ledger
+        .delivery(id, "erp")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.state, State::Parked);
     assert_eq!(row.attempts, 3);
     assert!(row
@@ -131,7 +156,7 @@ async fn a_failed_ack_is_retried_with_its_error_kept_and_a_later_synced_ack_wins
     let parts = env.parts();
     let relay = parts.relay();
     let listener = parts.ack_listener();
-    let p = parts.broker.publisher().await.unwrap();
+    let p = parts.deps.broker.publisher().await.unwrap();
     let id = env.place_order().await;
     capture_and_record(&env, &relay, &p).await;
     let erp = env.topology().consumer_queue("erp");
@@ -145,18 +170,30 @@ async fn a_failed_ack_is_retried_with_its_error_kept_and_a_later_synced_ack_wins
     }))
     .await;
     let ack = env.get(&acks, Duration::from_secs(5)).await.unwrap();
-    let done = listener.handle(&p, &ack).await.unwrap();
+    let done = listener.handle(&p, &ack, chrono::Utc::now()).await.unwrap();
     let AckDisposition::Applied(AckOutcome::Failed { retry_at, .. }) = done else {
         panic!("expected a failed outcome, got {done:?}");
     };
-    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    let row = parts
+        .deps
+        .ledger
+        .delivery(id, "erp")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.state, State::Failed);
     assert_eq!(
         row.last_error.as_deref(),
         Some("ERP said: customer group unknown")
     );
     // The other consumer is untouched by erp's ack.
-    let wms = parts.ledger.delivery(id, "wms").await.unwrap().unwrap();
+    let wms = parts
+        .deps
+        .ledger
+        .delivery(id, "wms")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(wms.state, State::Published);
 
     // Retried when due, with the error still visible until it succeeds.
@@ -175,11 +212,18 @@ async fn a_failed_ack_is_retried_with_its_error_kept_and_a_later_synced_ack_wins
     env.ack_json(json!({"consumer": "erp", "increment_id": format!("{id:09}"), "store_id": 1, "status": "synced"}))
         .await;
     let ack = env.get(&acks, Duration::from_secs(5)).await.unwrap();
-    assert_eq!(
-        listener.handle(&p, &ack).await.unwrap(),
-        AckDisposition::Applied(AckOutcome::Synced { entity_id: id })
+    let done = listener.handle(&p, &ack, chrono::Utc::now()).await.unwrap();
+    assert!(
+        matches!(done, AckDisposition::Applied(AckOutcome::Synced { entity_id, .. }) if entity_id == id),
+        "{done:?}"
     );
-    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    let row = parts
+        .deps
+        .ledger
+        .delivery(id, "erp")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.state, State::Synced);
     assert!(row.synced_at.is_some());
 
@@ -188,11 +232,17 @@ async fn a_failed_ack_is_retried_with_its_error_kept_and_a_later_synced_ack_wins
         .await;
     let ack = env.get(&acks, Duration::from_secs(5)).await.unwrap();
     assert_eq!(
-        listener.handle(&p, &ack).await.unwrap(),
+        listener.handle(&p, &ack, chrono::Utc::now()).await.unwrap(),
         AckDisposition::DeadLettered(AckRejection::Duplicate)
     );
     assert_eq!(
-        parts.ledger.delivery(id, "erp").await.unwrap().unwrap(),
+        parts
+            .deps
+            .ledger
+            .delivery(id, "erp")
+            .await
+            .unwrap()
+            .unwrap(),
         row
     );
 
@@ -211,7 +261,7 @@ async fn a_message_returned_as_unroutable_is_a_failure_not_a_delivery() {
     let env = TestEnv::new(&["erp"], &[]).await;
     let parts = env.parts();
     let relay = parts.relay();
-    let p = parts.broker.publisher().await.unwrap();
+    let p = parts.deps.broker.publisher().await.unwrap();
     // Someone deleted the consumer's queue: the broker has nowhere to route to.
     env.channel
         .queue_delete(
@@ -223,7 +273,13 @@ async fn a_message_returned_as_unroutable_is_a_failure_not_a_delivery() {
     let id = env.place_order().await;
     capture_and_record(&env, &relay, &p).await;
 
-    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    let row = parts
+        .deps
+        .ledger
+        .delivery(id, "erp")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.state, State::Pending, "not marked published");
     assert_eq!(row.attempts, 0);
     assert!(
@@ -235,7 +291,7 @@ async fn a_message_returned_as_unroutable_is_a_failure_not_a_delivery() {
     assert!(row.next_attempt_at.unwrap() <= Utc::now(), "{row:?}");
 
     // Once the topology is back, the row goes out on the very next round.
-    parts.broker.declare_topology().await.unwrap();
+    parts.deps.broker.declare_topology().await.unwrap();
     let r = relay.redeliver_due(&p, Utc::now()).await.unwrap();
     assert_eq!(r.published, 1);
     let d = env
@@ -246,7 +302,13 @@ async fn a_message_returned_as_unroutable_is_a_failure_not_a_delivery() {
         .await
         .unwrap();
     assert_eq!(body(&d)["attempt"], 1);
-    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    let row = parts
+        .deps
+        .ledger
+        .delivery(id, "erp")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((row.state, row.attempts), (State::Published, 1));
     env.cleanup().await;
 }
@@ -255,7 +317,7 @@ async fn a_message_returned_as_unroutable_is_a_failure_not_a_delivery() {
 async fn the_publisher_reports_a_return_as_an_error() {
     let env = TestEnv::new(&["erp"], &[]).await;
     let parts = env.parts();
-    let p = parts.broker.publisher().await.unwrap();
+    let p = parts.deps.broker.publisher().await.unwrap();
     let err = p
         .publish(order_sync::broker::Outgoing {
             exchange: env.topology().que_exchange(),
@@ -281,7 +343,7 @@ async fn redelivery_to_a_backed_up_consumer_waits_until_its_queue_drains() {
     .await;
     let parts = env.parts();
     let relay = parts.relay();
-    let p = parts.broker.publisher().await.unwrap();
+    let p = parts.deps.broker.publisher().await.unwrap();
     env.place_orders(10).await;
     capture_and_record(&env, &relay, &p).await;
     let queue = env.topology().consumer_queue("erp");
@@ -295,7 +357,7 @@ async fn redelivery_to_a_backed_up_consumer_waits_until_its_queue_drains() {
     let later = Utc::now() + chrono::Duration::minutes(5);
     let r = relay.redeliver_due(&p, later).await.unwrap();
     assert_eq!(r.claimed, 0);
-    let rows = parts.ledger.deliveries().await.unwrap();
+    let rows = parts.deps.ledger.deliveries().await.unwrap();
     assert!(
         rows.iter().all(|r| r.attempts == 1),
         "no attempt used up while held back"
@@ -372,7 +434,7 @@ async fn a_nacked_delivery_is_a_failure_that_ends_the_session_and_goes_again_on_
     let env = TestEnv::new(&["erp"], &[]).await;
     let parts = env.parts();
     let relay = parts.relay();
-    let p = parts.broker.publisher().await.unwrap();
+    let p = parts.deps.broker.publisher().await.unwrap();
     // The consumer's queue refuses everything: the broker nacks each publish.
     let queue = env.topology().consumer_queue("erp");
     let full = Policy::set(
@@ -382,7 +444,11 @@ async fn a_nacked_delivery_is_a_failure_that_ends_the_session_and_goes_again_on_
     );
     await_policy(&queue, &format!("{}-full", env.id), true);
     let id = env.place_order().await;
-    env.parts().capture().poll_once().await.unwrap();
+    env.parts()
+        .capture()
+        .step(chrono::Utc::now())
+        .await
+        .unwrap();
     let mut batch = Vec::new();
     while let Some(d) = env
         .get(&env.topology().relay_queue(), Duration::from_millis(500))
@@ -404,11 +470,17 @@ async fn a_nacked_delivery_is_a_failure_that_ends_the_session_and_goes_again_on_
         .await
         .unwrap();
     let err = relay
-        .handle_inbox(&p, batch)
+        .handle_inbox(&p, batch, chrono::Utc::now())
         .await
         .expect_err("a nack ends the session, so the next one uses a fresh channel");
     assert!(err.to_string().contains("nacked"), "{err}");
-    let row = parts.ledger.delivery(id, "erp").await.unwrap().unwrap();
+    let row = parts
+        .deps
+        .ledger
+        .delivery(id, "erp")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (row.state, row.attempts),
         (State::Pending, 0),
@@ -425,7 +497,7 @@ async fn a_nacked_delivery_is_a_failure_that_ends_the_session_and_goes_again_on_
 
     drop(full);
     await_policy(&queue, &format!("{}-full", env.id), false);
-    let p = parts.broker.publisher().await.unwrap();
+    let p = parts.deps.broker.publisher().await.unwrap();
     let r = relay.redeliver_due(&p, Utc::now()).await.unwrap();
     assert_eq!(r.published, 1);
     let filler = env.get(&queue, Duration::from_secs(5)).await.unwrap();

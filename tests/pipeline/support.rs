@@ -3,10 +3,7 @@
 //! them when it ends (also when it panics). Services are real; an unreachable
 //! one fails the test with its URL and how to start it.
 
-use std::{
-    sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use lapin::{
@@ -15,7 +12,7 @@ use lapin::{
         ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
     },
     types::FieldTable,
-    BasicProperties, Channel, Connection, ConnectionProperties,
+    BasicProperties, Channel, Connection,
 };
 use mysql_async::{prelude::*, Conn, Pool};
 use order_sync::{
@@ -26,56 +23,10 @@ use order_sync::{
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub const MAGENTO_SCHEMA: &str = include_str!("../../deploy/magento/magento2-sales-schema.sql");
-pub const MAGENTO1_SCHEMA: &str =
-    include_str!("../../deploy/magento/magento1-magev1-sales-schema.sql");
-
-pub fn mysql_server() -> String {
-    std::env::var("ORDER_SYNC_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
-
-pub fn amqp_url() -> String {
-    std::env::var("ORDER_SYNC_TEST_AMQP")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// A name no other test (or earlier run) uses.
-fn unique_id() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let r: u32 = rand::random();
-    format!("ost{}_{n}_{r:08x}", std::process::id())
-}
-
-pub async fn server_conn() -> Conn {
-    let url = mysql_server();
-    match tokio::time::timeout(Duration::from_secs(10), Conn::from_url(url.as_str())).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => panic!(
-            "MariaDB/MySQL is not reachable at {url} ({e}). Start it with \
-             `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd` \
-             (or `deploy/services.sh`), or point ORDER_SYNC_TEST_MYSQL at a server."
-        ),
-        Err(_) => panic!("MariaDB/MySQL at {url} did not answer within 10s; is it running?"),
-    }
-}
-
-pub async fn broker_conn() -> Connection {
-    let url = amqp_url();
-    match tokio::time::timeout(
-        Duration::from_secs(10),
-        Connection::connect(&url, ConnectionProperties::default()),
-    )
-    .await
-    {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => panic!(
-            "RabbitMQ is not reachable at {url} ({e}). Start it with `rabbitmq-server -detached` \
-             (or `deploy/services.sh`), or point ORDER_SYNC_TEST_AMQP at a broker."
-        ),
-        Err(_) => panic!("RabbitMQ at {url} did not answer within 10s; is it running?"),
-    }
-}
+pub use crate::kit::{
+    amqp_url, broker_conn, mysql_server, server_conn, MAGENTO1_SCHEMA, MAGENTO_SCHEMA,
+};
+use crate::kit::{create_database, drop_databases, unique_id};
 
 /// Removes one test's databases and broker names when dropped, including on
 /// panic; made before anything is created so a failing setup cleans up too.
@@ -166,7 +117,7 @@ impl TestEnv {
                     .unwrap_or_else(|_| "order_sync=info,warn".into()),
             )
             .try_init();
-        let id = unique_id();
+        let id = unique_id("ost");
         let consumer_names: Vec<String> = consumers.iter().map(|c| c.to_string()).collect();
         let guard = Guard {
             id: id.clone(),
@@ -179,28 +130,22 @@ impl TestEnv {
             done: false,
         };
         let server = mysql_server();
-        let mut conn = server_conn().await;
-        for db in [format!("{id}_magento"), format!("{id}_ledger")] {
-            conn.query_drop(format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4"))
-                .await
-                .expect("create test database");
-        }
-        conn.query_drop(format!("USE `{id}_magento`"))
-            .await
-            .unwrap();
         // A test that sets magento.version = 1 gets the Magento 1.9 schema
         // (tables prefixed `magev1_`), every other one Magento 2.4's.
         let magento1 = overrides
             .iter()
             .any(|(k, v)| *k == "ORDER_SYNC__MAGENTO__VERSION" && *v == "1");
-        conn.query_drop(if magento1 {
+        let schema = if magento1 {
             MAGENTO1_SCHEMA
         } else {
             MAGENTO_SCHEMA
-        })
-        .await
-        .expect("load the Magento schema");
-        drop(conn);
+        };
+        let magento = create_database(&format!("{id}_magento"), Some(schema), 4).await;
+        create_database(&format!("{id}_ledger"), None, 1)
+            .await
+            .disconnect()
+            .await
+            .unwrap();
 
         let mut env: Vec<(String, String)> = vec![
             ("ORDER_SYNC__SHOP__NAME", id.clone()),
@@ -223,16 +168,17 @@ impl TestEnv {
             env.push((k.to_string(), v.to_string()));
         }
         let settings = config::load_with_env(None, env.clone()).expect("test settings are valid");
-        let magento = Pool::new(format!("{server}/{id}_magento?pool_min=0&pool_max=4").as_str());
         let amqp = broker_conn().await;
         let channel = amqp.create_channel().await.unwrap();
         let parts = Parts::new(&settings, "test-setup").unwrap();
         parts
+            .deps
             .ledger
             .migrate()
             .await
             .expect("migrate the test ledger");
         parts
+            .deps
             .broker
             .declare_topology()
             .await
@@ -393,7 +339,7 @@ impl TestEnv {
         what: &str,
         check: impl Fn(&[Delivery]) -> bool,
     ) -> Vec<Delivery> {
-        let ledger = self.parts().ledger;
+        let ledger = self.parts().deps.ledger;
         let deadline = Instant::now() + within;
         loop {
             let rows = ledger.deliveries().await.unwrap();
@@ -444,18 +390,12 @@ async fn cleanup(
             .args(["delete_vhost", vhost, "-q"])
             .output();
     }
-    if let Ok(mut conn) = Conn::from_url(mysql_server().as_str()).await {
-        for db in [
-            format!("{id}_magento"),
-            format!("{id}_ledger"),
-            format!("{id}_demo"),
-        ] {
-            let _ = conn
-                .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
-                .await;
-        }
-        let _ = conn.disconnect().await;
-    }
+    drop_databases(&[
+        format!("{id}_magento"),
+        format!("{id}_ledger"),
+        format!("{id}_demo"),
+    ])
+    .await;
     if let Ok(ch) = amqp.create_channel().await {
         for q in topology.queues() {
             let _ = ch
@@ -623,6 +563,25 @@ pub async fn http(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> (u16, String) {
+    let payload = body.map(|v| ("application/json", serde_json::to_vec(v).unwrap()));
+    request(method, url, token, payload).await
+}
+
+/// A form POST, as the status page's buttons send it.
+pub async fn http_form(url: &str, token: Option<&str>, form: &str) -> (u16, String) {
+    let payload = (
+        "application/x-www-form-urlencoded",
+        form.as_bytes().to_vec(),
+    );
+    request("POST", url, token, Some(payload)).await
+}
+
+async fn request(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<(&str, Vec<u8>)>,
+) -> (u16, String) {
     use http_body_util::BodyExt;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
@@ -631,9 +590,9 @@ pub async fn http(
         req = req.header("authorization", format!("Bearer {t}"));
     }
     let payload = match body {
-        Some(v) => {
-            req = req.header("content-type", "application/json");
-            bytes::Bytes::from(serde_json::to_vec(v).unwrap())
+        Some((content_type, bytes)) => {
+            req = req.header("content-type", content_type);
+            bytes::Bytes::from(bytes)
         }
         None => bytes::Bytes::new(),
     };

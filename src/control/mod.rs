@@ -1,19 +1,40 @@
 //! Operator actions, the same from the CLI, the JSON API and the status page:
-//! re-send, pause, resume, un-park, purge. Each checks what it is given
-//! (consumer names, ranges) before touching the ledger.
+//! re-send, pause, resume, un-park. What operators type is parsed once, by
+//! [`input`]; each action checks the consumer it is given before touching the
+//! ledger.
+
+pub mod input;
 
 use chrono::{DateTime, Utc};
 
 use crate::ledger::{Ledger, LedgerError, Selection, ALL_CONSUMERS};
+pub use input::InputError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
+    /// The caller named a consumer that is not configured.
     #[error("unknown consumer `{0}`; configured: {1}")]
     UnknownConsumer(String, String),
-    #[error("{0}")]
-    BadRequest(String),
+    /// The caller's input is not usable.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The ledger failed: retry later.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+}
+
+impl Control {
+    /// Input errors as the actions report them (for callers that parse first).
+    pub fn input(e: InputError) -> ControlError {
+        ControlError::Input(e)
+    }
+}
+
+impl ControlError {
+    /// Whether the caller is at fault (a 400 over HTTP, exit code 2 in the CLI).
+    pub fn is_caller_error(&self) -> bool {
+        !matches!(self, ControlError::Ledger(_))
+    }
 }
 
 /// What a re-send did.
@@ -68,7 +89,7 @@ impl Control {
     }
 
     /// Re-sends the selected orders (to one consumer, or all), in steps of
-    /// [`STEP`] orders; `progress` hears the orders done so far after each.
+    /// `STEP` orders; `progress` hears the orders done so far after each.
     pub async fn resync(
         &self,
         selection: &Selection,
@@ -77,13 +98,6 @@ impl Control {
         mut progress: impl FnMut(u64),
     ) -> Result<ResyncReport, ControlError> {
         self.check_consumer(consumer)?;
-        if let Selection::Placed { since, until } = selection {
-            if since >= until {
-                return Err(ControlError::BadRequest(format!(
-                    "the range is empty: {since} is not before {until}"
-                )));
-            }
-        }
         let mut report = ResyncReport::default();
         let mut after_id = 0;
         loop {

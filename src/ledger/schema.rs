@@ -2,6 +2,12 @@
 //! `order_sync_migrations`. A migration is never edited once released; a change
 //! is a new entry, so an existing ledger migrates in place.
 
+use chrono::Utc;
+use mysql_async::prelude::*;
+
+use super::{naive, Ledger, LedgerError};
+use crate::{config::LedgerSettings, db};
+
 /// (version, name, statements). Statements are idempotent (`IF NOT EXISTS`), so
 /// a migration interrupted half-way (MySQL DDL is not transactional) re-runs cleanly.
 pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[
@@ -109,4 +115,105 @@ pub fn already_applied(e: &mysql_async::Error) -> bool {
 /// The version a fully migrated ledger is at.
 pub fn latest() -> u32 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
+impl Ledger {
+    /// Applies every migration not yet applied; returns the resulting version.
+    /// A named lock keeps two instances starting together from racing.
+    pub async fn migrate(&self) -> Result<u32, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let locked: Option<Option<i64>> = conn
+            .query_first("SELECT GET_LOCK('order_sync_migrate', 60)")
+            .await?;
+        if locked.flatten() != Some(1) {
+            return Err(LedgerError::Locked(
+                "another instance held the migration lock `order_sync_migrate` for 60s",
+            ));
+        }
+        let result = async {
+            conn.query_drop(
+                "CREATE TABLE IF NOT EXISTS order_sync_migrations (
+                    version INT UNSIGNED NOT NULL PRIMARY KEY,
+                    name VARCHAR(200) NOT NULL,
+                    applied_at DATETIME(6) NOT NULL
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            )
+            .await?;
+            let current = current_version(&mut conn).await?;
+            if current > latest() {
+                return Err(LedgerError::TooNew {
+                    found: current,
+                    known: latest(),
+                });
+            }
+            for (version, name, statements) in MIGRATIONS {
+                if *version <= current {
+                    continue;
+                }
+                for sql in *statements {
+                    match conn.query_drop(*sql).await {
+                        Err(e) if already_applied(&e) => {}
+                        other => other?,
+                    }
+                }
+                conn.exec_drop(
+                    "INSERT INTO order_sync_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, naive(Utc::now())),
+                )
+                .await?;
+                tracing::info!(version, name, "Ledger migrated.");
+            }
+            Ok(latest())
+        }
+        .await;
+        let _ = conn
+            .query_drop("SELECT RELEASE_LOCK('order_sync_migrate')")
+            .await;
+        result
+    }
+
+    /// Fails unless the schema is exactly what this build expects.
+    pub async fn check_version(&self) -> Result<(), LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let exists: Option<u8> = conn
+            .query_first(
+                "SELECT 1 FROM information_schema.tables \
+                 WHERE table_schema = DATABASE() AND table_name = 'order_sync_migrations'",
+            )
+            .await?;
+        let found = if exists.is_some() {
+            current_version(&mut conn).await?
+        } else {
+            0
+        };
+        match found.cmp(&latest()) {
+            std::cmp::Ordering::Equal => Ok(()),
+            std::cmp::Ordering::Greater => Err(LedgerError::TooNew {
+                found,
+                known: latest(),
+            }),
+            std::cmp::Ordering::Less => Err(LedgerError::NotMigrated {
+                found,
+                expected: latest(),
+            }),
+        }
+    }
+}
+
+async fn current_version(conn: &mut mysql_async::Conn) -> Result<u32, LedgerError> {
+    Ok(conn
+        .query_first::<Option<u32>, _>("SELECT MAX(version) FROM order_sync_migrations")
+        .await?
+        .flatten()
+        .unwrap_or(0))
+}
+
+/// Creates the ledger database if it does not exist (for `migrate` and first start).
+pub async fn ensure_database(settings: &LedgerSettings) -> Result<(), LedgerError> {
+    db::create_database(&settings.url)
+        .await
+        .map_err(|e| match e {
+            db::CreateError::Url(u) => LedgerError::Url(u),
+            db::CreateError::Db(d) => LedgerError::Db(d),
+        })
 }

@@ -1,6 +1,6 @@
 //! Relay: `<prefix>.orders.relay` → ledger → `<prefix>.que.<consumer>`.
 //!
-//! Two loops share this role:
+//! Two loops share this role, each a [`Role`] of its own:
 //! * the **inbox** records each captured order in the ledger (one row per
 //!   consumer), acks the capture message only after that commit, then publishes
 //!   the new rows at once;
@@ -12,26 +12,24 @@
 //! the process dies in between, the row's claim runs out and it goes again:
 //! the consumer may see a message twice (same `message_id`), never zero times.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
-use futures_util::{FutureExt, StreamExt};
 use lapin::{
     message::Delivery,
     options::{BasicAckOptions, BasicConsumeOptions, BasicRejectOptions},
     types::{AMQPValue, FieldTable},
     BasicProperties,
 };
+use order_sync_consumer::amqp::{next_batch, Next};
 use tokio_util::sync::CancellationToken;
 
+use super::{sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
-    broker::{topology::QUE_EVENT, Broker, Outgoing, Publisher},
+    broker::{topology::QUE_EVENT, BrokerError, Outgoing, Publisher},
     config::RelaySettings,
-    ledger::{Claimed, Ledger, NewOrder},
-    message::{stored_order, CapturedOrder, QueMessage},
+    ledger::{Claimed, NewOrder},
+    message::{CapturedOrder, Delivering},
     metrics::Metrics,
     retry::RetryPolicy,
-    supervise::{sleep_or_shutdown, Reconnect, RoleError},
 };
 
 /// What publishing a set of rows did.
@@ -54,56 +52,21 @@ pub struct RoundOutcome {
 
 #[derive(Clone)]
 pub struct Relay {
-    ledger: Ledger,
-    broker: Broker,
+    deps: Deps,
     settings: RelaySettings,
-    /// Every consumer: each order gets a row for each.
-    consumers: Vec<String>,
     /// Those with a queue, published to (the rest pull over HTTP).
     push: Vec<String>,
-    source: String,
     policy: RetryPolicy,
-    max_message_bytes: usize,
-    metrics: Arc<Metrics>,
 }
 
 impl Relay {
-    pub fn new(
-        ledger: Ledger,
-        broker: Broker,
-        settings: RelaySettings,
-        consumers: Vec<String>,
-        source: String,
-    ) -> Self {
-        let policy = RetryPolicy::from_settings(&settings);
+    pub fn new(deps: &Deps, settings: &RelaySettings) -> Self {
         Self {
-            ledger,
-            broker,
-            settings,
-            push: consumers.clone(),
-            consumers,
-            source,
-            policy,
-            max_message_bytes: usize::MAX,
-            metrics: Arc::new(Metrics::default()),
+            push: deps.consumers.push(),
+            deps: deps.clone(),
+            settings: settings.clone(),
+            policy: RetryPolicy::from_settings(settings),
         }
-    }
-
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
-    }
-
-    /// Only these consumers are published to; the others fetch over HTTP.
-    pub fn with_push_consumers(mut self, push: Vec<String>) -> Self {
-        self.push = push;
-        self
-    }
-
-    /// Messages larger than this are not published; their rows are parked.
-    pub fn with_max_message_bytes(mut self, max: usize) -> Self {
-        self.max_message_bytes = max;
-        self
     }
 
     pub fn policy(&self) -> &RetryPolicy {
@@ -111,66 +74,19 @@ impl Relay {
     }
 
     /// Runs the inbox and the scheduler until shutdown.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RoleError> {
-        tracing::info!(consumers = ?self.consumers, "Relay started.");
-        let inbox = self.clone().run_inbox(shutdown.clone());
-        let scheduler = self.run_scheduler(shutdown);
-        let (a, b) = tokio::join!(inbox, scheduler);
-        tracing::info!("Relay stopped.");
-        a.and(b)
-    }
-
-    async fn run_inbox(self, shutdown: CancellationToken) -> Result<(), RoleError> {
-        let mut reconnect = Reconnect::new("relay inbox");
-        loop {
-            reconnect.session_started();
-            match self.inbox_session(&shutdown).await {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    if !reconnect.wait(&e, &shutdown).await {
-                        return Ok(());
-                    }
-                }
+    pub async fn run(self, shutdown: CancellationToken) {
+        tokio::join!(
+            Inbox {
+                relay: self.clone(),
+                publisher: None,
             }
-        }
-    }
-
-    async fn inbox_session(&self, shutdown: &CancellationToken) -> Result<(), RoleError> {
-        let channel = self.broker.consumer_channel().await?;
-        let publisher = self.broker.publisher().await?;
-        let queue = self.broker.topology().relay_queue();
-        let mut consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                "order-sync-relay".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let max = self.settings.batch_size as usize;
-        loop {
-            let first = tokio::select! {
-                d = consumer.next() => d,
-                _ = shutdown.cancelled() => break,
-            };
-            let Some(first) = first else {
-                return Err(RoleError::ConsumerEnded(queue));
-            };
-            let mut batch = vec![first?];
-            // Take whatever else is already here, so a backlog is recorded in
-            // one ledger transaction per batch rather than one per order.
-            while batch.len() < max {
-                match consumer.next().now_or_never() {
-                    Some(Some(d)) => batch.push(d?),
-                    _ => break,
-                }
+            .run(shutdown.clone()),
+            Scheduler {
+                relay: self,
+                publisher: None,
             }
-            self.handle_inbox(&publisher, batch).await?;
-        }
-        // Unacked deliveries are returned to the queue when the channel closes.
-        publisher.close().await;
-        let _ = channel.close(200, "shutdown".into()).await;
-        Ok(())
+            .run(shutdown),
+        );
     }
 
     /// Records a batch of capture messages, acks them, and publishes the new rows.
@@ -179,8 +95,8 @@ impl Relay {
         &self,
         publisher: &Publisher,
         batch: Vec<Delivery>,
+        now: DateTime<Utc>,
     ) -> Result<usize, RoleError> {
-        let now = Utc::now();
         let mut orders = Vec::with_capacity(batch.len());
         let mut keep = Vec::with_capacity(batch.len());
         for d in batch {
@@ -198,11 +114,12 @@ impl Relay {
             }
         }
         let fresh = self
+            .deps
             .ledger
             .record_orders(
                 &orders,
-                &self.consumers,
-                &self.source,
+                &self.deps.consumers.names,
+                &self.deps.shop,
                 now,
                 self.settings.claim_timeout,
             )
@@ -212,11 +129,12 @@ impl Relay {
         }
         // Rows of paused or pulling consumers are not published here: they are
         // made due now instead, for the pull API or the first round after resume.
-        let paused = self.ledger.paused(&self.push).await?;
+        let paused = self.deps.ledger.paused(&self.push).await?;
         let (send, hold): (Vec<Claimed>, Vec<Claimed>) = fresh
             .into_iter()
             .partition(|r| self.push.contains(&r.consumer) && !paused.contains(&r.consumer));
-        self.ledger
+        self.deps
+            .ledger
             .release(&hold.iter().collect::<Vec<_>>(), now)
             .await?;
         let delivered = self.deliver(publisher, &send, now).await?;
@@ -237,20 +155,22 @@ impl Relay {
         let (rows, too_large): (Prepared, Prepared) = rows
             .iter()
             .map(|r| (r, self.outgoing(r)))
-            .partition(|(_, m)| m.body.len() <= self.max_message_bytes);
+            .partition(|(_, m)| m.body.len() <= self.deps.broker.max_message_bytes());
         for (row, msg) in &too_large {
             let reason = format!(
                 "message of {} bytes is larger than broker.max_message_bytes ({}); not sent",
                 msg.body.len(),
-                self.max_message_bytes
+                self.deps.broker.max_message_bytes()
             );
             delivery_span(row).in_scope(
                 || tracing::error!(reason = %reason, "Parked an order too large to publish."),
             );
-            self.ledger
+            self.deps
+                .ledger
                 .park(&[(row.entity_id, row.consumer.as_str())], &reason, now)
                 .await?;
-            self.metrics
+            self.deps
+                .metrics
                 .parked
                 .get_or_create(&Metrics::consumer(&row.consumer))
                 .inc();
@@ -272,24 +192,23 @@ impl Relay {
                     // publishes on a fresh channel. A channel that published to a
                     // quorum queue whose leader was lost can go on getting nacks
                     // from it (seen in the cluster test) while a new one is fine.
-                    if matches!(
-                        e,
-                        crate::broker::BrokerError::Channel(_)
-                            | crate::broker::BrokerError::Nacked { .. }
-                    ) {
+                    if matches!(e, BrokerError::Channel(_) | BrokerError::Nacked { .. }) {
                         channel_error = Some(e);
                     }
                 }
             }
         }
-        self.ledger.record_publish_errors(&failed, now).await?;
-        self.ledger.mark_published(&ok, now, &self.policy).await?;
+        self.deps.ledger.record_publish_errors(&failed, now).await?;
+        self.deps
+            .ledger
+            .mark_published(&ok, now, &self.policy)
+            .await?;
         for row in &ok {
             delivery_span(row).in_scope(|| tracing::debug!("Published to the consumer's queue."));
             let label = Metrics::consumer(&row.consumer);
-            self.metrics.published.get_or_create(&label).inc();
+            self.deps.metrics.published.get_or_create(&label).inc();
             if row.attempts > 0 {
-                self.metrics.redelivered.get_or_create(&label).inc();
+                self.deps.metrics.redelivered.get_or_create(&label).inc();
             }
         }
         if let Some(e) = channel_error {
@@ -302,51 +221,6 @@ impl Relay {
         })
     }
 
-    async fn run_scheduler(self, shutdown: CancellationToken) -> Result<(), RoleError> {
-        let mut reconnect = Reconnect::new("relay scheduler");
-        let mut publisher: Option<Publisher> = None;
-        // First round at once: rows that fell due while the process was down go now.
-        loop {
-            reconnect.session_started();
-            let result = async {
-                if publisher.is_none() {
-                    publisher = Some(self.broker.publisher().await?);
-                }
-                let p = publisher.as_ref().expect("set just above");
-                loop {
-                    let round = self.redeliver_due(p, Utc::now()).await?;
-                    // A full round means more is due: go on at once. Not after
-                    // failed publishes: those rows are due again right away, and
-                    // retrying them in a loop would only hammer a broken broker.
-                    if round.claimed < self.settings.batch_size as usize
-                        || round.failed > 0
-                        || shutdown.is_cancelled()
-                    {
-                        return Ok::<_, RoleError>(());
-                    }
-                }
-            }
-            .await;
-            let go_on = match result {
-                Ok(()) => {
-                    let wait = self.settings.schedule.next_wait(Utc::now());
-                    sleep_or_shutdown(wait, &shutdown).await
-                }
-                Err(e) => {
-                    publisher = None;
-                    reconnect.wait(&e, &shutdown).await
-                }
-            };
-            if !go_on {
-                break;
-            }
-        }
-        if let Some(p) = publisher {
-            p.close().await;
-        }
-        Ok(())
-    }
-
     /// One re-delivery round at `now`: claims due rows, parks the exhausted,
     /// publishes the rest.
     pub async fn redeliver_due(
@@ -357,10 +231,10 @@ impl Relay {
         let started = std::time::Instant::now();
         // Paused consumers get nothing; those whose queue is backed up get no
         // re-deliveries this round.
-        let paused = self.ledger.paused(&self.push).await?;
+        let paused = self.deps.ledger.paused(&self.push).await?;
         let mut ready_for = Vec::with_capacity(self.push.len());
         for consumer in self.push.iter().filter(|c| !paused.contains(*c)) {
-            let queue = self.broker.topology().consumer_queue(consumer);
+            let queue = self.deps.broker.topology().consumer_queue(consumer);
             let waiting = publisher
                 .channel()
                 .queue_declare(
@@ -383,6 +257,7 @@ impl Relay {
             return Ok(RoundOutcome::default());
         }
         let round = self
+            .deps
             .ledger
             .claim_due(
                 &ready_for,
@@ -393,7 +268,8 @@ impl Relay {
             )
             .await?;
         for (_, consumer) in &round.parked {
-            self.metrics
+            self.deps
+                .metrics
                 .parked
                 .get_or_create(&Metrics::consumer(consumer))
                 .inc();
@@ -411,7 +287,8 @@ impl Relay {
                 "Re-delivery round done."
             );
         }
-        self.metrics
+        self.deps
+            .metrics
             .relay_round_seconds
             .observe(started.elapsed().as_secs_f64());
         Ok(RoundOutcome {
@@ -424,16 +301,6 @@ impl Relay {
 
     fn outgoing(&self, row: &Claimed) -> Outgoing {
         let attempt = row.attempts + 1;
-        // Borrowed, not copied per delivery.
-        let order = stored_order(&row.message);
-        let msg = QueMessage::new(
-            &row.message_id,
-            &self.source,
-            &row.consumer,
-            row.captured_at,
-            attempt,
-            &order,
-        );
         let mut headers = FieldTable::default();
         headers.insert("attempt".into(), AMQPValue::LongUInt(attempt));
         headers.insert("entity_id".into(), AMQPValue::LongUInt(row.entity_id));
@@ -448,9 +315,16 @@ impl Relay {
             AMQPValue::LongString(row.consumer.as_str().into()),
         );
         Outgoing {
-            exchange: self.broker.topology().que_exchange(),
+            exchange: self.deps.broker.topology().que_exchange(),
             routing_key: row.consumer.clone(),
-            body: serde_json::to_vec(&msg).expect("message serializes"),
+            body: Delivering {
+                message_id: &row.message_id,
+                consumer: &row.consumer,
+                captured_at: row.captured_at,
+                attempt,
+                order: &row.message,
+            }
+            .body(&self.deps.shop),
             properties: BasicProperties::default()
                 .with_content_type("application/json".into())
                 .with_message_id(row.message_id.as_str().into())
@@ -458,6 +332,105 @@ impl Relay {
                 .with_app_id("order-sync".into())
                 .with_timestamp(Utc::now().timestamp() as u64)
                 .with_headers(headers),
+        }
+    }
+}
+
+/// The inbox loop: capture messages → ledger → first deliveries.
+struct Inbox {
+    relay: Relay,
+    publisher: Option<Publisher>,
+}
+
+impl Role for Inbox {
+    const NAME: &'static str = "relay inbox";
+
+    async fn session(&mut self, shutdown: &CancellationToken) -> Result<(), RoleError> {
+        let broker = &self.relay.deps.broker;
+        let channel = broker.consumer_channel().await?;
+        let publisher = self.publisher.insert(broker.publisher().await?);
+        let queue = broker.topology().relay_queue();
+        let mut consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "order-sync-relay".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let max = self.relay.settings.batch_size as usize;
+        loop {
+            match next_batch(&mut consumer, max, shutdown).await? {
+                Next::Batch(batch) => {
+                    if let Err(e) = self.relay.handle_inbox(publisher, batch, Utc::now()).await {
+                        self.publisher = None;
+                        return Err(e);
+                    }
+                }
+                Next::Shutdown => break,
+                Next::Ended => {
+                    self.publisher = None;
+                    return Err(RoleError::ConsumerEnded(queue));
+                }
+            }
+        }
+        // Unacked deliveries are returned to the queue when the channel closes.
+        let _ = channel.close(200, "shutdown".into()).await;
+        Ok(())
+    }
+
+    async fn finish(&mut self) {
+        if let Some(p) = self.publisher.take() {
+            p.close().await;
+        }
+    }
+}
+
+/// The re-delivery loop, on `relay.schedule`.
+struct Scheduler {
+    relay: Relay,
+    /// Kept across sessions until one fails: a fresh one after any failure.
+    publisher: Option<Publisher>,
+}
+
+impl Role for Scheduler {
+    const NAME: &'static str = "relay scheduler";
+
+    /// The first round runs at once: rows that fell due while the process was
+    /// down go now.
+    async fn session(&mut self, shutdown: &CancellationToken) -> Result<(), RoleError> {
+        let relay = &self.relay;
+        loop {
+            if self.publisher.is_none() {
+                self.publisher = Some(relay.deps.broker.publisher().await?);
+            }
+            let p = self.publisher.as_ref().expect("set just above");
+            let round = match relay.redeliver_due(p, Utc::now()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.publisher = None;
+                    return Err(e);
+                }
+            };
+            // A full round means more is due: go on at once. Not after failed
+            // publishes: those rows are due again right away, and retrying them
+            // in a loop would only hammer a broken broker.
+            let more = round.claimed >= relay.settings.batch_size as usize && round.failed == 0;
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            if !more {
+                let wait = relay.settings.schedule.next_wait(Utc::now());
+                if !sleep_or_shutdown(wait, shutdown).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn finish(&mut self) {
+        if let Some(p) = self.publisher.take() {
+            p.close().await;
         }
     }
 }

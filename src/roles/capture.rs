@@ -13,6 +13,9 @@
 //!
 //! If the process dies after publishing and before saving, the next poll
 //! publishes the same orders again; the relay records each order once.
+//!
+//! Only one instance captures at a time: the holder of a named lock in the
+//! ledger database ([`CaptureLock`]), checked before every poll.
 
 use std::{
     collections::{BTreeSet, HashSet},
@@ -30,14 +33,13 @@ use lapin::{
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
+use super::{sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
-    broker::{topology::CAPTURE_ROUTING_KEY, Broker, Outgoing, Publisher},
-    config::{CaptureSettings, FilterSettings, Settings, StartFrom},
-    ledger::{CaptureLock, CapturePosition, Ledger, NewOrder},
-    magento::{Magento, PlacedOrder},
+    broker::{topology::CAPTURE_ROUTING_KEY, Outgoing, Publisher},
+    config::{CaptureSettings, FilterSettings, StartFrom},
+    ledger::{CaptureLock, CapturePosition, NewOrder},
+    magento::PlacedOrder,
     message::{CapturedOrder, OrderKey},
-    metrics::Metrics,
-    supervise::{sleep_or_shutdown, Reconnect, RoleError},
 };
 
 /// Ids skipped in one jump beyond this are not tracked as gaps: such a jump is
@@ -61,20 +63,15 @@ pub struct PollOutcome {
 }
 
 pub struct Capture {
-    magento: Magento,
-    ledger: Ledger,
-    broker: Broker,
+    deps: Deps,
     settings: CaptureSettings,
-    source: String,
-    consumers: Vec<String>,
-    max_message_bytes: usize,
-    claim_timeout: std::time::Duration,
     /// Resolved on the first poll (website codes need a lookup).
     filter: Option<Filter>,
     publisher: Option<Publisher>,
+    lock: Option<CaptureLock>,
     /// Whether this instance holds the capture lock (shown in status output).
     leader: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
+    said_standby: bool,
 }
 
 /// `capture.filter`, with website codes resolved to store ids.
@@ -102,26 +99,16 @@ impl Filter {
 }
 
 impl Capture {
-    pub fn new(magento: Magento, ledger: Ledger, broker: Broker, settings: &Settings) -> Self {
+    pub fn new(deps: &Deps, settings: &CaptureSettings) -> Self {
         Self {
-            magento,
-            ledger,
-            broker,
-            settings: settings.capture.clone(),
-            source: settings.shop.name.clone(),
-            consumers: settings.consumers.names.clone(),
-            max_message_bytes: settings.broker.max_message_bytes,
-            claim_timeout: settings.relay.claim_timeout,
+            deps: deps.clone(),
+            settings: settings.clone(),
             filter: None,
             publisher: None,
+            lock: None,
             leader: Arc::new(AtomicBool::new(false)),
-            metrics: Arc::new(Metrics::default()),
+            said_standby: false,
         }
-    }
-
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
     }
 
     /// Shares the "holds the capture lock" flag with the caller (for heartbeats).
@@ -132,26 +119,27 @@ impl Capture {
 
     /// Makes sure this instance holds the capture lock, taking it if it is free.
     /// Returns false when another instance holds it.
-    async fn lead(&mut self, lock: &mut Option<CaptureLock>) -> Result<bool, RoleError> {
-        if let Some(held) = lock.as_mut() {
+    async fn lead(&mut self) -> Result<bool, RoleError> {
+        let source = &self.deps.shop;
+        if let Some(held) = self.lock.as_mut() {
             if held.still_held().await {
                 return Ok(true);
             }
             // Our lock connection died (killed, network): the server has freed
             // the lock and another instance may be capturing now. Stop first.
-            tracing::warn!(source = %self.source, "Lost the capture lock; stopping capture until it is ours again.");
+            tracing::warn!(source = %source, "Lost the capture lock; stopping capture until it is ours again.");
             self.leader.store(false, Ordering::SeqCst);
-            if let Some(l) = lock.take() {
+            if let Some(l) = self.lock.take() {
                 l.release().await;
             }
         }
-        match self.ledger.try_capture_lock(&self.source).await? {
+        match self.deps.ledger.try_capture_lock(source).await? {
             Some(l) => {
-                *lock = Some(l);
+                self.lock = Some(l);
                 self.leader.store(true, Ordering::SeqCst);
                 // A new leader re-reads its position and filters from scratch.
                 self.filter = None;
-                tracing::info!(source = %self.source, "This instance now captures.");
+                tracing::info!(source = %source, "This instance now captures.");
                 Ok(true)
             }
             None => Ok(false),
@@ -172,7 +160,11 @@ impl Capture {
             None
         } else {
             let mut set: HashSet<u16> = store_ids.iter().copied().collect();
-            let of_websites = self.magento.store_ids_of_websites(website_codes).await?;
+            let of_websites = self
+                .deps
+                .magento
+                .store_ids_of_websites(website_codes)
+                .await?;
             if !website_codes.is_empty() && of_websites.is_empty() {
                 tracing::warn!(website_codes = ?website_codes, "No store belongs to the websites in capture.filter.website_codes.");
             }
@@ -188,76 +180,15 @@ impl Capture {
         Ok(f)
     }
 
-    /// Polls until shutdown. A poll in hand is finished (its confirms awaited)
-    /// before returning.
-    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RoleError> {
-        let mut reconnect = Reconnect::new("capture");
-        let mut lock: Option<CaptureLock> = None;
-        let mut said_standby = false;
-        tracing::info!(source = %self.source, "Capture started.");
-        while !shutdown.is_cancelled() {
-            reconnect.session_started();
-            match self.lead(&mut lock).await {
-                Ok(true) => said_standby = false,
-                Ok(false) => {
-                    if !said_standby {
-                        tracing::info!(source = %self.source, "Another instance captures; standing by.");
-                        said_standby = true;
-                    }
-                    if !sleep_or_shutdown(self.settings.takeover_check, &shutdown).await {
-                        break;
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    if !reconnect.wait(&e, &shutdown).await {
-                        break;
-                    }
-                    continue;
-                }
-            }
-            match self.poll_once().await {
-                Ok(outcome) => {
-                    // A full batch means a backlog: go straight on.
-                    let read = outcome.published + outcome.filtered + outcome.parked;
-                    if read < self.settings.batch_size as usize
-                        && !sleep_or_shutdown(self.settings.poll_interval, &shutdown).await
-                    {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    // The channel may be the broken part; take a fresh one next time.
-                    self.publisher = None;
-                    if !reconnect.wait(&e, &shutdown).await {
-                        break;
-                    }
-                }
-            }
-        }
-        if let Some(p) = self.publisher.take() {
-            p.close().await;
-        }
-        if let Some(l) = lock.take() {
-            l.release().await;
-        }
-        self.leader.store(false, Ordering::SeqCst);
-        tracing::info!("Capture stopped.");
-        Ok(())
-    }
-
-    pub async fn poll_once(&mut self) -> Result<PollOutcome, RoleError> {
-        self.poll_once_at(Utc::now()).await
-    }
-
-    /// One poll, with `now` given (for gap expiry).
-    pub async fn poll_once_at(&mut self, now: DateTime<Utc>) -> Result<PollOutcome, RoleError> {
-        let position = match self.ledger.capture_position(&self.source).await? {
+    /// One poll at `now` (gaps older than `gap_timeout` before it are given up).
+    pub async fn step(&mut self, now: DateTime<Utc>) -> Result<PollOutcome, RoleError> {
+        let position = match self.deps.ledger.capture_position(&self.deps.shop).await? {
             Some(p) => p,
             None => self.start_position(now).await?,
         };
         let gap_ids: Vec<u32> = position.gaps.iter().map(|(id, _)| *id).collect();
         let orders = self
+            .deps
             .magento
             .read_orders(position.last_entity_id, self.settings.batch_size, &gap_ids)
             .await?;
@@ -271,7 +202,7 @@ impl Capture {
         let (fits, too_large): (Vec<_>, Vec<_>) = wanted
             .into_iter()
             .map(|o| (o, self.outgoing(o, now)))
-            .partition(|(_, m)| m.body.len() <= self.max_message_bytes);
+            .partition(|(_, m)| m.body.len() <= self.deps.broker.max_message_bytes());
         if !too_large.is_empty() {
             self.park_too_large(&too_large, now).await?;
         }
@@ -299,13 +230,14 @@ impl Capture {
         // Nothing read and no gap changed: nothing to save (an idle shop costs
         // one read of the position per poll, no writes).
         if next != position.last_entity_id || !opened.is_empty() || !closed.is_empty() {
-            self.ledger
-                .save_capture_position(&self.source, next, &opened, &closed, now)
+            self.deps
+                .ledger
+                .save_capture_position(&self.deps.shop, next, &opened, &closed, now)
                 .await?;
         }
         let open_gaps = position.gaps.len() + opened.len() - (closed.len());
         let published = orders.len() - skipped.len() - too_large.len();
-        self.metrics.captured.inc_by(published as u64);
+        self.deps.metrics.captured.inc_by(published as u64);
         if !orders.is_empty() {
             tracing::info!(
                 published,
@@ -333,13 +265,7 @@ impl Capture {
         orders: &[(&PlacedOrder, Outgoing)],
         now: DateTime<Utc>,
     ) -> Result<(), RoleError> {
-        let reason = |size: usize| {
-            format!(
-                "order message of {size} bytes is larger than broker.max_message_bytes ({}); not sent",
-                self.max_message_bytes
-            )
-        };
-        let mut records = Vec::new();
+        let limit = self.deps.broker.max_message_bytes();
         for (order, msg) in orders {
             tracing::error!(
                 entity_id = order.entity_id,
@@ -353,26 +279,25 @@ impl Capture {
                 store_id: None,
                 created_at: None,
             });
-            records.push((
-                NewOrder {
-                    key,
-                    captured_at: now,
-                    message: json,
-                },
-                reason(msg.body.len()),
-            ));
-        }
-        let new: Vec<NewOrder> = records.iter().map(|(o, _)| o.clone()).collect();
-        self.ledger
-            .record_orders(&new, &self.consumers, &self.source, now, self.claim_timeout)
-            .await?;
-        for (o, why) in &records {
-            let rows: Vec<(u32, &str)> = self
-                .consumers
-                .iter()
-                .map(|c| (o.key.entity_id, c.as_str()))
-                .collect();
-            self.ledger.park(&rows, why, now).await?;
+            let reason = format!(
+                "order message of {} bytes is larger than broker.max_message_bytes ({limit}); not sent",
+                msg.body.len()
+            );
+            let record = NewOrder {
+                key,
+                captured_at: now,
+                message: json,
+            };
+            self.deps
+                .ledger
+                .record_parked(
+                    std::slice::from_ref(&record),
+                    &self.deps.consumers.names,
+                    &self.deps.shop,
+                    &reason,
+                    now,
+                )
+                .await?;
         }
         Ok(())
     }
@@ -380,10 +305,11 @@ impl Capture {
     async fn start_position(&self, now: DateTime<Utc>) -> Result<CapturePosition, RoleError> {
         let start = match self.settings.start_from {
             StartFrom::Beginning => 0,
-            StartFrom::Latest => self.magento.max_entity_id().await?,
+            StartFrom::Latest => self.deps.magento.max_entity_id().await?,
         };
-        self.ledger
-            .save_capture_position(&self.source, start, &[], &[], now)
+        self.deps
+            .ledger
+            .save_capture_position(&self.deps.shop, start, &[], &[], now)
             .await?;
         tracing::info!(
             after_entity_id = start,
@@ -398,7 +324,7 @@ impl Capture {
 
     async fn publisher(&mut self) -> Result<&Publisher, RoleError> {
         if self.publisher.is_none() {
-            self.publisher = Some(self.broker.publisher().await?);
+            self.publisher = Some(self.deps.broker.publisher().await?);
         }
         Ok(self.publisher.as_ref().expect("set just above"))
     }
@@ -406,24 +332,73 @@ impl Capture {
     fn outgoing(&self, order: &PlacedOrder, now: DateTime<Utc>) -> Outgoing {
         let json = serde_json::to_string(&order.json).expect("a JSON map always serializes");
         let raw = RawValue::from_string(json).expect("serde_json output is valid JSON");
-        let envelope = CapturedOrder::new(&self.source, now, raw);
+        let envelope = CapturedOrder::new(&self.deps.shop, now, raw);
         let mut headers = FieldTable::default();
         headers.insert("entity_id".into(), AMQPValue::LongUInt(order.entity_id));
         if let Some(inc) = order.json.get("increment_id").and_then(|v| v.as_str()) {
             headers.insert("increment_id".into(), AMQPValue::LongString(inc.into()));
         }
         Outgoing {
-            exchange: self.broker.topology().orders_exchange(),
+            exchange: self.deps.broker.topology().orders_exchange(),
             routing_key: CAPTURE_ROUTING_KEY.to_owned(),
             body: serde_json::to_vec(&envelope).expect("envelope serializes"),
             properties: BasicProperties::default()
                 .with_content_type("application/json".into())
-                .with_message_id(format!("{}:{}", self.source, order.entity_id).into())
+                .with_message_id(format!("{}:{}", self.deps.shop, order.entity_id).into())
                 .with_type(CAPTURE_ROUTING_KEY.into())
                 .with_app_id("order-sync".into())
                 .with_timestamp(now.timestamp() as u64)
                 .with_headers(headers),
         }
+    }
+}
+
+impl Role for Capture {
+    const NAME: &'static str = "capture";
+
+    /// Polls while this instance holds the capture lock, standing by while
+    /// another does. A poll in hand is finished (its confirms awaited) before
+    /// returning.
+    async fn session(&mut self, shutdown: &CancellationToken) -> Result<(), RoleError> {
+        while !shutdown.is_cancelled() {
+            if !self.lead().await? {
+                if !self.said_standby {
+                    tracing::info!(source = %self.deps.shop, "Another instance captures; standing by.");
+                    self.said_standby = true;
+                }
+                if !sleep_or_shutdown(self.settings.takeover_check, shutdown).await {
+                    break;
+                }
+                continue;
+            }
+            self.said_standby = false;
+            let outcome = match self.step(Utc::now()).await {
+                Ok(o) => o,
+                Err(e) => {
+                    // The channel may be the broken part; take a fresh one next time.
+                    self.publisher = None;
+                    return Err(e);
+                }
+            };
+            // A full batch means a backlog: go straight on.
+            let read = outcome.published + outcome.filtered + outcome.parked;
+            if read < self.settings.batch_size as usize
+                && !sleep_or_shutdown(self.settings.poll_interval, shutdown).await
+            {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) {
+        if let Some(p) = self.publisher.take() {
+            p.close().await;
+        }
+        if let Some(l) = self.lock.take() {
+            l.release().await;
+        }
+        self.leader.store(false, Ordering::SeqCst);
     }
 }
 

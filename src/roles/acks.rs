@@ -7,25 +7,24 @@
 //! `x-order-sync-reason` header, then acked: it is kept for a person to read,
 //! it never blocks the queue, and the listener goes on.
 
-use std::sync::Arc;
-
-use chrono::Utc;
-use futures_util::{FutureExt, StreamExt};
+use chrono::{DateTime, Utc};
 use lapin::{
     message::Delivery,
     options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicRejectOptions},
     types::{AMQPValue, FieldTable},
     BasicProperties,
 };
+use order_sync_consumer::amqp::{next_batch, Next};
 use tokio_util::sync::CancellationToken;
 
+use super::{Deps, Role, RoleError};
 use crate::{
-    broker::{Broker, Outgoing, Publisher},
-    ledger::{AckOutcome, Ledger, LedgerError},
+    broker::{Outgoing, Publisher},
+    config::{AckSettings, RelaySettings},
+    ledger::{AckOutcome, LedgerError},
     message::{parse_ack, truncate, Ack, AckRejection},
     metrics::{AckLabel, Metrics},
     retry::RetryPolicy,
-    supervise::{Reconnect, RoleError},
 };
 
 /// What became of one ack message.
@@ -37,109 +36,20 @@ pub enum AckDisposition {
 
 #[derive(Clone)]
 pub struct AckListener {
-    ledger: Ledger,
-    broker: Broker,
-    consumers: Vec<String>,
+    deps: Deps,
     policy: RetryPolicy,
     max_body_bytes: usize,
-    /// Most acks applied in one ledger transaction.
-    batch_size: usize,
-    metrics: Arc<Metrics>,
 }
 
 impl AckListener {
-    pub fn new(
-        ledger: Ledger,
-        broker: Broker,
-        consumers: Vec<String>,
-        policy: RetryPolicy,
-        max_body_bytes: usize,
-    ) -> Self {
+    /// Built from the relay's settings too: a `failed` ack schedules the next
+    /// delivery with the relay's backoff.
+    pub fn new(deps: &Deps, relay: &RelaySettings, acks: &AckSettings) -> Self {
         Self {
-            ledger,
-            broker,
-            consumers,
-            policy,
-            max_body_bytes,
-            batch_size: 200,
-            metrics: Arc::new(Metrics::default()),
+            deps: deps.clone(),
+            policy: RetryPolicy::from_settings(relay),
+            max_body_bytes: acks.max_body_bytes,
         }
-    }
-
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
-    }
-
-    /// Most acks applied per ledger transaction (the broker prefetch bounds it too).
-    pub fn with_batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n.max(1);
-        self
-    }
-
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RoleError> {
-        let mut reconnect = Reconnect::new("ack listener");
-        tracing::info!("Ack listener started.");
-        loop {
-            reconnect.session_started();
-            match self.session(&shutdown).await {
-                Ok(()) => break,
-                Err(e) => {
-                    if !reconnect.wait(&e, &shutdown).await {
-                        break;
-                    }
-                }
-            }
-        }
-        tracing::info!("Ack listener stopped.");
-        Ok(())
-    }
-
-    async fn session(&self, shutdown: &CancellationToken) -> Result<(), RoleError> {
-        let channel = self.broker.consumer_channel().await?;
-        let publisher = self.broker.publisher().await?;
-        let queue = self.broker.topology().acks_queue();
-        let mut consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                "order-sync-acks".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let max = self.batch_size;
-        loop {
-            let next = tokio::select! {
-                d = consumer.next() => d,
-                _ = shutdown.cancelled() => break,
-            };
-            let Some(first) = next else {
-                return Err(RoleError::ConsumerEnded(queue));
-            };
-            // Take whatever else is already here: one ledger commit per batch.
-            let mut batch = vec![first?];
-            while batch.len() < max {
-                match consumer.next().now_or_never() {
-                    Some(Some(d)) => batch.push(d?),
-                    _ => break,
-                }
-            }
-            if let Err(e) = self.handle_batch(&publisher, &batch).await {
-                // Not applied: give them back for another try, after reconnecting.
-                for d in &batch {
-                    let _ = d
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..BasicNackOptions::default()
-                        })
-                        .await;
-                }
-                return Err(e);
-            }
-        }
-        publisher.close().await;
-        let _ = channel.close(200, "shutdown".into()).await;
-        Ok(())
     }
 
     /// Applies or dead-letters one ack, then settles the broker message.
@@ -147,9 +57,10 @@ impl AckListener {
         &self,
         publisher: &Publisher,
         delivery: &Delivery,
+        now: DateTime<Utc>,
     ) -> Result<AckDisposition, RoleError> {
         let mut out = self
-            .handle_batch(publisher, std::slice::from_ref(delivery))
+            .handle_batch(publisher, std::slice::from_ref(delivery), now)
             .await?;
         Ok(out.pop().expect("one disposition per delivery"))
     }
@@ -160,37 +71,36 @@ impl AckListener {
         &self,
         publisher: &Publisher,
         batch: &[Delivery],
+        now: DateTime<Utc>,
     ) -> Result<Vec<AckDisposition>, RoleError> {
-        let parsed: Vec<Result<Ack, AckRejection>> = batch
-            .iter()
-            .map(|d| parse_ack(&d.data, self.max_body_bytes, &self.consumers))
-            .collect();
+        let parsed: Vec<Result<Ack, AckRejection>> =
+            batch.iter().map(|d| self.parse(&d.data)).collect();
         let valid: Vec<&Ack> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
-        let mut applied = self.apply(&valid).await?.into_iter();
+        let mut applied = self.apply(&valid, now).await?.into_iter();
         let mut dispositions = Vec::with_capacity(batch.len());
         for (delivery, p) in batch.iter().zip(parsed) {
-            let span = match &p {
-                Ok(ack) => tracing::info_span!(
-                    "ack",
-                    consumer = %ack.consumer,
-                    entity_id = tracing::field::Empty,
-                    increment_id = ack.increment_id.as_deref().unwrap_or(""),
+            let (consumer, disposition) = match p {
+                Err(rejection) => (None, AckDisposition::DeadLettered(rejection)),
+                Ok(ack) => (
+                    Some(ack.consumer),
+                    match applied.next().expect("one result per valid ack") {
+                        Ok(outcome) => AckDisposition::Applied(outcome),
+                        Err(rejection) => AckDisposition::DeadLettered(rejection),
+                    },
                 ),
-                Err(_) => tracing::info_span!("ack"),
             };
-            let disposition = match p {
-                Err(rejection) => AckDisposition::DeadLettered(rejection),
-                Ok(_) => match applied.next().expect("one result per valid ack") {
-                    Ok(outcome) => AckDisposition::Applied(outcome),
-                    Err(rejection) => AckDisposition::DeadLettered(rejection),
-                },
+            // The order's ids come from its ledger row, so a log search by order
+            // number finds the ack even when the ack named only the entity id.
+            let span = match (&disposition, &consumer) {
+                (AckDisposition::Applied(outcome), Some(consumer)) => tracing::info_span!(
+                    "ack",
+                    consumer = %consumer,
+                    entity_id = outcome.entity_id(),
+                    increment_id = outcome.increment_id().unwrap_or(""),
+                ),
+                (_, Some(consumer)) => tracing::info_span!("ack", consumer = %consumer),
+                _ => tracing::info_span!("ack"),
             };
-            if let AckDisposition::Applied(
-                AckOutcome::Synced { entity_id } | AckOutcome::Failed { entity_id, .. },
-            ) = &disposition
-            {
-                span.record("entity_id", entity_id);
-            }
             let settled_by_reject = match &disposition {
                 AckDisposition::Applied(AckOutcome::Synced { .. }) => {
                     span.in_scope(|| tracing::debug!("Order synced."));
@@ -218,20 +128,21 @@ impl AckListener {
     pub async fn apply(
         &self,
         acks: &[&Ack],
+        now: DateTime<Utc>,
     ) -> Result<Vec<Result<AckOutcome, AckRejection>>, LedgerError> {
-        let now = Utc::now();
-        let results = self.ledger.apply_acks(acks, now, &self.policy).await?;
+        let results = self.deps.ledger.apply_acks(acks, now, &self.policy).await?;
         let mut synced = Vec::new();
         for (ack, result) in acks.iter().zip(&results) {
             let status = match result {
-                Ok(AckOutcome::Synced { entity_id }) => {
+                Ok(AckOutcome::Synced { entity_id, .. }) => {
                     synced.push((*entity_id, ack.consumer.as_str()));
                     "synced"
                 }
                 Ok(AckOutcome::Failed { .. }) => "failed",
                 Err(_) => continue,
             };
-            self.metrics
+            self.deps
+                .metrics
                 .acks
                 .get_or_create(&AckLabel {
                     consumer: ack.consumer.clone(),
@@ -242,11 +153,12 @@ impl AckListener {
         if !synced.is_empty() {
             // Only for the histogram: a failed read costs a sample, not an ack.
             let ids: Vec<u32> = synced.iter().map(|s| s.0).collect();
-            if let Ok(placed) = self.ledger.placed_at(&ids).await {
+            if let Ok(placed) = self.deps.ledger.placed_at(&ids).await {
                 for (id, consumer) in synced {
                     if let Some(t) = placed.get(&id) {
                         let secs = (now - *t).num_milliseconds().max(0) as f64 / 1000.0;
-                        self.metrics
+                        self.deps
+                            .metrics
                             .placed_to_synced_seconds
                             .get_or_create(&Metrics::consumer(consumer))
                             .observe(secs);
@@ -263,7 +175,7 @@ impl AckListener {
 
     /// Parses an ack body the way the listener does, with this listener's limits.
     pub fn parse(&self, body: &[u8]) -> Result<Ack, AckRejection> {
-        parse_ack(body, self.max_body_bytes, &self.consumers)
+        parse_ack(body, self.max_body_bytes, &self.deps.consumers.names)
     }
 
     async fn dead_letter(
@@ -281,7 +193,7 @@ impl AckListener {
             "x-original-routing-key".into(),
             AMQPValue::LongString(delivery.routing_key.as_str().into()),
         );
-        let topology = self.broker.topology();
+        let topology = self.deps.broker.topology();
         let msg = Outgoing {
             exchange: topology.dead_exchange(),
             routing_key: "acks".into(),
@@ -306,5 +218,49 @@ impl AckListener {
             return Ok(false);
         }
         Ok(true)
+    }
+}
+
+impl Role for AckListener {
+    const NAME: &'static str = "ack listener";
+
+    async fn session(&mut self, shutdown: &CancellationToken) -> Result<(), RoleError> {
+        let broker = &self.deps.broker;
+        let channel = broker.consumer_channel().await?;
+        let publisher = broker.publisher().await?;
+        let queue = broker.topology().acks_queue();
+        let mut consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "order-sync-acks".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        // The prefetch bounds the batch: one ledger commit per batch.
+        let max = broker.prefetch() as usize;
+        loop {
+            match next_batch(&mut consumer, max, shutdown).await? {
+                Next::Batch(batch) => {
+                    if let Err(e) = self.handle_batch(&publisher, &batch, Utc::now()).await {
+                        // Not applied: give them back for another try, after reconnecting.
+                        for d in &batch {
+                            let _ = d
+                                .nack(BasicNackOptions {
+                                    requeue: true,
+                                    ..BasicNackOptions::default()
+                                })
+                                .await;
+                        }
+                        return Err(e);
+                    }
+                }
+                Next::Shutdown => break,
+                Next::Ended => return Err(RoleError::ConsumerEnded(queue)),
+            }
+        }
+        publisher.close().await;
+        let _ = channel.close(200, "shutdown".into()).await;
+        Ok(())
     }
 }

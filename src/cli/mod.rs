@@ -1,0 +1,311 @@
+//! The command line: what each command does, and the exit code each failure
+//! ends with — 0 ok, 1 failure, 2 configuration or usage error, 3 nothing
+//! matched — chosen by the type of the error ([`CliError`]), not by its text.
+
+mod demo;
+mod operate;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    app::{self, Parts, Roles},
+    config::{ConfigError, Settings},
+    control::ControlError,
+    ledger,
+};
+
+/// Exit code of a failure: a service, the ledger, anything not the caller's.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of a configuration or usage error: fix the command or the settings.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code when the orders named were not found (scripts tell it from a failure).
+pub const EXIT_NOT_FOUND: u8 = 3;
+
+/// Why a command failed, by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The command's arguments named something wrong.
+    #[error(transparent)]
+    Usage(ControlError),
+    /// Nothing matched what the command named.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{}", report(.0))]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<ControlError> for CliError {
+    fn from(e: ControlError) -> Self {
+        if e.is_caller_error() {
+            CliError::Usage(e)
+        } else {
+            CliError::Failed(e.into())
+        }
+    }
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) | CliError::Usage(_) => EXIT_USAGE,
+            CliError::NotFound(_) => EXIT_NOT_FOUND,
+            CliError::Failed(_) => EXIT_FAILURE,
+        }
+    }
+}
+
+/// The error and its causes, each said once: our typed errors already quote
+/// their source's text, so a cause already contained in its parent is skipped.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+#[derive(Parser)]
+#[command(
+    name = "order-sync",
+    version,
+    about = "Magento order sync over RabbitMQ, outside checkout."
+)]
+pub struct Cli {
+    /// Settings file (TOML) overriding the defaults; env ORDER_SYNC__* overrides both.
+    #[arg(long, short, global = true, env = "ORDER_SYNC_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run capture, relay and ack listener in one process (the usual way).
+    Run,
+    /// Run only capture (Magento → RabbitMQ).
+    Capture,
+    /// Run only the relay and the ack listener (RabbitMQ → sync services → ledger).
+    Relay,
+    /// Declare every exchange, queue and binding, and print them.
+    Topology {
+        /// Declare nothing; print them in RabbitMQ's definitions format (JSON)
+        /// for this vhost, to import into a broker set up ahead of order-sync.
+        #[arg(long, value_name = "VHOST")]
+        definitions: Option<String>,
+    },
+    /// Create the ledger database if missing and bring its tables up to date.
+    Migrate,
+    /// Load and validate the settings, print them (passwords hidden) and exit.
+    CheckConfig,
+    /// Print the ledger's rows by consumer and state, pauses, and the running instances.
+    Status,
+    /// Show one order: each consumer's state, attempts, times and last error.
+    /// Exits 3 when the ledger has no such order.
+    Show {
+        /// Magento increment id (or entity id with --entity-id).
+        order: String,
+        /// ORDER is an entity_id.
+        #[arg(long)]
+        entity_id: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send orders again: given increment ids, or those placed in a range.
+    /// Synced rows too: a re-send is a new request, with a new message_id.
+    /// Exits 3 when nothing matched.
+    Resync {
+        /// Magento increment ids (or entity ids with --entity-id).
+        #[arg(required_unless_present = "since", conflicts_with = "since")]
+        orders: Vec<String>,
+        /// The ORDERS are entity_ids.
+        #[arg(long)]
+        entity_id: bool,
+        /// Orders placed at or after this (UTC): 2026-11-27 or 2026-11-27T10:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        /// ... and before this (default: now).
+        #[arg(long, requires = "since")]
+        until: Option<String>,
+        /// Only to this consumer.
+        #[arg(long)]
+        consumer: Option<String>,
+    },
+    /// Stop publishing (to one consumer, or all). Capture keeps recording
+    /// orders into the ledger and acks are still applied; nothing is sent until resumed.
+    Pause {
+        #[arg(long)]
+        consumer: Option<String>,
+        /// Shown on the status page and by `status`.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a pause (one consumer's, or every one). What was held goes out on
+    /// the next re-delivery round.
+    Resume {
+        #[arg(long)]
+        consumer: Option<String>,
+    },
+    /// Give parked rows their deliveries back (these orders' by entity_id, or all).
+    Unpark {
+        /// entity_ids; all parked rows when none are given.
+        entity_ids: Vec<u32>,
+        #[arg(long)]
+        consumer: Option<String>,
+    },
+    /// See it work without a Magento: creates a demo Magento database (its name
+    /// must contain `demo`), places orders at a rate, runs the pipeline and an
+    /// acking sync service per consumer. Status page on http.listen.
+    Demo {
+        #[command(flatten)]
+        demo: DemoArgs,
+        /// Share of first deliveries the demo sync services fail on purpose.
+        #[arg(long, default_value_t = 0.1)]
+        fail_rate: f64,
+    },
+    /// Only place demo orders (into a demo Magento database).
+    DemoOrders {
+        #[command(flatten)]
+        demo: DemoArgs,
+    },
+    /// Only run a demo sync service that acks every order of one consumer.
+    DemoConsumer {
+        #[arg(long)]
+        consumer: String,
+        #[arg(long, default_value_t = 0.0)]
+        fail_rate: f64,
+    },
+    /// Delete orders synced for every consumer longer ago than the given age.
+    /// Never deletes an order with a row in any other state.
+    Purge {
+        /// e.g. `7d`, `12h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        synced_older_than: std::time::Duration,
+    },
+}
+
+/// What the demo commands share.
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Orders placed per second.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+    /// Stop placing orders after this many (default: go on until stopped).
+    #[arg(long)]
+    pub orders: Option<u64>,
+}
+
+/// Runs one command with loaded settings.
+pub async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
+    match command {
+        Command::Run => serve(settings, Roles::ALL).await,
+        Command::Capture => serve(settings, Roles::CAPTURE).await,
+        Command::Relay => serve(settings, Roles::RELAY).await,
+        Command::Topology {
+            definitions: Some(vhost),
+        } => {
+            let defs = app::topology(&settings).definitions(&vhost);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&defs).context("printing the definitions")?
+            );
+            Ok(())
+        }
+        Command::Topology { definitions: None } => {
+            let parts = Parts::new(&settings, "topology").map_err(anyhow::Error::from)?;
+            parts
+                .deps
+                .broker
+                .declare_topology()
+                .await
+                .context("declaring the topology")?;
+            print!("{}", app::topology(&settings).describe());
+            parts.close().await;
+            Ok(())
+        }
+        Command::Migrate => {
+            let url = &settings.ledger.url;
+            ledger::ensure_database(&settings.ledger)
+                .await
+                .with_context(|| format!("creating the ledger database at {url}"))?;
+            let parts = Parts::new(&settings, "migrate").map_err(anyhow::Error::from)?;
+            let version = parts
+                .deps
+                .ledger
+                .migrate()
+                .await
+                .with_context(|| format!("migrating the ledger at {url}"))?;
+            println!("ledger at {url} is at schema version {version}");
+            parts.close().await;
+            Ok(())
+        }
+        Command::CheckConfig => {
+            println!("{settings:#?}");
+            Ok(())
+        }
+        Command::Demo { demo, fail_rate } => demo::demo(settings, demo, fail_rate).await,
+        Command::DemoOrders { demo } => demo::orders(settings, demo).await,
+        Command::DemoConsumer {
+            consumer,
+            fail_rate,
+        } => demo::consumer(settings, consumer, fail_rate).await,
+        other => operate::operate(other, settings).await,
+    }
+}
+
+async fn serve(settings: Settings, roles: Roles) -> Result<(), CliError> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let parts = Parts::new(&settings, "run").map_err(anyhow::Error::from)?;
+    let run = parts.run(roles, shutdown.clone());
+    tokio::pin!(run);
+    tokio::select! {
+        r = &mut run => r.map_err(anyhow::Error::from)?,
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(app::SHUTDOWN_GRACE).await;
+        } => return Err(anyhow::anyhow!(
+            "roles did not stop within {:?} of the shutdown signal",
+            app::SHUTDOWN_GRACE
+        )
+        .into()),
+    }
+    Ok(())
+}
+
+/// Cancels on SIGINT or SIGTERM: roles stop taking work, finish the unit in hand.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("Shutdown signal received; finishing the work in hand.");
+    shutdown.cancel();
+}

@@ -1,0 +1,184 @@
+//! The broker and the sync services on it: `[broker]`, `[broker.names]`, `[consumers]`.
+
+use serde::Deserialize;
+
+use super::{valid_name, Problems, SecretUrl, NAME_RULE};
+
+/// The RabbitMQ broker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSettings {
+    /// `amqp://user:password@host:port/vhost` (vhost `/` is `%2f`), or `amqps://`.
+    pub url: SecretUrl,
+    /// The other nodes of a RabbitMQ cluster, tried in turn when a node is lost.
+    pub failover_urls: Vec<SecretUrl>,
+    /// Prefix of every exchange and queue name; isolates shops sharing a broker.
+    pub prefix: String,
+    /// `quorum` (replicated, the default) or `classic`.
+    pub queue_type: QueueType,
+    /// Upper bound of pooled broker connections.
+    pub pool_max: usize,
+    /// Unacknowledged deliveries the relay and ack listener take at once.
+    pub prefetch: u16,
+    /// Largest message order-sync publishes; a larger order is parked, not sent.
+    pub max_message_bytes: usize,
+    /// AMQP frame size asked of the broker; sets the client's buffer memory.
+    pub frame_max: u32,
+    /// Exchange and queue names, as templates over `{prefix}`.
+    pub names: Names,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    Quorum,
+    Classic,
+}
+
+/// Name templates: `{prefix}` is `broker.prefix`, `{consumer}` a consumer's
+/// name, `{name}` what a dead-letter queue holds (`orders`, `acks`, `que.<consumer>`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Names {
+    /// Capture publishes here (topic exchange).
+    pub orders_exchange: String,
+    /// The relay's inbox, bound to `orders_exchange`.
+    pub relay_queue: String,
+    /// The relay publishes here (direct exchange, routing key = consumer name).
+    pub que_exchange: String,
+    /// One per sync service: what it consumes.
+    pub consumer_queue: String,
+    /// Sync services publish their acks here (topic exchange).
+    pub acks_exchange: String,
+    /// The ack listener's inbox, bound to `acks_exchange`.
+    pub acks_queue: String,
+    /// Where every queue's rejected messages go (direct exchange).
+    pub dead_exchange: String,
+    /// One per working queue, holding what was rejected there.
+    pub dead_queue: String,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Self {
+            orders_exchange: "{prefix}.orders".into(),
+            relay_queue: "{prefix}.orders.relay".into(),
+            que_exchange: "{prefix}.que".into(),
+            consumer_queue: "{prefix}.que.{consumer}".into(),
+            acks_exchange: "{prefix}.acks".into(),
+            acks_queue: "{prefix}.acks.listener".into(),
+            dead_exchange: "{prefix}.dlx".into(),
+            dead_queue: "{prefix}.dead.{name}".into(),
+        }
+    }
+}
+
+impl BrokerSettings {
+    pub(super) fn validate(&self, p: &mut Problems) {
+        self.url.check("broker.url", &["amqp", "amqps"], p);
+        for url in &self.failover_urls {
+            url.check("broker.failover_urls", &["amqp", "amqps"], p);
+        }
+        p.check(valid_name(&self.prefix), "broker.prefix", NAME_RULE);
+        p.check(self.pool_max >= 2, "broker.pool_max", "must be at least 2");
+        p.check(self.prefetch >= 1, "broker.prefetch", "must be at least 1");
+        p.check(
+            (4096..=512 * 1024 * 1024).contains(&self.max_message_bytes),
+            "broker.max_message_bytes",
+            "must be between 4096 and 536870912",
+        );
+        p.check(
+            (4096..=131_072).contains(&self.frame_max),
+            "broker.frame_max",
+            "must be between 4096 and 131072",
+        );
+        self.names.validate(p);
+    }
+}
+
+impl Names {
+    fn validate(&self, p: &mut Problems) {
+        for (key, template, needs) in [
+            ("broker.names.orders_exchange", &self.orders_exchange, None),
+            ("broker.names.relay_queue", &self.relay_queue, None),
+            ("broker.names.que_exchange", &self.que_exchange, None),
+            (
+                "broker.names.consumer_queue",
+                &self.consumer_queue,
+                Some("{consumer}"),
+            ),
+            ("broker.names.acks_exchange", &self.acks_exchange, None),
+            ("broker.names.acks_queue", &self.acks_queue, None),
+            ("broker.names.dead_exchange", &self.dead_exchange, None),
+            ("broker.names.dead_queue", &self.dead_queue, Some("{name}")),
+        ] {
+            let filled = template
+                .replace("{prefix}", "p")
+                .replace("{consumer}", "c")
+                .replace("{name}", "n");
+            p.check(
+                !filled.is_empty() && filled.len() <= 200 && !filled.starts_with("amq."),
+                key,
+                "must be a name of at most 200 characters, not starting with `amq.`",
+            );
+            if let Some(placeholder) = needs {
+                p.check(
+                    template.contains(placeholder),
+                    key,
+                    format!("must contain {placeholder}, or every one would share one queue"),
+                );
+            }
+        }
+    }
+}
+
+/// The sync services that receive orders.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSettings {
+    /// Names of the sync services; each gets its own queue and ledger rows.
+    pub names: Vec<String>,
+    /// Those of `names` that fetch orders over HTTP instead of from a queue.
+    pub pull: Vec<String>,
+}
+
+impl ConsumerSettings {
+    /// The consumers that get a queue and are published to.
+    pub fn push(&self) -> Vec<String> {
+        self.names
+            .iter()
+            .filter(|n| !self.pull.contains(n))
+            .cloned()
+            .collect()
+    }
+
+    pub(super) fn validate(&self, p: &mut Problems) {
+        p.check(
+            !self.names.is_empty(),
+            "consumers.names",
+            "name at least one sync service",
+        );
+        for name in &self.names {
+            p.check(
+                valid_name(name),
+                "consumers.names",
+                format!("`{name}` {NAME_RULE}"),
+            );
+        }
+        let mut sorted = self.names.clone();
+        sorted.sort();
+        sorted.dedup();
+        p.check(
+            sorted.len() == self.names.len(),
+            "consumers.names",
+            "lists a name twice",
+        );
+        for name in &self.pull {
+            p.check(
+                self.names.contains(name),
+                "consumers.pull",
+                format!("`{name}` is not in consumers.names"),
+            );
+        }
+    }
+}

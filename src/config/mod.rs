@@ -1,0 +1,407 @@
+//! Settings: one typed tree, loaded in layers and validated before any role starts.
+//!
+//! Layers, later ones winning: the defaults compiled in from `config/default.toml`
+//! (so every key always has a documented value), an optional file given with
+//! `--config`, then environment variables `ORDER_SYNC__SECTION__KEY`
+//! (lists comma-separated, e.g. `ORDER_SYNC__CONSUMERS__NAMES=erp,wms`).
+//!
+//! Every problem is reported as `key: what is wrong`, all of them at once, so an
+//! operator fixes a broken deployment in one round. Each section checks itself
+//! (`validate` beside its type). URLs are kept in [`SecretUrl`], whose
+//! `Debug`/`Display` never show the password.
+
+mod broker;
+mod roles;
+mod secret;
+mod sources;
+mod surface;
+
+use std::{fmt, path::Path};
+
+use serde::Deserialize;
+
+pub use broker::{BrokerSettings, ConsumerSettings, Names, QueueType};
+pub use roles::{
+    AckSettings, BackoffSettings, CaptureSettings, FilterSettings, RelaySettings,
+    RetentionSettings, Schedule, StartFrom, WriteBackSettings,
+};
+pub use secret::{Secret, SecretUrl};
+pub use sources::{LedgerSettings, MagentoSettings, ShopSettings, TablePrefix};
+pub use surface::{HttpSettings, LogFormat, LogSettings, MessageSettings};
+
+/// The defaults, compiled in so that the binary runs with only the keys that differ.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Why settings could not be loaded. Each entry names the key it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("invalid configuration:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<KeyError>),
+}
+
+/// One problem with one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+fn key_error(key: &str, message: impl Into<String>) -> KeyError {
+    KeyError {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The problems found so far, each under its key.
+#[derive(Default)]
+struct Problems(Vec<KeyError>);
+
+impl Problems {
+    fn add(&mut self, key: &str, message: impl Into<String>) {
+        self.0.push(key_error(key, message));
+    }
+
+    fn check(&mut self, ok: bool, key: &str, message: impl Into<String>) {
+        if !ok {
+            self.add(key, message);
+        }
+    }
+}
+
+/// What shop names, prefixes and consumer names may be: they end up in queue
+/// names, message ids and lock names.
+const NAME_RULE: &str = "must be 1-64 characters of letters, digits, `-`, `_` or `.`";
+
+fn valid_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The whole configuration tree. Field docs are the short form of the comments in
+/// `config/default.toml`, which is the reference operators read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub shop: ShopSettings,
+    pub magento: MagentoSettings,
+    pub ledger: LedgerSettings,
+    pub broker: BrokerSettings,
+    pub consumers: ConsumerSettings,
+    pub capture: CaptureSettings,
+    pub relay: RelaySettings,
+    pub acks: AckSettings,
+    pub message: MessageSettings,
+    pub http: HttpSettings,
+    pub retention: RetentionSettings,
+    pub write_back: WriteBackSettings,
+    pub log: LogSettings,
+}
+
+impl Settings {
+    /// Checks everything a type cannot: ranges, URL schemes, names; every
+    /// section in turn, all problems together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Problems::default();
+        self.shop.validate(&mut p);
+        self.magento.validate(&mut p);
+        self.ledger.validate(&mut p);
+        self.broker.validate(&mut p);
+        self.consumers.validate(&mut p);
+        self.capture.validate(&mut p);
+        self.relay.validate(&mut p);
+        self.acks.validate(&mut p);
+        self.message.validate(&mut p);
+        self.http.validate(&mut p);
+        self.retention.validate(&mut p);
+        self.write_back.validate(&mut p);
+        self.log.validate(&mut p);
+        if p.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(p.0))
+        }
+    }
+}
+
+/// Loads settings from the compiled-in defaults, an optional file and the environment.
+pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+    load_with_env(file, std::env::vars())
+}
+
+/// [`load`] with the environment given explicitly, so tests do not touch the process env.
+pub fn load_with_env(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    let mut builder = config::Config::builder().add_source(config::File::from_str(
+        DEFAULT_TOML,
+        config::FileFormat::Toml,
+    ));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError::File {
+                path: path.display().to_string(),
+                message: "no such file".into(),
+            });
+        }
+        builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+    }
+    let env: config::Map<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("ORDER_SYNC__"))
+        .collect();
+    builder = builder.add_source(
+        config::Environment::with_prefix("ORDER_SYNC")
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("consumers.names")
+            .with_list_parse_key("consumers.pull")
+            .with_list_parse_key("broker.failover_urls")
+            .with_list_parse_key("message.deny_fields")
+            .with_list_parse_key("capture.filter.store_ids")
+            .with_list_parse_key("capture.filter.website_codes")
+            .with_list_parse_key("capture.filter.states")
+            .with_list_parse_key("capture.filter.statuses")
+            .try_parsing(true)
+            .source(Some(env)),
+    );
+    let raw = builder.build().map_err(|e| from_config_error(e, file))?;
+    let settings: Settings = raw
+        .try_deserialize()
+        .map_err(|e| from_config_error(e, file))?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+/// Turns the `config` crate's error into ours, keeping the key it names.
+fn from_config_error(e: config::ConfigError, file: Option<&Path>) -> ConfigError {
+    match e {
+        config::ConfigError::Type {
+            key: Some(key),
+            unexpected,
+            expected,
+            ..
+        } => ConfigError::Invalid(vec![key_error(
+            &key,
+            format!("invalid type: {unexpected}, expected {expected}"),
+        )]),
+        config::ConfigError::At {
+            error,
+            key: Some(key),
+            ..
+        } => {
+            // The inner message may repeat "for key `x`"; keep one format.
+            let message = error.to_string();
+            let message = message.split(" for key `").next().unwrap_or("").to_owned();
+            ConfigError::Invalid(vec![key_error(&key, message)])
+        }
+        config::ConfigError::Message(m) => {
+            // serde messages for unknown/missing fields carry no path; name the field.
+            let key = field_in_message(&m).unwrap_or("?").to_owned();
+            ConfigError::Invalid(vec![key_error(&key, m)])
+        }
+        config::ConfigError::FileParse { uri, cause } => ConfigError::File {
+            path: uri.unwrap_or_else(|| file.map(|p| p.display().to_string()).unwrap_or_default()),
+            message: cause.to_string(),
+        },
+        config::ConfigError::NotFound(key) => {
+            ConfigError::Invalid(vec![key_error(&key, "missing")])
+        }
+        other => ConfigError::Invalid(vec![key_error("?", other.to_string())]),
+    }
+}
+
+fn field_in_message(m: &str) -> Option<&str> {
+    let start = m.find('`')? + 1;
+    let len = m[start..].find('`')?;
+    Some(&m[start..start + len])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn message(r: Result<Settings, ConfigError>) -> String {
+        r.expect_err("config should be rejected").to_string()
+    }
+
+    #[test]
+    fn defaults_alone_are_valid() {
+        let s = load_with_env(None, env(&[])).unwrap();
+        assert_eq!(s.consumers.names, vec!["erp".to_string()]);
+        assert_eq!(s.relay.schedule, Schedule::Every(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys_and_lists() {
+        let s = load_with_env(
+            None,
+            env(&[
+                ("ORDER_SYNC__CONSUMERS__NAMES", "erp,wms"),
+                ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "5s"),
+                ("ORDER_SYNC__CAPTURE__BATCH_SIZE", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.consumers.names, vec!["erp", "wms"]);
+        assert_eq!(s.relay.backoff.initial, Duration::from_secs(5));
+        assert_eq!(s.capture.batch_size, 7);
+    }
+
+    #[test]
+    fn a_cron_schedule_like_the_original_module_is_accepted() {
+        let s: Schedule = "*/5 * * * *".parse().unwrap();
+        assert!(matches!(s, Schedule::Cron(_)));
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T10:02:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(s.next_wait(now), Duration::from_secs(180));
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let m = message(load_with_env(
+            None,
+            env(&[("ORDER_SYNC__CAPTURE__BATCH_SIZE", "lots")]),
+        ));
+        assert!(m.contains("capture.batch_size"), "{m}");
+    }
+
+    #[test]
+    fn an_unparseable_duration_names_the_key() {
+        let m = message(load_with_env(
+            None,
+            env(&[("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "soon")]),
+        ));
+        assert!(m.contains("relay.backoff.initial"), "{m}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let m = message(load_with_env(
+            None,
+            env(&[("ORDER_SYNC__CAPTURE__POLL_INTERVALL", "1s")]),
+        ));
+        assert!(m.contains("poll_intervall"), "{m}");
+    }
+
+    #[test]
+    fn a_bad_schedule_names_the_key() {
+        let m = message(load_with_env(
+            None,
+            env(&[("ORDER_SYNC__RELAY__SCHEDULE", "every tuesday")]),
+        ));
+        assert!(m.contains("relay.schedule"), "{m}");
+    }
+
+    #[test]
+    fn range_errors_are_all_reported_with_their_keys() {
+        let m = message(load_with_env(
+            None,
+            env(&[
+                ("ORDER_SYNC__RELAY__MAX_ATTEMPTS", "0"),
+                ("ORDER_SYNC__BROKER__URL", "http://example.org/"),
+                ("ORDER_SYNC__CONSUMERS__NAMES", "erp,erp"),
+            ]),
+        ));
+        assert!(m.contains("relay.max_attempts: must be at least 1"), "{m}");
+        assert!(m.contains("broker.url: scheme `http`"), "{m}");
+        assert!(m.contains("consumers.names: lists a name twice"), "{m}");
+    }
+
+    #[test]
+    fn passwords_never_appear_in_errors_or_debug_output() {
+        let m = message(load_with_env(
+            None,
+            env(&[
+                ("ORDER_SYNC__LEDGER__URL", "postgres://u:hunter2@db/x"),
+                ("ORDER_SYNC__MAGENTO__URL", "mysql://u:hunter2@db/"),
+            ]),
+        ));
+        assert!(!m.contains("hunter2"), "{m}");
+        assert!(m.contains("ledger.url"), "{m}");
+        assert!(m.contains("magento.url: names no database"), "{m}");
+        let url = SecretUrl::new("amqp://guest:hunter2@rabbit:5672/%2f");
+        assert!(!format!("{url:?} {url}").contains("hunter2"));
+        assert_eq!(url.redacted(), "amqp://guest:***@rabbit:5672/%2f");
+    }
+
+    #[test]
+    fn queue_names_are_templates_checked_for_their_placeholders() {
+        let s = load_with_env(
+            None,
+            env(&[(
+                "ORDER_SYNC__BROKER__NAMES__CONSUMER_QUEUE",
+                "sync.{prefix}.{consumer}",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(s.broker.names.consumer_queue, "sync.{prefix}.{consumer}");
+        let m = message(load_with_env(
+            None,
+            env(&[("ORDER_SYNC__BROKER__NAMES__CONSUMER_QUEUE", "{prefix}.que")]),
+        ));
+        assert!(
+            m.contains("broker.names.consumer_queue: must contain {consumer}"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn sizes_and_deny_paths_are_checked() {
+        let m = message(load_with_env(
+            None,
+            env(&[
+                ("ORDER_SYNC__BROKER__FRAME_MAX", "1024"),
+                ("ORDER_SYNC__BROKER__MAX_MESSAGE_BYTES", "10"),
+                ("ORDER_SYNC__MESSAGE__DENY_FIELDS", "payment..x,pay*ment.y"),
+            ]),
+        ));
+        assert!(m.contains("broker.frame_max"), "{m}");
+        assert!(m.contains("broker.max_message_bytes"), "{m}");
+        assert_eq!(m.matches("message.deny_fields").count(), 2, "{m}");
+    }
+
+    #[test]
+    fn a_table_prefix_with_anything_but_letters_digits_and_underscores_is_refused() {
+        let m = message(load_with_env(
+            None,
+            env(&[("ORDER_SYNC__MAGENTO__TABLE_PREFIX", "mage`; DROP")]),
+        ));
+        assert!(m.contains("magento.table_prefix"), "{m}");
+        let s = load_with_env(None, env(&[("ORDER_SYNC__MAGENTO__TABLE_PREFIX", "m2_")])).unwrap();
+        assert_eq!(
+            s.magento.table_prefix.table("sales_order"),
+            "m2_sales_order"
+        );
+    }
+
+    #[test]
+    fn a_missing_config_file_is_named() {
+        let m = message(load_with_env(
+            Some(Path::new("/nonexistent/order-sync.toml")),
+            env(&[]),
+        ));
+        assert!(m.contains("/nonexistent/order-sync.toml"), "{m}");
+    }
+}

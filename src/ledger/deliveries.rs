@@ -1,0 +1,571 @@
+//! Delivery rows, one per (order, consumer): recording captured orders,
+//! claiming what is due, and recording what publishing did.
+//!
+//! A row is reserved for the publisher that took it until `next_attempt_at`
+//! (the claim), so a second relay — or this one after a crash — takes it only
+//! when the claim has run out; it is marked published only after the broker's
+//! confirm ([`Ledger::mark_published`]).
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use mysql_async::{prelude::*, IsolationLevel, TxOpts, Value};
+
+use super::{
+    after, from_row, from_rows, id_params, marks, naive, opt_utc_to_value, opt_utc_value,
+    state::state_value, transaction, utc_to_value, utc_value, Ledger, LedgerError, State,
+};
+use crate::{
+    message::{message_id, truncate, OrderKey},
+    retry::RetryPolicy,
+};
+
+/// One ledger row, as read back for status, the API and tests.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, FromRow)]
+pub struct Delivery {
+    pub entity_id: u32,
+    pub consumer: String,
+    pub increment_id: Option<String>,
+    pub store_id: Option<u16>,
+    pub message_id: String,
+    #[mysql(deserialize_with = "state_value")]
+    pub state: State,
+    pub attempts: u32,
+    #[mysql(deserialize_with = "utc_value", serialize_with = "utc_to_value")]
+    pub captured_at: DateTime<Utc>,
+    #[mysql(
+        deserialize_with = "opt_utc_value",
+        serialize_with = "opt_utc_to_value"
+    )]
+    pub last_published_at: Option<DateTime<Utc>>,
+    #[mysql(
+        deserialize_with = "opt_utc_value",
+        serialize_with = "opt_utc_to_value"
+    )]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    #[mysql(
+        deserialize_with = "opt_utc_value",
+        serialize_with = "opt_utc_to_value"
+    )]
+    pub synced_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// Times an operator re-sent this row.
+    pub resyncs: u32,
+}
+
+/// The columns of [`Delivery`], for SELECTs.
+pub(super) const DELIVERY_COLUMNS: &str =
+    "entity_id, consumer, increment_id, store_id, message_id, state, attempts, \
+     captured_at, last_published_at, next_attempt_at, synced_at, last_error, resyncs";
+
+/// An order to record, as taken from a capture message.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub key: OrderKey,
+    pub captured_at: DateTime<Utc>,
+    /// The order JSON, exactly as captured.
+    pub message: String,
+}
+
+/// A row taken for publishing, with what is needed to build the message.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub entity_id: u32,
+    pub consumer: String,
+    pub message_id: String,
+    pub increment_id: Option<String>,
+    /// Deliveries made before this one.
+    pub attempts: u32,
+    pub captured_at: DateTime<Utc>,
+    pub message: String,
+}
+
+/// A due row as [`Ledger::claim_due`] reads it, before its message is joined.
+#[derive(FromRow)]
+struct DueRow {
+    entity_id: u32,
+    consumer: String,
+    message_id: String,
+    increment_id: Option<String>,
+    attempts: u32,
+    #[mysql(deserialize_with = "utc_value", serialize_with = "utc_to_value")]
+    captured_at: DateTime<Utc>,
+}
+
+/// What a re-delivery round took from the ledger.
+#[derive(Debug, Default)]
+pub struct Round {
+    pub to_publish: Vec<Claimed>,
+    /// (entity_id, consumer) rows parked in this round.
+    pub parked: Vec<(u32, String)>,
+}
+
+fn read_committed() -> TxOpts {
+    TxOpts::default()
+        .with_isolation_level(IsolationLevel::ReadCommitted)
+        .clone()
+}
+
+impl Ledger {
+    /// Records orders and creates their rows for every consumer, in one
+    /// transaction. Returns the rows that are new, already reserved for the
+    /// caller to publish at once (until `now + lease`, after which the
+    /// re-delivery round takes them if the caller died). Orders already in the
+    /// ledger (a re-published capture) produce no new rows: nothing twice.
+    pub async fn record_orders(
+        &self,
+        orders: &[NewOrder],
+        consumers: &[String],
+        source: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, LedgerError> {
+        if orders.is_empty() {
+            return Ok(vec![]);
+        }
+        transaction!(self, read_committed(), |tx| {
+            let fresh = insert_orders(&mut tx, orders, consumers, source).await?;
+            let due = after(now, lease);
+            insert_deliveries(&mut tx, &fresh, State::Pending, Some(due), None, now).await?;
+            fresh.into_iter().map(|(f, _)| f).collect::<Vec<_>>()
+        })
+    }
+
+    /// Records orders that can never be published (larger than the broker
+    /// takes) with every consumer's row parked at once, with the reason: kept,
+    /// visible, re-drivable once the limit is raised. One transaction.
+    pub async fn record_parked(
+        &self,
+        orders: &[NewOrder],
+        consumers: &[String],
+        source: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        if orders.is_empty() {
+            return Ok(());
+        }
+        let reason = truncate(reason, 2000);
+        transaction!(self, read_committed(), |tx| {
+            let fresh = insert_orders(&mut tx, orders, consumers, source).await?;
+            insert_deliveries(&mut tx, &fresh, State::Parked, None, Some(&reason), now).await?;
+        })
+    }
+
+    /// Takes up to `limit` rows that are due and not synced, for the given
+    /// consumers. Rows that have used up their deliveries are parked instead.
+    /// Taken rows are reserved until `now + lease`, so a second relay (or this
+    /// one, if it dies before publishing) does not take them in the meantime;
+    /// `SKIP LOCKED` lets concurrent relays share the work without waiting.
+    pub async fn claim_due(
+        &self,
+        consumers: &[String],
+        now: DateTime<Utc>,
+        limit: u32,
+        max_attempts: u32,
+        lease: Duration,
+    ) -> Result<Round, LedgerError> {
+        let mut params: Vec<Value> = vec![naive(now).into()];
+        params.extend(consumers.iter().map(|c| Value::from(c.as_str())));
+        params.push(limit.into());
+        // Only delivery rows are locked (MariaDB has no `FOR UPDATE OF`), so
+        // relays taking different consumers' rows of one order never block.
+        let select = format!(
+            "SELECT entity_id, consumer, message_id, increment_id, attempts, captured_at \
+             FROM order_sync_deliveries \
+             WHERE state IN ({}) AND next_attempt_at <= ? AND consumer IN ({}) \
+             ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED",
+            State::sql_list(&State::OPEN),
+            marks(consumers.len())
+        );
+        transaction!(self, read_committed(), |tx| {
+            let rows: Vec<DueRow> = from_rows(tx.exec(select.as_str(), params.clone()).await?)?;
+            let (exhausted, due): (Vec<DueRow>, Vec<DueRow>) =
+                rows.into_iter().partition(|r| r.attempts >= max_attempts);
+            let mut round = Round {
+                parked: exhausted
+                    .into_iter()
+                    .map(|r| (r.entity_id, r.consumer))
+                    .collect(),
+                to_publish: vec![],
+            };
+            if !due.is_empty() {
+                let mut ids: Vec<u32> = due.iter().map(|p| p.entity_id).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let messages: HashMap<u32, String> = from_rows::<(u32, String)>(
+                    tx.exec(
+                        format!(
+                            "SELECT entity_id, message FROM order_sync_orders WHERE entity_id IN ({})",
+                            marks(ids.len())
+                        ),
+                        id_params(&ids),
+                    )
+                    .await?,
+                )?
+                .into_iter()
+                .collect();
+                tx.exec_batch(
+                    "UPDATE order_sync_deliveries SET next_attempt_at = ?, updated_at = ? \
+                     WHERE entity_id = ? AND consumer = ?",
+                    due.iter().map(|p| {
+                        (
+                            naive(after(now, lease)),
+                            naive(now),
+                            p.entity_id,
+                            p.consumer.as_str(),
+                        )
+                    }),
+                )
+                .await?;
+                round.to_publish = due
+                    .into_iter()
+                    .map(|r| Claimed {
+                        // An order row missing under its deliveries cannot
+                        // happen (one transaction writes both); `null` keeps the
+                        // delivery going rather than wedging the round.
+                        message: messages
+                            .get(&r.entity_id)
+                            .cloned()
+                            .unwrap_or_else(|| "null".into()),
+                        entity_id: r.entity_id,
+                        consumer: r.consumer,
+                        message_id: r.message_id,
+                        increment_id: r.increment_id,
+                        attempts: r.attempts,
+                        captured_at: r.captured_at,
+                    })
+                    .collect();
+            }
+            if !round.parked.is_empty() {
+                tx.exec_batch(
+                    "UPDATE order_sync_deliveries SET state = 'parked', next_attempt_at = NULL, \
+                     last_error = COALESCE(last_error, ?), updated_at = ? \
+                     WHERE entity_id = ? AND consumer = ?",
+                    round.parked.iter().map(|(id, c)| {
+                        (
+                            format!("no synced ack after {max_attempts} deliveries"),
+                            naive(now),
+                            *id,
+                            c.as_str(),
+                        )
+                    }),
+                )
+                .await?;
+            }
+            round
+        })
+    }
+
+    /// Records confirmed publishes: one more delivery, and when the next is due.
+    /// A consumer may ack before this runs (it got the message before the
+    /// confirm came back): the delivery still counts, but the state and the
+    /// schedule stay as the ack left them.
+    pub async fn mark_published(
+        &self,
+        rows: &[&Claimed],
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> Result<(), LedgerError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // One transaction: one commit (and disk flush) for the whole batch,
+        // where autocommit would flush once per row.
+        transaction!(self, TxOpts::default(), |tx| {
+            // MariaDB applies SET clauses left to right, each seeing the ones
+            // before it: both IFs read `state` before it is changed.
+            tx.exec_batch(
+                "UPDATE order_sync_deliveries \
+                 SET attempts = attempts + 1, last_published_at = ?, \
+                     next_attempt_at = IF(state IN ('synced', 'parked'), next_attempt_at, ?), \
+                     state = IF(state IN ('synced', 'parked'), state, 'published'), \
+                     updated_at = ? \
+                 WHERE entity_id = ? AND consumer = ?",
+                rows.iter().map(|c| {
+                    (
+                        naive(now),
+                        naive(after(now, policy.delay_after(c.attempts + 1))),
+                        naive(now),
+                        c.entity_id,
+                        c.consumer.as_str(),
+                    )
+                }),
+            )
+            .await?;
+        })
+    }
+
+    /// Parks rows at once, with the reason: for what no retry can deliver
+    /// (a message too large for the broker). Kept, visible, re-drivable.
+    pub async fn park(
+        &self,
+        rows: &[(u32, &str)],
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let reason = truncate(reason, 2000);
+        transaction!(self, TxOpts::default(), |tx| {
+            tx.exec_batch(
+                "UPDATE order_sync_deliveries SET state = 'parked', next_attempt_at = NULL, \
+                 last_error = ?, updated_at = ? \
+                 WHERE entity_id = ? AND consumer = ? AND state <> 'synced'",
+                rows.iter()
+                    .map(|(id, c)| (reason.as_str(), naive(now), *id, *c)),
+            )
+            .await?;
+        })
+    }
+
+    /// Records that publishing failed and gives the rows' claims back: they are
+    /// due at once, for the next re-delivery round (whichever instance runs
+    /// it), rather than when the claim would have run out. A broker node lost
+    /// in a cluster fails a whole batch at once; they go again on the next
+    /// round, through the node the roles reconnected to. One transaction.
+    pub async fn record_publish_errors(
+        &self,
+        failed: &[(&Claimed, String)],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        if failed.is_empty() {
+            return Ok(());
+        }
+        transaction!(self, TxOpts::default(), |tx| {
+            tx.exec_batch(
+                format!(
+                    "UPDATE order_sync_deliveries SET last_error = ?, next_attempt_at = ?, \
+                     updated_at = ? WHERE entity_id = ? AND consumer = ? AND state IN ({})",
+                    State::sql_list(&State::OPEN)
+                ),
+                failed.iter().map(|(row, error)| {
+                    (
+                        truncate(&format!("publish failed: {error}"), 2000),
+                        naive(now),
+                        naive(now),
+                        row.entity_id,
+                        row.consumer.as_str(),
+                    )
+                }),
+            )
+            .await?;
+        })
+    }
+
+    /// Makes rows due now that were reserved for publishing but will not be
+    /// published by their taker (paused, or pulled over HTTP).
+    pub async fn release(&self, rows: &[&Claimed], now: DateTime<Utc>) -> Result<(), LedgerError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        transaction!(self, TxOpts::default(), |tx| {
+            tx.exec_batch(
+                "UPDATE order_sync_deliveries SET next_attempt_at = ? \
+                 WHERE entity_id = ? AND consumer = ? AND state = 'pending'",
+                rows.iter()
+                    .map(|r| (naive(now), r.entity_id, r.consumer.as_str())),
+            )
+            .await?;
+        })
+    }
+
+    /// Hands up to `limit` due rows of one consumer to a caller that fetches
+    /// them over HTTP: each counts as a delivery at once (the response is the
+    /// delivery), and is due again after the back-off unless acked. Rows that
+    /// used up their deliveries are parked instead, as in a re-delivery round.
+    pub async fn pull(
+        &self,
+        consumer: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+        policy: &RetryPolicy,
+    ) -> Result<Vec<Claimed>, LedgerError> {
+        let consumers = [consumer.to_owned()];
+        let round = self
+            .claim_due(
+                &consumers,
+                now,
+                limit,
+                policy.max_attempts,
+                Duration::from_secs(60),
+            )
+            .await?;
+        let rows: Vec<&Claimed> = round.to_publish.iter().collect();
+        self.mark_published(&rows, now, policy).await?;
+        Ok(round.to_publish)
+    }
+
+    /// Every row, ordered by order and consumer (for status output and tests).
+    pub async fn deliveries(&self) -> Result<Vec<Delivery>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        from_rows(
+            conn.query(format!(
+                "SELECT {DELIVERY_COLUMNS} FROM order_sync_deliveries ORDER BY entity_id, consumer"
+            ))
+            .await?,
+        )
+    }
+
+    /// One order's row for one consumer.
+    pub async fn delivery(
+        &self,
+        entity_id: u32,
+        consumer: &str,
+    ) -> Result<Option<Delivery>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let row: Option<mysql_async::Row> = conn
+            .exec_first(
+                format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM order_sync_deliveries \
+                     WHERE entity_id = ? AND consumer = ?"
+                ),
+                (entity_id, consumer),
+            )
+            .await?;
+        row.map(from_row).transpose()
+    }
+
+    /// The rows of these orders, by order.
+    pub(super) async fn deliveries_of(
+        conn: &mut mysql_async::Conn,
+        ids: &[u32],
+    ) -> Result<HashMap<u32, Vec<Delivery>>, LedgerError> {
+        let mut out: HashMap<u32, Vec<Delivery>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let rows: Vec<Delivery> = from_rows(
+            conn.exec(
+                format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM order_sync_deliveries \
+                     WHERE entity_id IN ({}) ORDER BY entity_id, consumer",
+                    marks(ids.len())
+                ),
+                id_params(ids),
+            )
+            .await?,
+        )?;
+        for d in rows {
+            out.entry(d.entity_id).or_default().push(d);
+        }
+        Ok(out)
+    }
+}
+
+/// Inserts the order rows of `orders` (deduplicated) in the caller's
+/// transaction and returns the delivery rows to create, with each order's
+/// store: every consumer's for a new order, and for an order already recorded
+/// only those of consumers added since.
+///
+/// One statement per order: the relay whose insert creates the order row owns
+/// its delivery rows. A second relay given the same order (capture published
+/// it twice) waits on that row's key lock, then inserts nothing and publishes
+/// nothing, so consumers never get attempt 1 twice.
+async fn insert_orders(
+    tx: &mut mysql_async::Transaction<'_>,
+    orders: &[NewOrder],
+    consumers: &[String],
+    source: &str,
+) -> Result<Vec<(Claimed, Option<u16>)>, LedgerError> {
+    let mut orders: Vec<&NewOrder> = orders.iter().collect();
+    orders.sort_by_key(|o| o.key.entity_id);
+    orders.dedup_by_key(|o| o.key.entity_id);
+    let mut known_ids = Vec::new();
+    for o in &orders {
+        let placed = o
+            .key
+            .created_at
+            .as_deref()
+            .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok());
+        tx.exec_drop(
+            "INSERT IGNORE INTO order_sync_orders \
+             (entity_id, increment_id, store_id, placed_at, captured_at, message) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                o.key.entity_id,
+                o.key.increment_id.clone(),
+                o.key.store_id,
+                placed,
+                naive(o.captured_at),
+                o.message.as_str(),
+            ),
+        )
+        .await?;
+        if tx.affected_rows() == 0 {
+            known_ids.push(o.key.entity_id);
+        }
+    }
+    let existing: Vec<(u32, String)> = if known_ids.is_empty() {
+        vec![]
+    } else {
+        from_rows(
+            tx.exec(
+                format!(
+                    "SELECT entity_id, consumer FROM order_sync_deliveries \
+                     WHERE entity_id IN ({}) FOR UPDATE",
+                    marks(known_ids.len())
+                ),
+                id_params(&known_ids),
+            )
+            .await?,
+        )?
+    };
+    let mut fresh = Vec::new();
+    for o in &orders {
+        for c in consumers {
+            let seen = existing
+                .iter()
+                .any(|(id, ec)| *id == o.key.entity_id && ec == c);
+            if !seen {
+                fresh.push((
+                    Claimed {
+                        entity_id: o.key.entity_id,
+                        consumer: c.clone(),
+                        message_id: message_id(source, o.key.entity_id, c),
+                        increment_id: o.key.increment_id.clone(),
+                        attempts: 0,
+                        captured_at: o.captured_at,
+                        message: o.message.clone(),
+                    },
+                    o.key.store_id,
+                ));
+            }
+        }
+    }
+    Ok(fresh)
+}
+
+/// Creates the delivery rows [`insert_orders`] returned, in `state`.
+async fn insert_deliveries(
+    tx: &mut mysql_async::Transaction<'_>,
+    fresh: &[(Claimed, Option<u16>)],
+    state: State,
+    next_attempt_at: Option<DateTime<Utc>>,
+    last_error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), LedgerError> {
+    tx.exec_batch(
+        "INSERT IGNORE INTO order_sync_deliveries \
+         (entity_id, consumer, increment_id, store_id, message_id, state, attempts, \
+          captured_at, next_attempt_at, last_error, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+        fresh.iter().map(|(f, store)| {
+            (
+                f.entity_id,
+                f.consumer.as_str(),
+                f.increment_id.clone(),
+                *store,
+                f.message_id.as_str(),
+                state.as_str(),
+                naive(f.captured_at),
+                next_attempt_at.map(naive),
+                last_error,
+                naive(now),
+            )
+        }),
+    )
+    .await?;
+    Ok(())
+}

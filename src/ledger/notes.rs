@@ -1,0 +1,101 @@
+//! Bookkeeping for the Magento write-back: which orders' "synced" and which
+//! rows' "parked" comments are written. A comment is taken here before it is
+//! written, so it is written at most once (a crash in between loses a
+//! comment, never doubles it); a failed write gives it back.
+
+use chrono::{DateTime, Utc};
+use mysql_async::prelude::*;
+
+use super::{from_rows, naive, Ledger, LedgerError};
+
+/// A parked row whose comment is not written yet.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct ParkedNote {
+    pub entity_id: u32,
+    pub consumer: String,
+    pub last_error: Option<String>,
+}
+
+impl Ledger {
+    /// Orders synced for every consumer whose history comment is not written
+    /// yet, with their consumers; at most `limit`.
+    pub async fn synced_to_note(&self, limit: u32) -> Result<Vec<(u32, Vec<String>)>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let rows: Vec<(u32, String)> = from_rows(
+            conn.exec(
+                "SELECT o.entity_id, GROUP_CONCAT(d.consumer ORDER BY d.consumer SEPARATOR ',') \
+                 FROM order_sync_orders o JOIN order_sync_deliveries d ON d.entity_id = o.entity_id \
+                 WHERE o.written_back_at IS NULL \
+                 GROUP BY o.entity_id HAVING SUM(d.state <> 'synced') = 0 \
+                 ORDER BY o.entity_id LIMIT ?",
+                (limit,),
+            )
+            .await?,
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, c)| (id, c.split(',').map(str::to_owned).collect()))
+            .collect())
+    }
+
+    /// Takes the write-back of an order's "synced" comment; false if another
+    /// instance took it first.
+    pub async fn take_synced_note(
+        &self,
+        entity_id: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        conn.exec_drop(
+            "UPDATE order_sync_orders SET written_back_at = ? \
+             WHERE entity_id = ? AND written_back_at IS NULL",
+            (naive(now), entity_id),
+        )
+        .await?;
+        Ok(conn.affected_rows() == 1)
+    }
+
+    /// Gives a taken write-back back (the write failed), to try again later.
+    pub async fn untake_synced_note(&self, entity_id: u32) -> Result<(), LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        conn.exec_drop(
+            "UPDATE order_sync_orders SET written_back_at = NULL WHERE entity_id = ?",
+            (entity_id,),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Parked rows whose comment is not written yet; at most `limit`.
+    pub async fn parked_to_note(&self, limit: u32) -> Result<Vec<ParkedNote>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        from_rows(
+            conn.exec(
+                "SELECT entity_id, consumer, last_error FROM order_sync_deliveries \
+                 WHERE state = 'parked' AND noted_at IS NULL ORDER BY entity_id LIMIT ?",
+                (limit,),
+            )
+            .await?,
+        )
+    }
+
+    /// Takes (with `now`) or gives back (with `None`) a parked row's comment;
+    /// taking returns false if another instance took it first.
+    pub async fn take_parked_note(
+        &self,
+        entity_id: u32,
+        consumer: &str,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<bool, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let sql = if now.is_some() {
+            "UPDATE order_sync_deliveries SET noted_at = ? \
+             WHERE entity_id = ? AND consumer = ? AND noted_at IS NULL"
+        } else {
+            "UPDATE order_sync_deliveries SET noted_at = ? WHERE entity_id = ? AND consumer = ?"
+        };
+        conn.exec_drop(sql, (now.map(naive), entity_id, consumer))
+            .await?;
+        Ok(conn.affected_rows() == 1)
+    }
+}

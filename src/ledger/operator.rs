@@ -1,0 +1,457 @@
+//! What people ask of the ledger: lists and lookups of orders (for the JSON
+//! API, the status page and the CLI), totals, and the changes they make —
+//! re-send, un-park, purge. Selections and filters arrive already parsed and
+//! checked (`control::input`); each change is one short statement or
+//! transaction.
+
+use chrono::{DateTime, Utc};
+use mysql_async::{prelude::*, TxOpts, Value};
+
+use super::{
+    from_row, from_rows, id_params, marks, naive, opt_utc_to_value, opt_utc_value,
+    state::state_value, utc_value, Delivery, Ledger, LedgerError, State,
+};
+
+/// Which orders an operator means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    EntityIds(Vec<u32>),
+    /// Magento increment ids; in a multi-store shop one may name an order per store.
+    IncrementIds(Vec<String>),
+    /// Orders placed (Magento `created_at`, UTC) in `[since, until)`.
+    Placed {
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+}
+
+/// Filters for listing orders; every given one must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    /// Orders with a row in this state (for `consumer`, when given).
+    pub state: Option<State>,
+    pub consumer: Option<String>,
+    pub store_id: Option<u16>,
+    pub increment_id: Option<String>,
+    /// Placed at or after.
+    pub placed_from: Option<DateTime<Utc>>,
+    /// Placed before.
+    pub placed_to: Option<DateTime<Utc>>,
+    /// Page size (default 50, at most 500).
+    pub limit: Option<u32>,
+    /// Keyset pagination: only orders with a smaller entity_id (the last page's `next`).
+    pub before: Option<u32>,
+}
+
+/// One order with its rows, as the API and the status page show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OrderView {
+    pub entity_id: u32,
+    pub increment_id: Option<String>,
+    pub store_id: Option<u16>,
+    pub placed_at: Option<DateTime<Utc>>,
+    pub captured_at: DateTime<Utc>,
+    pub deliveries: Vec<Delivery>,
+}
+
+impl OrderView {
+    pub fn parked(&self) -> bool {
+        self.deliveries.iter().any(|d| d.state == State::Parked)
+    }
+}
+
+/// A page of orders and where the next one starts.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OrderPage {
+    pub orders: Vec<OrderView>,
+    /// Pass as `before` for the next page; absent on the last.
+    pub next: Option<u32>,
+}
+
+/// An order row of `order_sync_orders`, without its message.
+#[derive(FromRow)]
+struct OrderRow {
+    entity_id: u32,
+    increment_id: Option<String>,
+    store_id: Option<u16>,
+    #[mysql(
+        deserialize_with = "opt_utc_value",
+        serialize_with = "opt_utc_to_value"
+    )]
+    placed_at: Option<DateTime<Utc>>,
+    #[mysql(deserialize_with = "utc_value", serialize_with = "utc_to_value")]
+    captured_at: DateTime<Utc>,
+}
+
+impl OrderRow {
+    fn with(self, deliveries: Vec<Delivery>) -> OrderView {
+        OrderView {
+            entity_id: self.entity_id,
+            increment_id: self.increment_id,
+            store_id: self.store_id,
+            placed_at: self.placed_at,
+            captured_at: self.captured_at,
+            deliveries,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct CountRow {
+    consumer: String,
+    #[mysql(deserialize_with = "state_value")]
+    state: State,
+    n: u64,
+}
+
+const ORDER_COLUMNS: &str = "entity_id, increment_id, store_id, placed_at, captured_at";
+
+impl Ledger {
+    /// Row counts by (consumer, state).
+    pub async fn counts(&self) -> Result<Vec<(String, State, u64)>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let rows: Vec<CountRow> = from_rows(
+            conn.query(
+                "SELECT consumer, state, COUNT(*) AS n FROM order_sync_deliveries \
+                 GROUP BY consumer, state ORDER BY consumer, state",
+            )
+            .await?,
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.consumer, r.state, r.n))
+            .collect())
+    }
+
+    /// When the oldest order not synced for some consumer was captured.
+    pub async fn oldest_unsynced(&self) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let t: Option<Option<chrono::NaiveDateTime>> = conn
+            .query_first(
+                "SELECT MIN(captured_at) FROM order_sync_deliveries WHERE state <> 'synced'",
+            )
+            .await?;
+        Ok(t.flatten().map(|t| t.and_utc()))
+    }
+
+    /// Number of orders recorded.
+    pub async fn order_count(&self) -> Result<u64, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        Ok(conn
+            .query_first("SELECT COUNT(*) FROM order_sync_orders")
+            .await?
+            .unwrap_or(0))
+    }
+
+    /// The entity_ids an operator's selection names, in ascending order, from
+    /// `after` on, at most `limit` (for doing large ranges in steps).
+    pub async fn select_orders(
+        &self,
+        selection: &Selection,
+        after_id: u32,
+        limit: u32,
+    ) -> Result<Vec<u32>, LedgerError> {
+        let Some((condition, mut params)) = selection_filter(selection) else {
+            return Ok(vec![]);
+        };
+        let mut conn = self.pool.get_conn().await?;
+        params.push(after_id.into());
+        params.push(limit.into());
+        Ok(conn
+            .exec(
+                format!(
+                    "SELECT entity_id FROM order_sync_orders WHERE {condition} \
+                     AND entity_id > ? ORDER BY entity_id LIMIT ?"
+                ),
+                params,
+            )
+            .await?)
+    }
+
+    /// How many orders a selection names.
+    pub async fn count_orders(&self, selection: &Selection) -> Result<u64, LedgerError> {
+        let Some((condition, params)) = selection_filter(selection) else {
+            return Ok(0);
+        };
+        let mut conn = self.pool.get_conn().await?;
+        Ok(conn
+            .exec_first(
+                format!("SELECT COUNT(*) FROM order_sync_orders WHERE {condition}"),
+                params,
+            )
+            .await?
+            .unwrap_or(0))
+    }
+
+    /// Orders matching a filter, newest first, one page.
+    pub async fn list_orders(&self, filter: &OrderFilter) -> Result<OrderPage, LedgerError> {
+        let limit = filter.limit.unwrap_or(50).clamp(1, 500);
+        let mut conditions = vec!["1 = 1".to_owned()];
+        let mut params: Vec<Value> = vec![];
+        if filter.state.is_some() || filter.consumer.is_some() {
+            let mut sub = "EXISTS (SELECT 1 FROM order_sync_deliveries d \
+                 WHERE d.entity_id = o.entity_id"
+                .to_owned();
+            if let Some(state) = filter.state {
+                sub.push_str(" AND d.state = ?");
+                params.push(state.as_str().into());
+            }
+            if let Some(consumer) = &filter.consumer {
+                sub.push_str(" AND d.consumer = ?");
+                params.push(consumer.as_str().into());
+            }
+            sub.push(')');
+            conditions.push(sub);
+        }
+        if let Some(store) = filter.store_id {
+            conditions.push("o.store_id = ?".into());
+            params.push(store.into());
+        }
+        if let Some(inc) = &filter.increment_id {
+            conditions.push("o.increment_id = ?".into());
+            params.push(inc.as_str().into());
+        }
+        for (value, op) in [(filter.placed_from, ">="), (filter.placed_to, "<")] {
+            if let Some(t) = value {
+                conditions.push(format!("o.placed_at {op} ?"));
+                params.push(naive(t).into());
+            }
+        }
+        if let Some(before) = filter.before {
+            conditions.push("o.entity_id < ?".into());
+            params.push(before.into());
+        }
+        params.push((limit + 1).into());
+        let mut conn = self.pool.get_conn().await?;
+        let mut rows: Vec<OrderRow> = from_rows(
+            conn.exec(
+                format!(
+                    "SELECT {ORDER_COLUMNS} FROM order_sync_orders o WHERE {} \
+                     ORDER BY o.entity_id DESC LIMIT ?",
+                    conditions.join(" AND ")
+                ),
+                params,
+            )
+            .await?,
+        )?;
+        let next = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.entity_id)
+        } else {
+            None
+        };
+        let ids: Vec<u32> = rows.iter().map(|r| r.entity_id).collect();
+        let mut by_order = Ledger::deliveries_of(&mut conn, &ids).await?;
+        Ok(OrderPage {
+            orders: rows
+                .into_iter()
+                .map(|r| {
+                    let deliveries = by_order.remove(&r.entity_id).unwrap_or_default();
+                    r.with(deliveries)
+                })
+                .collect(),
+            next,
+        })
+    }
+
+    /// One order with its rows and the order JSON as captured.
+    pub async fn order(&self, entity_id: u32) -> Result<Option<(OrderView, String)>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let row: Option<mysql_async::Row> = conn
+            .exec_first(
+                format!(
+                    "SELECT {ORDER_COLUMNS}, message FROM order_sync_orders WHERE entity_id = ?"
+                ),
+                (entity_id,),
+            )
+            .await?;
+        let Some(mut row) = row else {
+            return Ok(None);
+        };
+        let message: String = row
+            .take_opt("message")
+            .and_then(Result::ok)
+            .ok_or_else(|| LedgerError::Row {
+                what: "an order's message",
+                detail: "column message is missing or not text".into(),
+            })?;
+        let order: OrderRow = from_row(row)?;
+        let deliveries = Ledger::deliveries_of(&mut conn, &[entity_id])
+            .await?
+            .remove(&entity_id)
+            .unwrap_or_default();
+        Ok(Some((order.with(deliveries), message)))
+    }
+
+    /// Sends orders again: their rows (all consumers', or one's) become pending
+    /// with fresh attempts, due now, under a new message_id
+    /// (`<source>:<entity_id>:<consumer>:r<n>`), so a consumer that
+    /// de-duplicates on message_id takes the re-send. Returns rows changed.
+    pub async fn resync(
+        &self,
+        entity_ids: &[u32],
+        consumer: Option<&str>,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, LedgerError> {
+        self.update_deliveries(
+            // SET clauses apply left to right: message_id sees the new resyncs.
+            "resyncs = resyncs + 1, \
+             message_id = CONCAT(?, ':', entity_id, ':', consumer, ':r', resyncs), \
+             state = 'pending', attempts = 0, next_attempt_at = ?, synced_at = NULL, \
+             last_error = NULL, noted_at = NULL, updated_at = ?",
+            vec![source.into(), naive(now).into(), naive(now).into()],
+            "1 = 1",
+            Some(entity_ids),
+            consumer,
+        )
+        .await
+    }
+
+    /// Gives parked rows their deliveries back: pending, due now, attempts from
+    /// zero, same message_id (it is the same request, not a new one). Without
+    /// ids, every parked row (of `consumer`, when given). Returns rows changed.
+    pub async fn unpark(
+        &self,
+        entity_ids: Option<&[u32]>,
+        consumer: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, LedgerError> {
+        self.update_deliveries(
+            "state = 'pending', attempts = 0, next_attempt_at = ?, noted_at = NULL, updated_at = ?",
+            vec![naive(now).into(), naive(now).into()],
+            "state = 'parked'",
+            entity_ids,
+            consumer,
+        )
+        .await
+    }
+
+    /// `UPDATE order_sync_deliveries SET {set} WHERE {condition}`, narrowed to
+    /// these orders (all when `None`; none when empty) and this consumer (all
+    /// when `None`), as one statement; returns the rows changed.
+    async fn update_deliveries(
+        &self,
+        set: &str,
+        mut params: Vec<Value>,
+        condition: &str,
+        entity_ids: Option<&[u32]>,
+        consumer: Option<&str>,
+    ) -> Result<u64, LedgerError> {
+        let mut sql = format!("UPDATE order_sync_deliveries SET {set} WHERE {condition}");
+        if let Some(ids) = entity_ids {
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            sql.push_str(&format!(" AND entity_id IN ({})", marks(ids.len())));
+            params.extend(id_params(ids));
+        }
+        if let Some(c) = consumer {
+            sql.push_str(" AND consumer = ?");
+            params.push(c.into());
+        }
+        let mut conn = self.pool.get_conn().await?;
+        conn.exec_drop(sql, params).await?;
+        Ok(conn.affected_rows())
+    }
+
+    // ---- retention -----------------------------------------------------------
+
+    /// Deletes orders synced for every consumer before `cutoff`, with their
+    /// rows, in batches; never an order with a row in any other state. Returns
+    /// orders deleted.
+    pub async fn purge_synced_before(&self, cutoff: DateTime<Utc>) -> Result<u64, LedgerError> {
+        let mut total = 0;
+        loop {
+            let mut conn = self.pool.get_conn().await?;
+            let ids: Vec<u32> = conn
+                .exec(
+                    "SELECT o.entity_id FROM order_sync_orders o \
+                     WHERE o.captured_at < ? AND NOT EXISTS (\
+                       SELECT 1 FROM order_sync_deliveries d WHERE d.entity_id = o.entity_id \
+                       AND (d.state <> 'synced' OR d.synced_at >= ?)) \
+                     ORDER BY o.entity_id LIMIT 1000",
+                    (naive(cutoff), naive(cutoff)),
+                )
+                .await?;
+            if ids.is_empty() {
+                return Ok(total);
+            }
+            let mut tx = conn.start_transaction(TxOpts::default()).await?;
+            let params: Vec<Value> = ids.iter().map(|i| Value::from(*i)).collect();
+            // Re-checked under lock: a row re-sent since the read above stays.
+            let keep: Vec<u32> = tx
+                .exec(
+                    format!(
+                        "SELECT DISTINCT entity_id FROM order_sync_deliveries \
+                         WHERE entity_id IN ({}) AND (state <> 'synced' OR synced_at >= ?) \
+                         FOR UPDATE",
+                        marks(ids.len())
+                    ),
+                    params
+                        .iter()
+                        .cloned()
+                        .chain([naive(cutoff).into()])
+                        .collect::<Vec<_>>(),
+                )
+                .await?;
+            let gone: Vec<Value> = ids
+                .iter()
+                .filter(|i| !keep.contains(i))
+                .map(|i| Value::from(*i))
+                .collect();
+            if !gone.is_empty() {
+                for table in ["order_sync_deliveries", "order_sync_orders"] {
+                    tx.exec_drop(
+                        format!(
+                            "DELETE FROM {table} WHERE entity_id IN ({})",
+                            marks(gone.len())
+                        ),
+                        gone.clone(),
+                    )
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            total += gone.len() as u64;
+            if ids.len() < 1000 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// The WHERE condition (on `order_sync_orders`) and its parameters for a
+/// selection; `None` when it names nothing.
+fn selection_filter(selection: &Selection) -> Option<(String, Vec<Value>)> {
+    match selection {
+        Selection::EntityIds(ids) if ids.is_empty() => None,
+        Selection::IncrementIds(ids) if ids.is_empty() => None,
+        Selection::EntityIds(ids) => Some((
+            format!("entity_id IN ({})", marks(ids.len())),
+            ids.iter().map(|i| Value::from(*i)).collect(),
+        )),
+        Selection::IncrementIds(ids) => Some((
+            format!("increment_id IN ({})", marks(ids.len())),
+            ids.iter().map(|i| Value::from(i.as_str())).collect(),
+        )),
+        Selection::Placed { since, until } => Some((
+            "placed_at >= ? AND placed_at < ?".into(),
+            vec![naive(*since).into(), naive(*until).into()],
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_selection_names_nothing() {
+        assert!(selection_filter(&Selection::EntityIds(vec![])).is_none());
+        assert!(selection_filter(&Selection::IncrementIds(vec![])).is_none());
+        let (sql, params) = selection_filter(&Selection::EntityIds(vec![1, 2])).unwrap();
+        assert_eq!(sql, "entity_id IN (?, ?)");
+        assert_eq!(params.len(), 2);
+    }
+}

@@ -1,0 +1,173 @@
+//! Where capture is: the highest entity_id read per source, the ids below it
+//! not seen yet (gaps, see `roles::capture`), and the named lock that makes one
+//! instance the capturing one.
+
+use chrono::{DateTime, Utc};
+use mysql_async::{prelude::*, TxOpts, Value};
+
+use super::{from_rows, marks, naive, transaction, utc_value, Ledger, LedgerError};
+
+/// Capture's saved position.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapturePosition {
+    pub last_entity_id: u32,
+    /// Open gaps: (entity_id, first seen).
+    pub gaps: Vec<(u32, DateTime<Utc>)>,
+}
+
+#[derive(FromRow)]
+struct GapRow {
+    entity_id: u32,
+    #[mysql(deserialize_with = "utc_value", serialize_with = "utc_to_value")]
+    first_seen_at: DateTime<Utc>,
+}
+
+/// Held by the one instance that captures for a shop: a MariaDB named lock on a
+/// connection of its own. The server frees it when that connection ends, so a
+/// crashed or cut-off holder gives way at once, without a lease to wait out.
+pub struct CaptureLock {
+    conn: mysql_async::Conn,
+    name: String,
+}
+
+impl CaptureLock {
+    /// True while this connection still holds the lock. Checked before every
+    /// poll: a holder whose connection was killed must stop capturing.
+    pub async fn still_held(&mut self) -> bool {
+        let r: Result<Option<Option<i64>>, _> = self
+            .conn
+            .exec_first(
+                "SELECT IS_USED_LOCK(?) = CONNECTION_ID()",
+                (self.name.as_str(),),
+            )
+            .await;
+        matches!(r, Ok(Some(Some(1))))
+    }
+
+    pub async fn release(mut self) {
+        let _ = self
+            .conn
+            .exec_drop("SELECT RELEASE_LOCK(?)", (self.name.as_str(),))
+            .await;
+        let _ = self.conn.disconnect().await;
+    }
+}
+
+/// A server-wide lock name for one shop's capture; MariaDB caps names at 64 characters.
+fn lock_name(database: &str, source: &str) -> String {
+    let name = format!("order_sync:{database}:{source}");
+    if name.len() <= 64 {
+        return name;
+    }
+    // Long names: keep them distinct with a hash of the whole.
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    format!("order_sync:{:016x}", h.finish())
+}
+
+impl Ledger {
+    /// Tries to become the one capturing instance for `source` (non-blocking).
+    pub async fn try_capture_lock(&self, source: &str) -> Result<Option<CaptureLock>, LedgerError> {
+        // A connection of its own, never pooled: the lock lives and dies with it.
+        let mut conn = mysql_async::Conn::new(self.opts.clone()).await?;
+        let database: Option<String> = conn.query_first("SELECT DATABASE()").await?.flatten();
+        let name = lock_name(database.as_deref().unwrap_or(""), source);
+        let got: Option<Option<i64>> = conn
+            .exec_first("SELECT GET_LOCK(?, 0)", (name.as_str(),))
+            .await?;
+        if got.flatten() == Some(1) {
+            Ok(Some(CaptureLock { conn, name }))
+        } else {
+            let _ = conn.disconnect().await;
+            Ok(None)
+        }
+    }
+
+    pub async fn capture_position(
+        &self,
+        source: &str,
+    ) -> Result<Option<CapturePosition>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let last: Option<u32> = conn
+            .exec_first(
+                "SELECT last_entity_id FROM order_sync_capture_position WHERE source = ?",
+                (source,),
+            )
+            .await?;
+        let Some(last_entity_id) = last else {
+            return Ok(None);
+        };
+        let gaps: Vec<GapRow> = from_rows(
+            conn.exec(
+                "SELECT entity_id, first_seen_at FROM order_sync_capture_gaps \
+                 WHERE source = ? ORDER BY entity_id",
+                (source,),
+            )
+            .await?,
+        )?;
+        Ok(Some(CapturePosition {
+            last_entity_id,
+            gaps: gaps
+                .into_iter()
+                .map(|g| (g.entity_id, g.first_seen_at))
+                .collect(),
+        }))
+    }
+
+    /// Saves capture's progress in one transaction: the new position, gaps
+    /// opened below it, and gaps closed (captured) or given up.
+    pub async fn save_capture_position(
+        &self,
+        source: &str,
+        last_entity_id: u32,
+        opened: &[u32],
+        closed: &[u32],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        transaction!(self, TxOpts::default(), |tx| {
+            tx.exec_drop(
+                "INSERT INTO order_sync_capture_position (source, last_entity_id, updated_at) \
+                 VALUES (?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE last_entity_id = GREATEST(last_entity_id, VALUES(last_entity_id)), \
+                 updated_at = VALUES(updated_at)",
+                (source, last_entity_id, naive(now)),
+            )
+            .await?;
+            if !opened.is_empty() {
+                tx.exec_batch(
+                    "INSERT IGNORE INTO order_sync_capture_gaps (source, entity_id, first_seen_at) \
+                     VALUES (?, ?, ?)",
+                    opened.iter().map(|id| (source, *id, naive(now))),
+                )
+                .await?;
+            }
+            for chunk in closed.chunks(1000) {
+                let mut params: Vec<Value> = vec![source.into()];
+                params.extend(chunk.iter().map(|id| Value::from(*id)));
+                tx.exec_drop(
+                    format!(
+                        "DELETE FROM order_sync_capture_gaps WHERE source = ? AND entity_id IN ({})",
+                        marks(chunk.len())
+                    ),
+                    params,
+                )
+                .await?;
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_names_fit_mariadb_and_stay_distinct() {
+        let a = lock_name(&"x".repeat(60), "shop-a");
+        let b = lock_name(&"x".repeat(60), "shop-b");
+        assert!(a.len() <= 64 && b.len() <= 64);
+        assert_ne!(a, b);
+        assert_eq!(lock_name("ledger", "demo"), "order_sync:ledger:demo");
+    }
+}

@@ -1,0 +1,96 @@
+//! The sync state of one (order, consumer) row: the one list of state names
+//! the SQL, the JSON API, the status page and the CLI all use.
+
+use mysql_async::{prelude::FromValue, FromValueError, Value};
+
+/// Sync state of one (order, consumer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Recorded, not yet published (or reserved by a publisher right now).
+    Pending,
+    /// Published; waiting for the consumer's ack.
+    Published,
+    /// The consumer acked it `synced`.
+    Synced,
+    /// The consumer acked it `failed`; due again after the backoff.
+    Failed,
+    /// Used up its deliveries, or could never be delivered: waits for a person.
+    Parked,
+}
+
+impl State {
+    /// Every state, in the order the status page and `status` show them.
+    pub const ALL: [State; 5] = [
+        State::Pending,
+        State::Published,
+        State::Failed,
+        State::Parked,
+        State::Synced,
+    ];
+
+    /// States a row is still owed a delivery in: the relay takes these when due.
+    pub const OPEN: [State; 3] = [State::Pending, State::Published, State::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Published => "published",
+            State::Synced => "synced",
+            State::Failed => "failed",
+            State::Parked => "parked",
+        }
+    }
+
+    /// The state named `s`, or `None` for a name that is not one.
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// `'pending', 'published', 'failed'`: a list of states for SQL.
+    pub fn sql_list(states: &[State]) -> String {
+        states
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// All names, comma-separated, for error messages.
+    pub fn names() -> String {
+        State::ALL.map(State::as_str).join(", ")
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<State> for Value {
+    fn from(s: State) -> Value {
+        Value::from(s.as_str())
+    }
+}
+
+/// A state column; a name this build does not know is an error, not a guess.
+pub(crate) fn state_value(v: Value) -> Result<State, FromValueError> {
+    let text = String::from_value_opt(v)?;
+    State::parse(&text).ok_or(FromValueError(Value::Bytes(text.into_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_name_reads_back_and_an_unknown_one_is_refused() {
+        for s in State::ALL {
+            assert_eq!(state_value(Value::from(s.as_str())).unwrap(), s);
+        }
+        assert!(state_value(Value::from("parkd")).is_err());
+        assert_eq!(State::parse("synced"), Some(State::Synced));
+        assert_eq!(State::parse("Synced"), None);
+    }
+}

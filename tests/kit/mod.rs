@@ -1,0 +1,97 @@
+//! The test kit shared by the integration tests (`tests/pipeline`) and the
+//! benchmark (`benches/pipeline.rs`): where the real services are, unique
+//! names, and databases made and dropped. A service that cannot be reached
+//! fails with its URL and how to start it; nothing is skipped.
+#![allow(dead_code)]
+
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use lapin::{Connection, ConnectionProperties};
+use mysql_async::{prelude::*, Conn, Pool};
+
+/// The Magento 2.4 sales tables, derived from the reference dump.
+pub const MAGENTO_SCHEMA: &str = include_str!("../../deploy/magento/magento2-sales-schema.sql");
+/// The Magento 1.9 sales tables, with the `magev1_` table prefix.
+pub const MAGENTO1_SCHEMA: &str =
+    include_str!("../../deploy/magento/magento1-magev1-sales-schema.sql");
+
+/// The MariaDB/MySQL server (no database): `ORDER_SYNC_TEST_MYSQL`.
+pub fn mysql_server() -> String {
+    std::env::var("ORDER_SYNC_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// The RabbitMQ broker: `ORDER_SYNC_TEST_AMQP`.
+pub fn amqp_url() -> String {
+    std::env::var("ORDER_SYNC_TEST_AMQP")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// A name no other test, bench or earlier run uses, starting with `kind`.
+pub fn unique_id(kind: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let r: u32 = rand::random();
+    format!("{kind}{}_{n}_{r:08x}", std::process::id())
+}
+
+/// A connection to the server, or a panic saying how to start it.
+pub async fn server_conn() -> Conn {
+    let url = mysql_server();
+    match tokio::time::timeout(Duration::from_secs(10), Conn::from_url(url.as_str())).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => panic!(
+            "MariaDB/MySQL is not reachable at {url} ({e}). Start it with \
+             `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd` \
+             (or `deploy/services.sh`), or point ORDER_SYNC_TEST_MYSQL at a server."
+        ),
+        Err(_) => panic!("MariaDB/MySQL at {url} did not answer within 10s; is it running?"),
+    }
+}
+
+/// A connection to the broker, or a panic saying how to start it.
+pub async fn broker_conn() -> Connection {
+    let url = amqp_url();
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        Connection::connect(&url, ConnectionProperties::default()),
+    )
+    .await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => panic!(
+            "RabbitMQ is not reachable at {url} ({e}). Start it with `rabbitmq-server -detached` \
+             (or `deploy/services.sh`), or point ORDER_SYNC_TEST_AMQP at a broker."
+        ),
+        Err(_) => panic!("RabbitMQ at {url} did not answer within 10s; is it running?"),
+    }
+}
+
+/// Creates database `name` (with `schema` loaded, if given) and returns a
+/// pool of up to `pool_max` connections to it.
+pub async fn create_database(name: &str, schema: Option<&str>, pool_max: usize) -> Pool {
+    let mut conn = server_conn().await;
+    conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        .await
+        .expect("create a test database");
+    if let Some(sql) = schema {
+        conn.query_drop(format!("USE `{name}`")).await.unwrap();
+        conn.query_drop(sql).await.expect("load the schema");
+    }
+    let _ = conn.disconnect().await;
+    Pool::new(format!("{}/{name}?pool_min=0&pool_max={pool_max}", mysql_server()).as_str())
+}
+
+/// Drops these databases if they exist; never fails (it runs in clean-ups).
+pub async fn drop_databases(names: &[String]) {
+    if let Ok(mut conn) = Conn::from_url(mysql_server().as_str()).await {
+        for db in names {
+            let _ = conn
+                .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+                .await;
+        }
+        let _ = conn.disconnect().await;
+    }
+}
