@@ -33,7 +33,9 @@ echo "check-dockerfile.sh: in a context holding only the COPYed files: $run"
 
 bin="$root/target/docker-check/release/order-sync"
 "$bin" --version
-# The image's configuration: the compose service's environment, nothing else.
+# The image's configuration: the compose service's environment, nothing else
+# (compose has no default API token; this check supplies one).
+export ORDER_SYNC_API_TOKEN="${ORDER_SYNC_API_TOKEN:-check-dockerfile-token-0123456789}"
 mapfile -t envs < <(python3 - <<'PY'
 import subprocess, yaml
 cfg = yaml.safe_load(subprocess.run(["docker-compose", "config"], check=True, capture_output=True, text=True).stdout)

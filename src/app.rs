@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use order_sync_consumer::supervise::Reconnect;
 
 use crate::{
-    broker::{Broker, Topology},
+    broker::{Broker, BrokerError, Topology},
     config::Settings,
     http,
     ledger::{self, Ledger, LedgerError},
@@ -66,18 +66,39 @@ impl Roles {
     }
 }
 
-/// A start-up problem no retry can fix, with the key to look at.
+/// A start-up problem no retry can fix, with the key to look at: the
+/// settings are wrong (the CLI exits 2, and systemd does not restart it).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("ledger.url ({url}): {source}")]
     Ledger { url: String, source: LedgerError },
     #[error("magento.url ({url}): {source}")]
     Magento { url: String, source: MagentoError },
+    #[error("broker.url: {0}")]
+    Broker(BrokerError),
     #[error("http.listen: cannot listen on {addr}: {source}")]
     Http {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("shop.name is `{name}`, but the ledger holds capture positions only for {others}: a renamed shop would start again from capture.start_from and miss or repeat orders. Set shop.name back, or move the position to the new name first: UPDATE order_sync_capture_position SET source = '{name}' WHERE source = '<old name>' (and the same in order_sync_capture_gaps)")]
+    ShopRenamed { name: String, others: String },
+}
+
+/// Ledger answers that no wait can fix.
+fn fatal_ledger(e: &LedgerError) -> bool {
+    match e {
+        LedgerError::Db(e) => wrong_settings(e),
+        // Another instance is migrating: wait for it.
+        LedgerError::Locked(_) => false,
+        _ => true,
+    }
+}
+
+/// Broker answers that mean the settings are wrong: the login is refused.
+/// (A vhost that does not exist yet is waited for: it may be being created.)
+fn wrong_broker_settings(e: &BrokerError) -> bool {
+    matches!(e, BrokerError::Connect { reason, .. } if reason.contains("ACCESS_REFUSED"))
 }
 
 /// Server answers that mean the settings are wrong, not that the server is away:
@@ -177,7 +198,7 @@ impl Parts {
     ) -> Result<bool, StartError> {
         let mut reconnect = Reconnect::new("start-up");
         loop {
-            let step: Result<(), RoleError> = async {
+            let step: Result<Option<StartError>, RoleError> = async {
                 // A fresh install's ledger database does not exist yet: create
                 // it before anything connects to it.
                 if self.settings.ledger.migrate_on_start {
@@ -192,15 +213,36 @@ impl Parts {
                 }
                 if roles.capture {
                     d.magento.check_schema().await?;
+                    let sources = d.ledger.capture_sources().await?;
+                    if !sources.is_empty() && !sources.contains(&d.shop) {
+                        return Ok(Some(StartError::ShopRenamed {
+                            name: d.shop.clone(),
+                            others: sources
+                                .iter()
+                                .map(|s| format!("`{s}`"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        }));
+                    }
+                }
+                if d.ledger.is_galera().await? {
+                    tracing::warn!(
+                        "The ledger is on a Galera cluster: named locks are per node, so two instances on \
+                         different nodes could both capture. Point ledger.url at one node (or a proxy \
+                         that sends every connection to the same node); see the README's security section."
+                    );
                 }
                 d.broker.declare_topology().await?;
-                Ok(())
+                Ok(None)
             }
             .await;
             match step {
-                Ok(()) => return Ok(true),
-                Err(RoleError::Ledger(source)) if !matches!(&source, LedgerError::Db(e) if !wrong_settings(e)) =>
-                {
+                Ok(None) => return Ok(true),
+                Ok(Some(fatal)) => return Err(fatal),
+                Err(RoleError::Broker(e)) if wrong_broker_settings(&e) => {
+                    return Err(StartError::Broker(e));
+                }
+                Err(RoleError::Ledger(source)) if fatal_ledger(&source) => {
                     return Err(StartError::Ledger {
                         url: self.settings.ledger.url.redacted(),
                         source,

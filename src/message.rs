@@ -129,8 +129,10 @@ pub fn message_id(source: &str, entity_id: u32, consumer: &str) -> String {
 /// {"consumer": "erp", "increment_id": "000000042", "store_id": 1, "status": "failed", "error": "ERP timeout"}
 /// ```
 /// The order is named by `entity_id`, or by `increment_id` with `store_id`, or by
-/// `message_id` alone; when `message_id` is given it must match the order.
+/// `message_id` alone; every identifier given must name the same order. Any
+/// other field is refused. Over AMQP the routing key must be `consumer`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Ack {
     pub consumer: String,
     pub status: AckStatus,
@@ -168,8 +170,20 @@ pub enum AckRejection {
     UnknownConsumer(String),
     #[error("ack is for an order the ledger does not hold")]
     UnknownOrder,
-    #[error("ack message_id `{given}` does not match the order's `{expected}`")]
-    MessageIdMismatch { given: String, expected: String },
+    /// The reason never says what the right one is: it would hand a guesser the answer.
+    #[error("ack message_id `{given}` does not match the order")]
+    MessageIdMismatch { given: String },
+    #[error("ack names two different orders: its increment_id and store_id are not those of entity_id {0}")]
+    ConflictingIds(u32),
+    #[error("ack for consumer `{consumer}` was published with routing key `{routing_key}`; publish a consumer's acks with its own name as the routing key")]
+    WrongRoutingKey {
+        consumer: String,
+        routing_key: String,
+    },
+    #[error("ack for consumer `{consumer}` was not published by its broker user (consumers.{consumer}.broker_user)")]
+    WrongUser { consumer: String },
+    #[error("ack names consumer `{consumer}`, not the one this credential is for")]
+    NotYours { consumer: String },
     #[error("duplicate ack: the order is already synced for this consumer")]
     Duplicate,
     #[error("late ack: the order is already {0} for this consumer")]

@@ -169,11 +169,12 @@ impl Broker {
         Err(last.expect("there is always at least one node"))
     }
 
-    /// A channel for consuming, with the configured prefetch.
-    pub async fn consumer_channel(&self) -> Result<Channel, BrokerError> {
+    /// A channel for consuming, taking at most `prefetch` unacknowledged
+    /// deliveries at once (which bounds what the consumer holds in memory).
+    pub async fn consumer_channel(&self, prefetch: u16) -> Result<Channel, BrokerError> {
         let channel = self.channel().await?;
         channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .basic_qos(prefetch.max(1), BasicQosOptions::default())
             .await?;
         Ok(channel)
     }
@@ -187,10 +188,31 @@ impl Broker {
         Ok(Publisher { channel })
     }
 
-    /// Declares every exchange, queue and binding (idempotent).
+    /// Declares every exchange, queue and binding (idempotent). A queue that
+    /// exists with other arguments (declared by an older order-sync, before
+    /// delivery limits and dead-queue bounds) is kept as it is, with a warning
+    /// saying what is not in force: re-declaring it would need it deleted.
     pub async fn declare_topology(&self) -> Result<(), BrokerError> {
-        let channel = self.channel().await?;
-        self.topology.declare(&channel).await?;
+        let t = &self.topology;
+        let mut channel = self.channel().await?;
+        t.declare_exchanges(&channel).await?;
+        for q in t.queues() {
+            match t.declare_queue(&channel, &q).await {
+                Ok(()) => {}
+                Err(e) if e.to_string().contains("PRECONDITION_FAILED") => {
+                    // The broker closed the channel: check it exists on a new one.
+                    channel = self.channel().await?;
+                    t.queue_exists(&channel, &q.name).await?;
+                    tracing::warn!(
+                        queue = %q.name,
+                        error = %e,
+                        "Queue exists with other arguments; its delivery limit or length bounds are not in force. Apply them with a RabbitMQ policy, or delete the queue once drained so order-sync re-creates it."
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        t.declare_bindings(&channel).await?;
         let _ = channel.close(200, "topology declared".into()).await;
         Ok(())
     }

@@ -43,7 +43,23 @@ pub struct QueueSpec {
     pub name: String,
     /// Where rejected messages go: (exchange, routing key); none for dead queues.
     pub dead_letter: Option<(String, String)>,
+    /// Deliveries of one message before it is dead-lettered (working queues).
+    pub delivery_limit: i64,
 }
+
+/// Deliveries of one message from order-sync's own inbox queues before it is
+/// dead-lettered. High: a session that fails mid-batch returns its messages
+/// (counting a delivery each), and an outage must not dead-letter real work;
+/// the roles check the ledger before they consume.
+pub const INBOX_DELIVERY_LIMIT: i64 = 100;
+/// Deliveries of one message from a consumer's queue before it is
+/// dead-lettered. The ledger, not the queue, drives re-delivery: a message
+/// dead-lettered here is published again when its row falls due.
+pub const CONSUMER_DELIVERY_LIMIT: i64 = 20;
+/// Most messages a dead queue keeps; the oldest are dropped first.
+pub const DEAD_MAX_LENGTH: i64 = 100_000;
+/// Most bytes a dead queue keeps (256 MiB); the oldest are dropped first.
+pub const DEAD_MAX_BYTES: i64 = 256 * 1024 * 1024;
 
 /// One binding of a queue to an exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,23 +152,33 @@ impl Topology {
     pub fn queues(&self) -> Vec<QueueSpec> {
         let dlx = self.dead_exchange();
         let mut working = vec![
-            (self.relay_queue(), "orders".to_owned()),
-            (self.acks_queue(), "acks".to_owned()),
+            (
+                self.relay_queue(),
+                "orders".to_owned(),
+                INBOX_DELIVERY_LIMIT,
+            ),
+            (self.acks_queue(), "acks".to_owned(), INBOX_DELIVERY_LIMIT),
         ];
         for c in &self.consumers {
-            working.push((self.consumer_queue(c), format!("que.{c}")));
+            working.push((
+                self.consumer_queue(c),
+                format!("que.{c}"),
+                CONSUMER_DELIVERY_LIMIT,
+            ));
         }
         let mut queues = Vec::new();
-        for (name, dead_key) in &working {
+        for (name, dead_key, limit) in &working {
             queues.push(QueueSpec {
                 name: name.clone(),
                 dead_letter: Some((dlx.clone(), dead_key.clone())),
+                delivery_limit: *limit,
             });
         }
-        for (_, dead_key) in &working {
+        for (_, dead_key, _) in &working {
             queues.push(QueueSpec {
                 name: self.dead_queue(dead_key),
                 dead_letter: None,
+                delivery_limit: 0,
             });
         }
         queues
@@ -192,25 +218,47 @@ impl Topology {
 
     /// The arguments a queue is declared with. Redeclaring with different
     /// arguments is refused by the broker, so this is the one place they're made.
+    ///
+    /// Bounds: a working queue dead-letters a message delivered more than its
+    /// delivery limit (quorum queues; a poison message cannot loop forever),
+    /// and a dead queue keeps at most [`DEAD_MAX_LENGTH`] messages and
+    /// [`DEAD_MAX_BYTES`], dropping the oldest first (`drop-head`).
     pub fn queue_arguments(&self, q: &QueueSpec) -> FieldTable {
         let mut args = FieldTable::default();
-        let kind = match self.queue_type {
-            QueueType::Quorum => "quorum",
-            QueueType::Classic => "classic",
-        };
-        args.insert("x-queue-type".into(), long_string(kind));
-        if let Some((exchange, key)) = &q.dead_letter {
-            args.insert("x-dead-letter-exchange".into(), long_string(exchange));
-            args.insert("x-dead-letter-routing-key".into(), long_string(key));
+        for (key, value) in self.queue_argument_values(q) {
+            args.insert(key.into(), value);
         }
         args
     }
 
-    /// Declares everything; safe to run any number of times, from any role.
-    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+    fn queue_argument_values(&self, q: &QueueSpec) -> Vec<(&'static str, AMQPValue)> {
+        let kind = match self.queue_type {
+            QueueType::Quorum => "quorum",
+            QueueType::Classic => "classic",
+        };
+        let mut args = vec![("x-queue-type", long_string(kind))];
+        match &q.dead_letter {
+            Some((exchange, key)) => {
+                args.push(("x-dead-letter-exchange", long_string(exchange)));
+                args.push(("x-dead-letter-routing-key", long_string(key)));
+                if self.queue_type == QueueType::Quorum {
+                    args.push(("x-delivery-limit", AMQPValue::LongLongInt(q.delivery_limit)));
+                }
+            }
+            None => {
+                args.push(("x-max-length", AMQPValue::LongLongInt(DEAD_MAX_LENGTH)));
+                args.push(("x-max-length-bytes", AMQPValue::LongLongInt(DEAD_MAX_BYTES)));
+                args.push(("x-overflow", long_string("drop-head")));
+            }
+        }
+        args
+    }
+
+    /// Declares the exchanges on `channel`.
+    pub async fn declare_exchanges(&self, channel: &Channel) -> Result<(), lapin::Error> {
         let durable = ExchangeDeclareOptions {
             durable: true,
-            ..ExchangeDeclareOptions::default()
+            ..Default::default()
         };
         for e in self.exchanges() {
             let kind = match e.kind {
@@ -221,15 +269,42 @@ impl Topology {
                 .exchange_declare(e.name.into(), kind, durable, FieldTable::default())
                 .await?;
         }
-        for q in self.queues() {
-            channel
-                .queue_declare(
-                    q.name.as_str().into(),
-                    QueueDeclareOptions::durable(),
-                    self.queue_arguments(&q),
-                )
-                .await?;
-        }
+        Ok(())
+    }
+
+    /// Declares one queue with its arguments.
+    pub async fn declare_queue(
+        &self,
+        channel: &Channel,
+        q: &QueueSpec,
+    ) -> Result<(), lapin::Error> {
+        channel
+            .queue_declare(
+                q.name.as_str().into(),
+                QueueDeclareOptions::durable(),
+                self.queue_arguments(q),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Checks that a queue exists, whatever its arguments.
+    pub async fn queue_exists(&self, channel: &Channel, name: &str) -> Result<(), lapin::Error> {
+        channel
+            .queue_declare(
+                name.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Declares the bindings on `channel`.
+    pub async fn declare_bindings(&self, channel: &Channel) -> Result<(), lapin::Error> {
         for b in self.bindings() {
             channel
                 .queue_bind(
@@ -250,10 +325,6 @@ impl Topology {
     /// checked against this.
     pub fn definitions(&self, vhost: &str) -> serde_json::Value {
         use serde_json::json;
-        let kind = match self.queue_type {
-            QueueType::Quorum => "quorum",
-            QueueType::Classic => "classic",
-        };
         let exchanges: Vec<_> = self
             .exchanges()
             .into_iter()
@@ -266,11 +337,18 @@ impl Topology {
             .queues()
             .into_iter()
             .map(|q| {
-                let mut arguments = json!({"x-queue-type": kind});
-                if let Some((x, k)) = &q.dead_letter {
-                    arguments["x-dead-letter-exchange"] = json!(x);
-                    arguments["x-dead-letter-routing-key"] = json!(k);
-                }
+                let arguments: serde_json::Map<String, serde_json::Value> = self
+                    .queue_argument_values(&q)
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            AMQPValue::LongString(s) => json!(s.to_string()),
+                            AMQPValue::LongLongInt(n) => json!(n),
+                            other => json!(format!("{other:?}")),
+                        };
+                        (k.to_owned(), v)
+                    })
+                    .collect();
                 json!({"name": q.name, "vhost": vhost, "durable": true,
                        "auto_delete": false, "arguments": arguments})
             })
@@ -283,7 +361,19 @@ impl Topology {
                        "destination_type": "queue", "routing_key": b.routing_key, "arguments": {}})
             })
             .collect();
-        json!({"exchanges": exchanges, "queues": queues, "bindings": bindings})
+        // Each consumer's broker user (its name, as in the shipped
+        // definitions) may publish acks only under its own routing key.
+        let topic_permissions: Vec<_> = self
+            .consumers
+            .iter()
+            .map(|c| {
+                // `exchange` is a name, not a pattern; `write` matches routing keys.
+                json!({"user": c, "vhost": vhost, "exchange": self.acks_exchange(),
+                       "write": format!("^{}$", regex_escape(c)), "read": "^$"})
+            })
+            .collect();
+        json!({"exchanges": exchanges, "queues": queues, "bindings": bindings,
+               "topic_permissions": topic_permissions})
     }
 
     /// A human-readable listing, as printed by `order-sync topology`.
@@ -315,6 +405,17 @@ impl Topology {
         }
         out
     }
+}
+
+/// `s` as a regular expression matching only itself (names hold letters,
+/// digits, `-`, `_`, `.` and the template's literal text).
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = ".^$*+?()[]{}|\\/".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
 }
 
 fn long_string(s: &str) -> AMQPValue {

@@ -21,13 +21,9 @@ pub(super) async fn demo(
         .map_err(anyhow::Error::from)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let parts = Parts::new(&settings, "demo").map_err(anyhow::Error::from)?;
+    let parts = Parts::new(&settings, "demo")?;
     // Ledger and queues first, so the demo sync services find their queues.
-    if !parts
-        .prepare(Roles::ALL, &shutdown)
-        .await
-        .map_err(anyhow::Error::from)?
-    {
+    if !parts.prepare(Roles::ALL, &shutdown).await? {
         return Ok(());
     }
     let mut tasks = tokio::task::JoinSet::new();
@@ -56,7 +52,7 @@ pub(super) async fn demo(
     while let Some(done) = tasks.join_next().await {
         done.map_err(anyhow::Error::from)??;
     }
-    result.map_err(anyhow::Error::from)?;
+    result?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    app::{self, Parts, Roles},
+    app::{self, Parts, Roles, StartError},
     config::{ConfigError, Settings},
     control::ControlError,
     ledger,
@@ -30,6 +30,9 @@ pub const EXIT_NOT_FOUND: u8 = 3;
 pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A start-up problem the settings cause (the key is named).
+    #[error(transparent)]
+    Start(#[from] StartError),
     /// The command's arguments named something wrong.
     #[error(transparent)]
     Usage(ControlError),
@@ -53,7 +56,7 @@ impl From<ControlError> for CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Config(_) | CliError::Usage(_) => EXIT_USAGE,
+            CliError::Config(_) | CliError::Start(_) | CliError::Usage(_) => EXIT_USAGE,
             CliError::NotFound(_) => EXIT_NOT_FOUND,
             CliError::Failed(_) => EXIT_FAILURE,
         }
@@ -227,7 +230,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
             Ok(())
         }
         Command::Topology { definitions: None } => {
-            let parts = Parts::new(&settings, "topology").map_err(anyhow::Error::from)?;
+            let parts = Parts::new(&settings, "topology")?;
             parts
                 .deps
                 .broker
@@ -243,7 +246,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
             ledger::ensure_database(&settings.ledger)
                 .await
                 .with_context(|| format!("creating the ledger database at {url}"))?;
-            let parts = Parts::new(&settings, "migrate").map_err(anyhow::Error::from)?;
+            let parts = Parts::new(&settings, "migrate")?;
             let version = parts
                 .deps
                 .ledger
@@ -255,7 +258,9 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
             Ok(())
         }
         Command::CheckConfig => {
-            println!("{settings:#?}");
+            // A closed pipe (`| head`) is the reader's choice, not a failure.
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(settings.summary().as_bytes());
             Ok(())
         }
         Command::Demo { demo, fail_rate } => demo::demo(settings, demo, fail_rate).await,
@@ -271,11 +276,11 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
 async fn serve(settings: Settings, roles: Roles) -> Result<(), CliError> {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let parts = Parts::new(&settings, "run").map_err(anyhow::Error::from)?;
+    let parts = Parts::new(&settings, "run")?;
     let run = parts.run(roles, shutdown.clone());
     tokio::pin!(run);
     tokio::select! {
-        r = &mut run => r.map_err(anyhow::Error::from)?,
+        r = &mut run => r?,
         _ = async {
             shutdown.cancelled().await;
             tokio::time::sleep(app::SHUTDOWN_GRACE).await;

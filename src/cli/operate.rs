@@ -15,7 +15,7 @@ use crate::{
 };
 
 pub(super) async fn operate(command: Command, settings: Settings) -> Result<(), CliError> {
-    let parts = Parts::new(&settings, "cli").map_err(anyhow::Error::from)?;
+    let parts = Parts::new(&settings, "cli")?;
     let ledger = parts.deps.ledger.clone();
     let url = &settings.ledger.url;
     ledger

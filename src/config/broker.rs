@@ -1,8 +1,10 @@
 //! The broker and the sync services on it: `[broker]`, `[broker.names]`, `[consumers]`.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
-use super::{valid_name, Problems, SecretUrl, NAME_RULE};
+use super::{valid_name, Problems, Secret, SecretUrl, NAME_RULE};
 
 /// The RabbitMQ broker.
 #[derive(Debug, Clone, Deserialize)]
@@ -133,13 +135,30 @@ impl Names {
 }
 
 /// The sync services that receive orders.
+///
+/// Not `deny_unknown_fields`: every other key is a consumer's own table
+/// (`[consumers.erp]`), checked by `validate` against `names`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ConsumerSettings {
     /// Names of the sync services; each gets its own queue and ledger rows.
     pub names: Vec<String>,
     /// Those of `names` that fetch orders over HTTP instead of from a queue.
     pub pull: Vec<String>,
+    /// Per-consumer settings, `[consumers.<name>]`.
+    #[serde(flatten)]
+    pub each: BTreeMap<String, ConsumerOptions>,
+}
+
+/// One consumer's own settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsumerOptions {
+    /// The RabbitMQ user this consumer logs in as; when set, its acks must
+    /// carry that user as their (broker-validated) `user_id` property.
+    pub broker_user: Option<String>,
+    /// A pull consumer's own bearer token for `/api/pull/<name>`; from the
+    /// environment (`ORDER_SYNC__CONSUMERS__<NAME>__TOKEN`).
+    pub token: Secret,
 }
 
 impl ConsumerSettings {
@@ -179,6 +198,36 @@ impl ConsumerSettings {
                 "consumers.pull",
                 format!("`{name}` is not in consumers.names"),
             );
+            let token = self.options(name).token;
+            p.check(
+                token.expose().len() >= 16,
+                &format!("consumers.{name}.token"),
+                "a pull consumer needs its own token of at least 16 characters \
+                 (ORDER_SYNC__CONSUMERS__<NAME>__TOKEN)",
+            );
+            super::surface::check_token_chars(&token, &format!("consumers.{name}.token"), p);
         }
+        for (name, options) in &self.each {
+            p.check(
+                self.names.contains(name),
+                &format!("consumers.{name}"),
+                "is not in consumers.names",
+            );
+            p.check(
+                options.token.is_empty() || self.pull.contains(name),
+                &format!("consumers.{name}.token"),
+                "only pull consumers (consumers.pull) use a token",
+            );
+        }
+    }
+
+    /// A consumer's own settings (the defaults when it has no table).
+    pub fn options(&self, name: &str) -> ConsumerOptions {
+        self.each.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Whether `name` fetches over HTTP.
+    pub fn is_pull(&self, name: &str) -> bool {
+        self.pull.iter().any(|p| p == name)
     }
 }

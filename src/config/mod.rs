@@ -108,6 +108,113 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// What these settings do, one line per area, secrets hidden: what
+    /// `order-sync check-config` prints.
+    pub fn summary(&self) -> String {
+        let yes_no = |b: bool| if b { "on" } else { "off" };
+        let consumers: Vec<String> = self
+            .consumers
+            .names
+            .iter()
+            .map(|n| {
+                let how = if self.consumers.is_pull(n) {
+                    "pull"
+                } else {
+                    "queue"
+                };
+                match self.consumers.options(n).broker_user {
+                    Some(u) => format!("{n} ({how}, broker user {u})"),
+                    None => format!("{n} ({how})"),
+                }
+            })
+            .collect();
+        let filter = &self.capture.filter;
+        let filtered = !(filter.store_ids.is_empty()
+            && filter.website_codes.is_empty()
+            && filter.states.is_empty()
+            && filter.statuses.is_empty());
+        let lines = [
+            ("shop", self.shop.name.clone()),
+            (
+                "magento",
+                format!(
+                    "version {}, {} (table prefix {:?})",
+                    self.magento.version,
+                    self.magento.url,
+                    self.magento.table_prefix.as_str()
+                ),
+            ),
+            ("ledger", format!("{}", self.ledger.url)),
+            (
+                "broker",
+                format!(
+                    "{} and {} failover node(s), prefix {}, {:?} queues",
+                    self.broker.url,
+                    self.broker.failover_urls.len(),
+                    self.broker.prefix,
+                    self.broker.queue_type
+                ),
+            ),
+            ("consumers", consumers.join(", ")),
+            (
+                "capture",
+                format!(
+                    "every {}, up to {} orders a poll, fresh ledger starts at {:?}, filter {}",
+                    humantime::format_duration(self.capture.poll_interval),
+                    self.capture.batch_size,
+                    self.capture.start_from,
+                    if filtered { "set" } else { "none" }
+                ),
+            ),
+            (
+                "relay",
+                format!(
+                    "re-delivery {:?}, at most {} deliveries, backoff {} x{} up to {}",
+                    self.relay.schedule,
+                    self.relay.max_attempts,
+                    humantime::format_duration(self.relay.backoff.initial),
+                    self.relay.backoff.multiplier,
+                    humantime::format_duration(self.relay.backoff.max_interval)
+                ),
+            ),
+            (
+                "http",
+                if self.http.enabled {
+                    format!(
+                        "{}, operator token {}, reads {}",
+                        self.http.listen,
+                        if self.http.api_token.is_empty() {
+                            "not set"
+                        } else {
+                            "set"
+                        },
+                        if self.http.protect_reads {
+                            "protected"
+                        } else {
+                            "open"
+                        }
+                    )
+                } else {
+                    "off".into()
+                },
+            ),
+            (
+                "retention",
+                format!(
+                    "{}, orders synced longer than {} ago",
+                    yes_no(self.retention.enabled),
+                    humantime::format_duration(self.retention.synced_older_than)
+                ),
+            ),
+            ("write-back", yes_no(self.write_back.enabled).into()),
+            ("log", format!("{:?}, {}", self.log.format, self.log.filter)),
+        ];
+        lines
+            .iter()
+            .map(|(k, v)| format!("{k:<11} {v}\n"))
+            .collect()
+    }
+
     /// Checks everything a type cannot: ranges, URL schemes, names; every
     /// section in turn, all problems together.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -133,6 +240,18 @@ impl Settings {
     }
 }
 
+/// Keys whose environment variable is a comma-separated list.
+const LIST_KEYS: &[&str] = &[
+    "consumers.names",
+    "consumers.pull",
+    "broker.failover_urls",
+    "message.deny_fields",
+    "capture.filter.store_ids",
+    "capture.filter.website_codes",
+    "capture.filter.states",
+    "capture.filter.statuses",
+];
+
 /// Loads settings from the compiled-in defaults, an optional file and the environment.
 pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
     load_with_env(file, std::env::vars())
@@ -156,24 +275,32 @@ pub fn load_with_env(
         }
         builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
     }
-    let env: config::Map<String, String> = env
+    let mut env: config::Map<String, String> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with("ORDER_SYNC__"))
         .collect();
+    // List variables are split here, not by the `config` crate: its list
+    // parsing needs `try_parsing`, which would also turn a token of digits
+    // into a number (losing leading zeros) and a one-element list into a
+    // number. An empty variable is an empty list.
+    for key in LIST_KEYS {
+        let var = format!("ORDER_SYNC__{}", key.replace('.', "__").to_uppercase());
+        if let Some(value) = env.remove(&var) {
+            let items: Vec<String> = value
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+            builder = builder
+                .set_override(*key, items)
+                .expect("a list of strings is a valid override");
+        }
+    }
+    // Everything else stays text until its typed key reads it.
     builder = builder.add_source(
         config::Environment::with_prefix("ORDER_SYNC")
             .prefix_separator("__")
             .separator("__")
-            .list_separator(",")
-            .with_list_parse_key("consumers.names")
-            .with_list_parse_key("consumers.pull")
-            .with_list_parse_key("broker.failover_urls")
-            .with_list_parse_key("message.deny_fields")
-            .with_list_parse_key("capture.filter.store_ids")
-            .with_list_parse_key("capture.filter.website_codes")
-            .with_list_parse_key("capture.filter.states")
-            .with_list_parse_key("capture.filter.statuses")
-            .try_parsing(true)
             .source(Some(env)),
     );
     let raw = builder.build().map_err(|e| from_config_error(e, file))?;
@@ -394,6 +521,95 @@ mod tests {
             s.magento.table_prefix.table("sales_order"),
             "m2_sales_order"
         );
+    }
+
+    #[test]
+    fn a_token_of_digits_keeps_its_leading_zeros_and_an_empty_list_is_empty() {
+        let s = load_with_env(
+            None,
+            env(&[
+                ("ORDER_SYNC__HTTP__API_TOKEN", "0012345678901234567"),
+                ("ORDER_SYNC__CONSUMERS__PULL", ""),
+                ("ORDER_SYNC__CAPTURE__FILTER__STORE_IDS", "1,2"),
+                ("ORDER_SYNC__HTTP__PROTECT_READS", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.http.api_token.expose(), "0012345678901234567");
+        assert!(s.consumers.pull.is_empty());
+        assert_eq!(s.capture.filter.store_ids, vec![1, 2]);
+        assert!(!s.http.protect_reads);
+    }
+
+    #[test]
+    fn listening_beyond_loopback_without_a_token_is_refused() {
+        let m = message(load_with_env(
+            None,
+            env(&[("ORDER_SYNC__HTTP__LISTEN", "0.0.0.0:9464")]),
+        ));
+        assert!(
+            m.contains("http.listen: listening on 0.0.0.0:9464 without http.api_token"),
+            "{m}"
+        );
+        let m = message(load_with_env(
+            None,
+            env(&[("ORDER_SYNC__HTTP__API_TOKEN", "has a space in it 123")]),
+        ));
+        assert!(
+            m.contains("http.api_token: may only hold printable ASCII"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_pull_consumer_needs_its_own_token_and_consumer_tables_name_known_consumers() {
+        let m = message(load_with_env(
+            None,
+            env(&[
+                ("ORDER_SYNC__CONSUMERS__NAMES", "erp,legacy"),
+                ("ORDER_SYNC__CONSUMERS__PULL", "legacy"),
+                ("ORDER_SYNC__CONSUMERS__CRM__BROKER_USER", "crm"),
+            ]),
+        ));
+        assert!(m.contains("consumers.legacy.token"), "{m}");
+        assert!(
+            m.contains("consumers.crm: is not in consumers.names"),
+            "{m}"
+        );
+        let s = load_with_env(
+            None,
+            env(&[
+                ("ORDER_SYNC__CONSUMERS__NAMES", "erp,legacy"),
+                ("ORDER_SYNC__CONSUMERS__PULL", "legacy"),
+                (
+                    "ORDER_SYNC__CONSUMERS__LEGACY__TOKEN",
+                    "legacy-token-0123456789",
+                ),
+                ("ORDER_SYNC__CONSUMERS__ERP__BROKER_USER", "erp-user"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.consumers.options("erp").broker_user.as_deref(),
+            Some("erp-user")
+        );
+        assert_eq!(
+            s.consumers.options("legacy").token.expose(),
+            "legacy-token-0123456789"
+        );
+    }
+
+    #[test]
+    fn the_summary_is_short_and_hides_passwords() {
+        let s = load_with_env(
+            None,
+            env(&[("ORDER_SYNC__LEDGER__URL", "mysql://u:hunter2@db/ledger")]),
+        )
+        .unwrap();
+        let text = s.summary();
+        assert!(text.lines().count() < 20, "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("mysql://u:***@db/ledger"), "{text}");
     }
 
     #[test]

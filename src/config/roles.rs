@@ -149,6 +149,9 @@ impl RelaySettings {
 pub struct AckSettings {
     /// Acks larger than this are dead-lettered unread.
     pub max_body_bytes: usize,
+    /// Unacknowledged acks the listener takes at once; with the broker's
+    /// `max_message_size` it bounds the listener's memory.
+    pub prefetch: u16,
 }
 
 impl AckSettings {
@@ -157,6 +160,11 @@ impl AckSettings {
             (64..=16 * 1024 * 1024).contains(&self.max_body_bytes),
             "acks.max_body_bytes",
             "must be between 64 and 16777216",
+        );
+        p.check(
+            (1..=1000).contains(&self.prefetch),
+            "acks.prefetch",
+            "must be between 1 and 1000",
         );
     }
 }

@@ -12,10 +12,18 @@ pub struct HttpSettings {
     pub enabled: bool,
     /// Address and port to listen on.
     pub listen: std::net::SocketAddr,
-    /// Bearer token for changes (resync, pause, un-park, HTTP acks); empty: refused.
+    /// The operators' bearer token: changes (resync, pause, un-park) and, with
+    /// `protect_reads`, reading; empty: changes refused.
     pub api_token: Secret,
-    /// Require the token for reading too (API, status page); `/healthz`, `/readyz`, `/metrics` stay open.
+    /// Require the token for reading too (API, status page); `/healthz`,
+    /// `/readyz`, `/metrics` stay open. On by default: orders hold personal data.
     pub protect_reads: bool,
+    /// Most connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+    /// How long a client may take to send its request headers, and a request
+    /// may take in all, before it is cut off.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: std::time::Duration,
 }
 
 impl HttpSettings {
@@ -25,7 +33,41 @@ impl HttpSettings {
             "http.api_token",
             "must be at least 16 characters (or empty to refuse changes over HTTP)",
         );
+        check_token_chars(&self.api_token, "http.api_token", p);
+        p.check(
+            self.max_connections >= 1,
+            "http.max_connections",
+            "must be at least 1",
+        );
+        p.check(
+            self.request_timeout >= std::time::Duration::from_secs(1),
+            "http.request_timeout",
+            "must be at least 1s",
+        );
+        p.check(
+            !self.enabled || self.listen.ip().is_loopback() || !self.api_token.is_empty(),
+            "http.listen",
+            format!(
+                "listening on {} without http.api_token would open order data to anyone \
+                 who reaches the port; set http.api_token or listen on 127.0.0.1",
+                self.listen
+            ),
+        );
     }
+}
+
+/// A token is sent in headers and compared as bytes: printable ASCII
+/// without spaces, quotes, commas, semicolons or backslashes, so it survives
+/// an `Authorization` header and a copy-paste.
+pub(super) fn check_token_chars(token: &Secret, key: &str, p: &mut Problems) {
+    p.check(
+        token
+            .expose()
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | ',' | ';' | '\\')),
+        key,
+        "may only hold printable ASCII without spaces, quotes, commas, semicolons or backslashes",
+    );
 }
 
 /// What goes into the order message.

@@ -24,6 +24,35 @@ impl InputError {
     }
 }
 
+/// Most ids one request may name; a larger selection is a range.
+pub const MAX_IDS: usize = 10_000;
+
+/// Most characters of free text (a pause reason).
+pub const MAX_TEXT: usize = 500;
+
+/// Refuses a list longer than [`MAX_IDS`].
+pub fn at_most(field: &str, n: usize) -> Result<(), InputError> {
+    if n > MAX_IDS {
+        return Err(InputError::new(
+            field,
+            format!("{n} ids are more than {MAX_IDS}; select a range (since/until) instead"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses free text longer than [`MAX_TEXT`] characters.
+pub fn short_text(field: &str, text: &str) -> Result<(), InputError> {
+    let n = text.chars().count();
+    if n > MAX_TEXT {
+        return Err(InputError::new(
+            field,
+            format!("{n} characters are more than {MAX_TEXT}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A time given as `2026-11-27`, `2026-11-27T10:00:00Z` (any offset) or
 /// `2026-11-27 10:00:00` (UTC).
 pub fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>, InputError> {
@@ -79,6 +108,18 @@ impl SelectionInput {
     /// The selection, or why there is none: not exactly one form given, a
     /// date that is not one, or an empty range.
     pub fn parse(&self, now: DateTime<Utc>) -> Result<Selection, InputError> {
+        if let Some(ids) = &self.entity_ids {
+            at_most("entity_ids", ids.len())?;
+        }
+        if let Some(ids) = &self.increment_ids {
+            at_most("increment_ids", ids.len())?;
+            if let Some(long) = ids.iter().find(|i| i.len() > 50) {
+                return Err(InputError::new(
+                    "increment_ids",
+                    format!("`{}…` is longer than an increment id (50)", &long[..20]),
+                ));
+            }
+        }
         let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
         match (&self.entity_ids, &self.increment_ids, blank(&self.since)) {
             (Some(ids), None, true) => Ok(Selection::EntityIds(ids.clone())),
@@ -210,6 +251,22 @@ mod tests {
             .unwrap_err()
             .message
             .contains("empty"));
+    }
+
+    #[test]
+    fn long_lists_and_long_text_are_refused_naming_the_field() {
+        let many = SelectionInput {
+            entity_ids: Some((0..=MAX_IDS as u32).collect()),
+            ..Default::default()
+        };
+        assert_eq!(many.parse(now()).unwrap_err().field, "entity_ids");
+        assert_eq!(
+            short_text("reason", &"x".repeat(MAX_TEXT + 1))
+                .unwrap_err()
+                .field,
+            "reason"
+        );
+        assert!(short_text("reason", &"é".repeat(MAX_TEXT)).is_ok());
     }
 
     #[test]

@@ -128,6 +128,9 @@ impl Control {
         now: DateTime<Utc>,
     ) -> Result<(), ControlError> {
         self.check_consumer(consumer)?;
+        if let Some(r) = reason {
+            input::short_text("reason", r)?;
+        }
         self.ledger
             .pause(consumer.unwrap_or(ALL_CONSUMERS), by, reason, now)
             .await?;
@@ -148,6 +151,9 @@ impl Control {
         now: DateTime<Utc>,
     ) -> Result<u64, ControlError> {
         self.check_consumer(consumer)?;
+        if let Some(ids) = entity_ids {
+            input::at_most("entity_ids", ids.len())?;
+        }
         Ok(self.ledger.unpark(entity_ids, consumer, now).await?)
     }
 }

@@ -15,7 +15,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    auth::{Reader, Writer},
+    auth::{PullConsumer, Reader, Writer},
     ApiError, Surface,
 };
 use crate::{
@@ -227,29 +227,14 @@ pub(super) async fn unpark(_: Writer, State(s): State<Surface>, bytes: Bytes) ->
     Ok(Json(json!({ "rows": rows })))
 }
 
-fn pull_consumer(s: &Surface, consumer: &str) -> Result<(), ApiError> {
-    let c = &s.deps.consumers;
-    if c.pull.iter().any(|p| p == consumer) {
-        return Ok(());
-    }
-    let message = if c.names.iter().any(|n| n == consumer) {
-        format!("consumer `{consumer}` receives its orders from its queue; list it in consumers.pull to fetch over HTTP")
-    } else {
-        format!("unknown consumer `{consumer}`")
-    };
-    Err(ApiError(StatusCode::NOT_FOUND, message))
-}
-
 /// Orders pending for a pull consumer, each as the message an AMQP consumer
 /// would get. Each counts as a delivery: unacked, it comes again after the
 /// back-off. Nothing while the consumer is paused.
 pub(super) async fn pull(
-    _: Writer,
+    PullConsumer(consumer): PullConsumer,
     State(s): State<Surface>,
-    Path(consumer): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Value> {
-    pull_consumer(&s, &consumer)?;
     let mut limit = 50u32;
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         if k == "limit" {
@@ -296,17 +281,10 @@ pub(super) async fn pull(
 /// AMQP ack format (`consumer` may be left out). Applied exactly as acks from
 /// the queue; each gets its result, and a rejected one changes nothing.
 pub(super) async fn pull_acks(
-    _: Writer,
+    PullConsumer(consumer): PullConsumer,
     State(s): State<Surface>,
-    Path(consumer): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Value> {
-    if !s.deps.consumers.names.contains(&consumer) {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("unknown consumer `{consumer}`"),
-        ));
-    }
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("request body: {e}")))?;
     let items = match value {
@@ -324,7 +302,9 @@ pub(super) async fn pull_acks(
                 .acks
                 .parse(&serde_json::to_vec(&item).unwrap_or_default())?;
             if ack.consumer != consumer {
-                return Err(AckRejection::UnknownConsumer(ack.consumer));
+                return Err(AckRejection::NotYours {
+                    consumer: ack.consumer,
+                });
             }
             Ok(ack)
         })

@@ -24,13 +24,12 @@ use std::{
 
 use axum::{
     extract::State,
-    http::{header, HeaderMap, StatusCode},
+    http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
 use chrono::Utc;
-use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -103,16 +102,6 @@ pub fn router(surface: Surface) -> Router {
         .with_state(surface)
 }
 
-/// The cookie the status page keeps the token in after a login.
-pub const TOKEN_COOKIE: &str = "order_sync_token";
-
-/// What a request may need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Read,
-    Write,
-}
-
 /// Why a request was refused or failed; rendered as `{"error": "..."}`.
 #[derive(Debug)]
 pub struct ApiError(pub StatusCode, pub String);
@@ -131,9 +120,13 @@ impl IntoResponse for ApiError {
 }
 
 impl From<LedgerError> for ApiError {
+    /// The details (server, SQL, users) go to the log, not to the client.
     fn from(e: LedgerError) -> Self {
         tracing::warn!(error = %e, "HTTP request failed on the ledger.");
-        ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the ledger is unavailable; try again later".into(),
+        )
     }
 }
 
@@ -152,92 +145,113 @@ impl From<ControlError> for ApiError {
     }
 }
 
-/// The token a request carries: `Authorization: Bearer`, else the page's cookie.
-fn presented_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        return v.strip_prefix("Bearer ").map(|t| t.trim().to_owned());
-    }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| cookie::Cookie::split_parse(v.to_owned()))
-        .filter_map(Result::ok)
-        .find(|c| c.name() == TOKEN_COOKIE)
-        .map(|c| c.value().to_owned())
-}
+/// How long open connections get to finish once shutdown is signalled; then
+/// they are cut, so a slow or half-open client never holds up a stop.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
-impl Surface {
-    /// Lets the request through, or says why not: 403 when no token is
-    /// configured for a change, 401 when the token is missing or wrong.
-    pub fn authorize(&self, headers: &HeaderMap, access: Access) -> Result<(), ApiError> {
-        let http = &self.http;
-        if access == Access::Read && !http.protect_reads {
-            return Ok(());
-        }
-        if http.api_token.is_empty() {
-            return Err(ApiError(
-                StatusCode::FORBIDDEN,
-                "changes over HTTP are off: no http.api_token is configured".into(),
-            ));
-        }
-        match presented_token(headers) {
-            Some(t) if bool::from(t.as_bytes().ct_eq(http.api_token.expose().as_bytes())) => Ok(()),
-            Some(_) => Err(ApiError(StatusCode::UNAUTHORIZED, "wrong token".into())),
-            None => Err(ApiError(
-                StatusCode::UNAUTHORIZED,
-                "a bearer token is required (Authorization: Bearer <http.api_token>)".into(),
-            )),
-        }
-    }
-
-    /// Whether the request carries the right token (the page shows its buttons).
-    pub fn may_write(&self, headers: &HeaderMap) -> bool {
-        self.authorize(headers, Access::Write).is_ok()
-    }
-}
-
-/// Serves until shutdown on an already bound listener.
+/// Serves until shutdown on an already bound listener: at most
+/// `http.max_connections` at once, each given `http.request_timeout` to send
+/// its headers and to be answered.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     surface: Surface,
     shutdown: CancellationToken,
 ) {
+    use hyper_util::{rt::TokioIo, rt::TokioTimer, service::TowerToHyperService};
+
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(address = ?addr, "HTTP status surface listening.");
-    let result = axum::serve(listener, router(surface))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "HTTP status surface stopped.");
+    let timeout = surface.http.request_timeout;
+    let slots = Arc::new(tokio::sync::Semaphore::new(surface.http.max_connections));
+    let app = router(surface).layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("no answer within {timeout:?}"),
+                )
+                .into_response(),
+            }
+        },
+    ));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = shutdown.cancelled() => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause, go on.
+                    tracing::warn!(error = %e, "Could not accept an HTTP connection.");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let stop = shutdown.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(CLOSE_GRACE, conn).await;
+                }
+            }
+        });
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
     }
+    let _ = tokio::time::timeout(CLOSE_GRACE * 2, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.abort_all();
 }
 
+/// Runs one readiness check; the details go to the log, the answer names
+/// only the service (no hosts, users or SQL for whoever reaches the port).
 async fn within<T, E: std::fmt::Display>(
     what: &str,
     f: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<(), String> {
     match tokio::time::timeout(Duration::from_secs(3), f).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Ok(Err(e)) => {
+            tracing::warn!(service = what, error = %e, "Readiness check failed.");
+            Err(format!("{what}: unavailable"))
+        }
         Err(_) => Err(format!("{what}: no answer within 3s")),
     }
 }
 
-/// Checks each service once, records the answers in the `up` gauge, and
-/// returns the problems.
+/// Checks each service once (a cheap round trip each), records the answers
+/// in the `up` gauge, and returns the problems.
 async fn check_services(s: &Surface) -> Vec<String> {
     let p = &s.deps;
+    let broker = async {
+        let channel = p.broker.channel().await?;
+        let _ = channel.close(200, "readiness probe".into()).await;
+        Ok::<_, crate::broker::BrokerError>(())
+    };
     let checks = [
-        ("ledger", within("ledger", p.ledger.order_count()).await),
+        ("ledger", within("ledger", p.ledger.check_server()).await),
         (
             "magento",
             within("magento", p.magento.max_entity_id()).await,
         ),
-        ("broker", within("broker", p.broker.channel()).await),
+        ("broker", within("broker", broker).await),
     ];
     let mut problems = Vec::new();
     for (service, result) in checks {

@@ -20,8 +20,8 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::{
     api::{detail_of, filter_from_query, summary_of},
-    auth::{PageReader, PageWriter},
-    Access, ApiError, Surface, TOKEN_COOKIE,
+    auth::{self, PageReader, PageWriter},
+    ApiError, Surface,
 };
 use crate::{
     control::input::{self, SelectionInput},
@@ -442,24 +442,29 @@ pub(super) fn login_page(s: &Surface, e: ApiError) -> Response {
     )
 }
 
-pub(super) async fn login(State(s): State<Surface>, bytes: Bytes) -> Response {
-    let f = form(&bytes);
-    let token = field(&f, "token").unwrap_or("").to_owned();
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::AUTHORIZATION,
-        match format!("Bearer {token}").parse() {
-            Ok(v) => v,
-            Err(_) => return refused(ApiError(StatusCode::UNAUTHORIZED, "wrong token".into())),
-        },
-    );
-    if let Err(e) = s.authorize(&headers, Access::Write) {
+/// The sign-in form: the operators' token, once, for a session cookie that
+/// does not hold it. `Secure` when the request came over HTTPS (through a
+/// proxy that says so).
+pub(super) async fn login(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
+    if let Err(e) = auth::login_from_same_site(&headers) {
         return refused(e);
     }
-    let c = cookie::Cookie::build((TOKEN_COOKIE, token))
+    let f = form(&bytes);
+    if !s.is_api_token(field(&f, "token").unwrap_or("")) {
+        return refused(ApiError(StatusCode::UNAUTHORIZED, "wrong token".into()));
+    }
+    let expires = Utc::now() + chrono::Duration::hours(auth::SESSION_HOURS);
+    let value = auth::new_session(&s.http.api_token, expires.timestamp());
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let c = cookie::Cookie::build((auth::SESSION_COOKIE, value))
         .path("/")
         .http_only(true)
+        .secure(https)
         .same_site(cookie::SameSite::Strict)
+        .max_age(cookie::time::Duration::hours(auth::SESSION_HOURS))
         .build();
     let mut r = back("Unlocked: the buttons work now.");
     if let Ok(v) = c.to_string().parse() {
@@ -469,7 +474,7 @@ pub(super) async fn login(State(s): State<Surface>, bytes: Bytes) -> Response {
 }
 
 pub(super) async fn logout() -> Response {
-    let c = cookie::Cookie::build((TOKEN_COOKIE, ""))
+    let c = cookie::Cookie::build((auth::SESSION_COOKIE, ""))
         .path("/")
         .max_age(cookie::time::Duration::ZERO)
         .build();

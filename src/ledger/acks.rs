@@ -54,6 +54,7 @@ impl AckOutcome {
 struct AckedRow {
     entity_id: u32,
     increment_id: Option<String>,
+    store_id: Option<u16>,
     message_id: String,
     #[mysql(deserialize_with = "state_value")]
     state: State,
@@ -140,7 +141,7 @@ async fn apply_one(
     now: DateTime<Utc>,
     policy: &RetryPolicy,
 ) -> Result<Result<AckOutcome, AckRejection>, LedgerError> {
-    let select = "SELECT entity_id, increment_id, message_id, state, attempts \
+    let select = "SELECT entity_id, increment_id, store_id, message_id, state, attempts \
                   FROM order_sync_deliveries";
     let row: Option<mysql_async::Row> = if let Some(id) = ack.entity_id {
         tx.exec_first(
@@ -170,9 +171,18 @@ async fn apply_one(
         if given != &row.message_id {
             return Ok(Err(AckRejection::MessageIdMismatch {
                 given: truncate(given, 200),
-                expected: row.message_id,
             }));
         }
+    }
+    // Found by entity_id: an increment_id or store_id given as well must be
+    // this order's, or the ack means two orders and settles neither.
+    let increment_differs = ack
+        .increment_id
+        .as_ref()
+        .is_some_and(|inc| row.increment_id.as_ref() != Some(inc));
+    let store_differs = ack.store_id.is_some_and(|s| row.store_id != Some(s));
+    if increment_differs || store_differs {
+        return Ok(Err(AckRejection::ConflictingIds(row.entity_id)));
     }
     let AckedRow {
         entity_id,

@@ -130,6 +130,17 @@ impl Ledger {
         }
     }
 
+    /// Whether the ledger server is a Galera cluster node (`wsrep_on`), where
+    /// named locks (the capture lock) hold only on the node that granted them.
+    pub async fn is_galera(&self) -> Result<bool, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let on: Option<Option<String>> =
+            conn.query_first("SHOW VARIABLES LIKE 'wsrep_on'")
+                .await
+                .map(|r: Option<(String, Option<String>)>| r.map(|(_, v)| v))?;
+        Ok(on.flatten().is_some_and(|v| v.eq_ignore_ascii_case("ON")))
+    }
+
     /// The pool, for tests that inspect the tables directly.
     pub fn pool(&self) -> &Pool {
         &self.pool

@@ -84,6 +84,15 @@ impl Ledger {
         }
     }
 
+    /// The sources (shop names) the ledger holds a capture position for.
+    pub async fn capture_sources(&self) -> Result<Vec<String>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        from_rows(
+            conn.query("SELECT source FROM order_sync_capture_position ORDER BY source")
+                .await?,
+        )
+    }
+
     pub async fn capture_position(
         &self,
         source: &str,

@@ -39,6 +39,7 @@ pub struct AckListener {
     deps: Deps,
     policy: RetryPolicy,
     max_body_bytes: usize,
+    prefetch: u16,
 }
 
 impl AckListener {
@@ -49,6 +50,7 @@ impl AckListener {
             deps: deps.clone(),
             policy: RetryPolicy::from_settings(relay),
             max_body_bytes: acks.max_body_bytes,
+            prefetch: acks.prefetch,
         }
     }
 
@@ -73,8 +75,15 @@ impl AckListener {
         batch: &[Delivery],
         now: DateTime<Utc>,
     ) -> Result<Vec<AckDisposition>, RoleError> {
-        let parsed: Vec<Result<Ack, AckRejection>> =
-            batch.iter().map(|d| self.parse(&d.data)).collect();
+        let parsed: Vec<Result<Ack, AckRejection>> = batch
+            .iter()
+            .map(|d| {
+                let ack = self.parse(&d.data)?;
+                let user = d.properties.user_id().as_ref().map(|u| u.as_str());
+                self.check_sender(&ack, d.routing_key.as_str(), user)?;
+                Ok(ack)
+            })
+            .collect();
         let valid: Vec<&Ack> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
         let mut applied = self.apply(&valid, now).await?.into_iter();
         let mut dispositions = Vec::with_capacity(batch.len());
@@ -178,12 +187,49 @@ impl AckListener {
         parse_ack(body, self.max_body_bytes, &self.deps.consumers.names)
     }
 
+    /// Whether an ack may speak for the consumer it names: over AMQP its
+    /// routing key must be that consumer (the shipped definitions let each
+    /// consumer's broker user publish only under its own name), and with
+    /// `consumers.<name>.broker_user` it must carry that user as its
+    /// `user_id`, which RabbitMQ checks against the connection's login.
+    pub fn check_sender(
+        &self,
+        ack: &Ack,
+        routing_key: &str,
+        user_id: Option<&str>,
+    ) -> Result<(), AckRejection> {
+        if routing_key != ack.consumer {
+            return Err(AckRejection::WrongRoutingKey {
+                consumer: truncate(&ack.consumer, 64),
+                routing_key: truncate(routing_key, 64),
+            });
+        }
+        if let Some(user) = self.deps.consumers.options(&ack.consumer).broker_user {
+            if user_id != Some(user.as_str()) {
+                return Err(AckRejection::WrongUser {
+                    consumer: ack.consumer.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps a refused ack for a person: republished to the dead-letter
+    /// exchange with the reason in a header (true), or, for an oversized one
+    /// (whose body is not copied again) or when that fails, rejected to the
+    /// queue's own dead-letter queue (false).
     async fn dead_letter(
         &self,
         publisher: &Publisher,
         delivery: &Delivery,
         reason: &AckRejection,
     ) -> Result<bool, RoleError> {
+        if matches!(reason, AckRejection::TooLarge { .. }) {
+            delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await?;
+            return Ok(false);
+        }
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         headers.insert(
             "x-order-sync-reason".into(),
@@ -225,8 +271,13 @@ impl Role for AckListener {
     const NAME: &'static str = "ack listener";
 
     async fn session(&mut self, shutdown: &CancellationToken) -> Result<(), RoleError> {
+        // The ledger first: a session that takes acks it cannot apply returns
+        // them, counting a delivery each against the queue's limit.
+        self.deps.ledger.check_server().await?;
         let broker = &self.deps.broker;
-        let channel = broker.consumer_channel().await?;
+        // The prefetch bounds what the listener holds: at most this many acks,
+        // each no larger than the broker's max_message_size.
+        let channel = broker.consumer_channel(self.prefetch).await?;
         let publisher = broker.publisher().await?;
         let queue = broker.topology().acks_queue();
         let mut consumer = channel
@@ -237,8 +288,8 @@ impl Role for AckListener {
                 FieldTable::default(),
             )
             .await?;
-        // The prefetch bounds the batch: one ledger commit per batch.
-        let max = broker.prefetch() as usize;
+        // One ledger commit per batch of what has arrived.
+        let max = self.prefetch as usize;
         loop {
             match next_batch(&mut consumer, max, shutdown).await? {
                 Next::Batch(batch) => {

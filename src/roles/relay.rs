@@ -27,7 +27,7 @@ use crate::{
     broker::{topology::QUE_EVENT, BrokerError, Outgoing, Publisher},
     config::RelaySettings,
     ledger::{Claimed, NewOrder},
-    message::{CapturedOrder, Delivering},
+    message::{self, CapturedOrder, Delivering},
     metrics::Metrics,
     retry::RetryPolicy,
 };
@@ -100,7 +100,7 @@ impl Relay {
         let mut orders = Vec::with_capacity(batch.len());
         let mut keep = Vec::with_capacity(batch.len());
         for d in batch {
-            match parse_captured(&d.data) {
+            match parse_captured(&d.data, &self.deps.shop) {
                 Ok(order) => {
                     orders.push(order);
                     keep.push(d);
@@ -346,8 +346,11 @@ impl Role for Inbox {
     const NAME: &'static str = "relay inbox";
 
     async fn session(&mut self, shutdown: &CancellationToken) -> Result<(), RoleError> {
+        // The ledger first: a session that takes messages it cannot record
+        // returns them, counting a delivery each against the queue's limit.
+        self.relay.deps.ledger.check_server().await?;
         let broker = &self.relay.deps.broker;
-        let channel = broker.consumer_channel().await?;
+        let channel = broker.consumer_channel(broker.prefetch()).await?;
         let publisher = self.publisher.insert(broker.publisher().await?);
         let queue = broker.topology().relay_queue();
         let mut consumer = channel
@@ -447,10 +450,18 @@ fn delivery_span(row: &Claimed) -> tracing::Span {
     )
 }
 
-/// A capture message as a ledger row, or why it cannot be one.
-fn parse_captured(body: &[u8]) -> Result<NewOrder, String> {
+/// A capture message as a ledger row, or why it cannot be one. Only this
+/// shop's capture publishes here (only its broker user may); a message from
+/// another source is refused, not recorded as one of this shop's orders.
+fn parse_captured(body: &[u8], shop: &str) -> Result<NewOrder, String> {
     let captured: CapturedOrder =
         serde_json::from_slice(body).map_err(|e| format!("not a capture message: {e}"))?;
+    if captured.source != shop {
+        return Err(format!(
+            "published by source `{}`, not by this shop's capture (`{shop}`)",
+            message::truncate(&captured.source, 64)
+        ));
+    }
     let key = captured
         .key()
         .map_err(|e| format!("order has no usable entity_id: {e}"))?;

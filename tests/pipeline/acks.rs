@@ -57,15 +57,15 @@ async fn malformed_and_hostile_acks_are_dead_lettered_and_leave_the_ledger_uncha
                     hostile.len()
                 )
             });
-        match d
-            .properties
-            .headers()
-            .as_ref()
-            .unwrap()
-            .inner()
-            .get("x-order-sync-reason")
-        {
+        let headers = d.properties.headers().clone().unwrap_or_default();
+        match headers.inner().get("x-order-sync-reason") {
             Some(AMQPValue::LongString(s)) => reasons.push(s.to_string()),
+            // An oversized ack is rejected to the queue's dead-letter queue
+            // unread, its body not copied again: the broker's x-death says so.
+            None if d.data.len() > 1024 * 1024 => {
+                assert!(headers.inner().contains_key("x-death"), "{headers:?}");
+                reasons.push("rejected unread: larger than the limit".into());
+            }
             other => panic!("dead-lettered ack without a reason: {other:?}"),
         }
         ack_delivery(&d).await;
@@ -119,5 +119,203 @@ async fn a_dead_lettered_ack_keeps_its_original_body() {
     assert_eq!(body(&d), original);
     shutdown.cancel();
     pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+/// (state, resyncs) of every row, to show nothing moved.
+async fn rows(env: &TestEnv) -> Vec<(u32, String, State)> {
+    env.parts()
+        .deps
+        .ledger
+        .deliveries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.entity_id, r.consumer, r.state))
+        .collect()
+}
+
+/// The reason of the next dead-lettered ack.
+async fn next_reason(env: &TestEnv) -> String {
+    let d = env
+        .get(&env.topology().dead_queue("acks"), Duration::from_secs(20))
+        .await
+        .expect("an ack dead-lettered");
+    ack_delivery(&d).await;
+    match d
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-order-sync-reason").cloned())
+    {
+        Some(AMQPValue::LongString(s)) => s.to_string(),
+        other => panic!("no reason: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn no_sync_service_can_settle_another_ones_orders_over_amqp() {
+    let env = TestEnv::new(&["erp", "wms"], &[]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let id = env.place_order().await;
+    env.wait_for_ledger(Duration::from_secs(20), "published to both", |rows| {
+        rows.len() == 2 && rows.iter().all(|r| r.state == State::Published)
+    })
+    .await;
+    let before = rows(&env).await;
+    let wms_message_id = format!("{}:{id}:wms", env.id);
+    // erp's user, with erp's routing key, names wms: the copy-paste mistake.
+    for (ack, reason) in [
+        (
+            json!({"consumer": "wms", "entity_id": id, "status": "synced"}),
+            "routing key `erp`",
+        ),
+        // Guessing the message id changes nothing either.
+        (
+            json!({"consumer": "wms", "message_id": wms_message_id, "status": "synced"}),
+            "routing key `erp`",
+        ),
+    ] {
+        env.publish_ack_as(ack.to_string().as_bytes(), "erp", None)
+            .await;
+        let got = next_reason(&env).await;
+        assert!(got.contains(reason), "{got}");
+    }
+    // Under its own key, an ack naming two orders, or with a field the
+    // contract does not have, or a wrong message id, is refused too; the
+    // reason never tells the right message id.
+    for (ack, reason) in [
+        (
+            json!({"consumer": "erp", "entity_id": id, "increment_id": "000000999", "status": "synced"}),
+            "names two different orders",
+        ),
+        (
+            json!({"consumer": "erp", "entity_id": id, "status": "synced", "order": "all"}),
+            "unknown field",
+        ),
+        (
+            json!({"consumer": "erp", "entity_id": id, "message_id": "guess", "status": "synced"}),
+            "does not match the order",
+        ),
+    ] {
+        env.publish_ack_as(ack.to_string().as_bytes(), "erp", None)
+            .await;
+        let got = next_reason(&env).await;
+        assert!(got.contains(reason), "{got}");
+        assert!(
+            !got.contains(&format!(":{id}:erp")),
+            "the reason reveals the message id: {got}"
+        );
+    }
+    assert_eq!(rows(&env).await, before, "a refused ack changed a row");
+    // wms's own ack, under its own key, still works.
+    env.publish_ack_as(
+        json!({"consumer": "wms", "entity_id": id, "status": "synced"})
+            .to_string()
+            .as_bytes(),
+        "wms",
+        None,
+    )
+    .await;
+    env.wait_for_ledger(Duration::from_secs(10), "wms synced", |rows| {
+        rows.iter()
+            .any(|r| r.consumer == "wms" && r.state == State::Synced)
+            && rows
+                .iter()
+                .any(|r| r.consumer == "erp" && r.state == State::Published)
+    })
+    .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn with_a_broker_user_set_only_acks_that_user_published_count() {
+    // RabbitMQ checks `user_id` against the connection's login; the tests log
+    // in as the broker's test user, so that is the user erp is bound to.
+    let user = url::Url::parse(&crate::support::amqp_url())
+        .unwrap()
+        .username()
+        .to_owned();
+    let env = TestEnv::new(
+        &["erp"],
+        &[("ORDER_SYNC__CONSUMERS__ERP__BROKER_USER", &user)],
+    )
+    .await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let id = env.place_order().await;
+    env.wait_for_ledger(Duration::from_secs(20), "published", |rows| {
+        rows.len() == 1 && rows[0].state == State::Published
+    })
+    .await;
+    let ack = json!({"consumer": "erp", "entity_id": id, "status": "synced"}).to_string();
+    env.publish_ack_as(ack.as_bytes(), "erp", None).await;
+    let got = next_reason(&env).await;
+    assert!(got.contains("not published by its broker user"), "{got}");
+    assert_eq!(rows(&env).await[0].2, State::Published);
+    env.publish_ack_as(ack.as_bytes(), "erp", Some(&user)).await;
+    env.wait_for_ledger(Duration::from_secs(10), "synced", |rows| {
+        rows[0].state == State::Synced
+    })
+    .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+/// A `VmRSS`/`VmHWM` figure of a process, in bytes.
+fn memory(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[tokio::test]
+async fn thirty_acks_of_eight_mib_keep_the_listener_within_its_byte_bound() {
+    const PREFETCH: u64 = 4;
+    const SIZE: usize = 8 * 1024 * 1024;
+    let env = TestEnv::new(&["erp"], &[("ORDER_SYNC__ACKS__PREFETCH", "4")]).await;
+    let child = env.spawn_run();
+    let pid = child.id();
+    // Running and idle: the listener has its channel.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = memory(pid, "VmRSS:");
+    let huge = vec![b' '; SIZE];
+    for _ in 0..30 {
+        env.publish_ack_as(&huge, "erp", None).await;
+    }
+    let dead = env.topology().dead_queue("acks");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while env.queue_len(&dead).await < 30 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The stated bound: what the prefetch lets in (each body held once more
+    // while its frames are joined), plus 32 MiB of slack. Before the byte
+    // bound, all 30 were held at once (+240 MiB).
+    let bound = 2 * PREFETCH * SIZE as u64 + 32 * 1024 * 1024;
+    let peak = memory(pid, "VmHWM:");
+    assert!(
+        peak < before + bound,
+        "peak RSS {} MiB, {} MiB before: more than the {} MiB bound",
+        peak >> 20,
+        before >> 20,
+        bound >> 20
+    );
+    // Rejected unread: the dead queue holds them without our reason header
+    // (the broker's x-death says where they came from).
+    let d = env.get(&dead, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(d.data.len(), SIZE);
+    ack_delivery(&d).await;
+    drop(child);
     env.cleanup().await;
 }

@@ -50,7 +50,7 @@ fn permission(v: &Value, user: &str, what: &str) -> regex::Regex {
 fn definitions_json_holds_exactly_the_topology_order_sync_declares() {
     let file = definitions();
     let declared = compose_topology().definitions("shop");
-    for section in ["exchanges", "queues", "bindings"] {
+    for section in ["exchanges", "queues", "bindings", "topic_permissions"] {
         assert_eq!(
             items(&file, section),
             items(&declared, section),
@@ -211,6 +211,24 @@ async fn definitions_json_imports_into_rabbitmq_and_its_users_work_as_intended()
     ch.basic_get("demo.que.erp".into(), BasicGetOptions::default())
         .await
         .expect("erp reads its queue");
+    // erp may publish acks only under its own name: wms's are not its to send.
+    let other = erp.create_channel().await.unwrap();
+    other.confirm_select(Default::default()).await.unwrap();
+    let refused = async {
+        other
+            .basic_publish(
+                "demo.acks".into(),
+                "wms".into(),
+                BasicPublishOptions::default(),
+                br#"{"consumer":"wms","entity_id":1,"status":"synced"}"#,
+                BasicProperties::default(),
+            )
+            .await?
+            .await
+    }
+    .await
+    .expect_err("erp may not publish under wms's routing key");
+    assert!(refused.to_string().contains("ACCESS_REFUSED"), "{refused}");
     let refused = ch
         .basic_get("demo.que.wms".into(), BasicGetOptions::default())
         .await
@@ -227,5 +245,43 @@ async fn definitions_json_imports_into_rabbitmq_and_its_users_work_as_intended()
         .expect_err("erp may not create queues");
     assert!(refused.to_string().contains("ACCESS_REFUSED"), "{refused}");
     let _ = erp.close(200, "done".into()).await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_poison_message_on_a_consumer_queue_is_dead_lettered_after_its_delivery_limit() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let t = env.topology();
+    let queue = t.consumer_queue("erp");
+    env.channel
+        .basic_publish(
+            t.que_exchange().as_str().into(),
+            "erp".into(),
+            BasicPublishOptions::default(),
+            b"poison",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // A sync service that crashes on it, again and again.
+    let mut deliveries = 0;
+    while let Some(d) = env.get(&queue, Duration::from_secs(2)).await {
+        deliveries += 1;
+        assert!(deliveries <= 30, "still delivered after {deliveries} tries");
+        d.nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    assert!(deliveries >= 20, "dead-lettered after only {deliveries}");
+    let dead = env
+        .get(&t.dead_queue("que.erp"), Duration::from_secs(10))
+        .await
+        .expect("in the dead queue");
+    assert_eq!(dead.data, b"poison");
     env.cleanup().await;
 }

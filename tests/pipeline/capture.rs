@@ -155,3 +155,47 @@ async fn a_republished_capture_never_puts_an_order_in_the_ledger_twice() {
     );
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_capture_message_from_another_shop_is_dead_lettered_not_relayed() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let foreign = serde_json::json!({
+        "schema_version": 1,
+        "event": "sales_order_place_after",
+        "source": "some-other-shop",
+        "captured_at": "2026-11-28T10:00:00Z",
+        "order": {"entity_id": 77, "increment_id": "000000077", "store_id": 1},
+    });
+    env.channel
+        .basic_publish(
+            env.topology().orders_exchange().as_str().into(),
+            "sales_order_place_after".into(),
+            lapin::options::BasicPublishOptions::default(),
+            &serde_json::to_vec(&foreign).unwrap(),
+            lapin::BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let dead = env
+        .get(
+            &env.topology().dead_queue("orders"),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("the foreign capture message is dead-lettered");
+    assert_eq!(body(&dead)["source"], "some-other-shop");
+    let ledger = env.parts().deps.ledger;
+    assert_eq!(ledger.order_count().await.unwrap(), 0, "nothing recorded");
+    // This shop's own orders still go through.
+    env.place_order().await;
+    env.wait_for_ledger(Duration::from_secs(20), "own order recorded", |r| {
+        r.len() == 1
+    })
+    .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}

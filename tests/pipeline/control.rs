@@ -8,10 +8,12 @@ use order_sync::ledger::State;
 use serde_json::{json, Value};
 
 use crate::support::{
-    ack_delivery, body, free_port, http, http_form, http_json, next_within, TestEnv,
+    ack_delivery, body, free_port, http, http_form, http_form_with, http_json, next_within, TestEnv,
 };
 
 const TOKEN: &str = "test-token-0123456789";
+/// The pull consumer `legacy`'s own token.
+const LEGACY: &str = "legacy-token-0123456789";
 
 /// A world with the HTTP surface on its own port, a pushing `erp` and a
 /// pulling `legacy` consumer, and quick re-delivery rounds.
@@ -23,6 +25,7 @@ async fn env_with_api(extra: &[(&str, &str)]) -> (TestEnv, String) {
         ("ORDER_SYNC__HTTP__LISTEN", listen.as_str()),
         ("ORDER_SYNC__HTTP__API_TOKEN", TOKEN),
         ("ORDER_SYNC__CONSUMERS__PULL", "legacy"),
+        ("ORDER_SYNC__CONSUMERS__LEGACY__TOKEN", LEGACY),
         ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
         ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "1h"),
         ("ORDER_SYNC__RELAY__BACKOFF__MAX_INTERVAL", "2h"),
@@ -81,6 +84,42 @@ async fn changes_without_the_right_token_are_refused_and_change_nothing() {
         let (status, _) = http("GET", &format!("{base}/api/pull/legacy"), token, None).await;
         assert_eq!(status, 401);
     }
+    // The operators' token is not a consumer's: it neither fetches nor acks
+    // for legacy; and legacy's token changes nothing an operator can.
+    let (status, _) = http("GET", &format!("{base}/api/pull/legacy"), Some(TOKEN), None).await;
+    assert_eq!(status, 401, "the operator token on a pull path");
+    let (status, _) = http(
+        "POST",
+        &format!("{base}/api/pull/legacy/acks"),
+        Some(TOKEN),
+        Some(&json!({"entity_id": id, "status": "synced"})),
+    )
+    .await;
+    assert_eq!(status, 401, "the operator token acking for legacy");
+    let (status, _) = http(
+        "POST",
+        &format!("{base}/api/pause"),
+        Some(LEGACY),
+        Some(&json!({})),
+    )
+    .await;
+    assert_eq!(status, 401, "a consumer token pausing");
+    // A push consumer has no pull path, whatever the token.
+    for path in ["/api/pull/erp", "/api/pull/erp/acks"] {
+        let method = if path.ends_with("acks") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (status, _) = http(
+            method,
+            &format!("{base}{path}"),
+            Some(LEGACY),
+            Some(&json!({"entity_id": id, "status": "synced"})),
+        )
+        .await;
+        assert_eq!(status, 403, "{path}");
+    }
     let ledger = env.parts().deps.ledger;
     assert!(ledger.pauses().await.unwrap().is_empty(), "nothing paused");
     let rows = ledger.deliveries().await.unwrap();
@@ -89,8 +128,12 @@ async fn changes_without_the_right_token_are_refused_and_change_nothing() {
         rows.iter().all(|r| r.attempts <= 1),
         "nothing pulled: {rows:#?}"
     );
-    // Reading stays open (http.protect_reads is off).
+    // Reading needs the token too, by default: orders hold personal data.
     let (status, _) = http("GET", &format!("{base}/api/summary"), None, None).await;
+    assert_eq!(status, 401);
+    let (status, _) = http("GET", &format!("{base}/api/summary"), Some(LEGACY), None).await;
+    assert_eq!(status, 401, "a consumer token does not read the API");
+    let (status, _) = http("GET", &format!("{base}/api/summary"), Some(TOKEN), None).await;
     assert_eq!(status, 200);
     shutdown.cancel();
     pipeline.await.unwrap();
@@ -126,7 +169,8 @@ async fn with_no_token_configured_changes_over_http_are_off_and_reads_can_be_pro
     pipeline.await.unwrap();
     env.cleanup().await;
 
-    let (env, base) = env_with_api(&[("ORDER_SYNC__HTTP__PROTECT_READS", "true")]).await;
+    // Reads are protected unless protect_reads is turned off explicitly.
+    let (env, base) = env_with_api(&[]).await;
     let (shutdown, pipeline) = env.spawn_pipeline();
     wait_http(&base).await;
     for path in ["/api/summary", "/api/orders", "/"] {
@@ -137,6 +181,111 @@ async fn with_no_token_configured_changes_over_http_are_off_and_reads_can_be_pro
     }
     let (status, _) = http("GET", &format!("{base}/metrics"), None, None).await;
     assert_eq!(status, 200, "metrics stay open for Prometheus");
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+    let (env, base) = env_with_api(&[("ORDER_SYNC__HTTP__PROTECT_READS", "false")]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    wait_http(&base).await;
+    let (status, _) = http("GET", &format!("{base}/api/summary"), None, None).await;
+    assert_eq!(status, 200, "open reads when asked for");
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_status_page_refuses_cross_site_forms_and_its_session_is_no_api_credential() {
+    let (env, base) = env_with_api(&[]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    wait_http(&base).await;
+    let host = base.trim_start_matches("http://");
+    // Signing in gives a session cookie that is not the token.
+    let (status, answer) = http_form_with(
+        &format!("{base}/ui/login"),
+        None,
+        &format!("token={TOKEN}"),
+        &[("origin", base.as_str()), ("host", host)],
+    )
+    .await;
+    assert_eq!(status, 303, "{answer}");
+    let cookie = answer
+        .lines()
+        .find(|l| l.starts_with("order_sync_session="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(!cookie.contains(TOKEN), "{cookie}");
+    assert!(
+        answer.contains("HttpOnly") && answer.contains("SameSite=Strict"),
+        "{answer}"
+    );
+    // The session works on the page ...
+    let (status, _) = http_form_with(
+        &format!("{base}/ui/pause"),
+        None,
+        "",
+        &[
+            ("cookie", cookie.as_str()),
+            ("origin", base.as_str()),
+            ("host", host),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "a same-site form with the session pauses");
+    let ledger = env.parts().deps.ledger;
+    assert_eq!(ledger.pauses().await.unwrap().len(), 1);
+    ledger.resume(None).await.unwrap();
+    // ... but not from another site, and not on the API.
+    for headers in [
+        vec![
+            ("cookie", cookie.as_str()),
+            ("origin", "https://evil.example"),
+            ("host", host),
+        ],
+        vec![
+            ("cookie", cookie.as_str()),
+            ("sec-fetch-site", "cross-site"),
+            ("host", host),
+        ],
+    ] {
+        let (status, page) = http_form_with(&format!("{base}/ui/pause"), None, "", &headers).await;
+        assert_eq!(status, 403, "{page}");
+        assert!(page.contains("another site"), "{page}");
+    }
+    assert!(ledger.pauses().await.unwrap().is_empty(), "nothing paused");
+    let (status, _) = http_form_with(
+        &format!("{base}/api/summary"),
+        None,
+        "",
+        &[("cookie", cookie.as_str())],
+    )
+    .await;
+    assert_eq!(status, 405, "POST is not a summary");
+    let client_get = |cookie: String| {
+        let url = format!("{base}/api/summary");
+        async move {
+            use http_body_util::BodyExt;
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<http_body_util::Full<bytes::Bytes>>();
+            let req = axum::http::Request::get(url)
+                .header("cookie", cookie)
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            let resp = client.request(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let _ = resp.into_body().collect().await;
+            status
+        }
+    };
+    assert_eq!(
+        client_get(cookie.clone()).await,
+        401,
+        "the API takes no cookie"
+    );
     shutdown.cancel();
     pipeline.await.unwrap();
     env.cleanup().await;
@@ -196,7 +345,8 @@ async fn a_bad_date_is_refused_alike_by_the_status_page_the_api_and_the_cli() {
 
 #[tokio::test]
 async fn the_api_lists_shows_resends_pauses_and_unparks_orders() {
-    let (env, base) = env_with_api(&[]).await;
+    // Reads opened explicitly: this test is about what the API says.
+    let (env, base) = env_with_api(&[("ORDER_SYNC__HTTP__PROTECT_READS", "false")]).await;
     let (shutdown, pipeline) = env.spawn_pipeline();
     wait_http(&base).await;
     let ids = env.place_orders(3).await;
@@ -373,7 +523,13 @@ async fn the_api_lists_shows_resends_pauses_and_unparks_orders() {
             .is_none(),
         "nothing is published while paused"
     );
-    let (_, pulled) = http_json("GET", &format!("{base}/api/pull/legacy"), Some(TOKEN), None).await;
+    let (_, pulled) = http_json(
+        "GET",
+        &format!("{base}/api/pull/legacy"),
+        Some(LEGACY),
+        None,
+    )
+    .await;
     assert_eq!(pulled["paused"], true);
     let (status, answer) =
         http_json("POST", &format!("{base}/api/resume"), Some(TOKEN), None).await;
@@ -429,7 +585,7 @@ async fn a_sync_service_without_amqp_pulls_orders_and_acks_them_over_http() {
     );
 
     let url = format!("{base}/api/pull/legacy?limit=3");
-    let (status, first) = http_json("GET", &url, Some(TOKEN), None).await;
+    let (status, first) = http_json("GET", &url, Some(LEGACY), None).await;
     assert_eq!(status, 200, "{first}");
     let first = first["messages"].as_array().unwrap().clone();
     assert_eq!(first.len(), 3);
@@ -439,7 +595,7 @@ async fn a_sync_service_without_amqp_pulls_orders_and_acks_them_over_http() {
             && m["attempt"] == 1
             && m["consumer"] == "legacy"));
     // Handed out means delivered: the rest comes next, not the same again.
-    let (_, second) = http_json("GET", &url, Some(TOKEN), None).await;
+    let (_, second) = http_json("GET", &url, Some(LEGACY), None).await;
     let second = second["messages"].as_array().unwrap().clone();
     assert_eq!(second.len(), 1);
 
@@ -454,7 +610,7 @@ async fn a_sync_service_without_amqp_pulls_orders_and_acks_them_over_http() {
     let (status, answer) = http_json(
         "POST",
         &format!("{base}/api/pull/legacy/acks"),
-        Some(TOKEN),
+        Some(LEGACY),
         Some(&Value::Array(acks)),
     )
     .await;
@@ -490,12 +646,12 @@ async fn a_sync_service_without_amqp_pulls_orders_and_acks_them_over_http() {
         "an ack names its own consumer only"
     );
 
-    let (status, _) = http_json("GET", &format!("{base}/api/pull/erp"), Some(TOKEN), None).await;
-    assert_eq!(status, 404, "erp has a queue, not the pull interface");
+    let (status, _) = http_json("GET", &format!("{base}/api/pull/erp"), Some(LEGACY), None).await;
+    assert_eq!(status, 403, "erp has a queue, not the pull interface");
     let (status, _) = http_json(
         "POST",
         &format!("{base}/api/pull/legacy/acks"),
-        Some(TOKEN),
+        Some(LEGACY),
         None,
     )
     .await;

@@ -12,10 +12,14 @@ use serde_json::Value;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BIN: &str = env!("CARGO_BIN_EXE_order-sync");
 
+/// The API token the compose checks run with (compose has no default).
+const COMPOSE_TOKEN: &str = "compose-check-token-0123456789";
+
 /// `docker-compose config` (variables filled in, anchors merged) as JSON.
 fn compose() -> Value {
     let out = Command::new("docker-compose")
         .args(["-f", &format!("{ROOT}/docker-compose.yml"), "config"])
+        .env("ORDER_SYNC_API_TOKEN", COMPOSE_TOKEN)
         .output()
         .unwrap_or_else(|e| {
             panic!("docker-compose is needed to validate docker-compose.yml ({e}): apt-get install -y docker-compose (deploy/test.sh does)")
@@ -82,6 +86,16 @@ fn the_compose_file_is_valid_and_starts_each_service_after_what_it_needs() {
                     "{name} uses undeclared volume {source}"
                 );
             }
+        }
+    }
+    // Nothing is published beyond this host.
+    for (name, s) in services {
+        for port in s["ports"].as_array().into_iter().flatten() {
+            let text = port.to_string();
+            assert!(
+                text.contains("127.0.0.1"),
+                "{name} publishes {text} to every interface"
+            );
         }
     }
     assert!(services["order-sync"]["depends_on"]
@@ -184,6 +198,48 @@ fn the_compose_file_is_valid_and_starts_each_service_after_what_it_needs() {
             magento.username()
         );
     }
+}
+
+#[test]
+fn the_compose_magento_reader_may_select_only_the_tables_capture_reads() {
+    let grants =
+        std::fs::read_to_string(format!("{ROOT}/deploy/mariadb/20-order-sync.sql")).unwrap();
+    let tables = order_sync::magento::Tables::magento2(&Default::default());
+    for table in [
+        &tables.order,
+        &tables.item,
+        &tables.address,
+        &tables.payment,
+        &tables.status_history,
+        &tables.store,
+        &tables.website,
+    ] {
+        assert!(
+            grants.contains(&format!(
+                "GRANT SELECT ON magento_demo.{table} TO 'order_sync'@'%';"
+            )),
+            "no SELECT grant on {table}"
+        );
+    }
+    assert!(
+        !grants.contains("ON magento_demo.* TO 'order_sync'"),
+        "order_sync may read all of Magento"
+    );
+}
+
+#[test]
+fn compose_has_no_default_api_token() {
+    let out = Command::new("docker-compose")
+        .args(["-f", &format!("{ROOT}/docker-compose.yml"), "config"])
+        .env_remove("ORDER_SYNC_API_TOKEN")
+        .output()
+        .expect("docker-compose (deploy/test.sh installs it)");
+    assert!(!out.status.success(), "compose started without a token");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ORDER_SYNC_API_TOKEN"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

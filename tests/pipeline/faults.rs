@@ -300,9 +300,10 @@ async fn ten_thousand_hostile_acks_are_dead_lettered_and_leave_the_ledger_and_li
         } else {
             kinds[i % kinds.len()](i)
         };
+        // Under erp's own routing key, so each is judged on what it says.
         ch.basic_publish(
             env.topology().acks_exchange().into(),
-            "x".into(),
+            "erp".into(),
             BasicPublishOptions::default(),
             &body,
             BasicProperties::default(),

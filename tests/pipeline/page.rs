@@ -161,6 +161,9 @@ async fn an_operator_finds_stuck_orders_resends_one_and_pauses_in_a_real_browser
             ("ORDER_SYNC__HTTP__ENABLED", "true"),
             ("ORDER_SYNC__HTTP__LISTEN", &listen),
             ("ORDER_SYNC__HTTP__API_TOKEN", TOKEN),
+            // Reads opened explicitly, to show the buttons off before sign-in;
+            // protected reads are shown by the control tests.
+            ("ORDER_SYNC__HTTP__PROTECT_READS", "false"),
             ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
             ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "1h"),
             ("ORDER_SYNC__RELAY__BACKOFF__MAX_INTERVAL", "2h"),
@@ -245,6 +248,17 @@ async fn an_operator_finds_stuck_orders_resends_one_and_pauses_in_a_real_browser
         login.set_by_name("token", TOKEN).await.unwrap();
         step("log in", login.submit()).await.unwrap();
         wait_notice(&c, "Unlocked").await;
+        // The browser keeps a session, never the token itself.
+        let cookies = c.get_all_cookies().await.unwrap();
+        let session = cookies
+            .iter()
+            .find(|k| k.name() == "order_sync_session")
+            .expect("a session cookie");
+        assert!(
+            !session.value().contains(TOKEN),
+            "the cookie holds the token"
+        );
+        assert!(!cookies.iter().any(|k| k.value().contains(TOKEN)));
 
         // Re-send the synced order with its button: its state changes.
         step("click re-send", async {

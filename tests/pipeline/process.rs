@@ -89,7 +89,8 @@ async fn a_wrong_table_prefix_stops_start_up_naming_the_table() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // A settings problem: exit 2, which systemd does not restart.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("m2_sales_order"), "{stderr}");
     assert!(stderr.contains("magento.table_prefix"), "{stderr}");
     env.cleanup().await;
@@ -105,7 +106,7 @@ async fn a_missing_magento_column_stops_start_up_naming_it() {
     drop(conn);
     let out = env.order_sync(&["run"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("`sales_order`") && stderr.contains("increment_id"),
         "{stderr}"
@@ -271,5 +272,110 @@ async fn json_logs_carry_the_order_and_consumer_of_each_delivery_and_ack() {
     // The ack named only the entity id; the order number comes from the ledger.
     assert_eq!(failed["increment_id"], format!("{id:09}"));
     assert_eq!(failed["consumer"], "erp");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_wrong_broker_password_is_a_configuration_error_naming_the_key() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let mut url = url::Url::parse(&crate::support::amqp_url()).unwrap();
+    url.set_password(Some("s3cret-but-wrong")).unwrap();
+    let out = env
+        .order_sync(&["run"])
+        .env("ORDER_SYNC__BROKER__URL", url.as_str())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("broker.url"), "{stderr}");
+    assert!(stderr.contains("ACCESS_REFUSED"), "{stderr}");
+    assert!(!stderr.contains("s3cret-but-wrong"), "{stderr}");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn renaming_the_shop_on_a_ledger_with_a_position_refuses_to_start_and_says_what_to_do() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    env.place_order().await;
+    let parts = env.parts();
+    parts.capture().step(chrono::Utc::now()).await.unwrap();
+    let out = env
+        .order_sync(&["run"])
+        .env("ORDER_SYNC__SHOP__NAME", "renamed-shop")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("shop.name is `renamed-shop`"), "{stderr}");
+    assert!(stderr.contains(&format!("`{}`", env.id)), "{stderr}");
+    assert!(
+        stderr.contains("UPDATE order_sync_capture_position"),
+        "{stderr}"
+    );
+    parts.close().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn check_config_prints_a_short_summary_and_survives_a_closed_pipe() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let out = env.order_sync(&["check-config"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(stdout.lines().count() < 20, "{stdout}");
+    assert!(stdout.contains("consumers   erp (queue)"), "{stdout}");
+    // Reading only the first line, as `| head -1` does.
+    let mut child = env
+        .order_sync(&["check-config"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(status.success(), "{status:?}: {stderr}");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_half_open_http_connection_does_not_hold_up_a_stop() {
+    let port = crate::support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let env = TestEnv::new(
+        &["erp"],
+        &[
+            ("ORDER_SYNC__HTTP__ENABLED", "true"),
+            ("ORDER_SYNC__HTTP__LISTEN", &listen),
+        ],
+    )
+    .await;
+    let mut child = env
+        .order_sync(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(crate::support::Proc::from)
+        .unwrap();
+    // Headers begun, never finished.
+    let mut stream = loop {
+        match tokio::net::TcpStream::connect(&listen).await {
+            Ok(s) => break s,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    tokio::io::AsyncWriteExt::write_all(&mut stream, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopped = std::time::Instant::now();
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    let took = stopped.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(2), "stopping took {took:?}");
+    drop(stream);
     env.cleanup().await;
 }

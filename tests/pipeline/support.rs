@@ -309,16 +309,32 @@ impl TestEnv {
     }
 
     /// Publishes an ack body the way a sync service would, confirmed.
+    /// Publishes an ack as its sync service would: routed by the consumer it
+    /// names (`ack` when it names none).
     pub async fn publish_ack(&self, body: &[u8]) {
+        let key = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v["consumer"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "ack".into());
+        self.publish_ack_as(body, &key, None).await;
+    }
+
+    /// Publishes an ack with this routing key and, when given, `user_id`.
+    pub async fn publish_ack_as(&self, body: &[u8], routing_key: &str, user_id: Option<&str>) {
         let ch = self.amqp.create_channel().await.unwrap();
         ch.confirm_select(Default::default()).await.unwrap();
+        let mut properties =
+            BasicProperties::default().with_content_type("application/json".into());
+        if let Some(user) = user_id {
+            properties = properties.with_user_id(user.into());
+        }
         let confirm = ch
             .basic_publish(
                 self.topology().acks_exchange().into(),
-                "ack".into(),
+                routing_key.into(),
                 BasicPublishOptions::default(),
                 body,
-                BasicProperties::default().with_content_type("application/json".into()),
+                properties,
             )
             .await
             .unwrap()
@@ -564,16 +580,27 @@ pub async fn http(
     body: Option<&Value>,
 ) -> (u16, String) {
     let payload = body.map(|v| ("application/json", serde_json::to_vec(v).unwrap()));
-    request(method, url, token, payload).await
+    request(method, url, token, payload, &[]).await
 }
 
 /// A form POST, as the status page's buttons send it.
 pub async fn http_form(url: &str, token: Option<&str>, form: &str) -> (u16, String) {
+    http_form_with(url, token, form, &[]).await
+}
+
+/// A form POST with extra headers (a cookie, where a browser says it came
+/// from). Any `Set-Cookie` answers come first in the returned text.
+pub async fn http_form_with(
+    url: &str,
+    token: Option<&str>,
+    form: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let payload = (
         "application/x-www-form-urlencoded",
         form.as_bytes().to_vec(),
     );
-    request("POST", url, token, Some(payload)).await
+    request("POST", url, token, Some(payload), headers).await
 }
 
 async fn request(
@@ -581,6 +608,7 @@ async fn request(
     url: &str,
     token: Option<&str>,
     body: Option<(&str, Vec<u8>)>,
+    headers: &[(&str, &str)],
 ) -> (u16, String) {
     use http_body_util::BodyExt;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -588,6 +616,9 @@ async fn request(
     let mut req = axum::http::Request::builder().method(method).uri(url);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
     let payload = match body {
         Some((content_type, bytes)) => {
@@ -604,8 +635,22 @@ async fn request(
     .unwrap_or_else(|_| panic!("{method} {url}: no answer within 20s"))
     .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = resp.status().as_u16();
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    (
+        status,
+        if cookies.is_empty() {
+            text
+        } else {
+            format!("{}\n{text}", cookies.join("\n"))
+        },
+    )
 }
 
 /// [`http`] for a JSON answer.
