@@ -98,13 +98,21 @@ fn fatal_ledger(e: &LedgerError) -> bool {
 /// Broker answers that mean the settings are wrong: the login is refused.
 /// (A vhost that does not exist yet is waited for: it may be being created.)
 fn wrong_broker_settings(e: &BrokerError) -> bool {
-    matches!(e, BrokerError::Connect { reason, .. } if reason.contains("ACCESS_REFUSED"))
+    matches!(e, BrokerError::Connect { reason, .. }
+        if reason.contains("ACCESS_REFUSED") || untrusted_certificate(reason))
 }
 
 /// Server answers that mean the settings are wrong, not that the server is away:
-/// access denied (1044, 1045, 1142, 1143), unknown database (1049), no such table (1146).
+/// access denied (1044, 1045, 1142, 1143), unknown database (1049), no such table (1146),
+/// or a TLS certificate that does not verify (no wait makes it trusted).
 fn wrong_settings(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1049 | 1142 | 1143 | 1146))
+        || untrusted_certificate(&e.to_string())
+}
+
+/// Whether a connection failed because the server's certificate was not trusted.
+fn untrusted_certificate(error: &str) -> bool {
+    error.contains("certificate") || error.contains("UnknownIssuer")
 }
 
 pub fn topology(settings: &Settings) -> Topology {

@@ -23,8 +23,14 @@ pub fn pool(url: &SecretUrl, max: usize, init: Vec<String>) -> Result<Pool, DbUr
 
 /// The options [`pool`] uses, for connections that must not be pooled (a
 /// connection holding a named lock must never be handed to someone else).
+///
+/// Besides mysql_async's own URL parameters (`require_ssl`, `verify_ca`,
+/// `verify_identity`, `socket`, ...), `ssl_ca=/path/ca.pem` names a CA
+/// certificate (PEM) to trust besides the public roots: a database whose
+/// certificate a private CA signed.
 pub fn pool_opts(url: &SecretUrl, max: usize, init: Vec<String>) -> Result<Opts, DbUrlError> {
-    let opts = Opts::from_url(url.expose()).map_err(|e| DbUrlError {
+    let (url_text, ssl_ca) = take_ssl_ca(url)?;
+    let opts = Opts::from_url(&url_text).map_err(|e| DbUrlError {
         url: url.redacted(),
         // mysql_async's URL errors quote the URL; say only what kind of error it is.
         reason: match e {
@@ -41,15 +47,58 @@ pub fn pool_opts(url: &SecretUrl, max: usize, init: Vec<String>) -> Result<Opts,
             other => other.to_string(),
         },
     })?;
+    let ssl = ssl_ca.map(|ca| {
+        opts.ssl_opts()
+            .cloned()
+            .unwrap_or_default()
+            .with_root_certs(vec![ca.into()])
+    });
     let constraints = PoolConstraints::new(0, max.max(1)).expect("0 <= max");
-    let builder = OptsBuilder::from_opts(opts).init(init).pool_opts(
+    let mut builder = OptsBuilder::from_opts(opts).init(init).pool_opts(
         PoolOpts::default()
             .with_constraints(constraints)
             // Idle connections are closed so a restarted server is met with fresh ones.
             .with_inactive_connection_ttl(Duration::from_secs(60))
             .with_ttl_check_interval(Duration::from_secs(30)),
     );
+    if let Some(ssl) = ssl {
+        builder = builder.ssl_opts(Some(ssl));
+    }
     Ok(builder.into())
+}
+
+/// The URL without its `ssl_ca` parameter, and that file, checked to exist.
+fn take_ssl_ca(url: &SecretUrl) -> Result<(String, Option<std::path::PathBuf>), DbUrlError> {
+    let Ok(mut parsed) = url::Url::parse(url.expose()) else {
+        return Ok((url.expose().to_owned(), None));
+    };
+    let mut ca = None;
+    let rest: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter_map(|(k, v)| {
+            if k == "ssl_ca" {
+                ca = Some(std::path::PathBuf::from(v.as_ref()));
+                None
+            } else {
+                Some((k.into_owned(), v.into_owned()))
+            }
+        })
+        .collect();
+    let Some(ca) = ca else {
+        return Ok((url.expose().to_owned(), None));
+    };
+    if !ca.is_file() {
+        return Err(DbUrlError {
+            url: url.redacted(),
+            reason: format!("ssl_ca: no such file {}", ca.display()),
+        });
+    }
+    if rest.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    Ok((parsed.to_string(), Some(ca)))
 }
 
 /// The database name in a MySQL URL (validated non-empty at config load).
@@ -109,6 +158,33 @@ mod tests {
             let pool = pool(&SecretUrl::new(url), 2, vec![]).unwrap_or_else(|e| panic!("{url}: {e}"));
             drop(pool);
         }
+    }
+
+    #[test]
+    fn a_private_ca_file_is_taken_from_the_url_and_must_exist() {
+        let ca = std::env::temp_dir().join(format!("order-sync-ca-{}.pem", std::process::id()));
+        std::fs::write(&ca, "not checked here").unwrap();
+        let url = format!(
+            "mysql://u:p@db.example/magento?require_ssl=true&ssl_ca={}",
+            ca.display()
+        );
+        let opts = pool_opts(&SecretUrl::new(url), 2, vec![]).unwrap();
+        let ssl = opts.ssl_opts().expect("TLS on");
+        assert_eq!(ssl.root_certs().len(), 1);
+        std::fs::remove_file(&ca).unwrap();
+        let missing = pool_opts(
+            &SecretUrl::new("mysql://u:hunter2@db/m?require_ssl=true&ssl_ca=/nonexistent.pem"),
+            2,
+            vec![],
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            missing.contains("ssl_ca: no such file /nonexistent.pem"),
+            "{missing}"
+        );
+        assert!(!missing.contains("hunter2"), "{missing}");
     }
 
     #[test]

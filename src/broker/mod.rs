@@ -156,6 +156,8 @@ impl Broker {
                     let mut reason = e.to_string();
                     if reason.contains("ACCESS_REFUSED") {
                         reason.push_str(" (check the user and password in broker.url)");
+                    } else if reason.contains("certificate") || reason.contains("UnknownIssuer") {
+                        reason.push_str(" (the broker's certificate is not trusted: add its CA to the system's trust store, or point SSL_CERT_FILE at it)");
                     } else if reason.contains("vhost") && reason.contains("not found") {
                         reason.push_str(" (create it with `rabbitmqctl add_vhost`)");
                     }

@@ -21,3 +21,4 @@ mod page;
 mod process;
 mod redelivery;
 mod support;
+mod tls;
