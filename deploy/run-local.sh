@@ -9,10 +9,18 @@
 #   deploy/run-local.sh              # Ctrl-C stops it
 #   RATE=5 deploy/run-local.sh       # five orders a second
 #
-# Watch it: status page http://127.0.0.1:9464/, `order-sync status`, and the
-# RabbitMQ management UI (http://127.0.0.1:15672, guest/guest) for demo.* queues.
+# Watch it: status page http://127.0.0.1:9464/ (sign in with the API token this
+# prints: ORDER_SYNC__HTTP__API_TOKEN if set, else a new random one), `order-sync
+# status`, and the RabbitMQ management UI (http://127.0.0.1:15672, guest/guest)
+# for demo.* queues.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/services.sh
+# The status page and API need a token (they show customers' data).
+if [ -z "${ORDER_SYNC__HTTP__API_TOKEN:-}" ]; then
+  ORDER_SYNC__HTTP__API_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+  export ORDER_SYNC__HTTP__API_TOKEN
+fi
+echo "run-local.sh: status page http://127.0.0.1:9464/ — API token: $ORDER_SYNC__HTTP__API_TOKEN"
 exec cargo run --release --locked -- --config deploy/local.toml demo --rate "${RATE:-1}"

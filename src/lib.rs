@@ -23,7 +23,8 @@
 //!   `/healthz`, `/readyz` and Prometheus [`metrics`];
 //! * [`status`] renders the ledger for a terminal; [`cli`] is the command line;
 //! * [`app`] wires the roles together; [`config`] and [`telemetry`] set them up;
-//! * [`demo`] is a fake shop to watch it work.
+//! * [`demo`] is a fake shop to watch it work; [`import`] takes over the
+//!   original OrderSyncQueRunner module's queue table.
 //!
 //! The sync-service side (and the AMQP steps both sides share) is the
 //! `order-sync-consumer` crate.
@@ -37,6 +38,7 @@ pub mod control;
 pub mod db;
 pub mod demo;
 pub mod http;
+pub mod import;
 pub mod ledger;
 pub mod magento;
 pub mod message;

@@ -193,6 +193,22 @@ pub enum Command {
         #[arg(long, default_value_t = 0.0)]
         fail_rate: f64,
     },
+    /// Take over from the original OrderSyncQueRunner module (Magento 1): its
+    /// queue table (`<magento.table_prefix>ordersyncquerunner_que`, only read)
+    /// becomes ledger rows — synced where it says so, pending otherwise — and
+    /// capture goes on after the last order it knew. Run `order-sync migrate`
+    /// first. Running it twice changes nothing.
+    ImportSeedQueue {
+        /// The consumers its synced rows count for (default: every one in consumers.names).
+        #[arg(long, value_delimiter = ',')]
+        consumers: Vec<String>,
+        /// Print what it would do; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The table's name, if not the module's (with the table prefix).
+        #[arg(long)]
+        table: Option<String>,
+    },
     /// Delete orders synced for every consumer longer ago than the given age.
     /// Never deletes an order with a row in any other state.
     Purge {

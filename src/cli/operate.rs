@@ -10,6 +10,7 @@ use crate::{
         input::{self, SelectionInput},
         Control, ControlError, InputError,
     },
+    import,
     roles::heartbeat::instance_id,
     status,
 };
@@ -117,6 +118,48 @@ pub(super) async fn operate(command: Command, settings: Settings) -> Result<(), 
             let only = (!entity_ids.is_empty()).then_some(entity_ids.as_slice());
             let n = control.unpark(only, consumer.as_deref(), now).await?;
             println!("{n} parked row(s) are pending again");
+            Ok(())
+        }
+        Command::ImportSeedQueue {
+            consumers,
+            dry_run,
+            table,
+        } => {
+            let consumers = if consumers.is_empty() {
+                settings.consumers.names.clone()
+            } else {
+                for c in &consumers {
+                    control.check_consumer(Some(c))?;
+                }
+                consumers
+            };
+            if let Some(t) = &table {
+                if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(Control::input(InputError::new(
+                        "--table",
+                        "may only hold letters, digits and `_`",
+                    ))
+                    .into());
+                }
+            }
+            let table = table.unwrap_or_else(|| {
+                settings
+                    .magento
+                    .table_prefix
+                    .table("ordersyncquerunner_que")
+            });
+            let report = import::import_seed_queue(
+                &parts.deps.magento,
+                &ledger,
+                &table,
+                &consumers,
+                &settings.shop.name,
+                dry_run,
+                now,
+            )
+            .await
+            .with_context(|| format!("importing `{table}`"))?;
+            print!("{}", report.render(&consumers, dry_run));
             Ok(())
         }
         Command::Purge { synced_older_than } => {

@@ -16,6 +16,7 @@ use super::{
     state::state_value, transaction, utc_to_value, utc_value, Ledger, LedgerError, State,
 };
 use crate::{
+    magento::PlacedOrder,
     message::{message_id, truncate, OrderKey},
     retry::RetryPolicy,
 };
@@ -65,6 +66,26 @@ pub struct NewOrder {
     pub captured_at: DateTime<Utc>,
     /// The order JSON, exactly as captured.
     pub message: String,
+}
+
+impl NewOrder {
+    /// An order as read from Magento, to record.
+    pub fn from_placed(order: &PlacedOrder, captured_at: DateTime<Utc>) -> Self {
+        let message = serde_json::to_string(&order.json).expect("a JSON map always serializes");
+        // The key's fields are read leniently: an odd increment id or store
+        // must not lose the order.
+        let key: OrderKey = serde_json::from_str(&message).unwrap_or(OrderKey {
+            entity_id: order.entity_id,
+            increment_id: None,
+            store_id: None,
+            created_at: None,
+        });
+        Self {
+            key,
+            captured_at,
+            message,
+        }
+    }
 }
 
 /// A row taken for publishing, with what is needed to build the message.
@@ -125,8 +146,13 @@ impl Ledger {
         }
         transaction!(self, read_committed(), |tx| {
             let fresh = insert_orders(&mut tx, orders, consumers, source).await?;
-            let due = after(now, lease);
-            insert_deliveries(&mut tx, &fresh, State::Pending, Some(due), None, now).await?;
+            let start = RowStart {
+                state: State::Pending,
+                next_attempt_at: Some(after(now, lease)),
+                synced_at: None,
+                last_error: None,
+            };
+            insert_deliveries(&mut tx, &fresh, start, now).await?;
             fresh.into_iter().map(|(f, _)| f).collect::<Vec<_>>()
         })
     }
@@ -148,7 +174,53 @@ impl Ledger {
         let reason = truncate(reason, 2000);
         transaction!(self, read_committed(), |tx| {
             let fresh = insert_orders(&mut tx, orders, consumers, source).await?;
-            insert_deliveries(&mut tx, &fresh, State::Parked, None, Some(&reason), now).await?;
+            let start = RowStart {
+                state: State::Parked,
+                next_attempt_at: None,
+                synced_at: None,
+                last_error: Some(&reason),
+            };
+            insert_deliveries(&mut tx, &fresh, start, now).await?;
+        })
+    }
+
+    /// Records orders taken over from another sync tool: each either synced
+    /// (at the time given) or pending and due at once, for every consumer.
+    /// Orders and rows already in the ledger are left as they are, so an
+    /// import run twice changes nothing. One transaction.
+    pub async fn record_imported(
+        &self,
+        orders: &[(NewOrder, Option<DateTime<Utc>>)],
+        consumers: &[String],
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, LedgerError> {
+        if orders.is_empty() {
+            return Ok(0);
+        }
+        transaction!(self, read_committed(), |tx| {
+            let mut created = 0;
+            for (order, synced_at) in orders {
+                let fresh =
+                    insert_orders(&mut tx, std::slice::from_ref(order), consumers, source).await?;
+                created += fresh.len();
+                let start = match synced_at {
+                    Some(at) => RowStart {
+                        state: State::Synced,
+                        next_attempt_at: None,
+                        synced_at: Some(*at),
+                        last_error: None,
+                    },
+                    None => RowStart {
+                        state: State::Pending,
+                        next_attempt_at: Some(now),
+                        synced_at: None,
+                        last_error: None,
+                    },
+                };
+                insert_deliveries(&mut tx, &fresh, start, now).await?;
+            }
+            created
         })
     }
 
@@ -537,20 +609,26 @@ async fn insert_orders(
     Ok(fresh)
 }
 
-/// Creates the delivery rows [`insert_orders`] returned, in `state`.
+/// How new delivery rows start.
+struct RowStart<'a> {
+    state: State,
+    next_attempt_at: Option<DateTime<Utc>>,
+    synced_at: Option<DateTime<Utc>>,
+    last_error: Option<&'a str>,
+}
+
+/// Creates the delivery rows [`insert_orders`] returned.
 async fn insert_deliveries(
     tx: &mut mysql_async::Transaction<'_>,
     fresh: &[(Claimed, Option<u16>)],
-    state: State,
-    next_attempt_at: Option<DateTime<Utc>>,
-    last_error: Option<&str>,
+    start: RowStart<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), LedgerError> {
     tx.exec_batch(
         "INSERT IGNORE INTO order_sync_deliveries \
          (entity_id, consumer, increment_id, store_id, message_id, state, attempts, \
-          captured_at, next_attempt_at, last_error, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+          captured_at, next_attempt_at, synced_at, last_error, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
         fresh.iter().map(|(f, store)| {
             (
                 f.entity_id,
@@ -558,10 +636,11 @@ async fn insert_deliveries(
                 f.increment_id.clone(),
                 *store,
                 f.message_id.as_str(),
-                state.as_str(),
+                start.state.as_str(),
                 naive(f.captured_at),
-                next_attempt_at.map(naive),
-                last_error,
+                start.next_attempt_at.map(naive),
+                start.synced_at.map(naive),
+                start.last_error,
                 naive(now),
             )
         }),

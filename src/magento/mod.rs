@@ -191,6 +191,20 @@ impl Magento {
         Ok(max.flatten().unwrap_or(0))
     }
 
+    /// These committed orders (those that exist), each with its children.
+    pub async fn read_orders_by_id(&self, ids: &[u32]) -> Result<Vec<PlacedOrder>, MagentoError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        self.read_orders(u32::MAX, 0, ids).await
+    }
+
+    /// The pool, for reading tables beside the order tables (the import of
+    /// the original module's queue).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// Committed orders with `entity_id > after` (at most `limit`, lowest first)
     /// plus those among `also` that are now committed, each with its children.
     pub async fn read_orders(

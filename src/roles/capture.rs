@@ -39,7 +39,7 @@ use crate::{
     config::{CaptureSettings, FilterSettings, StartFrom},
     ledger::{CaptureLock, CapturePosition, NewOrder},
     magento::PlacedOrder,
-    message::{CapturedOrder, OrderKey},
+    message::CapturedOrder,
 };
 
 /// Ids skipped in one jump beyond this are not tracked as gaps: such a jump is
@@ -272,22 +272,11 @@ impl Capture {
                 size = msg.body.len(),
                 "Parked an order too large to publish."
             );
-            let json = serde_json::to_string(&order.json).expect("a JSON map always serializes");
-            let key: OrderKey = serde_json::from_str(&json).unwrap_or(OrderKey {
-                entity_id: order.entity_id,
-                increment_id: None,
-                store_id: None,
-                created_at: None,
-            });
             let reason = format!(
                 "order message of {} bytes is larger than broker.max_message_bytes ({limit}); not sent",
                 msg.body.len()
             );
-            let record = NewOrder {
-                key,
-                captured_at: now,
-                message: json,
-            };
+            let record = NewOrder::from_placed(order, now);
             self.deps
                 .ledger
                 .record_parked(

@@ -12,9 +12,11 @@ mod control;
 mod deploy;
 mod faults;
 mod flow;
+mod import;
 mod instances;
 #[path = "../kit/mod.rs"]
 mod kit;
+mod magento_bridge;
 mod message;
 mod ops;
 mod page;

@@ -1,0 +1,34 @@
+<?php
+/**
+ * Every call the bridge makes into Magento goes through this interface, so
+ * the same loop serves Magento 2 and Magento 1, and tests replace only this.
+ */
+
+declare(strict_types=1);
+
+namespace OrderSync\Bridge;
+
+interface Adapter
+{
+    /**
+     * The order with this entity_id, loaded the way the shop's own code loads
+     * one (Magento 2: OrderRepositoryInterface::get; Magento 1:
+     * Mage::getModel('sales/order')->load), or null when there is none.
+     */
+    public function loadOrder(int $entityId): ?object;
+
+    /**
+     * Dispatches a Magento event with these arguments, so every observer of
+     * it runs. An observer's exception propagates: it means "not synced".
+     *
+     * @param array<string, mixed> $arguments
+     */
+    public function dispatch(string $event, array $arguments): void;
+
+    /**
+     * Logs through Magento's logger.
+     *
+     * @param array<string, mixed> $context
+     */
+    public function log(string $level, string $message, array $context = []): void;
+}

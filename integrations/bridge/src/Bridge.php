@@ -1,0 +1,210 @@
+<?php
+/**
+ * The bridge's loop: consume this consumer's queue, dispatch each order as
+ * the Magento event the message names (`sales_order_place_after_que`) with
+ * the arguments Magento gives the original event (`['order' => $order]`),
+ * publish the ack order-sync expects, and only then acknowledge the delivery.
+ *
+ * - No exception from any observer: a `synced` ack.
+ * - An exception: a `failed` ack carrying its message (order-sync re-delivers
+ *   with back-off and parks the order after relay.max_attempts).
+ * - The order is not in Magento: a `failed` ack saying so.
+ * - Not an order message: rejected to the queue's dead-letter queue.
+ *
+ * The ack is published mandatory and confirmed before the delivery is
+ * acknowledged: if the process dies in between, the order comes again, never
+ * lost. SIGTERM (or stop()) finishes the order in hand, then returns.
+ */
+
+declare(strict_types=1);
+
+namespace OrderSync\Bridge;
+
+use PhpAmqpLib\Channel\AMQPChannel;
+use PhpAmqpLib\Connection\AMQPStreamConnection;
+use PhpAmqpLib\Exception\AMQPExceptionInterface;
+use PhpAmqpLib\Exception\AMQPTimeoutException;
+use PhpAmqpLib\Message\AMQPMessage;
+
+final class Bridge
+{
+    private bool $stopping = false;
+    private int $handled = 0;
+    private bool $returned = false;
+    private bool $nacked = false;
+
+    public function __construct(
+        private readonly Adapter $magento,
+        private readonly Settings $settings,
+    ) {
+    }
+
+    /** Finish the order in hand, then return from run(). */
+    public function stop(): void
+    {
+        $this->stopping = true;
+    }
+
+    /**
+     * Consumes until `$maxMessages` deliveries are handled (0: no limit), a
+     * stop is asked for (SIGTERM, SIGINT, stop()), or, with `$idleSeconds`,
+     * nothing arrived for that long. Broker trouble is retried with back-off.
+     * Returns the number of deliveries handled.
+     */
+    public function run(int $maxMessages = 0, float $idleSeconds = 0.0): int
+    {
+        $this->installSignalHandlers();
+        $delay = 0.2;
+        while (!$this->stopping) {
+            try {
+                $this->session($maxMessages, $idleSeconds);
+                break;
+            } catch (AMQPExceptionInterface | \RuntimeException $e) {
+                $this->magento->log('warning', 'order-sync bridge: broker trouble; reconnecting', [
+                    'error' => $e->getMessage(),
+                    'retry_in' => $delay,
+                ]);
+                usleep((int) ($delay * 1e6));
+                $delay = min($delay * 2, 15.0);
+            }
+        }
+        return $this->handled;
+    }
+
+    private function session(int $maxMessages, float $idleSeconds): void
+    {
+        $url = parse_url($this->settings->url);
+        if ($url === false || !isset($url['host'])) {
+            throw new \InvalidArgumentException('order_sync: url is not an amqp:// URL');
+        }
+        $vhost = isset($url['path']) && $url['path'] !== '/' && $url['path'] !== ''
+            ? rawurldecode(substr($url['path'], 1))
+            : '/';
+        $connection = new AMQPStreamConnection(
+            $url['host'],
+            $url['port'] ?? 5672,
+            rawurldecode($url['user'] ?? 'guest'),
+            rawurldecode($url['pass'] ?? 'guest'),
+            $vhost,
+        );
+        try {
+            $channel = $connection->channel();
+            $channel->confirm_select();
+            $channel->set_return_listener(function (): void {
+                $this->returned = true;
+            });
+            $channel->set_nack_handler(function (): void {
+                $this->nacked = true;
+            });
+            $channel->basic_qos(0, max(1, $this->settings->prefetch), false);
+            $tag = $channel->basic_consume(
+                $this->settings->queue(),
+                '',
+                false,
+                false,
+                false,
+                false,
+                function (AMQPMessage $delivery) use ($channel): void {
+                    $this->handle($delivery, $channel);
+                },
+            );
+            $idleSince = microtime(true);
+            $seen = $this->handled;
+            while ($channel->is_consuming() && !$this->stopping) {
+                if ($maxMessages > 0 && $this->handled >= $maxMessages) {
+                    break;
+                }
+                try {
+                    $channel->wait(null, false, 1.0);
+                } catch (AMQPTimeoutException) {
+                    // A second without a message: look at the stop flag again.
+                }
+                if ($this->handled !== $seen) {
+                    $seen = $this->handled;
+                    $idleSince = microtime(true);
+                } elseif ($idleSeconds > 0 && microtime(true) - $idleSince >= $idleSeconds) {
+                    break;
+                }
+            }
+            // Deliveries taken but not handled go back to the queue on close.
+            $channel->basic_cancel($tag);
+            $channel->close();
+        } finally {
+            $connection->close();
+        }
+    }
+
+    /**
+     * One delivery: dispatch the order's event, publish the ack with confirms,
+     * then acknowledge the delivery. Returns `synced`, `failed` or `rejected`.
+     */
+    public function handle(AMQPMessage $delivery, AMQPChannel $channel): string
+    {
+        $message = json_decode($delivery->getBody(), true);
+        $entityId = is_array($message) ? ($message['order']['entity_id'] ?? null) : null;
+        if (!is_array($message) || !is_int($entityId) || !isset($message['message_id'], $message['event'])) {
+            $this->magento->log('error', 'order-sync bridge: not an order message; dead-lettering it');
+            $delivery->reject(false);
+            $this->handled++;
+            return 'rejected';
+        }
+        $event = (string) $message['event'];
+        $error = null;
+        try {
+            $order = $this->magento->loadOrder($entityId);
+            if ($order === null) {
+                $error = "order entity_id $entityId not found in Magento";
+            } else {
+                $this->magento->dispatch($event, ['order' => $order]);
+            }
+        } catch (\Throwable $e) {
+            $error = get_class($e) . ': ' . $e->getMessage();
+        }
+        $ack = [
+            'message_id' => $message['message_id'],
+            'consumer' => $this->settings->consumer,
+            'entity_id' => $entityId,
+            'status' => $error === null ? 'synced' : 'failed',
+        ];
+        if ($error !== null) {
+            $ack['error'] = mb_substr($error, 0, Settings::MAX_ERROR);
+            $this->magento->log('warning', "order-sync bridge: $event failed; order-sync sends it again", [
+                'entity_id' => $entityId,
+                'attempt' => $message['attempt'] ?? null,
+                'error' => $ack['error'],
+            ]);
+        }
+        $this->returned = false;
+        $this->nacked = false;
+        // Routed by this consumer's name: order-sync counts an ack only then.
+        $channel->basic_publish(new AMQPMessage((string) json_encode($ack), [
+            'content_type' => 'application/json',
+            'delivery_mode' => AMQPMessage::DELIVERY_MODE_PERSISTENT,
+        ]), $this->settings->acksExchange(), $this->settings->consumer, true);
+        $channel->wait_for_pending_acks_returns(30);
+        if ($this->returned || $this->nacked) {
+            // Not taken: leave the delivery unacknowledged; it comes again.
+            throw new \RuntimeException(sprintf(
+                'the ack was %s by the broker (is %s declared?)',
+                $this->returned ? 'returned as unroutable' : 'refused',
+                $this->settings->acksExchange(),
+            ));
+        }
+        $delivery->ack();
+        $this->handled++;
+        return $ack['status'];
+    }
+
+    private function installSignalHandlers(): void
+    {
+        if (!function_exists('pcntl_async_signals')) {
+            return;
+        }
+        pcntl_async_signals(true);
+        foreach ([SIGTERM, SIGINT] as $signal) {
+            pcntl_signal($signal, function (): void {
+                $this->stop();
+            });
+        }
+    }
+}

@@ -1,0 +1,72 @@
+<?php
+/**
+ * The one part of the bridge the tests replace: Magento. Orders are plain
+ * objects; "observers" are what the test says each order's event does.
+ */
+
+declare(strict_types=1);
+
+use OrderSync\Bridge\Adapter;
+
+final class FakeOrder
+{
+    public function __construct(public readonly int $entityId)
+    {
+    }
+
+    public function getId(): int
+    {
+        return $this->entityId;
+    }
+}
+
+final class FakeMagento implements Adapter
+{
+    /** @var list<array{string, array<string, mixed>}> every event dispatched */
+    public array $dispatched = [];
+    /** @var list<string> */
+    public array $logged = [];
+    /** @var array<int, int> dispatches per entity_id */
+    private array $calls = [];
+
+    /**
+     * @param array<int, string> $observers entity_id => `ok`, `once` (throws
+     *   the first time), `always` (always throws); an id not listed is an
+     *   order Magento does not have.
+     * @param ?\Closure $onDispatch called after each dispatch (the SIGTERM test)
+     */
+    public function __construct(private array $observers, private ?\Closure $onDispatch = null)
+    {
+    }
+
+    public function loadOrder(int $entityId): ?object
+    {
+        return isset($this->observers[$entityId]) ? new FakeOrder($entityId) : null;
+    }
+
+    public function dispatch(string $event, array $arguments): void
+    {
+        $this->dispatched[] = [$event, $arguments];
+        $order = $arguments['order'];
+        $id = $order->getId();
+        $n = ($this->calls[$id] ?? 0) + 1;
+        $this->calls[$id] = $n;
+        if ($this->onDispatch !== null) {
+            ($this->onDispatch)($id);
+        }
+        $what = $this->observers[$id];
+        if ($what === 'always' || ($what === 'once' && $n === 1)) {
+            throw new \RuntimeException("ERP rejected order $id (call $n)");
+        }
+    }
+
+    public function log(string $level, string $message, array $context = []): void
+    {
+        $this->logged[] = "$level: $message";
+    }
+
+    public function calls(int $entityId): int
+    {
+        return $this->calls[$entityId] ?? 0;
+    }
+}

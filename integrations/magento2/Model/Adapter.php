@@ -1,0 +1,45 @@
+<?php
+/**
+ * The bridge's only calls into Magento 2: load an order through the order
+ * repository, dispatch an event through the event manager, log through
+ * Magento's logger.
+ */
+
+declare(strict_types=1);
+
+namespace OrderSync\MagentoBridge\Model;
+
+use Magento\Framework\Event\ManagerInterface;
+use Magento\Framework\Exception\NoSuchEntityException;
+use Magento\Sales\Api\OrderRepositoryInterface;
+use OrderSync\Bridge\Adapter as BridgeAdapter;
+use Psr\Log\LoggerInterface;
+
+class Adapter implements BridgeAdapter
+{
+    public function __construct(
+        private readonly OrderRepositoryInterface $orders,
+        private readonly ManagerInterface $events,
+        private readonly LoggerInterface $logger,
+    ) {
+    }
+
+    public function loadOrder(int $entityId): ?object
+    {
+        try {
+            return $this->orders->get($entityId);
+        } catch (NoSuchEntityException) {
+            return null;
+        }
+    }
+
+    public function dispatch(string $event, array $arguments): void
+    {
+        $this->events->dispatch($event, $arguments);
+    }
+
+    public function log(string $level, string $message, array $context = []): void
+    {
+        $this->logger->log($level, $message, $context);
+    }
+}

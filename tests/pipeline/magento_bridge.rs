@@ -1,0 +1,164 @@
+//! The Magento bridge (integrations/bridge, run by the Magento 2 and
+//! Magento 1 modules): its PHPUnit tests drive the real consume → dispatch →
+//! ack loop, with only Magento replaced, against the real RabbitMQ and this
+//! running order-sync; here the ledger shows what came of it.
+
+use std::time::Duration;
+
+use order_sync::ledger::State;
+
+use crate::support::TestEnv;
+
+const BRIDGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/integrations/bridge");
+
+/// Runs one PHPUnit test of the bridge with this scene; panics with its output.
+/// Async: order-sync runs on this test's runtime meanwhile.
+async fn phpunit(env: &TestEnv, filter: &str, observers: &serde_json::Value, expect: usize) {
+    let out = tokio::process::Command::new("phpunit")
+        .current_dir(BRIDGE)
+        .args(["--filter", filter])
+        .env("AMQP_URL", crate::support::amqp_url())
+        .env("PREFIX", &env.id)
+        .env("CONSUMER", "erp")
+        .env("OBSERVERS", observers.to_string())
+        .env("EXPECT", expect.to_string())
+        .env("MAX_ATTEMPTS", "3")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("phpunit runs (apt-get install phpunit; deploy/test-tools.sh does)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "phpunit --filter {filter}:\n{text}");
+    assert!(text.contains("OK (1 test"), "{text}");
+}
+
+#[tokio::test]
+async fn an_observer_inside_magento_syncs_orders_through_the_bridge_with_retries_and_parking() {
+    let env = TestEnv::new(
+        &["erp"],
+        &[
+            ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
+            ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "300ms"),
+            ("ORDER_SYNC__RELAY__BACKOFF__MAX_INTERVAL", "600ms"),
+            ("ORDER_SYNC__RELAY__MAX_ATTEMPTS", "3"),
+        ],
+    )
+    .await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let ids = env.place_orders(4).await;
+    env.wait_for_ledger(Duration::from_secs(20), "the orders recorded", |r| {
+        r.len() == 4
+    })
+    .await;
+    let observers = serde_json::json!({
+        ids[0].to_string(): "ok",
+        ids[1].to_string(): "once",
+        ids[2].to_string(): "always",
+        ids[3].to_string(): "missing",
+    });
+    // ok: 1 delivery; once: 2; always and missing: 3 each, then parked.
+    phpunit(
+        &env,
+        "test_each_order_is_dispatched_as_its_event_and_acked_by_what_the_observers_did",
+        &observers,
+        9,
+    )
+    .await;
+    let rows = env
+        .wait_for_ledger(Duration::from_secs(20), "every order settled", |r| {
+            r.iter()
+                .all(|d| matches!(d.state, State::Synced | State::Parked))
+        })
+        .await;
+    let row = |id: u32| rows.iter().find(|r| r.entity_id == id).unwrap();
+    assert_eq!(row(ids[0]).state, State::Synced);
+    assert_eq!(
+        (row(ids[1]).state, row(ids[1]).attempts),
+        (State::Synced, 2)
+    );
+    assert_eq!(row(ids[2]).state, State::Parked);
+    let error = row(ids[2]).last_error.as_deref().unwrap_or("");
+    assert!(
+        error.contains("ERP rejected order"),
+        "the exception's text is kept: {error}"
+    );
+    assert_eq!(row(ids[3]).state, State::Parked);
+    let error = row(ids[3]).last_error.as_deref().unwrap_or("");
+    assert!(error.contains("not found in Magento"), "{error}");
+
+    // SIGTERM while an order's observers run: that order is finished, then it stops.
+    let last = env.place_order().await;
+    phpunit(
+        &env,
+        "test_sigterm_finishes_the_order_in_hand_then_stops",
+        &serde_json::json!({ last.to_string(): "ok" }),
+        1,
+    )
+    .await;
+    env.wait_for_ledger(Duration::from_secs(10), "the order in hand synced", |r| {
+        r.iter()
+            .any(|d| d.entity_id == last && d.state == State::Synced)
+    })
+    .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+/// Every PHP file the project ships, and every module XML file.
+fn files(ext: &str) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, ext: &str, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.ends_with("vendor") {
+                walk(&path, ext, out);
+            } else if path.extension().is_some_and(|e| e == ext) {
+                out.push(path);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    for dir in ["integrations", "deploy/consumers"] {
+        walk(&root.join(dir), ext, &mut out);
+    }
+    out
+}
+
+#[test]
+fn every_php_file_and_module_xml_the_project_ships_parses() {
+    let php = files("php");
+    assert!(php.len() >= 10, "found only {php:?}");
+    for file in php {
+        let out = std::process::Command::new("php")
+            .arg("-l")
+            .arg(&file)
+            .output()
+            .expect("php runs (apt-get install php-cli)");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    for file in files("xml") {
+        let out = std::process::Command::new("php")
+            .args([
+                "-r",
+                "exit(simplexml_load_file($argv[1]) === false ? 1 : 0);",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{} is not well-formed XML",
+            file.display()
+        );
+    }
+}
