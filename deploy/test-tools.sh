@@ -20,6 +20,8 @@ command -v php >/dev/null 2>&1 || need+=(php-cli)
 [ -f /usr/share/php/PhpAmqpLib/autoload.php ] || need+=(php-amqplib php-mbstring php-bcmath)
 # The Magento bridges' tests.
 command -v phpunit >/dev/null 2>&1 || need+=(phpunit)
+# promtool, for the alert rules.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)

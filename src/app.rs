@@ -151,7 +151,11 @@ impl Parts {
                     url: settings.magento.url.redacted(),
                     source,
                 })?,
-                metrics: Arc::new(Metrics::default()),
+                metrics: {
+                    let metrics = Metrics::default();
+                    metrics.prime(&settings.consumers.names);
+                    Arc::new(metrics)
+                },
             },
         })
     }

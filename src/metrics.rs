@@ -172,6 +172,26 @@ impl Metrics {
         }
     }
 
+    /// Creates every per-consumer series at 0, so a scrape shows each family
+    /// from the start (a dashboard reads 0, not "no data", and `rate()` has a
+    /// first sample to start from).
+    pub fn prime(&self, consumers: &[String]) {
+        for c in consumers {
+            let label = Self::consumer(c);
+            let _ = self.published.get_or_create(&label);
+            let _ = self.redelivered.get_or_create(&label);
+            let _ = self.parked.get_or_create(&label);
+            let _ = self.paused.get_or_create(&label);
+            let _ = self.placed_to_synced_seconds.get_or_create(&label);
+            for status in ["synced", "failed"] {
+                let _ = self.acks.get_or_create(&AckLabel {
+                    consumer: c.clone(),
+                    status: status.into(),
+                });
+            }
+        }
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -18,6 +18,7 @@ mod instances;
 mod kit;
 mod magento_bridge;
 mod message;
+mod observe;
 mod ops;
 mod page;
 mod process;
