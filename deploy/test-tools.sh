@@ -33,14 +33,16 @@ if [ "${#need[@]}" -gt 0 ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-if ! python3 -c "import pika, jsonschema, yaml" 2>/dev/null; then
-  echo "test-tools.sh: installing pika, jsonschema and PyYAML"
+if ! python3 -c "import pika, jsonschema, yaml, cloudevents.core" 2>/dev/null; then
+  echo "test-tools.sh: installing pika, jsonschema, PyYAML and the CloudEvents SDK"
   reqs=(-r deploy/consumers/python/requirements.txt -r tests/contract/requirements.txt)
   # A pyenv or venv Python takes pip; Debian's own refuses it (PEP 668): use its packages.
   python3 -m pip install --quiet "${reqs[@]}" 2>/dev/null \
     || { $SUDO apt-get update -qq
-         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pika python3-jsonschema python3-yaml >/dev/null; }
-  python3 -c "import pika, jsonschema, yaml"
+         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pika python3-jsonschema python3-yaml python3-pip >/dev/null
+         # Debian has no package of the CloudEvents SDK.
+         python3 -m pip install --quiet --break-system-packages "cloudevents>=2.2"; }
+  python3 -c "import pika, jsonschema, yaml, cloudevents.core"
 fi
 
 if [ ! -d tests/contract/node_modules/@asyncapi/parser ]; then

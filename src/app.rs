@@ -165,7 +165,7 @@ impl Parts {
     }
 
     pub fn relay(&self) -> Relay {
-        Relay::new(&self.deps, &self.settings.relay)
+        Relay::new(&self.deps, &self.settings.relay, &self.settings.message)
     }
 
     pub fn ack_listener(&self) -> AckListener {

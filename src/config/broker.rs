@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{valid_name, Problems, Secret, SecretUrl, NAME_RULE};
+use super::{valid_name, MessageFormat, Problems, Secret, SecretUrl, NAME_RULE};
 
 /// The RabbitMQ broker.
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +159,8 @@ pub struct ConsumerOptions {
     /// A pull consumer's own bearer token for `/api/pull/<name>`; from the
     /// environment (`ORDER_SYNC__CONSUMERS__<NAME>__TOKEN`).
     pub token: Secret,
+    /// This consumer's message format, when not `message.format`.
+    pub format: Option<MessageFormat>,
 }
 
 impl ConsumerSettings {

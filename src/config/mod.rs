@@ -27,7 +27,7 @@ pub use roles::{
 };
 pub use secret::{Secret, SecretUrl};
 pub use sources::{LedgerSettings, MagentoSettings, ShopSettings, TablePrefix};
-pub use surface::{HttpSettings, LogFormat, LogSettings, MessageSettings};
+pub use surface::{HttpSettings, LogFormat, LogSettings, MessageFormat, MessageSettings};
 
 /// The defaults, compiled in so that the binary runs with only the keys that differ.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");

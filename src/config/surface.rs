@@ -76,6 +76,22 @@ pub(super) fn check_token_chars(token: &Secret, key: &str, p: &mut Problems) {
 pub struct MessageSettings {
     /// Fields removed from every order before publishing (paths like `payment.cc_number_enc`).
     pub deny_fields: Vec<String>,
+    /// `order-sync` (the envelope alone) or `cloudevents` (the same body, with
+    /// CloudEvents 1.0 attributes as AMQP headers: binary content mode); per
+    /// consumer with `consumers.<name>.format`.
+    pub format: MessageFormat,
+}
+
+/// How a consumer's messages carry their metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum MessageFormat {
+    /// The envelope of docs/messages.md, nothing more.
+    #[serde(rename = "order-sync")]
+    OrderSync,
+    /// CloudEvents 1.0, AMQP binding, binary content mode: `cloudEvents_*`
+    /// headers, the envelope as the data.
+    #[serde(rename = "cloudevents")]
+    CloudEvents,
 }
 
 impl MessageSettings {

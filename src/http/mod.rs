@@ -11,6 +11,7 @@
 
 mod api;
 mod auth;
+mod chart;
 mod page;
 
 use std::{

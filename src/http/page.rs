@@ -21,7 +21,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use super::{
     api::{detail_of, filter_from_query, summary_of},
     auth::{self, PageReader, PageWriter},
-    ApiError, Surface,
+    chart, ApiError, Surface,
 };
 use crate::{
     control::input::{self, SelectionInput},
@@ -169,6 +169,10 @@ pub(super) async fn index(
         Err(e) => return failed(e.into()),
     };
     let consumers = s.deps.consumers.names.clone();
+    let charts = match charts(&s, &consumers).await {
+        Ok(c) => c,
+        Err(e) => return failed(e),
+    };
     let can_write = s.may_write(&headers);
     let token_configured = !s.http.api_token.is_empty();
     let all_paused = summary.pauses.iter().find(|p| p.consumer == "*");
@@ -226,6 +230,9 @@ pub(super) async fn index(
         } @else {
             form.inline method="post" action="/ui/logout" { button type="submit" { "Lock" } }
         }
+
+        h2 { "Orders per minute, last " (chart::HOURS) " hours" }
+        (charts)
 
         h2 { "Totals" }
         table #totals {
@@ -329,6 +336,21 @@ pub(super) async fn index(
         p { small { "JSON: " a href="/api/summary" { "/api/summary" } ", " a href="/api/orders" { "/api/orders" } ". Metrics: " a href="/metrics" { "/metrics" } "." } }
     };
     page(StatusCode::OK, "order-sync status", body)
+}
+
+/// The throughput chart and the oldest-unsynced bars, from the ledger.
+async fn charts(s: &Surface, consumers: &[String]) -> Result<Markup, ApiError> {
+    let now = Utc::now();
+    let since = now - chrono::Duration::hours(chart::HOURS);
+    let ledger = &s.deps.ledger;
+    let captured = ledger.captured_per_minute(since).await?;
+    let synced = ledger.synced_per_minute(since).await?;
+    let oldest = ledger.oldest_unsynced_by_consumer().await?;
+    Ok(html! {
+        (chart::throughput(&captured, &synced, consumers, now))
+        h2 { "Oldest order not yet synced, per consumer" }
+        (chart::oldest_unsynced(&oldest, now))
+    })
 }
 
 fn delivery_cell(d: Option<&Delivery>) -> Markup {

@@ -134,6 +134,59 @@ impl Ledger {
         Ok(t.flatten().map(|t| t.and_utc()))
     }
 
+    /// Orders captured per minute since `since`, oldest first: (minute, count).
+    pub async fn captured_per_minute(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, u64)>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let rows: Vec<(chrono::NaiveDateTime, u64)> = from_rows(
+            conn.exec(
+                "SELECT DATE_FORMAT(captured_at, '%Y-%m-%d %H:%i:00') AS minute, COUNT(*) \
+                 FROM order_sync_orders WHERE captured_at >= ? GROUP BY minute ORDER BY minute",
+                (naive(since),),
+            )
+            .await?,
+        )?;
+        Ok(rows.into_iter().map(|(m, n)| (m.and_utc(), n)).collect())
+    }
+
+    /// Rows synced per minute and consumer since `since`: (consumer, minute, count).
+    pub async fn synced_per_minute(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>, u64)>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let rows: Vec<(String, chrono::NaiveDateTime, u64)> = from_rows(
+            conn.exec(
+                "SELECT consumer, DATE_FORMAT(synced_at, '%Y-%m-%d %H:%i:00') AS minute, COUNT(*) \
+                 FROM order_sync_deliveries WHERE state = 'synced' AND synced_at >= ? \
+                 GROUP BY consumer, minute ORDER BY consumer, minute",
+                (naive(since),),
+            )
+            .await?,
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|(c, m, n)| (c, m.and_utc(), n))
+            .collect())
+    }
+
+    /// Per consumer, when its oldest row not yet synced was captured.
+    pub async fn oldest_unsynced_by_consumer(
+        &self,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let rows: Vec<(String, chrono::NaiveDateTime)> = from_rows(
+            conn.query(
+                "SELECT consumer, MIN(captured_at) FROM order_sync_deliveries \
+                 WHERE state <> 'synced' GROUP BY consumer ORDER BY consumer",
+            )
+            .await?,
+        )?;
+        Ok(rows.into_iter().map(|(c, t)| (c, t.and_utc())).collect())
+    }
+
     /// Number of orders recorded.
     pub async fn order_count(&self) -> Result<u64, LedgerError> {
         let mut conn = self.pool.get_conn().await?;

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::{sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
     broker::{topology::QUE_EVENT, BrokerError, Outgoing, Publisher},
-    config::RelaySettings,
+    config::{MessageFormat, MessageSettings, RelaySettings},
     ledger::{Claimed, NewOrder},
     message::{self, CapturedOrder, Delivering},
     metrics::Metrics,
@@ -54,17 +54,20 @@ pub struct RoundOutcome {
 pub struct Relay {
     deps: Deps,
     settings: RelaySettings,
+    /// `message.format`, unless a consumer has its own.
+    format: MessageFormat,
     /// Those with a queue, published to (the rest pull over HTTP).
     push: Vec<String>,
     policy: RetryPolicy,
 }
 
 impl Relay {
-    pub fn new(deps: &Deps, settings: &RelaySettings) -> Self {
+    pub fn new(deps: &Deps, settings: &RelaySettings, message: &MessageSettings) -> Self {
         Self {
             push: deps.consumers.push(),
             deps: deps.clone(),
             settings: settings.clone(),
+            format: message.format,
             policy: RetryPolicy::from_settings(settings),
         }
     }
@@ -314,6 +317,15 @@ impl Relay {
             "consumer".into(),
             AMQPValue::LongString(row.consumer.as_str().into()),
         );
+        let format = self
+            .deps
+            .consumers
+            .options(&row.consumer)
+            .format
+            .unwrap_or(self.format);
+        if format == MessageFormat::CloudEvents {
+            cloud_event_headers(&mut headers, row, &self.deps.shop);
+        }
         Outgoing {
             exchange: self.deps.broker.topology().que_exchange(),
             routing_key: row.consumer.clone(),
@@ -436,6 +448,31 @@ impl Role for Scheduler {
             p.close().await;
         }
     }
+}
+
+/// CloudEvents 1.0 attributes as AMQP headers (the AMQP binding's binary
+/// content mode: `cloudEvents_` prefix, `datacontenttype` as the message's
+/// content type). Binary mode leaves the body as it is, so a consumer that
+/// ignores the headers reads the same message as with the default format.
+fn cloud_event_headers(headers: &mut FieldTable, row: &Claimed, shop: &str) {
+    let mut put = |name: &str, value: &str| {
+        headers.insert(
+            format!("cloudEvents_{name}").into(),
+            AMQPValue::LongString(value.into()),
+        );
+    };
+    put("specversion", "1.0");
+    put("id", &row.message_id);
+    put("source", shop);
+    put("type", QUE_EVENT);
+    if let Some(inc) = &row.increment_id {
+        put("subject", inc);
+    }
+    put(
+        "time",
+        &row.captured_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    );
 }
 
 /// The span every log line about one delivery is in: a log search for an order

@@ -184,3 +184,92 @@ async fn real_messages_acks_and_documented_examples_match_the_asyncapi_schemas()
     let _ = std::fs::remove_file(bad_ack);
     env.cleanup().await;
 }
+
+/// Runs the CloudEvents SDK check on one delivery: the attributes it parsed.
+fn cloud_event(d: &lapin::message::Delivery) -> Result<serde_json::Value, String> {
+    use std::io::Write;
+    let headers: serde_json::Map<String, serde_json::Value> = d
+        .properties
+        .headers()
+        .clone()
+        .unwrap_or_default()
+        .inner()
+        .iter()
+        .filter_map(|(k, v)| match v {
+            lapin::types::AMQPValue::LongString(s) => {
+                Some((k.to_string(), serde_json::Value::String(s.to_string())))
+            }
+            _ => None,
+        })
+        .collect();
+    let content_type = d
+        .properties
+        .content_type()
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    let message = serde_json::json!({
+        "properties": {"content-type": content_type},
+        "headers": headers,
+        "body": String::from_utf8_lossy(&d.data),
+    });
+    let mut child = Command::new("python3")
+        .arg(format!("{ROOT}/tests/contract/cloudevents_check.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect(
+            "python3 with the CloudEvents SDK (pip install -r tests/contract/requirements.txt)",
+        );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_set_to_cloudevents_gets_events_the_official_sdk_parses_and_others_the_default()
+{
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &[("ORDER_SYNC__CONSUMERS__ERP__FORMAT", "cloudevents")],
+    )
+    .await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let id = env.place_order().await;
+    let topology = env.topology();
+    let erp = env
+        .get(&topology.consumer_queue("erp"), Duration::from_secs(20))
+        .await
+        .expect("an order for erp");
+    let event = cloud_event(&erp).unwrap_or_else(|e| panic!("not a CloudEvent: {e}"));
+    let body: serde_json::Value = serde_json::from_slice(&erp.data).unwrap();
+    assert_eq!(event["specversion"], "1.0");
+    assert_eq!(event["id"], body["message_id"]);
+    assert_eq!(event["source"], env.id.as_str());
+    assert_eq!(event["type"], "sales_order_place_after_que");
+    assert_eq!(event["subject"], format!("{id:09}"));
+    assert_eq!(event["datacontenttype"], "application/json");
+    assert!(!event["time"].as_str().unwrap().is_empty());
+    // The data is the envelope a default consumer reads: nothing to relearn.
+    assert_eq!(event["data.message_id"], body["message_id"]);
+    assert_eq!(body["order"]["entity_id"], id);
+    // wms keeps the default format: no CloudEvents attributes.
+    let wms = env
+        .get(&topology.consumer_queue("wms"), Duration::from_secs(20))
+        .await
+        .expect("an order for wms");
+    assert!(cloud_event(&wms).is_err(), "wms got CloudEvents headers");
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}

@@ -212,6 +212,34 @@ async fn an_operator_finds_stuck_orders_resends_one_and_pauses_in_a_real_browser
     tokio::time::timeout(Duration::from_secs(240), async {
         step("load /", c.goto(&format!("{base}/"))).await.unwrap();
         assert_eq!(shown_state(&c, ids[0], "erp").await, "synced");
+        // The charts: a line per series, drawn (a picture of it has pixels),
+        // and a bar for each consumer with an order waiting.
+        let chart = c.find(Locator::Id("throughput")).await.unwrap();
+        let lines = c
+            .find_all(Locator::Css("#throughput polyline.series"))
+            .await
+            .unwrap();
+        assert_eq!(lines.len(), 3, "captured, synced erp, synced wms");
+        let legend = c
+            .find(Locator::Css("p.legend"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(legend.contains("captured (3)"), "{legend}");
+        assert!(legend.contains("synced erp (1)"), "{legend}");
+        let png = chart.screenshot().await.unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 1000,
+            "the chart renders"
+        );
+        if let Ok(path) = std::env::var("ORDER_SYNC_CHART_SCREENSHOT") {
+            std::fs::write(path, &png).unwrap();
+        }
+        c.find(Locator::Css("#oldest rect[data-consumer='wms']"))
+            .await
+            .expect("wms has orders waiting");
         assert_eq!(shown_state(&c, ids[1], "erp").await, "published");
         assert_eq!(shown_state(&c, ids[2], "wms").await, "parked");
         let parked_row = c
