@@ -142,16 +142,7 @@ async fn changes_without_the_right_token_are_refused_and_change_nothing() {
 
 #[tokio::test]
 async fn with_no_token_configured_changes_over_http_are_off_and_reads_can_be_protected() {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let env = TestEnv::new(
-        &["erp"],
-        &[
-            ("ORDER_SYNC__HTTP__ENABLED", "true"),
-            ("ORDER_SYNC__HTTP__LISTEN", &listen),
-        ],
-    )
-    .await;
+    let (env, listen) = TestEnv::with_http(&["erp"]).await;
     let (shutdown, pipeline) = env.spawn_pipeline();
     let base = format!("http://{listen}");
     wait_http(&base).await;

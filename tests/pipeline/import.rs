@@ -23,6 +23,19 @@ async fn m1_order(conn: &mut mysql_async::Conn, n: u32) -> u32 {
     conn.last_insert_id().unwrap() as u32
 }
 
+/// `order-sync import-seed-queue --consumers erp` (and `extra`): what it printed.
+fn import(env: &TestEnv, extra: &[&str]) -> String {
+    let mut args = vec!["import-seed-queue", "--consumers", "erp"];
+    args.extend_from_slice(extra);
+    let out = env.order_sync(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The original module's table: the first release's (INT increment_id, no
 /// is_new_order) or the later one; neither has a unique key.
 fn que_table(early: bool) -> &'static str {
@@ -106,16 +119,7 @@ async fn import_one_variant(early: bool) {
     .unwrap();
 
     // A dry run says what it would do and changes nothing.
-    let out = env
-        .order_sync(&["import-seed-queue", "--consumers", "erp", "--dry-run"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = import(&env, &["--dry-run"]);
     assert!(text.contains("would take"), "{text}");
     assert!(
         text.contains(&ids[5].to_string()),
@@ -127,16 +131,7 @@ async fn import_one_variant(early: bool) {
         "a dry run wrote"
     );
 
-    let out = env
-        .order_sync(&["import-seed-queue", "--consumers", "erp"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = import(&env, &[]);
     assert!(
         text.contains("1 duplicate row(s) merged") || text.contains("2 duplicate row(s) merged"),
         "{text}"
@@ -188,12 +183,7 @@ async fn import_one_variant(early: bool) {
     assert_eq!(order["grand_total"], "10.0000");
 
     // Twice: the same ledger.
-    let out = env
-        .order_sync(&["import-seed-queue", "--consumers", "erp"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0 ledger row(s) created"));
+    assert!(import(&env, &[]).contains("0 ledger row(s) created"));
     assert_eq!(
         ledger.deliveries().await.unwrap(),
         rows,

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeSet, process::Command, time::Duration};
 
-use crate::support::{free_port, http, TestEnv};
+use crate::support::{http, TestEnv};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -49,16 +49,7 @@ fn families_in(text: &str) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn every_metric_the_alerts_and_the_dashboard_query_is_exported() {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let env = TestEnv::new(
-        &["erp"],
-        &[
-            ("ORDER_SYNC__HTTP__ENABLED", "true"),
-            ("ORDER_SYNC__HTTP__LISTEN", &listen),
-        ],
-    )
-    .await;
+    let (env, listen) = TestEnv::with_http(&["erp"]).await;
     let (shutdown, pipeline) = env.spawn_pipeline();
     env.place_order().await;
     env.wait_for_ledger(Duration::from_secs(20), "an order recorded", |r| {

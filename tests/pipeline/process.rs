@@ -342,16 +342,7 @@ async fn check_config_prints_a_short_summary_and_survives_a_closed_pipe() {
 
 #[tokio::test]
 async fn a_half_open_http_connection_does_not_hold_up_a_stop() {
-    let port = crate::support::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let env = TestEnv::new(
-        &["erp"],
-        &[
-            ("ORDER_SYNC__HTTP__ENABLED", "true"),
-            ("ORDER_SYNC__HTTP__LISTEN", &listen),
-        ],
-    )
-    .await;
+    let (env, listen) = TestEnv::with_http(&["erp"]).await;
     let mut child = env
         .order_sync(&["run"])
         .stdout(Stdio::null())

@@ -195,6 +195,21 @@ impl TestEnv {
         }
     }
 
+    /// A world whose order-sync serves HTTP on a port of its own (on
+    /// loopback, no token): the world and `127.0.0.1:<port>`.
+    pub async fn with_http(consumers: &[&str]) -> (Self, String) {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let env = Self::new(
+            consumers,
+            &[
+                ("ORDER_SYNC__HTTP__ENABLED", "true"),
+                ("ORDER_SYNC__HTTP__LISTEN", &listen),
+            ],
+        )
+        .await;
+        (env, listen)
+    }
+
     /// The order-sync binary with this test's settings (and nothing else of
     /// the test process's environment).
     pub fn order_sync(&self, args: &[&str]) -> std::process::Command {
