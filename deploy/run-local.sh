@@ -22,5 +22,10 @@ if [ -z "${ORDER_SYNC__HTTP__API_TOKEN:-}" ]; then
   ORDER_SYNC__HTTP__API_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
   export ORDER_SYNC__HTTP__API_TOKEN
 fi
-echo "run-local.sh: status page http://127.0.0.1:9464/ — API token: $ORDER_SYNC__HTTP__API_TOKEN"
+listen=${ORDER_SYNC__HTTP__LISTEN:-127.0.0.1:9464}
+echo "run-local.sh: status page http://$listen/ — API token: $ORDER_SYNC__HTTP__API_TOKEN"
+# ORDER_SYNC_BIN: a binary already built (the test suite's), instead of cargo run.
+if [ -n "${ORDER_SYNC_BIN:-}" ]; then
+  exec "$ORDER_SYNC_BIN" --config deploy/local.toml demo --rate "${RATE:-1}"
+fi
 exec cargo run --release --locked -- --config deploy/local.toml demo --rate "${RATE:-1}"

@@ -22,7 +22,7 @@ use crate::{
     metrics::Metrics,
     roles::{
         acks::AckListener, capture::Capture, heartbeat::Heartbeat, relay::Relay,
-        retention::Retention, write_back::WriteBack, Deps, Role, RoleError,
+        retention::Retention, webhooks::Webhooks, write_back::WriteBack, Deps, Role, RoleError,
     },
 };
 
@@ -76,6 +76,8 @@ pub enum StartError {
     Magento { url: String, source: MagentoError },
     #[error("broker.url: {0}")]
     Broker(BrokerError),
+    #[error(transparent)]
+    Webhooks(crate::roles::webhooks::WebhookError),
     #[error("http.listen: cannot listen on {addr}: {source}")]
     Http {
         addr: std::net::SocketAddr,
@@ -170,6 +172,15 @@ impl Parts {
 
     pub fn ack_listener(&self) -> AckListener {
         AckListener::new(&self.deps, &self.settings.relay, &self.settings.acks)
+    }
+
+    pub fn webhooks(&self) -> Result<Webhooks, crate::roles::webhooks::WebhookError> {
+        Webhooks::new(
+            &self.deps,
+            &self.settings.relay,
+            &self.settings.acks,
+            &self.settings.message,
+        )
     }
 
     pub fn retention(&self) -> Retention {
@@ -319,6 +330,13 @@ impl Parts {
         if roles.relay {
             tasks.spawn(self.relay().run(shutdown.clone()));
             tasks.spawn(self.ack_listener().run(shutdown.clone()));
+            match self.webhooks() {
+                Ok(w) if w.any() => {
+                    tasks.spawn(w.run(shutdown.clone()));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(StartError::Webhooks(e)),
+            }
             if self.settings.retention.enabled {
                 tasks.spawn(self.retention().run(shutdown.clone()));
             }

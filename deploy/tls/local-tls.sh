@@ -6,6 +6,7 @@
 #
 #   deploy/tls/local-tls.sh start   # prints CA=, AMQPS=, AMQP=, MYSQL= lines
 #   deploy/tls/local-tls.sh stop    # stops both, removes $DIR
+#   deploy/tls/local-tls.sh certs   # only the CA and a localhost certificate, in $DIR/certs
 #
 # RabbitMQ: TLS on BASE+2 (and plain AMQP on BASE+1, for test clients);
 # MariaDB: BASE+3, user `tls` (password `tls`) that must connect over TLS.
@@ -125,7 +126,8 @@ stop() {
 }
 
 case "${1:-}" in
+  certs) need openssl openssl; mkdir -p "$DIR"; certs; echo "CERTS=$DIR/certs" ;;
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|certs" >&2; exit 2 ;;
 esac

@@ -161,16 +161,98 @@ pub struct ConsumerOptions {
     pub token: Secret,
     /// This consumer's message format, when not `message.format`.
     pub format: Option<MessageFormat>,
+    /// Deliver to this consumer by HTTPS POST instead of a queue.
+    pub webhook: Option<WebhookSettings>,
+}
+
+/// A consumer delivered by HTTPS POST (`[consumers.<name>.webhook]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Where each message is POSTed: `https://` (`http://` only to this host).
+    pub url: SecretUrl,
+    /// The environment variable holding the signing secret (16+ characters).
+    pub secret_env: String,
+    /// How long the receiver may take to answer.
+    #[serde(with = "humantime_serde", default = "default_webhook_timeout")]
+    pub timeout: std::time::Duration,
+    /// Requests in flight to this receiver at once.
+    #[serde(default = "default_webhook_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_webhook_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+
+fn default_webhook_concurrency() -> usize {
+    4
+}
+
+impl WebhookSettings {
+    /// The signing secret, from the environment.
+    pub fn secret(&self) -> Option<Secret> {
+        std::env::var(&self.secret_env)
+            .ok()
+            .filter(|s| s.len() >= 16)
+            .map(Secret::new)
+    }
+
+    fn validate(&self, name: &str, p: &mut Problems) {
+        let key = format!("consumers.{name}.webhook.url");
+        match url::Url::parse(self.url.expose()) {
+            Ok(u) => {
+                let local = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+                p.check(
+                    u.scheme() == "https" || (u.scheme() == "http" && local),
+                    &key,
+                    format!("must be https:// (http:// only to this host): {}", self.url),
+                );
+            }
+            Err(e) => p.add(&key, format!("not a URL ({e}): {}", self.url)),
+        }
+        // The variable itself is read when the webhooks start (a missing one
+        // stops start-up naming this key): settings load without it.
+        p.check(
+            !self.secret_env.is_empty(),
+            &format!("consumers.{name}.webhook.secret_env"),
+            "name the environment variable holding the signing secret",
+        );
+        p.check(
+            (1..=64).contains(&self.concurrency),
+            &format!("consumers.{name}.webhook.concurrency"),
+            "must be between 1 and 64",
+        );
+        p.check(
+            self.timeout >= std::time::Duration::from_millis(100),
+            &format!("consumers.{name}.webhook.timeout"),
+            "must be at least 100ms",
+        );
+    }
 }
 
 impl ConsumerSettings {
-    /// The consumers that get a queue and are published to.
+    /// The consumers that get a queue and are published to (neither pulling
+    /// over HTTP nor delivered by webhook).
     pub fn push(&self) -> Vec<String> {
         self.names
             .iter()
-            .filter(|n| !self.pull.contains(n))
+            .filter(|n| !self.pull.contains(n) && !self.is_webhook(n))
             .cloned()
             .collect()
+    }
+
+    /// The consumers delivered by webhook, with their settings.
+    pub fn webhooks(&self) -> Vec<(String, WebhookSettings)> {
+        self.names
+            .iter()
+            .filter_map(|n| Some((n.clone(), self.each.get(n)?.webhook.clone()?)))
+            .collect()
+    }
+
+    /// Whether `name` is delivered by webhook.
+    pub fn is_webhook(&self, name: &str) -> bool {
+        self.each.get(name).is_some_and(|o| o.webhook.is_some())
     }
 
     pub(super) fn validate(&self, p: &mut Problems) {
@@ -215,6 +297,14 @@ impl ConsumerSettings {
                 &format!("consumers.{name}"),
                 "is not in consumers.names",
             );
+            if let Some(webhook) = &options.webhook {
+                webhook.validate(name, p);
+                p.check(
+                    !self.pull.contains(name),
+                    &format!("consumers.{name}.webhook"),
+                    "a consumer pulls over HTTP or gets webhooks, not both",
+                );
+            }
             p.check(
                 options.token.is_empty() || self.pull.contains(name),
                 &format!("consumers.{name}.token"),

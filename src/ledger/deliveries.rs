@@ -8,18 +8,15 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
-use mysql_async::{prelude::*, IsolationLevel, TxOpts, Value};
+use chrono::{DateTime, Utc};
+use mysql_async::{prelude::*, TxOpts, Value};
 
 use super::{
     after, from_row, from_rows, id_params, marks, naive, opt_utc_to_value, opt_utc_value,
-    state::state_value, transaction, utc_to_value, utc_value, Ledger, LedgerError, State,
+    read_committed, state::state_value, transaction, utc_to_value, utc_value, Ledger, LedgerError,
+    State,
 };
-use crate::{
-    magento::PlacedOrder,
-    message::{message_id, truncate, OrderKey},
-    retry::RetryPolicy,
-};
+use crate::{message::truncate, retry::RetryPolicy};
 
 /// One ledger row, as read back for status, the API and tests.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, FromRow)]
@@ -59,35 +56,6 @@ pub(super) const DELIVERY_COLUMNS: &str =
     "entity_id, consumer, increment_id, store_id, message_id, state, attempts, \
      captured_at, last_published_at, next_attempt_at, synced_at, last_error, resyncs";
 
-/// An order to record, as taken from a capture message.
-#[derive(Debug, Clone)]
-pub struct NewOrder {
-    pub key: OrderKey,
-    pub captured_at: DateTime<Utc>,
-    /// The order JSON, exactly as captured.
-    pub message: String,
-}
-
-impl NewOrder {
-    /// An order as read from Magento, to record.
-    pub fn from_placed(order: &PlacedOrder, captured_at: DateTime<Utc>) -> Self {
-        let message = serde_json::to_string(&order.json).expect("a JSON map always serializes");
-        // The key's fields are read leniently: an odd increment id or store
-        // must not lose the order.
-        let key: OrderKey = serde_json::from_str(&message).unwrap_or(OrderKey {
-            entity_id: order.entity_id,
-            increment_id: None,
-            store_id: None,
-            created_at: None,
-        });
-        Self {
-            key,
-            captured_at,
-            message,
-        }
-    }
-}
-
 /// A row taken for publishing, with what is needed to build the message.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -121,109 +89,7 @@ pub struct Round {
     pub parked: Vec<(u32, String)>,
 }
 
-fn read_committed() -> TxOpts {
-    TxOpts::default()
-        .with_isolation_level(IsolationLevel::ReadCommitted)
-        .clone()
-}
-
 impl Ledger {
-    /// Records orders and creates their rows for every consumer, in one
-    /// transaction. Returns the rows that are new, already reserved for the
-    /// caller to publish at once (until `now + lease`, after which the
-    /// re-delivery round takes them if the caller died). Orders already in the
-    /// ledger (a re-published capture) produce no new rows: nothing twice.
-    pub async fn record_orders(
-        &self,
-        orders: &[NewOrder],
-        consumers: &[String],
-        source: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Vec<Claimed>, LedgerError> {
-        if orders.is_empty() {
-            return Ok(vec![]);
-        }
-        transaction!(self, read_committed(), |tx| {
-            let fresh = insert_orders(&mut tx, orders, consumers, source).await?;
-            let start = RowStart {
-                state: State::Pending,
-                next_attempt_at: Some(after(now, lease)),
-                synced_at: None,
-                last_error: None,
-            };
-            insert_deliveries(&mut tx, &fresh, start, now).await?;
-            fresh.into_iter().map(|(f, _)| f).collect::<Vec<_>>()
-        })
-    }
-
-    /// Records orders that can never be published (larger than the broker
-    /// takes) with every consumer's row parked at once, with the reason: kept,
-    /// visible, re-drivable once the limit is raised. One transaction.
-    pub async fn record_parked(
-        &self,
-        orders: &[NewOrder],
-        consumers: &[String],
-        source: &str,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
-        if orders.is_empty() {
-            return Ok(());
-        }
-        let reason = truncate(reason, 2000);
-        transaction!(self, read_committed(), |tx| {
-            let fresh = insert_orders(&mut tx, orders, consumers, source).await?;
-            let start = RowStart {
-                state: State::Parked,
-                next_attempt_at: None,
-                synced_at: None,
-                last_error: Some(&reason),
-            };
-            insert_deliveries(&mut tx, &fresh, start, now).await?;
-        })
-    }
-
-    /// Records orders taken over from another sync tool: each either synced
-    /// (at the time given) or pending and due at once, for every consumer.
-    /// Orders and rows already in the ledger are left as they are, so an
-    /// import run twice changes nothing. One transaction.
-    pub async fn record_imported(
-        &self,
-        orders: &[(NewOrder, Option<DateTime<Utc>>)],
-        consumers: &[String],
-        source: &str,
-        now: DateTime<Utc>,
-    ) -> Result<usize, LedgerError> {
-        if orders.is_empty() {
-            return Ok(0);
-        }
-        transaction!(self, read_committed(), |tx| {
-            let mut created = 0;
-            for (order, synced_at) in orders {
-                let fresh =
-                    insert_orders(&mut tx, std::slice::from_ref(order), consumers, source).await?;
-                created += fresh.len();
-                let start = match synced_at {
-                    Some(at) => RowStart {
-                        state: State::Synced,
-                        next_attempt_at: None,
-                        synced_at: Some(*at),
-                        last_error: None,
-                    },
-                    None => RowStart {
-                        state: State::Pending,
-                        next_attempt_at: Some(now),
-                        synced_at: None,
-                        last_error: None,
-                    },
-                };
-                insert_deliveries(&mut tx, &fresh, start, now).await?;
-            }
-            created
-        })
-    }
-
     /// Takes up to `limit` rows that are due and not synced, for the given
     /// consumers. Rows that have used up their deliveries are parked instead.
     /// Taken rows are reserved until `now + lease`, so a second relay (or this
@@ -524,127 +390,4 @@ impl Ledger {
         }
         Ok(out)
     }
-}
-
-/// Inserts the order rows of `orders` (deduplicated) in the caller's
-/// transaction and returns the delivery rows to create, with each order's
-/// store: every consumer's for a new order, and for an order already recorded
-/// only those of consumers added since.
-///
-/// One statement per order: the relay whose insert creates the order row owns
-/// its delivery rows. A second relay given the same order (capture published
-/// it twice) waits on that row's key lock, then inserts nothing and publishes
-/// nothing, so consumers never get attempt 1 twice.
-async fn insert_orders(
-    tx: &mut mysql_async::Transaction<'_>,
-    orders: &[NewOrder],
-    consumers: &[String],
-    source: &str,
-) -> Result<Vec<(Claimed, Option<u16>)>, LedgerError> {
-    let mut orders: Vec<&NewOrder> = orders.iter().collect();
-    orders.sort_by_key(|o| o.key.entity_id);
-    orders.dedup_by_key(|o| o.key.entity_id);
-    let mut known_ids = Vec::new();
-    for o in &orders {
-        let placed = o
-            .key
-            .created_at
-            .as_deref()
-            .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok());
-        tx.exec_drop(
-            "INSERT IGNORE INTO order_sync_orders \
-             (entity_id, increment_id, store_id, placed_at, captured_at, message) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                o.key.entity_id,
-                o.key.increment_id.clone(),
-                o.key.store_id,
-                placed,
-                naive(o.captured_at),
-                o.message.as_str(),
-            ),
-        )
-        .await?;
-        if tx.affected_rows() == 0 {
-            known_ids.push(o.key.entity_id);
-        }
-    }
-    let existing: Vec<(u32, String)> = if known_ids.is_empty() {
-        vec![]
-    } else {
-        from_rows(
-            tx.exec(
-                format!(
-                    "SELECT entity_id, consumer FROM order_sync_deliveries \
-                     WHERE entity_id IN ({}) FOR UPDATE",
-                    marks(known_ids.len())
-                ),
-                id_params(&known_ids),
-            )
-            .await?,
-        )?
-    };
-    let mut fresh = Vec::new();
-    for o in &orders {
-        for c in consumers {
-            let seen = existing
-                .iter()
-                .any(|(id, ec)| *id == o.key.entity_id && ec == c);
-            if !seen {
-                fresh.push((
-                    Claimed {
-                        entity_id: o.key.entity_id,
-                        consumer: c.clone(),
-                        message_id: message_id(source, o.key.entity_id, c),
-                        increment_id: o.key.increment_id.clone(),
-                        attempts: 0,
-                        captured_at: o.captured_at,
-                        message: o.message.clone(),
-                    },
-                    o.key.store_id,
-                ));
-            }
-        }
-    }
-    Ok(fresh)
-}
-
-/// How new delivery rows start.
-struct RowStart<'a> {
-    state: State,
-    next_attempt_at: Option<DateTime<Utc>>,
-    synced_at: Option<DateTime<Utc>>,
-    last_error: Option<&'a str>,
-}
-
-/// Creates the delivery rows [`insert_orders`] returned.
-async fn insert_deliveries(
-    tx: &mut mysql_async::Transaction<'_>,
-    fresh: &[(Claimed, Option<u16>)],
-    start: RowStart<'_>,
-    now: DateTime<Utc>,
-) -> Result<(), LedgerError> {
-    tx.exec_batch(
-        "INSERT IGNORE INTO order_sync_deliveries \
-         (entity_id, consumer, increment_id, store_id, message_id, state, attempts, \
-          captured_at, next_attempt_at, synced_at, last_error, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-        fresh.iter().map(|(f, store)| {
-            (
-                f.entity_id,
-                f.consumer.as_str(),
-                f.increment_id.clone(),
-                *store,
-                f.message_id.as_str(),
-                start.state.as_str(),
-                naive(f.captured_at),
-                start.next_attempt_at.map(naive),
-                start.synced_at.map(naive),
-                start.last_error,
-                naive(now),
-            )
-        }),
-    )
-    .await?;
-    Ok(())
 }

@@ -11,7 +11,8 @@
 //! One file per concern:
 //! * [`schema`]: the tables, as numbered migrations;
 //! * [`position`]: where capture is, its gaps, and the capture lock;
-//! * [`deliveries`]: recording orders, claiming due rows, publish results, pull;
+//! * [`recording`]: recording orders and their delivery rows;
+//! * [`deliveries`]: claiming due rows, publish results, pull;
 //! * [`acks`]: applying sync services' acknowledgements;
 //! * [`operator`]: what people ask for — lists, lookups, re-send, un-park, purge;
 //! * [`pauses`], [`instances`], [`notes`] (the Magento write-back's bookkeeping).
@@ -23,6 +24,7 @@ pub mod notes;
 pub mod operator;
 pub mod pauses;
 pub mod position;
+pub mod recording;
 pub mod schema;
 mod state;
 
@@ -33,12 +35,13 @@ use mysql_async::{prelude::*, FromValueError, Pool, Row, Value};
 
 use crate::{config::LedgerSettings, db};
 pub use acks::AckOutcome;
-pub use deliveries::{Claimed, Delivery, NewOrder, Round};
+pub use deliveries::{Claimed, Delivery, Round};
 pub use instances::Instance;
 pub use notes::ParkedNote;
 pub use operator::{OrderFilter, OrderPage, OrderView, Selection};
 pub use pauses::{Pause, ALL_CONSUMERS};
 pub use position::{CaptureLock, CapturePosition};
+pub use recording::NewOrder;
 pub use schema::ensure_database;
 pub use state::State;
 
@@ -163,6 +166,13 @@ pub fn supports_skip_locked(version: &str) -> bool {
     } else {
         major >= 8
     }
+}
+
+/// Read committed: a claim or a record sees rows other relays committed.
+fn read_committed() -> mysql_async::TxOpts {
+    mysql_async::TxOpts::default()
+        .with_isolation_level(mysql_async::IsolationLevel::ReadCommitted)
+        .clone()
 }
 
 /// Rows read by name into `T`; a row that does not fit is an error naming `T`.

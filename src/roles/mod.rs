@@ -4,6 +4,7 @@
 //! * [`relay`]: `<prefix>.orders.relay` → ledger → `<prefix>.que.<consumer>`,
 //!   and re-delivery of what is due;
 //! * [`acks`]: `<prefix>.acks.listener` → ledger;
+//! * [`webhooks`]: consumers delivered by signed HTTPS POST instead of a queue;
 //! * [`retention`] and [`write_back`]: housekeeping beside the relay;
 //! * [`heartbeat`]: this process's row in the instances table.
 //!
@@ -23,6 +24,7 @@ pub mod capture;
 pub mod heartbeat;
 pub mod relay;
 pub mod retention;
+pub mod webhooks;
 pub mod write_back;
 
 use std::{future::Future, sync::Arc};

@@ -35,6 +35,29 @@ async fn env_with_api(extra: &[(&str, &str)]) -> (TestEnv, String) {
     (env, format!("http://{listen}"))
 }
 
+/// Signs in on the status page as a browser on the same site does: the
+/// session cookie (`name=value`) and the whole answer.
+async fn sign_in(base: &str, token: &str) -> (String, String) {
+    let host = base.trim_start_matches("http://");
+    let (status, answer) = http_form_with(
+        &format!("{base}/ui/login"),
+        None,
+        &format!("token={token}"),
+        &[("origin", base), ("host", host)],
+    )
+    .await;
+    assert_eq!(status, 303, "{answer}");
+    let cookie = answer
+        .lines()
+        .find(|l| l.starts_with("order_sync_session="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (cookie, answer)
+}
+
 async fn wait_http(base: &str) {
     for _ in 0..200 {
         if tokio::time::timeout(
@@ -192,22 +215,7 @@ async fn the_status_page_refuses_cross_site_forms_and_its_session_is_no_api_cred
     wait_http(&base).await;
     let host = base.trim_start_matches("http://");
     // Signing in gives a session cookie that is not the token.
-    let (status, answer) = http_form_with(
-        &format!("{base}/ui/login"),
-        None,
-        &format!("token={TOKEN}"),
-        &[("origin", base.as_str()), ("host", host)],
-    )
-    .await;
-    assert_eq!(status, 303, "{answer}");
-    let cookie = answer
-        .lines()
-        .find(|l| l.starts_with("order_sync_session="))
-        .expect("a session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (cookie, answer) = sign_in(&base, TOKEN).await;
     assert!(!cookie.contains(TOKEN), "{cookie}");
     assert!(
         answer.contains("HttpOnly") && answer.contains("SameSite=Strict"),
@@ -931,5 +939,68 @@ async fn the_cli_shows_resends_pauses_unparks_and_purges_with_exit_codes_scripts
     assert!(out.starts_with("deleted 1 order(s)"), "{out}");
     assert!(ledger.order(ids[0]).await.unwrap().is_none());
     assert!(ledger.order(ids[1]).await.unwrap().is_some());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_local_demo_prints_its_token_and_the_status_page_buttons_work_with_it() {
+    use std::io::BufRead;
+    let env = TestEnv::new(&["erp", "wms"], &[]).await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{listen}");
+    // deploy/run-local.sh as a newcomer runs it, with this test's names (and
+    // this build's binary, not a release build).
+    let mut cmd =
+        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/run-local.sh"));
+    cmd.env_remove("ORDER_SYNC__HTTP__API_TOKEN")
+        .env("ORDER_SYNC_BIN", env!("CARGO_BIN_EXE_order-sync"))
+        .env("RATE", "5")
+        .env("ORDER_SYNC__HTTP__LISTEN", &listen)
+        .env(
+            "ORDER_SYNC__MAGENTO__URL",
+            format!("{}/{}_demo", crate::support::mysql_server(), env.id),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in &env.env {
+        if k != "ORDER_SYNC__MAGENTO__URL" && !k.starts_with("ORDER_SYNC__HTTP") {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = crate::support::Proc::spawn(&mut cmd);
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let token = lines
+        .find_map(|l| {
+            l.ok()?
+                .split_once("API token: ")
+                .map(|(_, t)| t.trim().to_owned())
+        })
+        .expect("run-local.sh prints the token");
+    assert!(token.len() >= 32, "a fresh random token: {token}");
+    wait_http(&base).await;
+    // The page asks for it; with it, the buttons work.
+    let (status, _) = http("GET", &format!("{base}/"), None, None).await;
+    assert_eq!(status, 401);
+    let host = listen.as_str();
+    let (cookie, _) = sign_in(&base, &token).await;
+    let (status, _) = http_form_with(
+        &format!("{base}/ui/pause"),
+        None,
+        "",
+        &[
+            ("cookie", cookie.as_str()),
+            ("origin", base.as_str()),
+            ("host", host),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    env.wait_for_ledger(Duration::from_secs(30), "demo orders recorded", |r| {
+        !r.is_empty()
+    })
+    .await;
+    let paused = env.parts().deps.ledger.pauses().await.unwrap();
+    assert_eq!(paused.len(), 1, "the page's button paused publishing");
+    drop(child);
     env.cleanup().await;
 }

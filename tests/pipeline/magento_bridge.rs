@@ -123,7 +123,7 @@ fn files(ext: &str) -> Vec<std::path::PathBuf> {
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    for dir in ["integrations", "deploy/consumers"] {
+    for dir in ["integrations", "deploy/consumers", "docs/webhooks"] {
         walk(&root.join(dir), ext, &mut out);
     }
     out

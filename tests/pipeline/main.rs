@@ -25,3 +25,4 @@ mod process;
 mod redelivery;
 mod support;
 mod tls;
+mod webhooks;

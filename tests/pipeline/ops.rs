@@ -247,7 +247,32 @@ async fn readiness_fails_naming_the_broker_when_it_cannot_be_reached() {
     assert_eq!(code, 503);
     assert!(body.contains("broker"), "{body}");
     assert!(!body.contains("ledger"), "{body}");
+    // Whoever reaches the port learns which service, not where or as whom.
+    assert!(
+        !body.contains("127.0.0.1") && !body.contains("guest"),
+        "{body}"
+    );
+    // A failing ledger answers the API generically too (details in the log).
+    let mut settings = settings.clone();
+    settings.ledger.url =
+        order_sync::config::SecretUrl::new("mysql://nobody:secret@127.0.0.1:1/ledger");
+    settings.http.protect_reads = false;
+    let parts = order_sync::app::Parts::new(&settings, "test").unwrap();
+    let surface = parts.surface(Default::default(), std::sync::Arc::new(true.into()));
+    let api_port = free_port();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", api_port))
+        .await
+        .unwrap();
+    let api = tokio::spawn(order_sync::http::serve(listener, surface, shutdown.clone()));
+    let (code, body) = get(api_port, "/api/summary").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("the ledger is unavailable"), "{body}");
+    assert!(
+        !body.contains("127.0.0.1") && !body.contains("nobody"),
+        "{body}"
+    );
     shutdown.cancel();
+    api.await.unwrap();
     server.await.unwrap();
     env.cleanup().await;
 }
