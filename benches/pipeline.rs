@@ -428,16 +428,29 @@ async fn raw_limit(n: u32) -> Duration {
     for t in [capture, relay, consumer] {
         t.abort();
     }
+    // The aborted tasks' consumers live on this connection: close it, then
+    // clean up on a fresh one (deleting a queue with live consumers here left
+    // queues behind).
+    drop(setup);
+    let _ = conn.close(200, "done".into()).await;
+    let cleanup = Connection::connect(&amqp(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let setup = cleanup.create_channel().await.unwrap();
     for q in [&relay_q, &que_q, &acks_q] {
-        let _ = setup
+        if let Err(e) = setup
             .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-            .await;
+            .await
+        {
+            eprintln!("could not delete {q}: {e}");
+        }
     }
     for x in [&orders_x, &que_x, &acks_x] {
         let _ = setup
             .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
             .await;
     }
+    let _ = cleanup.close(200, "done".into()).await;
     drop(db);
     drop_db(&format!("{id}_magento")).await;
     drop_db(&format!("{id}_ledger")).await;
