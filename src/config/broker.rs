@@ -282,14 +282,14 @@ impl ConsumerSettings {
                 "consumers.pull",
                 format!("`{name}` is not in consumers.names"),
             );
-            let token = self.options(name).token;
+            let token = &self.options(name).token;
             p.check(
                 token.expose().len() >= 16,
                 &format!("consumers.{name}.token"),
                 "a pull consumer needs its own token of at least 16 characters \
                  (ORDER_SYNC__CONSUMERS__<NAME>__TOKEN)",
             );
-            super::surface::check_token_chars(&token, &format!("consumers.{name}.token"), p);
+            super::surface::check_token_chars(token, &format!("consumers.{name}.token"), p);
         }
         for (name, options) in &self.each {
             p.check(
@@ -314,8 +314,15 @@ impl ConsumerSettings {
     }
 
     /// A consumer's own settings (the defaults when it has no table).
-    pub fn options(&self, name: &str) -> ConsumerOptions {
-        self.each.get(name).cloned().unwrap_or_default()
+    pub fn options(&self, name: &str) -> &ConsumerOptions {
+        /// What a consumer without a table of its own has.
+        const NONE: &ConsumerOptions = &ConsumerOptions {
+            broker_user: None,
+            token: Secret::EMPTY,
+            format: None,
+            webhook: None,
+        };
+        self.each.get(name).unwrap_or(NONE)
     }
 
     /// Whether `name` fetches over HTTP.

@@ -126,7 +126,7 @@ impl Settings {
                 } else {
                     "queue"
                 };
-                match self.consumers.options(n).broker_user {
+                match &self.consumers.options(n).broker_user {
                     Some(u) => format!("{n} ({how}, broker user {u})"),
                     None => format!("{n} ({how})"),
                 }

@@ -13,6 +13,9 @@ use super::Problems;
 pub struct Secret(String);
 
 impl Secret {
+    /// No secret.
+    pub const EMPTY: Secret = Secret(String::new());
+
     pub fn new(s: impl Into<String>) -> Self {
         Self(s.into())
     }

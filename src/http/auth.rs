@@ -226,7 +226,7 @@ impl FromRequestParts<Surface> for PullConsumer {
                 format!("consumer `{consumer}` receives its orders from its queue; list it in consumers.pull to fetch over HTTP"),
             ));
         }
-        let token = c.options(&consumer).token;
+        let token = &c.options(&consumer).token;
         match bearer(&parts.headers) {
             Some(t) if !token.is_empty() && same(t, token.expose()) => Ok(PullConsumer(consumer)),
             Some(_) => Err(ApiError(

@@ -204,7 +204,7 @@ impl AckListener {
                 routing_key: truncate(routing_key, 64),
             });
         }
-        if let Some(user) = self.deps.consumers.options(&ack.consumer).broker_user {
+        if let Some(user) = &self.deps.consumers.options(&ack.consumer).broker_user {
             if user_id != Some(user.as_str()) {
                 return Err(AckRejection::WrongUser {
                     consumer: ack.consumer.clone(),
