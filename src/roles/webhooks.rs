@@ -265,10 +265,10 @@ async fn post(
             request = request.header("ce-subject", inc);
         }
     }
-    let mut response = request.body(body).send().await.map_err(|e| describe(&e))?;
+    let mut response = request.body(body).send().await.map_err(describe)?;
     let status = response.status();
     let mut answer = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+    while let Some(chunk) = response.chunk().await.map_err(describe)? {
         answer.extend_from_slice(&chunk);
         if answer.len() > MAX_RESPONSE_BYTES {
             return Err(format!(
@@ -302,7 +302,7 @@ pub fn signature(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
 }
 
 /// A transport error as kept in the ledger: what went wrong, never the URL.
-fn describe(e: &reqwest::Error) -> String {
+fn describe(e: reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -310,28 +310,15 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut text = format!("{kind}: {}", e.without_url_ref());
-    let mut source = std::error::Error::source(e);
+    // reqwest's Display names the URL, which may hold a secret.
+    let e = e.without_url();
+    let mut text = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         text.push_str(&format!(": {s}"));
         source = s.source();
     }
     truncate(&text, 500)
-}
-
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        // reqwest's Display names the URL; the URL may hold a secret.
-        let text = self.to_string();
-        match text.find(" for url (") {
-            Some(i) => text[..i].to_owned(),
-            None => text,
-        }
-    }
 }
 
 impl Role for Webhooks {
