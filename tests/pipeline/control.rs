@@ -58,6 +58,16 @@ async fn sign_in(base: &str, token: &str) -> (String, String) {
     (cookie, answer)
 }
 
+/// Presses "Pause all" on the status page, signed in with `cookie`, as the
+/// browser on the same site does; the answer's status.
+async fn pause_from_the_page(base: &str, cookie: &str) -> u16 {
+    let host = base.trim_start_matches("http://");
+    let headers = [("cookie", cookie), ("origin", base), ("host", host)];
+    http_form_with(&format!("{base}/ui/pause"), None, "", &headers)
+        .await
+        .0
+}
+
 async fn wait_http(base: &str) {
     for _ in 0..200 {
         if tokio::time::timeout(
@@ -222,17 +232,7 @@ async fn the_status_page_refuses_cross_site_forms_and_its_session_is_no_api_cred
         "{answer}"
     );
     // The session works on the page ...
-    let (status, _) = http_form_with(
-        &format!("{base}/ui/pause"),
-        None,
-        "",
-        &[
-            ("cookie", cookie.as_str()),
-            ("origin", base.as_str()),
-            ("host", host),
-        ],
-    )
-    .await;
+    let status = pause_from_the_page(&base, &cookie).await;
     assert_eq!(status, 303, "a same-site form with the session pauses");
     let ledger = env.parts().deps.ledger;
     assert_eq!(ledger.pauses().await.unwrap().len(), 1);
@@ -981,19 +981,8 @@ async fn the_local_demo_prints_its_token_and_the_status_page_buttons_work_with_i
     // The page asks for it; with it, the buttons work.
     let (status, _) = http("GET", &format!("{base}/"), None, None).await;
     assert_eq!(status, 401);
-    let host = listen.as_str();
     let (cookie, _) = sign_in(&base, &token).await;
-    let (status, _) = http_form_with(
-        &format!("{base}/ui/pause"),
-        None,
-        "",
-        &[
-            ("cookie", cookie.as_str()),
-            ("origin", base.as_str()),
-            ("host", host),
-        ],
-    )
-    .await;
+    let status = pause_from_the_page(&base, &cookie).await;
     assert_eq!(status, 303);
     env.wait_for_ledger(Duration::from_secs(30), "demo orders recorded", |r| {
         !r.is_empty()
