@@ -89,7 +89,8 @@ impl Seen {
 /// A confirm-mode channel that publishes acks, and the connection it lives on.
 pub struct AckPublisher {
     channel: Channel,
-    _connection: Connection,
+    /// Kept so the channel lives; the consuming session opens its channel here too.
+    connection: Connection,
 }
 
 /// A sync service's consumer of one queue.
@@ -196,7 +197,7 @@ impl SyncConsumer {
             .await?;
         Ok(AckPublisher {
             channel,
-            _connection: connection,
+            connection,
         })
     }
 
@@ -232,7 +233,7 @@ impl SyncConsumer {
         Fut: Future<Output = Result<(), String>>,
     {
         let publisher = self.publisher().await?;
-        let channel = publisher._connection.create_channel().await?;
+        let channel = publisher.connection.create_channel().await?;
         channel
             .basic_qos(self.prefetch, BasicQosOptions::default())
             .await?;
@@ -257,7 +258,7 @@ impl SyncConsumer {
         }
         // Unacknowledged deliveries go back to the queue when the channel closes.
         let _ = channel.close(200, "shutdown".into()).await;
-        let _ = publisher._connection.close(200, "shutdown".into()).await;
+        let _ = publisher.connection.close(200, "shutdown".into()).await;
         Ok(())
     }
 
