@@ -742,6 +742,7 @@ async fn write_back_comments_once_in_the_magento_order_history_and_retries_a_fai
     shutdown.cancel();
     pipeline.await.unwrap();
     let write_back = parts.write_back().unwrap();
+    let ledger = &parts.deps.ledger;
     let history = || async {
         let mut m = env.magento_conn().await;
         m.exec::<(String, String), _, _>(
@@ -763,13 +764,7 @@ async fn write_back_comments_once_in_the_magento_order_history_and_retries_a_fai
         let ack: order_sync::message::Ack =
             serde_json::from_value(json!({"consumer": c, "entity_id": id, "status": "synced"}))
                 .unwrap();
-        parts
-            .deps
-            .ledger
-            .apply_ack(&ack, now, &policy)
-            .await
-            .unwrap()
-            .unwrap();
+        ledger.apply_ack(&ack, now, &policy).await.unwrap().unwrap();
     }
     // The table is gone for a moment: the write fails, is logged, and comes again.
     let mut m = env.magento_conn().await;
@@ -793,15 +788,11 @@ async fn write_back_comments_once_in_the_magento_order_history_and_retries_a_fai
         "once only"
     );
 
-    parts
-        .deps
-        .ledger
+    ledger
         .resync(&[id], Some("wms"), &env.id, now)
         .await
         .unwrap();
-    parts
-        .deps
-        .ledger
+    ledger
         .park(&[(id, "wms")], "no synced ack after 10 deliveries", now)
         .await
         .unwrap();

@@ -44,6 +44,7 @@ async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_th
     )
     .await;
     let parts = env.parts();
+    let ledger = &parts.deps.ledger;
     let relay = parts.relay();
     let p = parts.deps.broker.publisher().await.unwrap();
     let id = env.place_order().await;
@@ -58,13 +59,7 @@ async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_th
     let message_id = body(&first)["message_id"].as_str().unwrap().to_owned();
     ack_delivery(&first).await; // taken off the queue, but never acknowledged to order-sync
 
-    let row = parts
-        .deps
-        .ledger
-        .delivery(id, "erp")
-        .await
-        .unwrap()
-        .unwrap();
+    let row = ledger.delivery(id, "erp").await.unwrap().unwrap();
     let t1 = row.last_published_at.unwrap();
     assert_eq!(row.state, State::Published);
     assert_eq!(
@@ -94,13 +89,7 @@ async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_th
         "same message_id on every delivery"
     );
     ack_delivery(&second).await;
-    let row = parts
-        .deps
-        .ledger
-        .delivery(id, "erp")
-        .await
-        .unwrap()
-        .unwrap();
+    let row = ledger.delivery(id, "erp").await.unwrap().unwrap();
     assert_eq!(
         row.next_attempt_at.unwrap() - t2,
         chrono::Duration::minutes(2)
@@ -127,13 +116,7 @@ async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_th
     let t4 = t3 + chrono::Duration::minutes(5);
     let round = relay.redeliver_due(&p, t4).await.unwrap();
     assert_eq!((round.published, round.parked), (0, 1));
-    let row = parts
-        .deps
-        .ledger
-        .delivery(id, "erp")
-        .await
-        .unwrap()
-        .unwrap();
+    let row = ledger.delivery(id, "erp").await.unwrap().unwrap();
     assert_eq!(row.state, State::Parked);
     assert_eq!(row.attempts, 3);
     assert!(row
@@ -154,6 +137,7 @@ async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_th
 async fn a_failed_ack_is_retried_with_its_error_kept_and_a_later_synced_ack_wins() {
     let env = TestEnv::new(&["erp", "wms"], &[]).await;
     let parts = env.parts();
+    let ledger = &parts.deps.ledger;
     let relay = parts.relay();
     let listener = parts.ack_listener();
     let p = parts.deps.broker.publisher().await.unwrap();
@@ -174,26 +158,14 @@ async fn a_failed_ack_is_retried_with_its_error_kept_and_a_later_synced_ack_wins
     let AckDisposition::Applied(AckOutcome::Failed { retry_at, .. }) = done else {
         panic!("expected a failed outcome, got {done:?}");
     };
-    let row = parts
-        .deps
-        .ledger
-        .delivery(id, "erp")
-        .await
-        .unwrap()
-        .unwrap();
+    let row = ledger.delivery(id, "erp").await.unwrap().unwrap();
     assert_eq!(row.state, State::Failed);
     assert_eq!(
         row.last_error.as_deref(),
         Some("ERP said: customer group unknown")
     );
     // The other consumer is untouched by erp's ack.
-    let wms = parts
-        .deps
-        .ledger
-        .delivery(id, "wms")
-        .await
-        .unwrap()
-        .unwrap();
+    let wms = ledger.delivery(id, "wms").await.unwrap().unwrap();
     assert_eq!(wms.state, State::Published);
 
     // Retried when due, with the error still visible until it succeeds.
@@ -217,13 +189,7 @@ async fn a_failed_ack_is_retried_with_its_error_kept_and_a_later_synced_ack_wins
         matches!(done, AckDisposition::Applied(AckOutcome::Synced { entity_id, .. }) if entity_id == id),
         "{done:?}"
     );
-    let row = parts
-        .deps
-        .ledger
-        .delivery(id, "erp")
-        .await
-        .unwrap()
-        .unwrap();
+    let row = ledger.delivery(id, "erp").await.unwrap().unwrap();
     assert_eq!(row.state, State::Synced);
     assert!(row.synced_at.is_some());
 
@@ -235,16 +201,7 @@ async fn a_failed_ack_is_retried_with_its_error_kept_and_a_later_synced_ack_wins
         listener.handle(&p, &ack, chrono::Utc::now()).await.unwrap(),
         AckDisposition::DeadLettered(AckRejection::Duplicate)
     );
-    assert_eq!(
-        parts
-            .deps
-            .ledger
-            .delivery(id, "erp")
-            .await
-            .unwrap()
-            .unwrap(),
-        row
-    );
+    assert_eq!(ledger.delivery(id, "erp").await.unwrap().unwrap(), row);
 
     // Synced rows are never re-delivered.
     let r = relay
@@ -260,6 +217,7 @@ async fn a_failed_ack_is_retried_with_its_error_kept_and_a_later_synced_ack_wins
 async fn a_message_returned_as_unroutable_is_a_failure_not_a_delivery() {
     let env = TestEnv::new(&["erp"], &[]).await;
     let parts = env.parts();
+    let ledger = &parts.deps.ledger;
     let relay = parts.relay();
     let p = parts.deps.broker.publisher().await.unwrap();
     // Someone deleted the consumer's queue: the broker has nowhere to route to.
@@ -273,13 +231,7 @@ async fn a_message_returned_as_unroutable_is_a_failure_not_a_delivery() {
     let id = env.place_order().await;
     capture_and_record(&env, &relay, &p).await;
 
-    let row = parts
-        .deps
-        .ledger
-        .delivery(id, "erp")
-        .await
-        .unwrap()
-        .unwrap();
+    let row = ledger.delivery(id, "erp").await.unwrap().unwrap();
     assert_eq!(row.state, State::Pending, "not marked published");
     assert_eq!(row.attempts, 0);
     assert!(
@@ -302,13 +254,7 @@ async fn a_message_returned_as_unroutable_is_a_failure_not_a_delivery() {
         .await
         .unwrap();
     assert_eq!(body(&d)["attempt"], 1);
-    let row = parts
-        .deps
-        .ledger
-        .delivery(id, "erp")
-        .await
-        .unwrap()
-        .unwrap();
+    let row = ledger.delivery(id, "erp").await.unwrap().unwrap();
     assert_eq!((row.state, row.attempts), (State::Published, 1));
     env.cleanup().await;
 }
@@ -433,6 +379,7 @@ impl Drop for Policy {
 async fn a_nacked_delivery_is_a_failure_that_ends_the_session_and_goes_again_on_the_next_round() {
     let env = TestEnv::new(&["erp"], &[]).await;
     let parts = env.parts();
+    let ledger = &parts.deps.ledger;
     let relay = parts.relay();
     let p = parts.deps.broker.publisher().await.unwrap();
     // The consumer's queue refuses everything: the broker nacks each publish.
@@ -474,13 +421,7 @@ async fn a_nacked_delivery_is_a_failure_that_ends_the_session_and_goes_again_on_
         .await
         .expect_err("a nack ends the session, so the next one uses a fresh channel");
     assert!(err.to_string().contains("nacked"), "{err}");
-    let row = parts
-        .deps
-        .ledger
-        .delivery(id, "erp")
-        .await
-        .unwrap()
-        .unwrap();
+    let row = ledger.delivery(id, "erp").await.unwrap().unwrap();
     assert_eq!(
         (row.state, row.attempts),
         (State::Pending, 0),
