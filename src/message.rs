@@ -104,6 +104,32 @@ impl Delivering<'_> {
     }
 }
 
+/// The CloudEvents 1.0 attributes of one delivery, by their bare names: each
+/// binding's binary content mode puts them in headers under its own prefix
+/// (`cloudEvents_` over AMQP, `ce-` over HTTP) and leaves the body as it is.
+pub fn cloud_event_attributes(
+    delivery: &Delivering,
+    increment_id: Option<&str>,
+    source: &str,
+) -> Vec<(&'static str, String)> {
+    let mut attributes = vec![
+        ("specversion", "1.0".to_owned()),
+        ("id", delivery.message_id.to_owned()),
+        ("source", source.to_owned()),
+        ("type", QUE_EVENT.to_owned()),
+        (
+            "time",
+            delivery
+                .captured_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ),
+    ];
+    if let Some(inc) = increment_id {
+        attributes.push(("subject", inc.to_owned()));
+    }
+    attributes
+}
+
 /// The stored order JSON, as it goes into a message: borrowed as is (it is
 /// JSON order-sync wrote), or, were the text ever corrupt, sent as a JSON
 /// string rather than lost.

@@ -263,16 +263,7 @@ pub(super) async fn pull(
         .await?;
     let messages: Vec<Value> = rows
         .iter()
-        .map(|r| {
-            Delivering {
-                message_id: &r.message_id,
-                consumer: &r.consumer,
-                captured_at: r.captured_at,
-                attempt: r.attempts + 1,
-                order: &r.message,
-            }
-            .json(&s.deps.shop)
-        })
+        .map(|r| r.next_delivery().json(&s.deps.shop))
         .collect();
     Ok(Json(json!({ "messages": messages, "paused": false })))
 }

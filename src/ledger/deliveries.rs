@@ -16,7 +16,10 @@ use super::{
     read_committed, state::state_value, transaction, utc_to_value, utc_value, Ledger, LedgerError,
     State,
 };
-use crate::{message::truncate, retry::RetryPolicy};
+use crate::{
+    message::{truncate, Delivering},
+    retry::RetryPolicy,
+};
 
 /// One ledger row, as read back for status, the API and tests.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, FromRow)]
@@ -67,6 +70,20 @@ pub struct Claimed {
     pub attempts: u32,
     pub captured_at: DateTime<Utc>,
     pub message: String,
+}
+
+impl Claimed {
+    /// The delivery this claim is for, the one after its `attempts`: the same
+    /// message whether a queue, a webhook or the pull API carries it.
+    pub fn next_delivery(&self) -> Delivering<'_> {
+        Delivering {
+            message_id: &self.message_id,
+            consumer: &self.consumer,
+            captured_at: self.captured_at,
+            attempt: self.attempts + 1,
+            order: &self.message,
+        }
+    }
 }
 
 /// A due row as [`Ledger::claim_due`] reads it, before its message is joined.

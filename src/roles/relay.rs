@@ -27,7 +27,7 @@ use crate::{
     broker::{topology::QUE_EVENT, BrokerError, Outgoing, Publisher},
     config::{MessageFormat, MessageSettings, RelaySettings},
     ledger::{Claimed, NewOrder},
-    message::{self, CapturedOrder, Delivering},
+    message::{self, cloud_event_attributes, CapturedOrder},
     metrics::Metrics,
     retry::RetryPolicy,
 };
@@ -270,14 +270,12 @@ impl Relay {
                 self.settings.claim_timeout,
             )
             .await?;
-        for (_, consumer) in &round.parked {
+        for (entity_id, consumer) in &round.parked {
             self.deps
                 .metrics
                 .parked
                 .get_or_create(&Metrics::consumer(consumer))
                 .inc();
-        }
-        for (entity_id, consumer) in &round.parked {
             tracing::info_span!("delivery", entity_id, consumer = %consumer, attempt = self.policy.max_attempts)
                 .in_scope(|| tracing::warn!("Parked an order: no synced ack after every delivery."));
         }
@@ -317,6 +315,7 @@ impl Relay {
             "consumer".into(),
             AMQPValue::LongString(row.consumer.as_str().into()),
         );
+        let delivery = row.next_delivery();
         let format = self
             .deps
             .consumers
@@ -324,19 +323,21 @@ impl Relay {
             .format
             .unwrap_or(self.format);
         if format == MessageFormat::CloudEvents {
-            cloud_event_headers(&mut headers, row, &self.deps.shop);
+            // The AMQP binding's binary content mode; `datacontenttype` is
+            // the message's content type.
+            let attributes =
+                cloud_event_attributes(&delivery, row.increment_id.as_deref(), &self.deps.shop);
+            for (name, value) in attributes {
+                headers.insert(
+                    format!("cloudEvents_{name}").into(),
+                    AMQPValue::LongString(value.into()),
+                );
+            }
         }
         Outgoing {
             exchange: self.deps.broker.topology().que_exchange(),
             routing_key: row.consumer.clone(),
-            body: Delivering {
-                message_id: &row.message_id,
-                consumer: &row.consumer,
-                captured_at: row.captured_at,
-                attempt,
-                order: &row.message,
-            }
-            .body(&self.deps.shop),
+            body: delivery.body(&self.deps.shop),
             properties: BasicProperties::default()
                 .with_content_type("application/json".into())
                 .with_message_id(row.message_id.as_str().into())
@@ -448,31 +449,6 @@ impl Role for Scheduler {
             p.close().await;
         }
     }
-}
-
-/// CloudEvents 1.0 attributes as AMQP headers (the AMQP binding's binary
-/// content mode: `cloudEvents_` prefix, `datacontenttype` as the message's
-/// content type). Binary mode leaves the body as it is, so a consumer that
-/// ignores the headers reads the same message as with the default format.
-fn cloud_event_headers(headers: &mut FieldTable, row: &Claimed, shop: &str) {
-    let mut put = |name: &str, value: &str| {
-        headers.insert(
-            format!("cloudEvents_{name}").into(),
-            AMQPValue::LongString(value.into()),
-        );
-    };
-    put("specversion", "1.0");
-    put("id", &row.message_id);
-    put("source", shop);
-    put("type", QUE_EVENT);
-    if let Some(inc) = &row.increment_id {
-        put("subject", inc);
-    }
-    put(
-        "time",
-        &row.captured_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    );
 }
 
 /// The span every log line about one delivery is in: a log search for an order

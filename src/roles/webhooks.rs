@@ -26,10 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{acks::AckListener, sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
-    broker::topology::QUE_EVENT,
     config::{AckSettings, MessageFormat, MessageSettings, RelaySettings, Secret},
     ledger::Claimed,
-    message::{truncate, Ack, AckStatus, Delivering},
+    message::{cloud_event_attributes, truncate, Ack, AckStatus},
     retry::RetryPolicy,
 };
 
@@ -231,14 +230,8 @@ async fn post(
     shop: &str,
     row: &Claimed,
 ) -> Result<(), String> {
-    let body = Delivering {
-        message_id: &row.message_id,
-        consumer: &row.consumer,
-        captured_at: row.captured_at,
-        attempt: row.attempts + 1,
-        order: &row.message,
-    }
-    .body(shop);
+    let delivery = row.next_delivery();
+    let body = delivery.body(shop);
     let timestamp = Utc::now().timestamp();
     let mut request = client
         .post(&t.url)
@@ -251,18 +244,8 @@ async fn post(
         );
     if t.format == MessageFormat::CloudEvents {
         // The HTTP binding's binary content mode.
-        request = request
-            .header("ce-specversion", "1.0")
-            .header("ce-id", &row.message_id)
-            .header("ce-source", shop)
-            .header("ce-type", QUE_EVENT)
-            .header(
-                "ce-time",
-                row.captured_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            );
-        if let Some(inc) = &row.increment_id {
-            request = request.header("ce-subject", inc);
+        for (name, value) in cloud_event_attributes(&delivery, row.increment_id.as_deref(), shop) {
+            request = request.header(format!("ce-{name}"), value);
         }
     }
     let mut response = request.body(body).send().await.map_err(describe)?;
