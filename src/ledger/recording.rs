@@ -2,7 +2,7 @@
 //! per consumer — pending and claimed for the relay that recorded it, parked
 //! when it can never be published, or as another tool left it (the import).
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use mysql_async::prelude::*;
@@ -63,14 +63,14 @@ impl Ledger {
             return Ok(vec![]);
         }
         transaction!(self, read_committed(), |tx| {
-            let fresh = insert_orders(&mut tx, orders, consumers, source).await?;
+            let fresh = insert_orders(&mut tx, orders.iter(), consumers, source).await?;
             let start = RowStart {
                 state: State::Pending,
                 next_attempt_at: Some(after(now, lease)),
                 synced_at: None,
                 last_error: None,
             };
-            insert_deliveries(&mut tx, &fresh, start, now).await?;
+            insert_deliveries(&mut tx, &fresh, now, |_| start).await?;
             fresh.into_iter().map(|(f, _)| f).collect::<Vec<_>>()
         })
     }
@@ -91,14 +91,14 @@ impl Ledger {
         }
         let reason = truncate(reason, 2000);
         transaction!(self, read_committed(), |tx| {
-            let fresh = insert_orders(&mut tx, orders, consumers, source).await?;
+            let fresh = insert_orders(&mut tx, orders.iter(), consumers, source).await?;
             let start = RowStart {
                 state: State::Parked,
                 next_attempt_at: None,
                 synced_at: None,
                 last_error: Some(&reason),
             };
-            insert_deliveries(&mut tx, &fresh, start, now).await?;
+            insert_deliveries(&mut tx, &fresh, now, |_| start).await?;
         })
     }
 
@@ -116,17 +116,20 @@ impl Ledger {
         if orders.is_empty() {
             return Ok(0);
         }
+        // An order listed twice is recorded as first listed, as insert_orders keeps it.
+        let mut synced: HashMap<u32, Option<DateTime<Utc>>> = HashMap::new();
+        for (o, at) in orders {
+            synced.entry(o.key.entity_id).or_insert(*at);
+        }
         transaction!(self, read_committed(), |tx| {
-            let mut created = 0;
-            for (order, synced_at) in orders {
-                let fresh =
-                    insert_orders(&mut tx, std::slice::from_ref(order), consumers, source).await?;
-                created += fresh.len();
-                let start = match synced_at {
+            let fresh =
+                insert_orders(&mut tx, orders.iter().map(|(o, _)| o), consumers, source).await?;
+            insert_deliveries(&mut tx, &fresh, now, |row| {
+                match synced.get(&row.entity_id).copied().flatten() {
                     Some(at) => RowStart {
                         state: State::Synced,
                         next_attempt_at: None,
-                        synced_at: Some(*at),
+                        synced_at: Some(at),
                         last_error: None,
                     },
                     None => RowStart {
@@ -135,10 +138,10 @@ impl Ledger {
                         synced_at: None,
                         last_error: None,
                     },
-                };
-                insert_deliveries(&mut tx, &fresh, start, now).await?;
-            }
-            created
+                }
+            })
+            .await?;
+            fresh.len()
         })
     }
 }
@@ -152,13 +155,13 @@ impl Ledger {
 /// its delivery rows. A second relay given the same order (capture published
 /// it twice) waits on that row's key lock, then inserts nothing and publishes
 /// nothing, so consumers never get attempt 1 twice.
-async fn insert_orders(
+async fn insert_orders<'o>(
     tx: &mut mysql_async::Transaction<'_>,
-    orders: &[NewOrder],
+    orders: impl Iterator<Item = &'o NewOrder>,
     consumers: &[String],
     source: &str,
 ) -> Result<Vec<(Claimed, Option<u16>)>, LedgerError> {
-    let mut orders: Vec<&NewOrder> = orders.iter().collect();
+    let mut orders: Vec<&NewOrder> = orders.collect();
     orders.sort_by_key(|o| o.key.entity_id);
     orders.dedup_by_key(|o| o.key.entity_id);
     let mut known_ids = Vec::new();
@@ -226,7 +229,8 @@ async fn insert_orders(
     Ok(fresh)
 }
 
-/// How new delivery rows start.
+/// How a new delivery row starts.
+#[derive(Clone, Copy)]
 struct RowStart<'a> {
     state: State,
     next_attempt_at: Option<DateTime<Utc>>,
@@ -234,12 +238,13 @@ struct RowStart<'a> {
     last_error: Option<&'a str>,
 }
 
-/// Creates the delivery rows [`insert_orders`] returned.
-async fn insert_deliveries(
+/// Creates the delivery rows [`insert_orders`] returned, each starting as
+/// `start` says for it; one batched statement.
+async fn insert_deliveries<'a>(
     tx: &mut mysql_async::Transaction<'_>,
     fresh: &[(Claimed, Option<u16>)],
-    start: RowStart<'_>,
     now: DateTime<Utc>,
+    start: impl Fn(&Claimed) -> RowStart<'a> + Sync,
 ) -> Result<(), LedgerError> {
     tx.exec_batch(
         "INSERT IGNORE INTO order_sync_deliveries \
@@ -247,6 +252,7 @@ async fn insert_deliveries(
           captured_at, next_attempt_at, synced_at, last_error, updated_at) \
          VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
         fresh.iter().map(|(f, store)| {
+            let start = start(f);
             (
                 f.entity_id,
                 f.consumer.as_str(),
