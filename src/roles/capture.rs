@@ -75,7 +75,7 @@ pub struct Capture {
 }
 
 /// `capture.filter`, with website codes resolved to store ids.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Filter {
     stores: Option<HashSet<u16>>,
     states: Vec<String>,
@@ -146,10 +146,15 @@ impl Capture {
         }
     }
 
-    async fn filter(&mut self) -> Result<Filter, RoleError> {
-        if let Some(f) = &self.filter {
-            return Ok(f.clone());
+    /// `capture.filter`, resolved once per leadership.
+    async fn filter(&mut self) -> Result<&Filter, RoleError> {
+        if self.filter.is_none() {
+            self.filter = Some(self.resolve_filter().await?);
         }
+        Ok(self.filter.as_ref().expect("resolved just above"))
+    }
+
+    async fn resolve_filter(&self) -> Result<Filter, RoleError> {
         let FilterSettings {
             store_ids,
             website_codes,
@@ -171,13 +176,11 @@ impl Capture {
             set.extend(of_websites);
             Some(set)
         };
-        let f = Filter {
+        Ok(Filter {
             stores,
             states: states.clone(),
             statuses: statuses.clone(),
-        };
-        self.filter = Some(f.clone());
-        Ok(f)
+        })
     }
 
     /// One poll at `now` (gaps older than `gap_timeout` before it are given up).
