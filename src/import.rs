@@ -170,8 +170,10 @@ pub async fn import_seed_queue(
     report.orders = by_order.len();
     report.duplicates = merged - by_order.len();
     let ids: Vec<u32> = by_order.keys().copied().collect();
-    let mut records = Vec::new();
+    // A chunk at a time, read then recorded: the messages of a whole table
+    // are never in memory at once.
     for chunk in ids.chunks(500) {
+        let mut records = Vec::with_capacity(chunk.len());
         let found = magento.read_orders_by_id(chunk).await?;
         let mut found_ids = found.iter().map(|o| o.entity_id).peekable();
         for id in chunk {
@@ -197,20 +199,22 @@ pub async fn import_seed_queue(
                     None
                 }
             };
-            records.push((NewOrder::from_placed(order, now), synced));
+            if !dry_run {
+                records.push((NewOrder::from_placed(order, now), synced));
+            }
             // The highest order the module knew that is still there: one
             // deleted since may have had the highest id, and capture must
             // not skip orders placed after the one before it.
             report.position = report.position.max(Some(order.entity_id));
         }
+        if !dry_run {
+            report.created += ledger
+                .record_imported(&records, consumers, source, now)
+                .await?;
+        }
     }
     if dry_run {
         return Ok(report);
-    }
-    for chunk in records.chunks(200) {
-        report.created += ledger
-            .record_imported(chunk, consumers, source, now)
-            .await?;
     }
     if let Some(position) = report.position {
         // GREATEST: never moves a position capture already went beyond.

@@ -57,7 +57,9 @@ pub(super) async fn operate(command: Command, settings: Settings) -> Result<(), 
                     ..Default::default()
                 },
                 (None, true) => SelectionInput {
-                    entity_ids: Some(input::entity_ids("ORDERS", &orders).map_err(Control::input)?),
+                    entity_ids: Some(
+                        input::entity_ids("ORDERS", &orders).map_err(ControlError::Input)?,
+                    ),
                     ..Default::default()
                 },
                 (None, false) => SelectionInput {
@@ -135,7 +137,7 @@ pub(super) async fn operate(command: Command, settings: Settings) -> Result<(), 
             };
             if let Some(t) = &table {
                 if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(Control::input(InputError::new(
+                    return Err(ControlError::Input(InputError::new(
                         "--table",
                         "may only hold letters, digits and `_`",
                     ))
@@ -193,7 +195,7 @@ async fn show(control: &Control, order: &str, by_entity: bool, json: bool) -> Re
     let ledger = control.ledger();
     let selection = if by_entity {
         SelectionInput {
-            entity_ids: Some(input::entity_ids("ORDER", &[order]).map_err(Control::input)?),
+            entity_ids: Some(input::entity_ids("ORDER", &[order]).map_err(ControlError::Input)?),
             ..Default::default()
         }
     } else {
@@ -203,7 +205,7 @@ async fn show(control: &Control, order: &str, by_entity: bool, json: bool) -> Re
         }
     }
     .parse(chrono::Utc::now())
-    .map_err(Control::input)?;
+    .map_err(ControlError::Input)?;
     let mut found = Vec::new();
     for id in ledger
         .select_orders(&selection, 0, 100)

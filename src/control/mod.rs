@@ -23,13 +23,6 @@ pub enum ControlError {
     Ledger(#[from] LedgerError),
 }
 
-impl Control {
-    /// Input errors as the actions report them (for callers that parse first).
-    pub fn input(e: InputError) -> ControlError {
-        ControlError::Input(e)
-    }
-}
-
 impl ControlError {
     /// Whether the caller is at fault (a 400 over HTTP, exit code 2 in the CLI).
     pub fn is_caller_error(&self) -> bool {

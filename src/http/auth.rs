@@ -151,8 +151,8 @@ impl Surface {
 
 /// A state-changing form must come from this site: a browser says where a
 /// request comes from (`Sec-Fetch-Site`, `Origin`); one sent from another
-/// site with the operator's cookie is refused.
-fn same_site(headers: &HeaderMap) -> Result<(), ApiError> {
+/// site with the operator's cookie is refused. Also the sign-in form's check.
+pub(super) fn same_site(headers: &HeaderMap) -> Result<(), ApiError> {
     let refused = |what: &str| {
         Err(ApiError(
             StatusCode::FORBIDDEN,
@@ -260,11 +260,6 @@ impl FromRequestParts<Surface> for PageWriter {
             .map(|()| PageWriter)
             .map_err(page::refused)
     }
-}
-
-/// The sign-in form's check that it was posted from this site.
-pub(super) fn login_from_same_site(headers: &HeaderMap) -> Result<(), ApiError> {
-    same_site(headers)
 }
 
 #[cfg(test)]

@@ -468,7 +468,7 @@ pub(super) fn login_page(s: &Surface, e: ApiError) -> Response {
 /// does not hold it. `Secure` when the request came over HTTPS (through a
 /// proxy that says so).
 pub(super) async fn login(State(s): State<Surface>, headers: HeaderMap, bytes: Bytes) -> Response {
-    if let Err(e) = auth::login_from_same_site(&headers) {
+    if let Err(e) = auth::same_site(&headers) {
         return refused(e);
     }
     let f = form(&bytes);
