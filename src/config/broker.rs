@@ -84,16 +84,12 @@ impl BrokerSettings {
         p.check(valid_name(&self.prefix), "broker.prefix", NAME_RULE);
         p.check(self.pool_max >= 2, "broker.pool_max", "must be at least 2");
         p.check(self.prefetch >= 1, "broker.prefetch", "must be at least 1");
-        p.check(
-            (4096..=512 * 1024 * 1024).contains(&self.max_message_bytes),
+        p.within(
+            self.max_message_bytes,
+            4096..=512 * 1024 * 1024,
             "broker.max_message_bytes",
-            "must be between 4096 and 536870912",
         );
-        p.check(
-            (4096..=131_072).contains(&self.frame_max),
-            "broker.frame_max",
-            "must be between 4096 and 131072",
-        );
+        p.within(self.frame_max, 4096..=131_072, "broker.frame_max");
         self.names.validate(p);
     }
 }
@@ -218,10 +214,10 @@ impl WebhookSettings {
             &format!("consumers.{name}.webhook.secret_env"),
             "name the environment variable holding the signing secret",
         );
-        p.check(
-            (1..=64).contains(&self.concurrency),
+        p.within(
+            self.concurrency,
+            1..=64,
             &format!("consumers.{name}.webhook.concurrency"),
-            "must be between 1 and 64",
         );
         p.check(
             self.timeout >= std::time::Duration::from_millis(100),

@@ -77,6 +77,19 @@ impl Problems {
             self.add(key, message);
         }
     }
+
+    /// A number that must lie in `range`; the message names the bounds.
+    fn within<T: PartialOrd + std::fmt::Display>(
+        &mut self,
+        value: T,
+        range: std::ops::RangeInclusive<T>,
+        key: &str,
+    ) {
+        if !range.contains(&value) {
+            let message = format!("must be between {} and {}", range.start(), range.end());
+            self.add(key, message);
+        }
+    }
 }
 
 /// What shop names, prefixes and consumer names may be: they end up in queue

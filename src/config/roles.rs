@@ -56,11 +56,7 @@ impl CaptureSettings {
             "capture.poll_interval",
             "must be longer than zero",
         );
-        p.check(
-            (1..=10_000).contains(&self.batch_size),
-            "capture.batch_size",
-            "must be between 1 and 10000",
-        );
+        p.within(self.batch_size, 1..=10_000, "capture.batch_size");
         p.check(
             !self.takeover_check.is_zero(),
             "capture.takeover_check",
@@ -109,11 +105,7 @@ pub struct BackoffSettings {
 
 impl RelaySettings {
     pub(super) fn validate(&self, p: &mut Problems) {
-        p.check(
-            (1..=10_000).contains(&self.batch_size),
-            "relay.batch_size",
-            "must be between 1 and 10000",
-        );
+        p.within(self.batch_size, 1..=10_000, "relay.batch_size");
         p.check(
             self.max_attempts >= 1,
             "relay.max_attempts",
@@ -156,16 +148,12 @@ pub struct AckSettings {
 
 impl AckSettings {
     pub(super) fn validate(&self, p: &mut Problems) {
-        p.check(
-            (64..=16 * 1024 * 1024).contains(&self.max_body_bytes),
+        p.within(
+            self.max_body_bytes,
+            64..=16 * 1024 * 1024,
             "acks.max_body_bytes",
-            "must be between 64 and 16777216",
         );
-        p.check(
-            (1..=1000).contains(&self.prefetch),
-            "acks.prefetch",
-            "must be between 1 and 1000",
-        );
+        p.within(self.prefetch, 1..=1000, "acks.prefetch");
     }
 }
 
