@@ -1,4 +1,4 @@
-//! Write a sync service for [order-sync] in Rust.
+//! Write a sync service for order-sync in Rust.
 //!
 //! order-sync delivers every Magento order to each sync service (ERP,
 //! warehouse, CRM) on a queue of its own, `<prefix>.que.<consumer>`, and
@@ -41,8 +41,6 @@
 //!
 //! order-sync's own roles are built on [`amqp`] and [`supervise`] too, so a
 //! sync service written with this crate behaves as the service does.
-//!
-//! [order-sync]: https://github.com/
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod amqp;
