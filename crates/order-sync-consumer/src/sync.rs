@@ -329,22 +329,18 @@ impl SyncConsumer {
     }
 }
 
-/// A URL with its password hidden, for error messages.
+/// A URL with its password hidden, for error messages; nothing of one that
+/// does not parse, since any part of it could be the secret.
 fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                // Cannot fail: a URL with a password has a host.
+                let _ = u.set_password(Some("***"));
             }
+            u.to_string()
         }
-        _ => url.to_owned(),
+        Err(_) => "<unparseable url>".into(),
     }
 }
 
@@ -372,5 +368,6 @@ mod tests {
             "amqp://erp:***@rabbit:5672/%2f"
         );
         assert_eq!(redacted("amqp://rabbit/%2f"), "amqp://rabbit/%2f");
+        assert_eq!(redacted("amqp://erp:hunter2@[rabbit"), "<unparseable url>");
     }
 }
