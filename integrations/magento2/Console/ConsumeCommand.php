@@ -48,15 +48,17 @@ class ConsumeCommand extends Command
             ->addArgument('consumer', InputArgument::OPTIONAL, 'the consumer name (order_sync/consumer in env.php)')
             ->addOption('max-messages', null, InputOption::VALUE_REQUIRED, 'stop after this many orders', '0')
             ->addOption('url', null, InputOption::VALUE_REQUIRED, 'amqp:// URL of order-sync\'s broker')
-            ->addOption('prefix', null, InputOption::VALUE_REQUIRED, 'order-sync\'s broker.prefix');
+            ->addOption('prefix', null, InputOption::VALUE_REQUIRED, 'order-sync\'s broker.prefix')
+            ->addOption('area-code', null, InputOption::VALUE_REQUIRED, 'the Magento area the observers run in', Area::AREA_GLOBAL);
     }
 
     protected function execute(InputInterface $input, OutputInterface $output): int
     {
-        // Observers registered for the global or frontend area run as they
-        // would for the original event, which fires in the storefront.
+        // As Magento's own queue:consumers:start: the global area, so the
+        // observers of etc/events.xml run; --area-code frontend (or
+        // adminhtml) adds that area's, for an observer declared only there.
         try {
-            $this->appState->setAreaCode(Area::AREA_GLOBAL);
+            $this->appState->setAreaCode((string) $input->getOption('area-code'));
         } catch (\Magento\Framework\Exception\LocalizedException) {
             // The area is already set.
         }
