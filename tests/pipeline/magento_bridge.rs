@@ -16,7 +16,7 @@ const BRIDGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/integrations/bridge")
 async fn phpunit(env: &TestEnv, filter: &str, observers: &serde_json::Value, expect: usize) {
     let out = tokio::process::Command::new("phpunit")
         .current_dir(BRIDGE)
-        .args(["--filter", filter])
+        .args(["--do-not-cache-result", "--filter", filter])
         .env("AMQP_URL", crate::support::amqp_url())
         .env("PREFIX", &env.id)
         .env("CONSUMER", "erp")
@@ -107,6 +107,18 @@ async fn an_observer_inside_magento_syncs_orders_through_the_bridge_with_retries
     shutdown.cancel();
     pipeline.await.unwrap();
     env.cleanup().await;
+}
+
+#[test]
+fn the_bridge_refuses_a_broker_url_it_cannot_use_at_start_naming_the_key() {
+    let out = std::process::Command::new("phpunit")
+        .current_dir(BRIDGE)
+        .args(["--do-not-cache-result", "--filter", "SettingsTest"])
+        .output()
+        .expect("phpunit runs (apt-get install phpunit; deploy/test-tools.sh does)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("OK (4 tests"), "{text}");
 }
 
 /// Every PHP file the project ships, and every module XML file.

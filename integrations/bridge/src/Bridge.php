@@ -73,19 +73,13 @@ final class Bridge
 
     private function session(int $maxMessages, float $idleSeconds): void
     {
-        $url = parse_url($this->settings->url);
-        if ($url === false || !isset($url['host'])) {
-            throw new \InvalidArgumentException('order_sync: url is not an amqp:// URL');
-        }
-        $vhost = isset($url['path']) && $url['path'] !== '/' && $url['path'] !== ''
-            ? rawurldecode(substr($url['path'], 1))
-            : '/';
+        $broker = $this->settings->broker();
         $connection = new AMQPStreamConnection(
-            $url['host'],
-            $url['port'] ?? 5672,
-            rawurldecode($url['user'] ?? 'guest'),
-            rawurldecode($url['pass'] ?? 'guest'),
-            $vhost,
+            $broker['host'],
+            $broker['port'],
+            $broker['user'],
+            $broker['password'],
+            $broker['vhost'],
         );
         try {
             $channel = $connection->channel();

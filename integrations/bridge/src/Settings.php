@@ -31,6 +31,33 @@ final class Settings
         if ($consumer === '' || $prefix === '') {
             throw new \InvalidArgumentException('order_sync: prefix and consumer are required');
         }
+        $this->broker();
+    }
+
+    /**
+     * The broker's host, port, user, password and vhost from `url`, or an
+     * error naming the key: a URL the bridge cannot use stops it at start,
+     * not at its first connection.
+     *
+     * @return array{host: string, port: int, user: string, password: string, vhost: string}
+     */
+    public function broker(): array
+    {
+        $url = parse_url($this->url);
+        if ($url === false || ($url['scheme'] ?? '') !== 'amqp' || !isset($url['host'])) {
+            throw new \InvalidArgumentException(
+                'order_sync: `url` must be amqp://user:password@host:port/vhost'
+                . (str_starts_with($this->url, 'amqps:') ? ' (the bridge does not speak TLS yet)' : '')
+            );
+        }
+        $path = $url['path'] ?? '';
+        return [
+            'host' => $url['host'],
+            'port' => $url['port'] ?? 5672,
+            'user' => rawurldecode($url['user'] ?? 'guest'),
+            'password' => rawurldecode($url['pass'] ?? 'guest'),
+            'vhost' => $path === '' || $path === '/' ? '/' : rawurldecode(substr($path, 1)),
+        ];
     }
 
     /**
