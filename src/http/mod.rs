@@ -5,9 +5,11 @@
 //! * `/api/...`: the JSON API (`api.rs`), including the pull interface for sync
 //!   services that cannot speak AMQP.
 //!
-//! Changes need `http.api_token` as a bearer token (or the status page's cookie,
-//! which holds the same token); with no token configured they are refused.
-//! Handlers state what they need with the extractors of `auth.rs`.
+//! Changes need `http.api_token` as a bearer token, or on the status page its
+//! session cookie (an expiring HMAC of the token, never the token); with no
+//! token configured they are refused. Reads need the token too unless
+//! `http.protect_reads = false`. Handlers state what they need with the
+//! extractors of `auth.rs`.
 
 mod api;
 mod auth;
@@ -246,14 +248,13 @@ async fn check_services(s: &Surface) -> Vec<String> {
         let _ = channel.close(200, "readiness probe".into()).await;
         Ok::<_, crate::broker::BrokerError>(())
     };
-    let checks = [
-        ("ledger", within("ledger", p.ledger.check_server()).await),
-        (
-            "magento",
-            within("magento", p.magento.max_entity_id()).await,
-        ),
-        ("broker", within("broker", broker).await),
-    ];
+    // At once: a probe answers within one check's timeout, not the sum.
+    let (ledger, magento, broker) = tokio::join!(
+        within("ledger", p.ledger.check_server()),
+        within("magento", p.magento.max_entity_id()),
+        within("broker", broker),
+    );
+    let checks = [("ledger", ledger), ("magento", magento), ("broker", broker)];
     let mut problems = Vec::new();
     for (service, result) in checks {
         p.metrics
