@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use order_sync_consumer::supervise::Reconnect;
 
 use crate::{
-    broker::{Broker, BrokerError, Topology},
+    broker::{untrusted_certificate, Broker, BrokerError, Topology},
     config::Settings,
     http,
     ledger::{self, Ledger, LedgerError},
@@ -110,11 +110,6 @@ fn wrong_broker_settings(e: &BrokerError) -> bool {
 fn wrong_settings(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1049 | 1142 | 1143 | 1146))
         || untrusted_certificate(&e.to_string())
-}
-
-/// Whether a connection failed because the server's certificate was not trusted.
-fn untrusted_certificate(error: &str) -> bool {
-    error.contains("certificate") || error.contains("UnknownIssuer")
 }
 
 pub fn topology(settings: &Settings) -> Topology {

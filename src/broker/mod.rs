@@ -156,7 +156,7 @@ impl Broker {
                     let mut reason = e.to_string();
                     if reason.contains("ACCESS_REFUSED") {
                         reason.push_str(" (check the user and password in broker.url)");
-                    } else if reason.contains("certificate") || reason.contains("UnknownIssuer") {
+                    } else if untrusted_certificate(&reason) {
                         reason.push_str(" (the broker's certificate is not trusted: add its CA to the system's trust store, or point SSL_CERT_FILE at it)");
                     } else if reason.contains("vhost") && reason.contains("not found") {
                         reason.push_str(" (create it with `rabbitmqctl add_vhost`)");
@@ -292,6 +292,12 @@ impl Publisher {
     pub async fn close(self) {
         let _ = self.channel.close(200, "done".into()).await;
     }
+}
+
+/// Whether a connection failed because the server's certificate was not
+/// trusted (rustls' wording, the same for the broker and both databases).
+pub fn untrusted_certificate(error: &str) -> bool {
+    error.contains("certificate") || error.contains("UnknownIssuer")
 }
 
 fn confirmed(msg: &Outgoing, c: lapin::Confirmation) -> Result<(), BrokerError> {
