@@ -28,6 +28,11 @@ pub struct ServiceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabel {
+    pub mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AckLabel {
     pub consumer: String,
     pub status: String,
@@ -56,6 +61,12 @@ pub struct Metrics {
     pub capture_lag_orders: Gauge,
     /// 1 while this instance holds the capture lock.
     pub capture_leader: Gauge,
+    /// What triggers capture now: 1 for the mode in use (`poll` or `binlog`), 0 for the other.
+    pub capture_mode: Family<ModeLabel, Gauge>,
+    /// Ids below capture's position still awaited (late commits).
+    pub capture_open_gaps: Gauge,
+    /// Awaited ids given up because `capture.max_open_gaps` was reached.
+    pub capture_gaps_dropped: Counter,
     /// 1 while the last broker operation of this instance succeeded.
     pub broker_up: Gauge,
     /// 1 while a service (broker, ledger, magento) answered the last check.
@@ -89,6 +100,9 @@ impl Default for Metrics {
             oldest_unsynced_seconds: Gauge::default(),
             capture_lag_orders: Gauge::default(),
             capture_leader: Gauge::default(),
+            capture_mode: Family::default(),
+            capture_open_gaps: Gauge::default(),
+            capture_gaps_dropped: Counter::default(),
             broker_up: Gauge::default(),
             up: Family::default(),
             placed_to_synced_seconds: Family::new_with_constructor(placed_to_synced_histogram),
@@ -142,6 +156,21 @@ impl Default for Metrics {
             m.capture_leader.clone(),
         );
         registry.register(
+            "capture_mode",
+            "1 for what triggers capture now (poll or binlog)",
+            m.capture_mode.clone(),
+        );
+        registry.register(
+            "capture_open_gaps",
+            "Order ids below capture's position still awaited",
+            m.capture_open_gaps.clone(),
+        );
+        registry.register(
+            "capture_gaps_dropped",
+            "Awaited order ids given up because capture.max_open_gaps was reached",
+            m.capture_gaps_dropped.clone(),
+        );
+        registry.register(
             "broker_up",
             "1 while this instance reaches RabbitMQ",
             m.broker_up.clone(),
@@ -166,6 +195,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Shows `mode` (`poll` or `binlog`) as what triggers capture.
+    pub fn set_capture_mode(&self, mode: &str) {
+        for m in ["poll", "binlog"] {
+            let label = ModeLabel { mode: m.to_owned() };
+            self.capture_mode
+                .get_or_create(&label)
+                .set((m == mode) as i64);
+        }
+    }
+
     pub fn consumer(consumer: &str) -> ConsumerLabel {
         ConsumerLabel {
             consumer: consumer.to_owned(),

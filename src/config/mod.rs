@@ -24,8 +24,8 @@ pub use broker::{
     BrokerSettings, ConsumerOptions, ConsumerSettings, Names, QueueType, WebhookSettings,
 };
 pub use roles::{
-    AckSettings, BackoffSettings, CaptureSettings, FilterSettings, RelaySettings,
-    RetentionSettings, Schedule, StartFrom, WriteBackSettings,
+    AckSettings, BackoffSettings, BinlogSettings, CaptureMode, CaptureSettings, FilterSettings,
+    RelaySettings, RetentionSettings, Schedule, StartFrom, WriteBackSettings,
 };
 pub use secret::{Secret, SecretUrl};
 pub use sources::{LedgerSettings, MagentoSettings, ShopSettings, TablePrefix};

@@ -24,8 +24,43 @@ pub struct CaptureSettings {
     /// How often a standby instance checks whether it can take over capture.
     #[serde(with = "humantime_serde")]
     pub takeover_check: Duration,
+    /// Most ids below the position re-checked at once; past it the oldest are
+    /// given up (with a warning and `capture_gaps_dropped`).
+    pub max_open_gaps: u32,
+    /// What tells capture to look: `poll` (every `poll_interval`) or `binlog`
+    /// (each commit that wrote orders, read from the binary log, with polling
+    /// as the safety net; see `[capture.binlog]`).
+    pub mode: CaptureMode,
+    /// `capture.mode = "binlog"`: the replication client.
+    pub binlog: BinlogSettings,
     /// Which orders are published; empty lists mean all.
     pub filter: FilterSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureMode {
+    Poll,
+    Binlog,
+}
+
+/// The binary-log trigger (`capture.mode = "binlog"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinlogSettings {
+    /// The replica id order-sync registers with; unique among the server's
+    /// replicas and different from the server's own `server_id`.
+    pub server_id: u32,
+    /// The safety-net poll while the binlog is followed.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// After falling back to polling, how long until the binlog is tried again.
+    #[serde(with = "humantime_serde")]
+    pub retry: Duration,
+    /// The server sends a heartbeat this often when it has nothing to send; a
+    /// stream silent for three of them is taken as cut.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -66,6 +101,29 @@ impl CaptureSettings {
             self.gap_timeout >= Duration::from_secs(1),
             "capture.gap_timeout",
             "must be at least 1s",
+        );
+        p.within(self.max_open_gaps, 1..=1_000_000, "capture.max_open_gaps");
+        if self.mode == CaptureMode::Binlog {
+            p.check(
+                self.binlog.server_id != 0,
+                "capture.binlog.server_id",
+                "must be set (a replica id unique on the Magento database server) when capture.mode = \"binlog\"",
+            );
+        }
+        p.check(
+            !self.binlog.poll_interval.is_zero(),
+            "capture.binlog.poll_interval",
+            "must be longer than zero",
+        );
+        p.check(
+            !self.binlog.retry.is_zero(),
+            "capture.binlog.retry",
+            "must be longer than zero",
+        );
+        p.check(
+            self.binlog.heartbeat >= Duration::from_millis(100),
+            "capture.binlog.heartbeat",
+            "must be at least 100ms",
         );
     }
 }

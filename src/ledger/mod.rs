@@ -40,7 +40,7 @@ pub use instances::Instance;
 pub use notes::ParkedNote;
 pub use operator::{OrderFilter, OrderPage, OrderView, Selection};
 pub use pauses::{Pause, ALL_CONSUMERS};
-pub use position::{CaptureLock, CapturePosition};
+pub use position::{BinlogPosition, CaptureLock, CapturePosition};
 pub use recording::NewOrder;
 pub use schema::ensure_database;
 pub use state::State;

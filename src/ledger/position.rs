@@ -22,6 +22,19 @@ struct GapRow {
     first_seen_at: DateTime<Utc>,
 }
 
+/// A place in the server's binary log: the file and the offset of the next event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinlogPosition {
+    pub file: String,
+    pub pos: u64,
+}
+
+impl std::fmt::Display for BinlogPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)
+    }
+}
+
 /// Held by the one instance that captures for a shop: a MariaDB named lock on a
 /// connection of its own. The server frees it when that connection ends, so a
 /// crashed or cut-off holder gives way at once, without a lease to wait out.
@@ -122,6 +135,41 @@ impl Ledger {
                 .map(|g| (g.entity_id, g.first_seen_at))
                 .collect(),
         }))
+    }
+
+    /// Where binlog capture of `source` had got to, if it has followed the binlog.
+    pub async fn binlog_position(
+        &self,
+        source: &str,
+    ) -> Result<Option<BinlogPosition>, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let row: Option<(Option<String>, Option<u64>)> = conn
+            .exec_first(
+                "SELECT binlog_file, binlog_pos FROM order_sync_capture_position WHERE source = ?",
+                (source,),
+            )
+            .await?;
+        Ok(match row {
+            Some((Some(file), Some(pos))) => Some(BinlogPosition { file, pos }),
+            _ => None,
+        })
+    }
+
+    /// Saves (or, with `None`, forgets) where binlog capture has got to. Only
+    /// after the orders of every commit before it were captured: a restart
+    /// from here misses nothing the binlog announced.
+    pub async fn save_binlog_position(
+        &self,
+        source: &str,
+        at: Option<&BinlogPosition>,
+    ) -> Result<(), LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        conn.exec_drop(
+            "UPDATE order_sync_capture_position SET binlog_file = ?, binlog_pos = ? WHERE source = ?",
+            (at.map(|p| p.file.as_str()), at.map(|p| p.pos), source),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Saves capture's progress in one transaction: the new position, gaps

@@ -103,6 +103,17 @@ pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[
             "ALTER TABLE order_sync_deliveries ADD KEY order_sync_deliveries_synced (state, synced_at)",
         ],
     ),
+    (
+        4,
+        "binlog position",
+        &[
+            // Where `capture.mode = "binlog"` has read Magento's binary log to:
+            // the commit after which every order it announced was captured.
+            // NULL: not followed yet (or its file was purged), start at the end.
+            "ALTER TABLE order_sync_capture_position ADD COLUMN binlog_file VARCHAR(255) NULL",
+            "ALTER TABLE order_sync_capture_position ADD COLUMN binlog_pos BIGINT UNSIGNED NULL",
+        ],
+    ),
 ];
 
 /// Server errors that mean an `ALTER` of an interrupted migration already

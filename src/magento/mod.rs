@@ -87,6 +87,47 @@ impl Tables {
     }
 }
 
+/// Most awaited ids read by one statement.
+const GAP_CHUNK: usize = 1_000;
+
+/// Which ids the server can hand out: those congruent to one of `residues`
+/// modulo `increment`. One writer has one residue (its offset); a cluster
+/// whose nodes all write has one per node, learned from the ids seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdStep {
+    pub increment: u32,
+    residues: std::collections::BTreeSet<u32>,
+}
+
+impl IdStep {
+    pub fn new(increment: u32, offset: u32) -> Self {
+        let increment = increment.max(1);
+        // The server ignores an offset larger than the increment.
+        let offset = if offset > increment { 1 } else { offset };
+        Self {
+            increment,
+            residues: [offset % increment].into(),
+        }
+    }
+
+    /// Every id is possible (the server's default).
+    pub fn one() -> Self {
+        Self::new(1, 1)
+    }
+
+    /// Records that `id` exists, so its residue is possible from now on.
+    pub fn learn(&mut self, id: u32) {
+        if self.increment > 1 {
+            self.residues.insert(id % self.increment);
+        }
+    }
+
+    /// Whether the server could have handed out `id`.
+    pub fn possible(&self, id: u32) -> bool {
+        self.increment == 1 || self.residues.contains(&(id % self.increment))
+    }
+}
+
 /// A placed order, read with its child rows.
 #[derive(Debug, Clone)]
 pub struct PlacedOrder {
@@ -99,6 +140,8 @@ pub struct PlacedOrder {
 #[derive(Clone)]
 pub struct Magento {
     pool: Pool,
+    /// For connections of their own (the binlog follower's replication stream).
+    opts: mysql_async::Opts,
     tables: Tables,
     database: String,
     deny: DenyList,
@@ -106,7 +149,7 @@ pub struct Magento {
 
 impl Magento {
     pub fn new(settings: &MagentoSettings, deny: DenyList) -> Result<Self, MagentoError> {
-        let pool = db::pool(
+        let opts = db::pool_opts(
             &settings.url,
             4,
             vec![
@@ -114,12 +157,14 @@ impl Magento {
                 "SET NAMES utf8mb4".into(),
             ],
         )?;
+        let pool = Pool::new(opts.clone());
         let tables = match settings.version {
             1 => Tables::magento1(&settings.table_prefix),
             _ => Tables::magento2(&settings.table_prefix),
         };
         Ok(Self {
             pool,
+            opts,
             tables,
             database: db::database_name(&settings.url).unwrap_or_default(),
             deny,
@@ -191,6 +236,46 @@ impl Magento {
         Ok(max.flatten().unwrap_or(0))
     }
 
+    /// The options for a connection of its own to the Magento database.
+    pub fn opts(&self) -> &mysql_async::Opts {
+        &self.opts
+    }
+
+    /// The Magento database's name.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// How the server hands out ids: `auto_increment_increment` and
+    /// `auto_increment_offset` (Galera and group replication set them > 1).
+    pub async fn id_step(&self) -> Result<IdStep, MagentoError> {
+        let mut conn = self.pool.get_conn().await?;
+        let (increment, offset): (u32, u32) = conn
+            .query_first("SELECT @@GLOBAL.auto_increment_increment, @@GLOBAL.auto_increment_offset")
+            .await?
+            .unwrap_or((1, 1));
+        Ok(IdStep::new(increment, offset))
+    }
+
+    /// Where `entity_id` is among the order table's columns (0-based), as the
+    /// binary log's row images list them.
+    pub async fn order_id_column(&self) -> Result<usize, MagentoError> {
+        let mut conn = self.pool.get_conn().await?;
+        let position: Option<u32> = conn
+            .exec_first(
+                "SELECT ORDINAL_POSITION FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'entity_id'",
+                (self.tables.order.as_str(),),
+            )
+            .await?;
+        position
+            .map(|p| p.saturating_sub(1) as usize)
+            .ok_or_else(|| MagentoError::MissingColumn {
+                table: self.tables.order.clone(),
+                column: "entity_id".into(),
+            })
+    }
+
     /// These committed orders (those that exist), each with its children.
     pub async fn read_orders_by_id(&self, ids: &[u32]) -> Result<Vec<PlacedOrder>, MagentoError> {
         if ids.is_empty() {
@@ -226,12 +311,13 @@ impl Magento {
                 t.order
             ))
             .await?;
-        if !also.is_empty() {
+        // Awaited ids in bounded chunks: one statement never grows with a gap storm.
+        for chunk in also.chunks(GAP_CHUNK) {
             let gap_rows: Vec<mysql_async::Row> = tx
                 .query(format!(
                     "SELECT * FROM `{}` WHERE entity_id IN ({}) ORDER BY entity_id",
                     t.order,
-                    id_list(also)
+                    id_list(chunk)
                 ))
                 .await?;
             orders.extend(gap_rows);

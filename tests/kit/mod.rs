@@ -39,7 +39,12 @@ pub fn unique_id(kind: &str) -> String {
 
 /// A connection to the server, or a panic saying how to start it.
 pub async fn server_conn() -> Conn {
-    let url = mysql_server();
+    server_conn_on(&mysql_server()).await
+}
+
+/// A connection to the server at `url` (no database), or a panic saying how to start it.
+pub async fn server_conn_on(url: &str) -> Conn {
+    let url = url.to_owned();
     match tokio::time::timeout(Duration::from_secs(10), Conn::from_url(url.as_str())).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => panic!(
@@ -72,7 +77,17 @@ pub async fn broker_conn() -> Connection {
 /// Creates database `name` (with `schema` loaded, if given) and returns a
 /// pool of up to `pool_max` connections to it.
 pub async fn create_database(name: &str, schema: Option<&str>, pool_max: usize) -> Pool {
-    let mut conn = server_conn().await;
+    create_database_on(&mysql_server(), name, schema, pool_max).await
+}
+
+/// [`create_database`] on the server at `server`.
+pub async fn create_database_on(
+    server: &str,
+    name: &str,
+    schema: Option<&str>,
+    pool_max: usize,
+) -> Pool {
+    let mut conn = server_conn_on(server).await;
     conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
         .await
         .expect("create a test database");
@@ -81,12 +96,17 @@ pub async fn create_database(name: &str, schema: Option<&str>, pool_max: usize) 
         conn.query_drop(sql).await.expect("load the schema");
     }
     let _ = conn.disconnect().await;
-    Pool::new(format!("{}/{name}?pool_min=0&pool_max={pool_max}", mysql_server()).as_str())
+    Pool::new(format!("{server}/{name}?pool_min=0&pool_max={pool_max}").as_str())
 }
 
 /// Drops these databases if they exist; never fails (it runs in clean-ups).
 pub async fn drop_databases(names: &[String]) {
-    if let Ok(mut conn) = Conn::from_url(mysql_server().as_str()).await {
+    drop_databases_on(&mysql_server(), names).await
+}
+
+/// [`drop_databases`] on the server at `server`.
+pub async fn drop_databases_on(server: &str, names: &[String]) {
+    if let Ok(mut conn) = Conn::from_url(server).await {
         for db in names {
             let _ = conn
                 .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))

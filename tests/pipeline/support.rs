@@ -26,7 +26,9 @@ use tokio_util::sync::CancellationToken;
 pub use crate::kit::{
     amqp_url, broker_conn, mysql_server, server_conn, MAGENTO1_SCHEMA, MAGENTO_SCHEMA,
 };
-use crate::kit::{create_database, drop_databases, unique_id};
+use crate::kit::{
+    create_database, create_database_on, drop_databases, drop_databases_on, unique_id,
+};
 
 /// Removes one test's databases and broker names when dropped, including on
 /// panic; made before anything is created so a failing setup cleans up too.
@@ -35,6 +37,8 @@ struct Guard {
     topology: order_sync::broker::Topology,
     /// A vhost the test made for itself, if any.
     vhost: Option<String>,
+    /// The server holding the Magento database, when not the test server.
+    magento_server: Option<String>,
     done: bool,
 }
 
@@ -47,11 +51,19 @@ impl Drop for Guard {
         let id = self.id.clone();
         let topology = self.topology.clone();
         let vhost = self.vhost.clone();
+        let magento_server = self.magento_server.clone();
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async move {
                 let amqp = broker_conn().await;
-                cleanup(&id, topology, vhost.as_deref(), &amqp).await;
+                cleanup(
+                    &id,
+                    topology,
+                    vhost.as_deref(),
+                    magento_server.as_deref(),
+                    &amqp,
+                )
+                .await;
             });
         })
         .join();
@@ -109,6 +121,16 @@ pub struct TestEnv {
 impl TestEnv {
     /// A world with these consumers and extra `ORDER_SYNC__*` overrides.
     pub async fn new(consumers: &[&str], overrides: &[(&str, &str)]) -> Self {
+        Self::with_magento_on(None, consumers, overrides).await
+    }
+
+    /// [`TestEnv::new`] with the Magento database on the server at
+    /// `magento_server` (no database in the URL) instead of the test server.
+    pub async fn with_magento_on(
+        magento_server: Option<&str>,
+        consumers: &[&str],
+        overrides: &[(&str, &str)],
+    ) -> Self {
         // Logs go through the test harness, shown only for failing tests.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -127,9 +149,11 @@ impl TestEnv {
                 order_sync::config::QueueType::Quorum,
             ),
             vhost: None,
+            magento_server: magento_server.map(str::to_owned),
             done: false,
         };
         let server = mysql_server();
+        let magento_server = magento_server.map(str::to_owned).unwrap_or(server.clone());
         // A test that sets magento.version = 1 gets the Magento 1.9 schema
         // (tables prefixed `magev1_`), every other one Magento 2.4's.
         let magento1 = overrides
@@ -140,7 +164,8 @@ impl TestEnv {
         } else {
             MAGENTO_SCHEMA
         };
-        let magento = create_database(&format!("{id}_magento"), Some(schema), 4).await;
+        let magento =
+            create_database_on(&magento_server, &format!("{id}_magento"), Some(schema), 4).await;
         create_database(&format!("{id}_ledger"), None, 1)
             .await
             .disconnect()
@@ -149,7 +174,10 @@ impl TestEnv {
 
         let mut env: Vec<(String, String)> = vec![
             ("ORDER_SYNC__SHOP__NAME", id.clone()),
-            ("ORDER_SYNC__MAGENTO__URL", format!("{server}/{id}_magento")),
+            (
+                "ORDER_SYNC__MAGENTO__URL",
+                format!("{magento_server}/{id}_magento"),
+            ),
             ("ORDER_SYNC__LEDGER__URL", format!("{server}/{id}_ledger")),
             ("ORDER_SYNC__BROKER__URL", amqp_url()),
             ("ORDER_SYNC__BROKER__PREFIX", id.clone()),
@@ -406,7 +434,15 @@ impl TestEnv {
     pub async fn cleanup(mut self) {
         self.guard.done = true;
         let vhost = self.guard.vhost.clone();
-        cleanup(&self.id, self.topology(), vhost.as_deref(), &self.amqp).await;
+        let magento_server = self.guard.magento_server.clone();
+        cleanup(
+            &self.id,
+            self.topology(),
+            vhost.as_deref(),
+            magento_server.as_deref(),
+            &self.amqp,
+        )
+        .await;
     }
 }
 
@@ -414,8 +450,12 @@ async fn cleanup(
     id: &str,
     topology: order_sync::broker::Topology,
     vhost: Option<&str>,
+    magento_server: Option<&str>,
     amqp: &Connection,
 ) {
+    if let Some(server) = magento_server {
+        drop_databases_on(server, &[format!("{id}_magento")]).await;
+    }
     if let Some(vhost) = vhost {
         let _ = std::process::Command::new("rabbitmqctl")
             .args(["delete_vhost", vhost, "-q"])

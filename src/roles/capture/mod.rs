@@ -16,6 +16,18 @@
 //!
 //! Only one instance captures at a time: the holder of a named lock in the
 //! ledger database ([`CaptureLock`]), checked before every poll.
+//!
+//! What starts a poll: a timer (`capture.mode = "poll"`), or each commit that
+//! inserted orders, read from Magento's binary log ([`binlog`]), with a slow
+//! timer as the safety net and the normal one whenever the binlog cannot be
+//! followed.
+//!
+//! Id steps: on a cluster handing out ids in steps (an
+//! `auto_increment_increment` above 1), only ids the server can hand out are awaited ([`IdStep`]); open gaps
+//! are capped at `capture.max_open_gaps` (the oldest given up) and read in
+//! chunks.
+
+pub mod binlog;
 
 use std::{
     collections::{BTreeSet, HashSet},
@@ -23,6 +35,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
+    time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
@@ -33,12 +46,13 @@ use lapin::{
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
+use self::binlog::{Follower, Following, Pending, Stop};
 use super::{sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
     broker::{topology::CAPTURE_ROUTING_KEY, Outgoing, Publisher},
-    config::{CaptureSettings, FilterSettings, StartFrom},
-    ledger::{CaptureLock, CapturePosition, NewOrder},
-    magento::PlacedOrder,
+    config::{CaptureMode, CaptureSettings, FilterSettings, StartFrom},
+    ledger::{BinlogPosition, CaptureLock, CapturePosition, NewOrder},
+    magento::{IdStep, PlacedOrder},
     message::CapturedOrder,
 };
 
@@ -60,6 +74,10 @@ pub struct PollOutcome {
     pub open_gaps: usize,
     /// Gaps given up on this poll (older than `gap_timeout`).
     pub abandoned: Vec<u32>,
+    /// Gaps given up on this poll because `max_open_gaps` was reached.
+    pub dropped: Vec<u32>,
+    /// The ids still awaited after this poll.
+    pub awaited: Vec<u32>,
 }
 
 pub struct Capture {
@@ -69,10 +87,27 @@ pub struct Capture {
     filter: Option<Filter>,
     publisher: Option<Publisher>,
     lock: Option<CaptureLock>,
+    /// Which ids the server can hand out; learned per leadership.
+    id_step: Option<IdStep>,
     /// Whether this instance holds the capture lock (shown in status output).
     leader: Arc<AtomicBool>,
     said_standby: bool,
+    /// `capture.mode = "binlog"`: the running follower, if any.
+    following: Option<Following>,
+    /// When to try the binlog again after a fall back to polling.
+    retry_binlog_at: Option<Instant>,
+    /// The binlog position last saved, and when.
+    binlog_saved: Option<(BinlogPosition, Instant)>,
 }
+
+/// How long capture re-reads quickly for orders the binlog announced but the
+/// committed read does not show yet (the binlog is written just before the
+/// storage engine's commit is visible).
+const ANNOUNCED_WAIT: Duration = Duration::from_secs(1);
+
+/// The binlog position is saved at most this often (a restart re-reads at
+/// most this much of the log).
+const BINLOG_SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// `capture.filter`, with website codes resolved to store ids.
 #[derive(Debug)]
@@ -106,8 +141,12 @@ impl Capture {
             filter: None,
             publisher: None,
             lock: None,
+            id_step: None,
             leader: Arc::new(AtomicBool::new(false)),
             said_standby: false,
+            following: None,
+            retry_binlog_at: None,
+            binlog_saved: None,
         }
     }
 
@@ -137,8 +176,9 @@ impl Capture {
             Some(l) => {
                 self.lock = Some(l);
                 self.leader.store(true, Ordering::SeqCst);
-                // A new leader re-reads its position and filters from scratch.
+                // A new leader re-reads its position, filters and id step from scratch.
                 self.filter = None;
+                self.id_step = None;
                 tracing::info!(source = %source, "This instance now captures.");
                 Ok(true)
             }
@@ -196,6 +236,20 @@ impl Capture {
             .read_orders(position.last_entity_id, self.settings.batch_size, &gap_ids)
             .await?;
 
+        if self.id_step.is_none() {
+            let step = self.deps.magento.id_step().await?;
+            if step.increment > 1 {
+                tracing::info!(
+                    increment = step.increment,
+                    "The Magento database hands out ids in steps; only ids it can hand out are awaited."
+                );
+            }
+            self.id_step = Some(step);
+        }
+        let id_step = self.id_step.as_mut().expect("set just above");
+        for o in &orders {
+            id_step.learn(o.entity_id);
+        }
         let filter = self.filter().await?;
         let (wanted, skipped): (Vec<&PlacedOrder>, Vec<&PlacedOrder>) =
             orders.iter().partition(|o| filter.matches(o));
@@ -222,7 +276,28 @@ impl Capture {
             }
         }
 
-        let (next, opened, closed, abandoned) = advance(&position, &orders, now, &self.settings);
+        let id_step = self.id_step.as_ref().expect("set above");
+        let Advance {
+            next,
+            opened,
+            closed,
+            abandoned,
+            dropped,
+        } = advance(&position, &orders, now, &self.settings, id_step);
+        if !dropped.is_empty() {
+            tracing::warn!(
+                given_up = dropped.len(),
+                lowest = dropped.first(),
+                highest = dropped.last(),
+                max_open_gaps = self.settings.max_open_gaps,
+                "Too many order ids awaited at once (capture.max_open_gaps); giving up the oldest. \
+                 Orders among them that commit later are not captured."
+            );
+            self.deps
+                .metrics
+                .capture_gaps_dropped
+                .inc_by(dropped.len() as u64);
+        }
         for id in &abandoned {
             tracing::warn!(
                 entity_id = id,
@@ -238,7 +313,17 @@ impl Capture {
                 .save_capture_position(&self.deps.shop, next, &opened, &closed, now)
                 .await?;
         }
-        let open_gaps = position.gaps.len() + opened.len() - (closed.len());
+        let closed_set: HashSet<u32> = closed.iter().copied().collect();
+        let mut awaited: Vec<u32> = position
+            .gaps
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !closed_set.contains(id))
+            .chain(opened.iter().copied())
+            .collect();
+        awaited.sort_unstable();
+        let open_gaps = awaited.len();
+        self.deps.metrics.capture_open_gaps.set(open_gaps as i64);
         let published = orders.len() - skipped.len() - too_large.len();
         self.deps.metrics.captured.inc_by(published as u64);
         if !orders.is_empty() {
@@ -258,6 +343,8 @@ impl Capture {
             position: next,
             open_gaps,
             abandoned,
+            dropped,
+            awaited,
         })
     }
 
@@ -354,6 +441,7 @@ impl Role for Capture {
     async fn session(&mut self, shutdown: &CancellationToken) -> Result<(), RoleError> {
         while !shutdown.is_cancelled() {
             if !self.lead().await? {
+                self.stop_following().await;
                 if !self.said_standby {
                     tracing::info!(source = %self.deps.shop, "Another instance captures; standing by.");
                     self.said_standby = true;
@@ -364,7 +452,13 @@ impl Role for Capture {
                 continue;
             }
             self.said_standby = false;
-            let outcome = match self.step(Utc::now()).await {
+            self.keep_following(shutdown).await?;
+            let announced = self
+                .following
+                .as_ref()
+                .map(|f| f.signal.take())
+                .unwrap_or_default();
+            let outcome = match self.poll_for(&announced, shutdown).await {
                 Ok(o) => o,
                 Err(e) => {
                     // The channel may be the broken part; take a fresh one next time.
@@ -374,16 +468,32 @@ impl Role for Capture {
             };
             // A full batch means a backlog: go straight on.
             let read = outcome.published + outcome.filtered + outcome.parked;
-            if read < self.settings.batch_size as usize
-                && !sleep_or_shutdown(self.settings.poll_interval, shutdown).await
-            {
-                break;
+            if read >= self.settings.batch_size as usize {
+                continue;
+            }
+            // A follower still connecting can announce too: wait on it either way.
+            let signal = self.following.as_ref().map(|f| &f.signal);
+            let wait = match signal.is_some_and(|s| s.is_live()) {
+                true => self.settings.binlog.poll_interval,
+                false => self.settings.poll_interval,
+            };
+            let announced = async {
+                match signal {
+                    Some(s) => s.announced().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+                _ = announced => {}
             }
         }
         Ok(())
     }
 
     async fn finish(&mut self) {
+        self.stop_following().await;
         if let Some(p) = self.publisher.take() {
             p.close().await;
         }
@@ -394,33 +504,178 @@ impl Role for Capture {
     }
 }
 
-/// The next position and the gap changes after reading `orders`.
-/// Returns (new position, gaps opened, gaps closed, gaps abandoned).
+impl Capture {
+    /// One poll, then — when the binlog announced orders the committed read
+    /// does not show yet — quick re-reads until it does (or [`ANNOUNCED_WAIT`]
+    /// passes; the safety-net poll takes over from there). Then saves how far
+    /// the binlog has been served.
+    async fn poll_for(
+        &mut self,
+        announced: &Pending,
+        shutdown: &CancellationToken,
+    ) -> Result<PollOutcome, RoleError> {
+        let mut outcome = self.step(Utc::now()).await?;
+        let mut read = announced.read_by(outcome.position, &outcome.awaited);
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        while !read && started.elapsed() < ANNOUNCED_WAIT {
+            if !sleep_or_shutdown(pause, shutdown).await {
+                return Ok(outcome);
+            }
+            pause = (pause * 2).min(Duration::from_millis(50));
+            outcome = self.step(Utc::now()).await?;
+            read = announced.read_by(outcome.position, &outcome.awaited);
+        }
+        if !read {
+            tracing::debug!(
+                max_id = announced.max_id,
+                "Orders the binlog announced are not visible yet; the next poll looks again."
+            );
+        }
+        if let (true, Some(through)) = (read, &announced.through) {
+            self.save_binlog_position(through).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Saves where the binlog has been served to, at most every
+    /// [`BINLOG_SAVE_EVERY`].
+    async fn save_binlog_position(&mut self, at: &BinlogPosition) -> Result<(), RoleError> {
+        let due = match &self.binlog_saved {
+            Some((saved, when)) => saved != at && when.elapsed() >= BINLOG_SAVE_EVERY,
+            None => true,
+        };
+        if due {
+            self.deps
+                .ledger
+                .save_binlog_position(&self.deps.shop, Some(at))
+                .await?;
+            self.binlog_saved = Some((at.clone(), Instant::now()));
+        }
+        Ok(())
+    }
+
+    /// `capture.mode = "binlog"`: notices a follower that stopped (warns,
+    /// falls back to polling) and starts one when it is due.
+    async fn keep_following(&mut self, shutdown: &CancellationToken) -> Result<(), RoleError> {
+        if self.settings.mode != CaptureMode::Binlog {
+            self.deps.metrics.set_capture_mode("poll");
+            return Ok(());
+        }
+        if self
+            .following
+            .as_ref()
+            .is_some_and(|f| f.task.is_finished())
+        {
+            let f = self.following.take().expect("checked just above");
+            let stop = f.task.await.unwrap_or_else(|e| Stop::Cut(e.to_string()));
+            tracing::warn!(
+                reason = %stop,
+                retry_in = %humantime::format_duration(self.settings.binlog.retry),
+                "Cannot follow the Magento database's binary log; capture polls every \
+                 capture.poll_interval until it can."
+            );
+            if let Stop::Purged(_) = stop {
+                // Polling covers the purged stretch; the next follower starts
+                // at the log's end.
+                self.deps
+                    .ledger
+                    .save_binlog_position(&self.deps.shop, None)
+                    .await?;
+                self.binlog_saved = None;
+            }
+            self.retry_binlog_at = Some(Instant::now() + self.settings.binlog.retry);
+        }
+        let due = self.retry_binlog_at.is_none_or(|t| Instant::now() >= t);
+        if self.following.is_none() && due {
+            let follower = Follower {
+                opts: self.deps.magento.opts().clone(),
+                settings: self.settings.binlog.clone(),
+                database: self.deps.magento.database().to_owned(),
+                table: self.deps.magento.tables().order.clone(),
+                id_column: self.deps.magento.order_id_column().await?,
+            };
+            let from = self.deps.ledger.binlog_position(&self.deps.shop).await?;
+            self.following = Some(Following::start(follower, from, shutdown));
+        }
+        let live = self.following.as_ref().is_some_and(|f| f.signal.is_live());
+        self.deps
+            .metrics
+            .set_capture_mode(if live { "binlog" } else { "poll" });
+        Ok(())
+    }
+
+    async fn stop_following(&mut self) {
+        if let Some(f) = self.following.take() {
+            f.stop().await;
+        }
+        self.retry_binlog_at = None;
+    }
+}
+
+/// The next position and the gap changes after reading some orders.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Advance {
+    next: u32,
+    /// Ids newly awaited (skipped below the new position).
+    opened: Vec<u32>,
+    /// Ids no longer awaited: found, abandoned or dropped.
+    closed: Vec<u32>,
+    /// Awaited longer than `gap_timeout`.
+    abandoned: Vec<u32>,
+    /// Given up, oldest first, to stay within `max_open_gaps`.
+    dropped: Vec<u32>,
+}
+
 fn advance(
     position: &CapturePosition,
     orders: &[PlacedOrder],
     now: DateTime<Utc>,
     settings: &CaptureSettings,
-) -> (u32, Vec<u32>, Vec<u32>, Vec<u32>) {
+    id_step: &IdStep,
+) -> Advance {
     let last = position.last_entity_id;
     let found: BTreeSet<u32> = orders.iter().map(|o| o.entity_id).collect();
     let next = found.iter().copied().max().unwrap_or(last).max(last);
     let span_start = last.max(next.saturating_sub(MAX_GAP_SPAN));
-    let opened: Vec<u32> = (span_start + 1..next)
-        .filter(|id| !found.contains(id))
+    let mut opened: Vec<u32> = (span_start + 1..next)
+        .filter(|id| !found.contains(id) && id_step.possible(*id))
         .collect();
     let timeout = chrono::Duration::from_std(settings.gap_timeout).unwrap_or(chrono::Duration::MAX);
     let mut closed = Vec::new();
     let mut abandoned = Vec::new();
+    let mut kept = Vec::new();
     for (id, since) in &position.gaps {
         if found.contains(id) {
             closed.push(*id);
         } else if now - *since > timeout {
             abandoned.push(*id);
             closed.push(*id);
+        } else {
+            kept.push(*id);
         }
     }
-    (next, opened, closed, abandoned)
+    // Over the cap: give up the lowest ids, the oldest and least likely to
+    // be a checkout still committing.
+    let cap = settings.max_open_gaps as usize;
+    let mut dropped = Vec::new();
+    let open = kept.len() + opened.len();
+    if open > cap {
+        let excess = open - cap;
+        let mut all: Vec<u32> = kept.iter().chain(opened.iter()).copied().collect();
+        all.sort_unstable();
+        dropped = all[..excess].to_vec();
+        let gone: HashSet<u32> = dropped.iter().copied().collect();
+        opened.retain(|id| !gone.contains(id));
+        closed.extend(kept.iter().filter(|id| gone.contains(id)));
+    }
+    Advance {
+        next,
+        opened,
+        closed,
+        abandoned,
+        dropped,
+    }
 }
 
 #[cfg(test)]
@@ -443,6 +698,14 @@ mod tests {
             gap_timeout: Duration::from_secs(60),
             start_from: StartFrom::Beginning,
             takeover_check: Duration::from_secs(1),
+            max_open_gaps: 10_000,
+            mode: CaptureMode::Poll,
+            binlog: crate::config::BinlogSettings {
+                server_id: 0,
+                poll_interval: Duration::from_secs(5),
+                retry: Duration::from_secs(30),
+                heartbeat: Duration::from_secs(1),
+            },
             filter: FilterSettings::default(),
         }
     }
@@ -453,11 +716,16 @@ mod tests {
             last_entity_id: 10,
             gaps: vec![],
         };
-        let (next, opened, closed, _) =
-            advance(&pos, &[order(12), order(15)], Utc::now(), &settings());
-        assert_eq!(next, 15);
-        assert_eq!(opened, vec![11, 13, 14]);
-        assert!(closed.is_empty());
+        let a = advance(
+            &pos,
+            &[order(12), order(15)],
+            Utc::now(),
+            &settings(),
+            &IdStep::one(),
+        );
+        assert_eq!(a.next, 15);
+        assert_eq!(a.opened, vec![11, 13, 14]);
+        assert!(a.closed.is_empty());
     }
 
     #[test]
@@ -470,17 +738,55 @@ mod tests {
                 (13, now - chrono::Duration::seconds(61)),
             ],
         };
-        let (next, opened, closed, abandoned) = advance(&pos, &[order(11)], now, &settings());
-        assert_eq!(next, 20);
-        assert!(opened.is_empty());
-        assert_eq!(closed, vec![11, 13]);
-        assert_eq!(abandoned, vec![13]);
+        let a = advance(&pos, &[order(11)], now, &settings(), &IdStep::one());
+        assert_eq!(a.next, 20);
+        assert!(a.opened.is_empty());
+        assert_eq!(a.closed, vec![11, 13]);
+        assert_eq!(a.abandoned, vec![13]);
     }
 
     #[test]
     fn a_huge_id_jump_tracks_only_the_last_span() {
         let pos = CapturePosition::default();
-        let (_, opened, _, _) = advance(&pos, &[order(1_000_000)], Utc::now(), &settings());
-        assert_eq!(opened.len(), (MAX_GAP_SPAN - 1) as usize);
+        let mut s = settings();
+        s.max_open_gaps = 1_000_000;
+        let a = advance(&pos, &[order(1_000_000)], Utc::now(), &s, &IdStep::one());
+        assert_eq!(a.opened.len(), (MAX_GAP_SPAN - 1) as usize);
+    }
+
+    #[test]
+    fn ids_the_server_cannot_hand_out_are_never_awaited() {
+        // auto_increment_increment = 3, offset 2: ids 2, 5, 8, 11, ...
+        let mut step = IdStep::new(3, 2);
+        let pos = CapturePosition {
+            last_entity_id: 2,
+            gaps: vec![],
+        };
+        let a = advance(&pos, &[order(11)], Utc::now(), &settings(), &step);
+        assert_eq!(a.opened, vec![5, 8]);
+        // A second writer (offset 3) shows up: its ids become possible too.
+        step.learn(12);
+        let pos = CapturePosition {
+            last_entity_id: 12,
+            gaps: vec![],
+        };
+        let a = advance(&pos, &[order(21)], Utc::now(), &settings(), &step);
+        assert_eq!(a.opened, vec![14, 15, 17, 18, 20]);
+    }
+
+    #[test]
+    fn past_the_cap_the_lowest_awaited_ids_are_given_up() {
+        let now = Utc::now();
+        let mut s = settings();
+        s.max_open_gaps = 2;
+        let pos = CapturePosition {
+            last_entity_id: 10,
+            gaps: vec![(4, now), (7, now)],
+        };
+        let a = advance(&pos, &[order(13)], now, &s, &IdStep::one());
+        assert_eq!(a.dropped, vec![4, 7]);
+        assert_eq!(a.opened, vec![11, 12]);
+        assert_eq!(a.closed, vec![4, 7]);
+        assert!(a.abandoned.is_empty());
     }
 }
