@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use mysql_async::{prelude::*, TxOpts};
 
 use super::{
-    after, from_row, from_rows, id_params, marks, naive, opt_utc_value, state::state_value,
-    transaction, Ledger, LedgerError, State,
+    after, counts::SyncedDelta, from_row, from_rows, id_params, marks, naive, opt_utc_value,
+    state::state_value, transaction, Ledger, LedgerError, State,
 };
 use crate::{
     message::{truncate, Ack, AckRejection, AckStatus},
@@ -100,9 +100,15 @@ impl Ledger {
         }
         transaction!(self, TxOpts::default(), |tx| {
             let mut results = Vec::with_capacity(acks.len());
+            let mut synced = SyncedDelta::default();
             for ack in acks {
-                results.push(apply_one(&mut tx, ack, now, policy).await?);
+                let result = apply_one(&mut tx, ack, now, policy).await?;
+                if let Ok(AckOutcome::Synced { .. }) = result {
+                    synced.add(&ack.consumer, 1);
+                }
+                results.push(result);
             }
+            synced.apply(&mut tx).await?;
             results
         })
     }

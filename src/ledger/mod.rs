@@ -18,6 +18,7 @@
 //! * [`pauses`], [`instances`], [`notes`] (the Magento write-back's bookkeeping).
 
 pub mod acks;
+pub mod counts;
 pub mod deliveries;
 pub mod instances;
 pub mod notes;

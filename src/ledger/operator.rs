@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use mysql_async::{prelude::*, TxOpts, Value};
 
 use super::{
-    from_row, from_rows, id_params, marks, naive, opt_utc_to_value, opt_utc_value,
-    state::state_value, utc_value, Delivery, Ledger, LedgerError, State,
+    counts::{unsynced, SyncedDelta},
+    from_row, from_rows, id_params, marks, naive, opt_utc_to_value, opt_utc_value, transaction,
+    utc_value, Delivery, Ledger, LedgerError, State,
 };
 
 /// Which orders an operator means.
@@ -96,40 +97,17 @@ impl OrderRow {
     }
 }
 
-#[derive(FromRow)]
-struct CountRow {
-    consumer: String,
-    #[mysql(deserialize_with = "state_value")]
-    state: State,
-    n: u64,
-}
-
 const ORDER_COLUMNS: &str = "entity_id, increment_id, store_id, placed_at, captured_at";
 
 impl Ledger {
-    /// Row counts by (consumer, state).
-    pub async fn counts(&self) -> Result<Vec<(String, State, u64)>, LedgerError> {
-        let mut conn = self.pool.get_conn().await?;
-        let rows: Vec<CountRow> = from_rows(
-            conn.query(
-                "SELECT consumer, state, COUNT(*) AS n FROM order_sync_deliveries \
-                 GROUP BY consumer, state ORDER BY consumer, state",
-            )
-            .await?,
-        )?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.consumer, r.state, r.n))
-            .collect())
-    }
-
     /// When the oldest order not synced for some consumer was captured.
     pub async fn oldest_unsynced(&self) -> Result<Option<DateTime<Utc>>, LedgerError> {
         let mut conn = self.pool.get_conn().await?;
         let t: Option<Option<chrono::NaiveDateTime>> = conn
-            .query_first(
-                "SELECT MIN(captured_at) FROM order_sync_deliveries WHERE state <> 'synced'",
-            )
+            .query_first(format!(
+                "SELECT MIN(captured_at) FROM order_sync_deliveries WHERE {}",
+                unsynced()
+            ))
             .await?;
         Ok(t.flatten().map(|t| t.and_utc()))
     }
@@ -178,10 +156,11 @@ impl Ledger {
     ) -> Result<Vec<(String, DateTime<Utc>)>, LedgerError> {
         let mut conn = self.pool.get_conn().await?;
         let rows: Vec<(String, chrono::NaiveDateTime)> = from_rows(
-            conn.query(
+            conn.query(format!(
                 "SELECT consumer, MIN(captured_at) FROM order_sync_deliveries \
-                 WHERE state <> 'synced' GROUP BY consumer ORDER BY consumer",
-            )
+                     WHERE {} GROUP BY consumer ORDER BY consumer",
+                unsynced()
+            ))
             .await?,
         )?;
         Ok(rows.into_iter().map(|(c, t)| (c, t.and_utc())).collect())
@@ -357,6 +336,7 @@ impl Ledger {
             "1 = 1",
             Some(entity_ids),
             consumer,
+            true,
         )
         .await
     }
@@ -376,36 +356,51 @@ impl Ledger {
             "state = 'parked'",
             entity_ids,
             consumer,
+            false,
         )
         .await
     }
 
     /// `UPDATE order_sync_deliveries SET {set} WHERE {condition}`, narrowed to
     /// these orders (all when `None`; none when empty) and this consumer (all
-    /// when `None`), as one statement; returns the rows changed.
+    /// when `None`), as one statement; returns the rows changed. With
+    /// `leaves_synced`, synced rows it changes are taken off the synced counts
+    /// in the same transaction.
     async fn update_deliveries(
         &self,
         set: &str,
-        mut params: Vec<Value>,
+        params: Vec<Value>,
         condition: &str,
         entity_ids: Option<&[u32]>,
         consumer: Option<&str>,
+        leaves_synced: bool,
     ) -> Result<u64, LedgerError> {
-        let mut sql = format!("UPDATE order_sync_deliveries SET {set} WHERE {condition}");
+        let mut condition = condition.to_owned();
+        let mut narrow: Vec<Value> = Vec::new();
         if let Some(ids) = entity_ids {
             if ids.is_empty() {
                 return Ok(0);
             }
-            sql.push_str(&format!(" AND entity_id IN ({})", marks(ids.len())));
-            params.extend(id_params(ids));
+            condition.push_str(&format!(" AND entity_id IN ({})", marks(ids.len())));
+            narrow.extend(id_params(ids));
         }
         if let Some(c) = consumer {
-            sql.push_str(" AND consumer = ?");
-            params.push(c.into());
+            condition.push_str(" AND consumer = ?");
+            narrow.push(c.into());
         }
-        let mut conn = self.pool.get_conn().await?;
-        conn.exec_drop(sql, params).await?;
-        Ok(conn.affected_rows())
+        let sql = format!("UPDATE order_sync_deliveries SET {set} WHERE {condition}");
+        let all: Vec<Value> = params.into_iter().chain(narrow.iter().cloned()).collect();
+        transaction!(self, TxOpts::default(), |tx| {
+            let lost = if leaves_synced {
+                SyncedDelta::losing(&mut tx, &condition, narrow.clone()).await?
+            } else {
+                SyncedDelta::default()
+            };
+            tx.exec_drop(sql.as_str(), all.clone()).await?;
+            let changed = tx.affected_rows();
+            lost.apply(&mut tx).await?;
+            changed
+        })
     }
 
     // ---- retention -----------------------------------------------------------
@@ -454,6 +449,15 @@ impl Ledger {
                 .map(|i| Value::from(*i))
                 .collect();
             if !gone.is_empty() {
+                // Every row of these orders is synced: all leave the counts.
+                SyncedDelta::losing(
+                    &mut tx,
+                    &format!("entity_id IN ({})", marks(gone.len())),
+                    gone.clone(),
+                )
+                .await?
+                .apply(&mut tx)
+                .await?;
                 for table in ["order_sync_deliveries", "order_sync_orders"] {
                     tx.exec_drop(
                         format!(

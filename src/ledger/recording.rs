@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use mysql_async::prelude::*;
 
 use super::{
-    after, from_rows, id_params, marks, naive, read_committed, transaction, Claimed, Ledger,
-    LedgerError, State,
+    after, counts::SyncedDelta, from_rows, id_params, marks, naive, read_committed, transaction,
+    Claimed, Ledger, LedgerError, State,
 };
 use crate::{
     magento::PlacedOrder,
@@ -141,6 +141,13 @@ impl Ledger {
                 }
             })
             .await?;
+            let mut counted = SyncedDelta::default();
+            for (row, _) in &fresh {
+                if synced.get(&row.entity_id).copied().flatten().is_some() {
+                    counted.add(&row.consumer, 1);
+                }
+            }
+            counted.apply(&mut tx).await?;
             fresh.len()
         })
     }

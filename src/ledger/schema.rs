@@ -114,6 +114,25 @@ pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[
             "ALTER TABLE order_sync_capture_position ADD COLUMN binlog_pos BIGINT UNSIGNED NULL",
         ],
     ),
+    (
+        5,
+        "counts that stay flat with history",
+        &[
+            // Open rows (every state but synced) by consumer, and the oldest of
+            // each: the backlog's size, not the history's (see ledger::counts).
+            "ALTER TABLE order_sync_deliveries ADD KEY order_sync_deliveries_open (state, consumer, captured_at)",
+            // Synced rows per consumer, kept by the writers that add or remove them.
+            "CREATE TABLE IF NOT EXISTS order_sync_synced_counts (
+            consumer VARCHAR(64) NOT NULL PRIMARY KEY,
+            n BIGINT NOT NULL
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+            // One last full count, taken while no instance runs (migrations
+            // hold their lock before any role starts); re-running it is exact.
+            "INSERT INTO order_sync_synced_counts (consumer, n) \
+             SELECT consumer, COUNT(*) FROM order_sync_deliveries WHERE state = 'synced' GROUP BY consumer \
+             ON DUPLICATE KEY UPDATE n = VALUES(n)",
+        ],
+    ),
 ];
 
 /// Server errors that mean an `ALTER` of an interrupted migration already

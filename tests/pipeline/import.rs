@@ -182,8 +182,11 @@ async fn import_one_variant(early: bool) {
     let order: serde_json::Value = serde_json::from_str(&message).unwrap();
     assert_eq!(order["grand_total"], "10.0000");
 
+    crate::support::assert_counts_exact(&ledger).await;
+
     // Twice: the same ledger.
     assert!(import(&env, &[]).contains("0 ledger row(s) created"));
+    crate::support::assert_counts_exact(&ledger).await;
     assert_eq!(
         ledger.deliveries().await.unwrap(),
         rows,

@@ -24,6 +24,7 @@ mod ops;
 mod page;
 mod process;
 mod redelivery;
+mod scale;
 mod support;
 mod tls;
 mod webhooks;

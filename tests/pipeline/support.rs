@@ -482,6 +482,30 @@ async fn cleanup(
     }
 }
 
+/// The ledger's counts, which keep synced rows as they come and go, are
+/// exactly what a full count of the rows says.
+pub async fn assert_counts_exact(ledger: &order_sync::ledger::Ledger) {
+    let mut conn = ledger.pool().get_conn().await.unwrap();
+    let full: Vec<(String, String, u64)> = conn
+        .query(
+            "SELECT consumer, CAST(state AS CHAR), COUNT(*) FROM order_sync_deliveries \
+             GROUP BY consumer, state",
+        )
+        .await
+        .unwrap();
+    let mut full: Vec<(String, String, u64)> = full;
+    full.sort();
+    let mut kept: Vec<(String, String, u64)> = ledger
+        .counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(c, s, n)| (c, s.as_str().to_owned(), n))
+        .collect();
+    kept.sort();
+    assert_eq!(kept, full, "counts() against a full count");
+}
+
 /// Inserts an order the way Magento's checkout does: the order row, then its
 /// items, addresses and payment, in the caller's transaction.
 pub async fn insert_order(tx: &mut mysql_async::Transaction<'_>) -> u32 {
