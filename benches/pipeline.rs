@@ -5,7 +5,9 @@
 //!
 //! Environment: `ORDER_SYNC_TEST_MYSQL`, `ORDER_SYNC_TEST_AMQP` (as the tests),
 //! `BENCH_BACKLOGS` (default `10000,50000`), `BENCH_LATENCY_SECS` (default 60),
-//! `BENCH_RATE` (orders/s for the latency run, default 50).
+//! `BENCH_RATE` (orders/s for the latency run, default 50), `BENCH_READS`
+//! (ledger sizes for the operator reads, default `50000,5000000`),
+//! `BENCH_SECTIONS` (default `drain,latency,reads`).
 //!
 //! 1. raw limit: a minimal lapin + mysql_async program doing, per order, what the
 //!    pipeline does: read the order and its children from Magento, a confirmed
@@ -15,7 +17,14 @@
 //!    already in Magento until every order is synced for one consumer;
 //! 3. latency: orders placed at a steady rate; commit → delivery and commit → synced;
 //! 4. peak RSS of the order-sync process during the drain;
-//! 5. the machine.
+//! 5. the per-operation ceilings measured in the same run (confirmed publishes/s,
+//!    consume + ack/s, ledger rows/s) and the per-order ceiling they imply;
+//! 6. latency and idle Magento queries/s for `capture.mode = poll` and `binlog`
+//!    side by side, against a MariaDB with its binary log on
+//!    (deploy/mariadb/local-binlog.sh);
+//! 7. operator reads (scrape, /readyz, /api/summary, status page, `status`, a
+//!    re-delivery claim) over a ledger of 50,000 and of 5,000,000 rows;
+//! 8. the machine.
 
 use std::{
     collections::HashMap,
@@ -474,13 +483,24 @@ impl Pipeline {
     }
 
     async fn start(id: String, magento: Pool) -> Self {
+        Self::start_with(id, magento, &mysql(), &[]).await
+    }
+
+    /// Started with its Magento database on `magento_server` and `extra` settings.
+    async fn start_with(
+        id: String,
+        magento: Pool,
+        magento_server: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let ledger_pool = create_db(&format!("{id}_ledger"), None).await;
         let child = Command::new(env!("CARGO_BIN_EXE_order-sync"))
             .arg("run")
+            .envs(extra.iter().copied())
             .env("ORDER_SYNC__SHOP__NAME", &id)
             .env(
                 "ORDER_SYNC__MAGENTO__URL",
-                format!("{}/{id}_magento", mysql()),
+                format!("{magento_server}/{id}_magento"),
             )
             .env(
                 "ORDER_SYNC__LEDGER__URL",
@@ -610,6 +630,66 @@ impl Pipeline {
     }
 }
 
+/// A MariaDB server with its binary log on, for the binlog figures; stopped when dropped.
+struct BinlogServer {
+    port: u16,
+    url: String,
+}
+
+const BINLOG_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/deploy/mariadb/local-binlog.sh"
+);
+
+impl BinlogServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = Command::new(BINLOG_SCRIPT)
+            .arg("start")
+            .env("BASE", port.to_string())
+            .output()
+            .expect("deploy/mariadb/local-binlog.sh runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let url = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("MYSQL="))
+            .unwrap_or_else(|| {
+                panic!(
+                    "local-binlog.sh: {stdout}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+            .to_owned();
+        Self { port, url }
+    }
+
+    /// Statements the server has run so far (`Questions`).
+    async fn questions(&self) -> u64 {
+        let mut c = mysql_async::Conn::from_url(self.url.as_str())
+            .await
+            .unwrap();
+        let row: Option<(String, u64)> = c
+            .query_first("SHOW GLOBAL STATUS LIKE 'Questions'")
+            .await
+            .unwrap();
+        let _ = c.disconnect().await;
+        row.map(|r| r.1).unwrap_or(0)
+    }
+}
+
+impl Drop for BinlogServer {
+    fn drop(&mut self) {
+        let _ = Command::new(BINLOG_SCRIPT)
+            .arg("stop")
+            .env("BASE", self.port.to_string())
+            .output();
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -656,6 +736,14 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(50);
+    let read_sizes: Vec<u64> = std::env::var("BENCH_READS")
+        .unwrap_or_else(|_| "50000,5000000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let sections_env =
+        std::env::var("BENCH_SECTIONS").unwrap_or_else(|_| "drain,latency,reads".into());
+    let sections: Vec<&str> = sections_env.split(',').map(str::trim).collect();
     let pool = Pool::new(format!("{}?pool_min=0&pool_max=1", mysql()).as_str());
     let version: String = pool
         .get_conn()
@@ -668,37 +756,118 @@ async fn main() {
     pool.disconnect().await.unwrap();
     println!("machine: {}; MariaDB {version}", machine());
     println!();
-    println!("| backlog | raw limit (orders/s) | order-sync drain (orders/s) | ratio | order-sync peak RSS |");
-    println!("|---:|---:|---:|---:|---:|");
-    for &n in &backlogs {
-        let raw = raw_limit(n).await;
-        let (id, magento) = Pipeline::prepare(n).await;
-        let p = Pipeline::start(id, magento).await;
-        let started = Instant::now();
-        let consumer = p.consumer(Default::default()).await;
-        p.wait_synced(n as u64, Duration::from_secs(1800)).await;
-        let drain = started.elapsed();
-        let rss = p.peak_rss_kib();
+    if sections.contains(&"drain") {
+        // Per order: 3 confirmed publishes (capture, relay, the consumer's ack),
+        // 3 consume + acks, 3 ledger rows (order, delivery, its update).
+        let (publishes, consumes, rows) = ceilings(20_000).await;
+        let ceiling = publishes.min(consumes).min(rows) / 3.0;
+        println!(
+            "per-operation ceilings: {publishes:.0} confirmed publishes/s, {consumes:.0} consume+acks/s, \
+             {rows:.0} ledger rows/s; per order (3 of each): at most {ceiling:.0} orders/s"
+        );
+        println!();
+        println!("| backlog | ceiling (orders/s) | reference program (orders/s) | order-sync drain (orders/s) | of ceiling | of reference | order-sync peak RSS |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        for &n in &backlogs {
+            let raw = raw_limit(n).await;
+            let (id, magento) = Pipeline::prepare(n).await;
+            let p = Pipeline::start(id, magento).await;
+            let started = Instant::now();
+            let consumer = p.consumer(Default::default()).await;
+            p.wait_synced(n as u64, Duration::from_secs(1800)).await;
+            let drain = started.elapsed();
+            let rss = p.peak_rss_kib();
+            consumer.abort();
+            p.stop().await;
+            let raw_rate = n as f64 / raw.as_secs_f64();
+            let drain_rate = n as f64 / drain.as_secs_f64();
+            println!(
+                "| {n} | {ceiling:.0} | {raw_rate:.0} ({:.1} s) | {drain_rate:.0} ({:.1} s) | {:.0} % | {:.0} % | {:.1} MiB |",
+                raw.as_secs_f64(),
+                drain.as_secs_f64(),
+                100.0 * drain_rate / ceiling,
+                100.0 * drain_rate / raw_rate,
+                rss as f64 / 1024.0
+            );
+        }
+    }
+    if sections.contains(&"latency") {
+        latency_by_mode(rate, latency_secs).await;
+    }
+    if sections.contains(&"reads") {
+        println!();
+        println!(
+            "operator reads, milliseconds over 30 calls (p50 / p99); `status` is a whole process:"
+        );
+        println!();
+        println!("| ledger rows | /metrics | /readyz | /api/summary | status page | `order-sync status` | re-delivery claim (100) |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        for &rows in &read_sizes {
+            operator_reads(rows).await;
+        }
+    }
+}
+
+/// Latency at `rate` orders/s and idle Magento queries/s, for poll and binlog
+/// capture side by side, the Magento database on a MariaDB with its binlog on.
+async fn latency_by_mode(rate: u64, secs: u64) {
+    let server = BinlogServer::start();
+    println!();
+    println!(
+        "capture modes at {rate} orders/s for {secs} s ({} orders each), Magento on a MariaDB with log_bin; milliseconds:",
+        rate * secs
+    );
+    println!();
+    println!(
+        "| capture.mode | delivery p50 | p99 | max | synced p50 | p99 | Magento queries/s idle |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for mode in ["poll", "binlog"] {
+        let id = uid();
+        let magento =
+            kit::create_database_on(&server.url, &format!("{id}_magento"), Some(SCHEMA), 8).await;
+        let p = Pipeline::start_with(
+            id,
+            magento.clone(),
+            &server.url,
+            &[
+                ("ORDER_SYNC__CAPTURE__MODE", mode),
+                ("ORDER_SYNC__CAPTURE__BINLOG__SERVER_ID", "4300"),
+            ],
+        )
+        .await;
+        let arrivals: Arc<Mutex<HashMap<u64, SystemTime>>> = Default::default();
+        let consumer = p.consumer(arrivals.clone()).await;
+        tokio::time::sleep(Duration::from_secs(3)).await; // past start-up
+        let idle_secs = 10;
+        let before = server.questions().await;
+        tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+        // Less the one statement that read the counter.
+        let idle = (server.questions().await - before).saturating_sub(1) as f64 / idle_secs as f64;
+        let (delivery, to_synced) = steady_stream(&p, &magento, arrivals, rate, secs).await;
         consumer.abort();
         p.stop().await;
-        let raw_rate = n as f64 / raw.as_secs_f64();
-        let drain_rate = n as f64 / drain.as_secs_f64();
         println!(
-            "| {n} | {raw_rate:.0} ({:.1} s) | {drain_rate:.0} ({:.1} s) | {:.0} % | {:.1} MiB |",
-            raw.as_secs_f64(),
-            drain.as_secs_f64(),
-            100.0 * drain_rate / raw_rate,
-            rss as f64 / 1024.0
+            "| {mode} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {idle:.1} |",
+            percentile(&delivery, 0.5),
+            percentile(&delivery, 0.99),
+            delivery.last().copied().unwrap_or(f64::NAN),
+            percentile(&to_synced, 0.5),
+            percentile(&to_synced, 0.99),
         );
     }
+}
 
-    // Latency: a steady stream of single-order checkouts.
-    let (id, magento) = Pipeline::prepare(0).await;
-    let p = Pipeline::start(id, magento.clone()).await;
-    let arrivals: Arc<Mutex<HashMap<u64, SystemTime>>> = Default::default();
-    let consumer = p.consumer(arrivals.clone()).await;
-    tokio::time::sleep(Duration::from_secs(2)).await; // past start-up
-    let total = latency_secs * rate;
+/// Orders committed one checkout at a time at `rate`; milliseconds from each
+/// commit to its delivery and to synced, sorted.
+async fn steady_stream(
+    p: &Pipeline,
+    magento: &Pool,
+    arrivals: Arc<Mutex<HashMap<u64, SystemTime>>>,
+    rate: u64,
+    secs: u64,
+) -> (Vec<f64>, Vec<f64>) {
+    let total = secs * rate;
     let mut commits: HashMap<u64, SystemTime> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     let mut conn = magento.get_conn().await.unwrap();
@@ -736,25 +905,306 @@ async fn main() {
         .collect();
     delivery.sort_by(f64::total_cmp);
     to_synced.sort_by(f64::total_cmp);
-    consumer.abort();
-    drop(conn);
-    p.stop().await;
-    println!();
-    println!("latency at {rate} orders/s for {latency_secs} s ({total} orders), milliseconds:");
-    println!();
-    println!("| from commit to | p50 | p99 | max |");
-    println!("|---|---:|---:|---:|");
-    for (name, v) in [
-        ("delivery to the consumer", &delivery),
-        ("ledger synced", &to_synced),
-    ] {
-        println!(
-            "| {name} | {:.0} | {:.0} | {:.0} |",
-            percentile(v, 0.5),
-            percentile(v, 0.99),
-            v.last().copied().unwrap_or(f64::NAN)
-        );
+    (delivery, to_synced)
+}
+
+/// The per-operation ceilings on this broker and database, each measured
+/// alone at full speed: confirmed persistent publishes/s (windows of 1,000),
+/// consume + ack/s (prefetch 1,000, one multiple-ack per batch), and ledger
+/// rows written/s (batches of 500 per transaction).
+async fn ceilings(n: u32) -> (f64, f64, f64) {
+    let id = uid();
+    let conn = Connection::connect(&amqp(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = channel(&conn, true).await;
+    let (x, q) = (format!("{id}.ceiling"), format!("{id}.ceiling.q"));
+    declare(&ch, &x, ExchangeKind::Direct, &q, "k").await;
+    let body = vec![b'x'; 2_000];
+    let started = Instant::now();
+    for window in (0..n).collect::<Vec<_>>().chunks(1_000) {
+        for _ in window {
+            ch.basic_publish(
+                x.as_str().into(),
+                "k".into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &body,
+                persistent(),
+            )
+            .await
+            .unwrap();
+        }
+        ch.wait_for_confirms().await.unwrap();
     }
+    let publishes = n as f64 / started.elapsed().as_secs_f64();
+    let cons = conn.create_channel().await.unwrap();
+    cons.basic_qos(1_000, BasicQosOptions::default())
+        .await
+        .unwrap();
+    let mut c = cons
+        .basic_consume(
+            q.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut got = 0;
+    while got < n as usize {
+        let batch = next_batch(&mut c, 1_000).await;
+        got += batch.len();
+        batch
+            .last()
+            .unwrap()
+            .ack(BasicAckOptions { multiple: true })
+            .await
+            .unwrap();
+    }
+    let consumes = n as f64 / started.elapsed().as_secs_f64();
+    let _ = ch
+        .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    let _ = ch
+        .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+        .await;
+    let _ = conn.close(200, "done".into()).await;
+
+    let db = create_db(&format!("{id}_ledger"), None).await;
+    let mut c = db.get_conn().await.unwrap();
+    c.query_drop(
+        "CREATE TABLE rows_ceiling (entity_id INT UNSIGNED, consumer VARCHAR(64), \
+         message LONGTEXT, state VARCHAR(16), PRIMARY KEY (entity_id, consumer))",
+    )
+    .await
+    .unwrap();
+    let message = "x".repeat(2_000);
+    let started = Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let mut tx = c.start_transaction(Default::default()).await.unwrap();
+        tx.exec_batch(
+            "INSERT INTO rows_ceiling VALUES (?, 'erp', ?, 'pending')",
+            chunk.iter().map(|i| (*i, message.as_str())),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let rows = n as f64 / started.elapsed().as_secs_f64();
+    drop(c);
+    drop(db);
+    drop_db(&format!("{id}_ledger")).await;
+    (publishes, consumes, rows)
+}
+
+/// Times each operator read over a ledger of `rows` delivery rows (two
+/// consumers; 10,000 of them pending, the rest synced two days ago), served
+/// by a running order-sync with both consumers paused.
+async fn operator_reads(rows: u64) {
+    let id = uid();
+    let magento = create_db(&format!("{id}_magento"), Some(SCHEMA)).await;
+    let ledger = create_db(&format!("{id}_ledger"), None).await;
+    let listen = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let env: Vec<(String, String)> = [
+        ("ORDER_SYNC__SHOP__NAME", id.clone()),
+        (
+            "ORDER_SYNC__MAGENTO__URL",
+            format!("{}/{id}_magento", mysql()),
+        ),
+        (
+            "ORDER_SYNC__LEDGER__URL",
+            format!("{}/{id}_ledger", mysql()),
+        ),
+        ("ORDER_SYNC__BROKER__URL", amqp()),
+        ("ORDER_SYNC__BROKER__PREFIX", id.clone()),
+        ("ORDER_SYNC__CONSUMERS__NAMES", "erp,wms".into()),
+        ("ORDER_SYNC__LOG__FILTER", "warn".into()),
+        ("ORDER_SYNC__HTTP__LISTEN", listen.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let order_sync = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_order-sync"));
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    assert!(order_sync(&["migrate"]).status().unwrap().success());
+    let orders = rows / 2;
+    let pending_from = orders.saturating_sub(5_000);
+    let mut c = ledger.get_conn().await.unwrap();
+    // In chunks, so the server's undo log stays small.
+    for start in (0..orders).step_by(500_000) {
+        let end = (start + 500_000).min(orders);
+        c.query_drop(format!(
+            "INSERT INTO order_sync_orders (entity_id, increment_id, store_id, placed_at, captured_at, message) \
+             SELECT seq, LPAD(seq, 9, '0'), 1, UTC_TIMESTAMP() - INTERVAL 3 DAY, UTC_TIMESTAMP() - INTERVAL 3 DAY, '{{}}' \
+             FROM seq_{}_to_{end}",
+            start + 1
+        ))
+        .await
+        .unwrap();
+        c.query_drop(format!(
+            "INSERT INTO order_sync_deliveries (entity_id, consumer, increment_id, store_id, message_id, state, \
+             attempts, captured_at, next_attempt_at, synced_at, updated_at) \
+             SELECT o.entity_id, n.name, o.increment_id, 1, CONCAT('{id}:', o.entity_id, ':', n.name), \
+             IF(o.entity_id > {pending_from}, 'pending', 'synced'), 1, o.captured_at, \
+             IF(o.entity_id > {pending_from}, UTC_TIMESTAMP(), NULL), \
+             IF(o.entity_id > {pending_from}, NULL, UTC_TIMESTAMP() - INTERVAL 2 DAY), o.captured_at \
+             FROM order_sync_orders o JOIN (SELECT 'erp' AS name UNION ALL SELECT 'wms') n \
+             WHERE o.entity_id > {start} AND o.entity_id <= {end}"
+        ))
+        .await
+        .unwrap();
+    }
+    // The counts a migration takes, and a pause so nothing is published.
+    c.query_drop(
+        "INSERT INTO order_sync_synced_counts (consumer, n) \
+         SELECT consumer, COUNT(*) FROM order_sync_deliveries WHERE state = 'synced' GROUP BY consumer \
+         ON DUPLICATE KEY UPDATE n = VALUES(n)",
+    )
+    .await
+    .unwrap();
+    c.query_drop(
+        "INSERT INTO order_sync_pauses (consumer, paused_at, paused_by) VALUES ('*', UTC_TIMESTAMP(), 'bench')",
+    )
+    .await
+    .unwrap();
+    c.query_drop("ANALYZE TABLE order_sync_deliveries, order_sync_orders")
+        .await
+        .unwrap();
+    let mut child = order_sync(&["run"]).spawn().unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://{listen}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "order-sync did not get ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut cells = Vec::new();
+    for path in ["/metrics", "/readyz", "/api/summary", "/"] {
+        let mut times = Vec::new();
+        for _ in 0..30 {
+            let t = Instant::now();
+            let r = http.get(format!("{base}{path}")).send().await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+            r.bytes().await.unwrap();
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        cells.push(times);
+    }
+    let mut times = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        assert!(order_sync(&["status"]).status().unwrap().success());
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    cells.push(times);
+    let settings = order_sync::config::load_with_env(None, env.clone()).unwrap();
+    let l = order_sync::ledger::Ledger::new(&settings.ledger).unwrap();
+    let consumers = vec!["erp".to_owned(), "wms".to_owned()];
+    let mut times = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        l.claim_due(
+            &consumers,
+            chrono::Utc::now(),
+            100,
+            20,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    cells.push(times);
+    let plans = l.explain_operator_reads().await.unwrap();
+    l.disconnect().await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let row: Vec<String> = cells
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            format!("{:.1} / {:.1}", percentile(&t, 0.5), percentile(&t, 0.99))
+        })
+        .collect();
+    println!("| {rows} | {} |", row.join(" | "));
+    if rows >= 1_000_000 {
+        println!();
+        println!("plans at {rows} rows (EXPLAIN):");
+        println!();
+        println!("| read | table | access | key | rows examined (estimate) |");
+        println!("|---|---|---|---|---:|");
+        for p in plans {
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                p.read,
+                p.table.unwrap_or_default(),
+                p.access.unwrap_or_default(),
+                p.key.unwrap_or_default(),
+                p.rows.map(|r| r.to_string()).unwrap_or_default()
+            );
+        }
+        println!();
+    }
+    drop(c);
+    drop(ledger);
+    drop(magento);
+    let conn = Connection::connect(&amqp(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    for q in [
+        "orders.relay",
+        "que.erp",
+        "que.wms",
+        "acks.listener",
+        "dead.orders",
+        "dead.acks",
+        "dead.que.erp",
+        "dead.que.wms",
+    ] {
+        let _ = ch
+            .queue_delete(
+                format!("{id}.{q}").as_str().into(),
+                QueueDeleteOptions::default(),
+            )
+            .await;
+    }
+    for x in ["orders", "que", "acks", "dlx"] {
+        let _ = ch
+            .exchange_delete(
+                format!("{id}.{x}").as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+    drop_db(&format!("{id}_magento")).await;
+    drop_db(&format!("{id}_ledger")).await;
 }
 
 /// One checkout: an order and its children in one transaction.

@@ -25,14 +25,14 @@ const SCRIPT: &str = concat!(
 );
 
 /// A MariaDB server with `log_bin` of this test's own, stopped and removed when dropped.
-struct BinlogServer {
+pub struct BinlogServer {
     port: u16,
     /// `mysql://order_sync:order_sync@127.0.0.1:PORT` (every privilege).
-    url: String,
+    pub url: String,
 }
 
 impl BinlogServer {
-    fn start(extra: &str) -> Self {
+    pub fn start(extra: &str) -> Self {
         let port = free_port();
         let out = Command::new(SCRIPT)
             .arg("start")

@@ -153,22 +153,67 @@ fn duplicates(b: &Behaviour) -> u32 {
         .sum()
 }
 
+/// What triggers capture in a fault test.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Poll,
+    /// `capture.mode = "binlog"`, Magento on a MariaDB with log_bin of the test's own.
+    Binlog,
+}
+
+/// The test's world in `mode`, and the binlog server it needs (kept alive by the caller).
+async fn world(
+    mode: Mode,
+    overrides: &[(&str, &str)],
+) -> (TestEnv, Option<crate::binlog::BinlogServer>) {
+    let mut all = overrides.to_vec();
+    let server = match mode {
+        Mode::Poll => None,
+        Mode::Binlog => {
+            all.extend([
+                ("ORDER_SYNC__CAPTURE__MODE", "binlog"),
+                ("ORDER_SYNC__CAPTURE__BINLOG__SERVER_ID", "4250"),
+                ("ORDER_SYNC__CAPTURE__BINLOG__RETRY", "500ms"),
+                ("ORDER_SYNC__CAPTURE__BINLOG__HEARTBEAT", "300ms"),
+            ]);
+            Some(crate::binlog::BinlogServer::start(""))
+        }
+    };
+    let env = TestEnv::with_magento_on(
+        server.as_ref().map(|s| s.url.as_str()),
+        &["erp", "wms"],
+        &all,
+    )
+    .await;
+    (env, server)
+}
+
 #[tokio::test]
 async fn hard_kills_during_a_stream_with_a_flaky_consumer_lose_and_double_nothing() {
-    hard_kills(1, 5000 * scale(), 20 * scale()).await;
+    hard_kills(Mode::Poll, 1, 5000 * scale(), 20 * scale()).await;
 }
 
 #[tokio::test]
 async fn hard_kills_of_any_of_three_instances_during_a_stream_lose_and_double_nothing() {
-    hard_kills(3, 3000 * scale(), 15 * scale()).await;
+    hard_kills(Mode::Poll, 3, 3000 * scale(), 15 * scale()).await;
+}
+
+#[tokio::test]
+async fn hard_kills_while_capturing_from_the_binlog_lose_and_double_nothing() {
+    hard_kills(Mode::Binlog, 1, 3000 * scale(), 15 * scale()).await;
+}
+
+#[tokio::test]
+async fn hard_kills_of_three_instances_capturing_from_the_binlog_lose_and_double_nothing() {
+    hard_kills(Mode::Binlog, 3, 2000 * scale(), 10 * scale()).await;
 }
 
 /// `instances` copies of `order-sync run` share the work while `total` orders
 /// stream in; `kills` times, one of them (at random) is killed with SIGKILL at a
 /// random moment and started again.
-async fn hard_kills(instances: usize, total: usize, kills: usize) {
-    let env = TestEnv::new(
-        &["erp", "wms"],
+async fn hard_kills(mode: Mode, instances: usize, total: usize, kills: usize) {
+    let (env, _server) = world(
+        mode,
         &[
             ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
             ("ORDER_SYNC__RELAY__CLAIM_TIMEOUT", "2s"),
@@ -396,19 +441,29 @@ async fn sigterm_during_a_backlog_exits_promptly_and_loses_nothing_after_restart
 
 #[tokio::test]
 async fn broker_and_database_connections_killed_mid_stream_lose_and_double_nothing() {
-    connection_kills(1).await;
+    connection_kills(Mode::Poll, 1).await;
 }
 
 #[tokio::test]
 async fn connections_of_three_instances_killed_mid_stream_lose_and_double_nothing() {
-    connection_kills(3).await;
+    connection_kills(Mode::Poll, 3).await;
+}
+
+#[tokio::test]
+async fn connections_killed_while_capturing_from_the_binlog_lose_and_double_nothing() {
+    connection_kills(Mode::Binlog, 1).await;
+}
+
+#[tokio::test]
+async fn connections_of_three_instances_capturing_from_the_binlog_killed_lose_and_double_nothing() {
+    connection_kills(Mode::Binlog, 3).await;
 }
 
 /// `instances` pipelines share the work while their broker connections and
-/// database sessions are killed under them.
-async fn connection_kills(instances: usize) {
-    let env = TestEnv::new(
-        &["erp", "wms"],
+/// database sessions (the binlog stream's too, in binlog mode) are killed under them.
+async fn connection_kills(mode: Mode, instances: usize) {
+    let (env, _server) = world(
+        mode,
         &[
             ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
             ("ORDER_SYNC__RELAY__CLAIM_TIMEOUT", "2s"),
@@ -429,11 +484,14 @@ async fn connection_kills(instances: usize) {
     ];
     let total = 1000 * scale();
     // The checkout's own connection is spared: the fault is order-sync's, not the shop's.
-    let mut checkout = mysql_async::Conn::from_url(
-        format!("{}/{}_magento", crate::support::mysql_server(), env.id).as_str(),
-    )
-    .await
-    .unwrap();
+    let magento_url = env.settings.magento.url.expose().to_owned();
+    let magento_server = magento_url
+        .rsplit_once('/')
+        .map(|(server, _)| server.to_owned())
+        .unwrap();
+    let mut checkout = mysql_async::Conn::from_url(magento_url.as_str())
+        .await
+        .unwrap();
     let checkout_id = checkout.id() as u64;
     let placer = tokio::spawn(async move {
         for _ in 0..total {
@@ -453,9 +511,12 @@ async fn connection_kills(instances: usize) {
         broker_faults += crate::support::close_broker_connections(&env.id);
         tokio::time::sleep(Duration::from_millis(400)).await;
         db_faults += crate::support::kill_db_connections(&format!("{}_ledger", env.id), &[]).await;
-        db_faults +=
-            crate::support::kill_db_connections(&format!("{}_magento", env.id), &[checkout_id])
-                .await;
+        db_faults += crate::support::kill_db_connections_on(
+            &magento_server,
+            &format!("{}_magento", env.id),
+            &[checkout_id],
+        )
+        .await;
     }
     placer.await.unwrap();
     assert!(

@@ -23,9 +23,7 @@ use order_sync::{
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::kit::{
-    amqp_url, broker_conn, mysql_server, server_conn, MAGENTO1_SCHEMA, MAGENTO_SCHEMA,
-};
+pub use crate::kit::{amqp_url, broker_conn, mysql_server, MAGENTO1_SCHEMA, MAGENTO_SCHEMA};
 use crate::kit::{
     create_database, create_database_on, drop_databases, drop_databases_on, unique_id,
 };
@@ -620,7 +618,12 @@ pub fn close_broker_connections(part: &str) -> usize {
 
 /// Kills every MariaDB session using database `db`, except the given ids.
 pub async fn kill_db_connections(db: &str, except: &[u64]) -> usize {
-    let mut conn = server_conn().await;
+    kill_db_connections_on(&mysql_server(), db, except).await
+}
+
+/// [`kill_db_connections`] on the server at `server`.
+pub async fn kill_db_connections_on(server: &str, db: &str, except: &[u64]) -> usize {
+    let mut conn = crate::kit::server_conn_on(server).await;
     let ids: Vec<u64> = conn
         .exec(
             "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
