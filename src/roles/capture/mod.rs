@@ -89,6 +89,10 @@ pub struct Capture {
     lock: Option<CaptureLock>,
     /// Which ids the server can hand out; learned per leadership.
     id_step: Option<IdStep>,
+    /// The position as last saved, kept while leading: the leader is its only
+    /// writer, so a poll need not read it back. Dropped on any error and on a
+    /// change of leadership, then read from the ledger again.
+    position: Option<CapturePosition>,
     /// Whether this instance holds the capture lock (shown in status output).
     leader: Arc<AtomicBool>,
     said_standby: bool,
@@ -142,6 +146,7 @@ impl Capture {
             publisher: None,
             lock: None,
             id_step: None,
+            position: None,
             leader: Arc::new(AtomicBool::new(false)),
             said_standby: false,
             following: None,
@@ -179,6 +184,7 @@ impl Capture {
                 // A new leader re-reads its position, filters and id step from scratch.
                 self.filter = None;
                 self.id_step = None;
+                self.position = None;
                 tracing::info!(source = %source, "This instance now captures.");
                 Ok(true)
             }
@@ -225,9 +231,13 @@ impl Capture {
 
     /// One poll at `now` (gaps older than `gap_timeout` before it are given up).
     pub async fn step(&mut self, now: DateTime<Utc>) -> Result<PollOutcome, RoleError> {
-        let position = match self.deps.ledger.capture_position(&self.deps.shop).await? {
+        // Taken, not borrowed: a poll that fails half-way leaves it unknown.
+        let position = match self.position.take() {
             Some(p) => p,
-            None => self.start_position(now).await?,
+            None => match self.deps.ledger.capture_position(&self.deps.shop).await? {
+                Some(p) => p,
+                None => self.start_position(now).await?,
+            },
         };
         let gap_ids: Vec<u32> = position.gaps.iter().map(|(id, _)| *id).collect();
         let orders = self
@@ -306,7 +316,7 @@ impl Capture {
             );
         }
         // Nothing read and no gap changed: nothing to save (an idle shop costs
-        // one read of the position per poll, no writes).
+        // its Magento read per poll, and nothing in the ledger).
         if next != position.last_entity_id || !opened.is_empty() || !closed.is_empty() {
             self.deps
                 .ledger
@@ -314,14 +324,18 @@ impl Capture {
                 .await?;
         }
         let closed_set: HashSet<u32> = closed.iter().copied().collect();
-        let mut awaited: Vec<u32> = position
+        let mut gaps: Vec<(u32, DateTime<Utc>)> = position
             .gaps
-            .iter()
-            .map(|(id, _)| *id)
-            .filter(|id| !closed_set.contains(id))
-            .chain(opened.iter().copied())
+            .into_iter()
+            .filter(|(id, _)| !closed_set.contains(id))
+            .chain(opened.iter().map(|id| (*id, now)))
             .collect();
-        awaited.sort_unstable();
+        gaps.sort_unstable_by_key(|(id, _)| *id);
+        let awaited: Vec<u32> = gaps.iter().map(|(id, _)| *id).collect();
+        self.position = Some(CapturePosition {
+            last_entity_id: next,
+            gaps,
+        });
         let open_gaps = awaited.len();
         self.deps.metrics.capture_open_gaps.set(open_gaps as i64);
         let published = orders.len() - skipped.len() - too_large.len();
