@@ -209,7 +209,25 @@ fn acking_consumer(
     })
 }
 
-/// The raw limit: the same broker and database work per order, nothing else.
+/// Batches of publishes whose confirms the reference program awaits later.
+const CONFIRM_WINDOW: usize = 2;
+/// The reference program's prefetch and batch size where it consumes.
+const REF_PREFETCH: u16 = 1_000;
+
+/// Awaits one batch's confirms; a nack or a return is a failure here too.
+async fn confirmed(batch: Vec<lapin::PublisherConfirm>) {
+    for c in batch {
+        let confirmation = c.await.unwrap();
+        assert!(
+            confirmation.is_ack() && confirmation.take_message().is_none(),
+            "the reference program's publish was nacked or returned"
+        );
+    }
+}
+
+/// The reference program: the same broker and database work per order,
+/// nothing else, as fast as it goes (deep confirm windows, prefetch and
+/// batches of 1,000, one ledger transaction per batch).
 async fn raw_limit(n: u32) -> Duration {
     let id = uid();
     let magento = create_db(&format!("{id}_magento"), Some(SCHEMA)).await;
@@ -249,10 +267,15 @@ async fn raw_limit(n: u32) -> Duration {
             let ch = channel(&conn, true).await;
             let mut db = magento.get_conn().await.unwrap();
             let mut last = 0u32;
+            let mut window = std::collections::VecDeque::new();
+            let mut batch_confirms = Vec::new();
             loop {
                 let rows: Vec<mysql_async::Row> = db.query(format!(
                     "SELECT * FROM sales_order WHERE entity_id > {last} ORDER BY entity_id LIMIT 500")).await.unwrap();
                 if rows.is_empty() {
+                    for batch in window {
+                        confirmed(batch).await;
+                    }
                     return;
                 }
                 let ids: Vec<String> = rows
@@ -311,20 +334,27 @@ async fn raw_limit(n: u32) -> Duration {
                         &json!({"order": order, "entity_id": eid.parse::<u64>().unwrap()}),
                     )
                     .unwrap();
-                    ch.basic_publish(
-                        orders_x.as_str().into(),
-                        "sales_order_place_after".into(),
-                        BasicPublishOptions {
-                            mandatory: true,
-                            ..Default::default()
-                        },
-                        &body,
-                        persistent(),
-                    )
-                    .await
-                    .unwrap();
+                    let confirm = ch
+                        .basic_publish(
+                            orders_x.as_str().into(),
+                            "sales_order_place_after".into(),
+                            BasicPublishOptions {
+                                mandatory: true,
+                                ..Default::default()
+                            },
+                            &body,
+                            persistent(),
+                        )
+                        .await
+                        .unwrap();
+                    batch_confirms.push(confirm);
                 }
-                ch.wait_for_confirms().await.unwrap();
+                // A deep confirm window: the next batch is read and published
+                // while this one's confirms come in.
+                window.push_back(std::mem::take(&mut batch_confirms));
+                if window.len() > CONFIRM_WINDOW {
+                    confirmed(window.pop_front().unwrap()).await;
+                }
                 last = ids.last().unwrap().parse().unwrap();
             }
         })
@@ -335,7 +365,11 @@ async fn raw_limit(n: u32) -> Duration {
             (conn.clone(), ledger.clone(), relay_q.clone(), que_x.clone());
         tokio::spawn(async move {
             let ch = channel(&conn, false).await;
+            ch.basic_qos(REF_PREFETCH, BasicQosOptions::default())
+                .await
+                .unwrap();
             let publ = channel(&conn, true).await;
+            let mut window = std::collections::VecDeque::new();
             let mut c = ch
                 .basic_consume(
                     relay_q.as_str().into(),
@@ -347,7 +381,7 @@ async fn raw_limit(n: u32) -> Duration {
                 .unwrap();
             let mut db = ledger.get_conn().await.unwrap();
             loop {
-                let batch = next_batch(&mut c, 500).await;
+                let batch = next_batch(&mut c, REF_PREFETCH as usize).await;
                 if batch.is_empty() {
                     return;
                 }
@@ -374,22 +408,28 @@ async fn raw_limit(n: u32) -> Duration {
                     .ack(BasicAckOptions { multiple: true })
                     .await
                     .unwrap();
+                let mut batch_confirms = Vec::with_capacity(msgs.len());
                 for (id, v) in &msgs {
                     let body = serde_json::to_vec(&json!({"message_id": format!("raw:{id}:erp"), "entity_id": id, "order": v["order"]})).unwrap();
-                    publ.basic_publish(
-                        que_x.as_str().into(),
-                        "erp".into(),
-                        BasicPublishOptions {
-                            mandatory: true,
-                            ..Default::default()
-                        },
-                        &body,
-                        persistent(),
-                    )
-                    .await
-                    .unwrap();
+                    let confirm = publ
+                        .basic_publish(
+                            que_x.as_str().into(),
+                            "erp".into(),
+                            BasicPublishOptions {
+                                mandatory: true,
+                                ..Default::default()
+                            },
+                            &body,
+                            persistent(),
+                        )
+                        .await
+                        .unwrap();
+                    batch_confirms.push(confirm);
                 }
-                publ.wait_for_confirms().await.unwrap();
+                window.push_back(batch_confirms);
+                if window.len() > CONFIRM_WINDOW {
+                    confirmed(window.pop_front().unwrap()).await;
+                }
             }
         })
     };
@@ -402,6 +442,9 @@ async fn raw_limit(n: u32) -> Duration {
     // Acks: consume, update the row, ack.
     let mut db = ledger.get_conn().await.unwrap();
     let ch = channel(&conn, false).await;
+    ch.basic_qos(REF_PREFETCH, BasicQosOptions::default())
+        .await
+        .unwrap();
     let mut c = ch
         .basic_consume(
             acks_q.as_str().into(),
@@ -413,7 +456,7 @@ async fn raw_limit(n: u32) -> Duration {
         .unwrap();
     let mut done = 0u32;
     while done < n {
-        let batch = next_batch(&mut c, 500).await;
+        let batch = next_batch(&mut c, REF_PREFETCH as usize).await;
         let mut tx = db.start_transaction(Default::default()).await.unwrap();
         tx.exec_batch(
             "UPDATE raw_deliveries SET state = 'synced' WHERE entity_id = ? AND consumer = 'erp'",
@@ -483,7 +526,7 @@ impl Pipeline {
     }
 
     async fn start(id: String, magento: Pool) -> Self {
-        Self::start_with(id, magento, &mysql(), &[]).await
+        Self::start_with(id, magento, &mysql(), &[], None).await
     }
 
     /// Started with its Magento database on `magento_server` and `extra` settings.
@@ -492,6 +535,7 @@ impl Pipeline {
         magento: Pool,
         magento_server: &str,
         extra: &[(&str, &str)],
+        log: Option<&std::path::Path>,
     ) -> Self {
         let ledger_pool = create_db(&format!("{id}_ledger"), None).await;
         let child = Command::new(env!("CARGO_BIN_EXE_order-sync"))
@@ -512,8 +556,14 @@ impl Pipeline {
             .env("ORDER_SYNC__CAPTURE__START_FROM", "beginning")
             .env("ORDER_SYNC__LOG__FILTER", "warn")
             .env("ORDER_SYNC__HTTP__ENABLED", "false")
+            // Given last, so a caller's log settings win.
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("start order-sync");
         let conn = Arc::new(
@@ -823,10 +873,13 @@ async fn latency_by_mode(rate: u64, secs: u64) {
         "| capture.mode | delivery p50 | p99 | max | synced p50 | p99 | Magento queries/s idle |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
+    let mut profiles = Vec::new();
     for mode in ["poll", "binlog"] {
         let id = uid();
         let magento =
             kit::create_database_on(&server.url, &format!("{id}_magento"), Some(SCHEMA), 8).await;
+        // Capture's own log (JSON) says when each poll had published and saved.
+        let log = std::env::temp_dir().join(format!("{id}.log"));
         let p = Pipeline::start_with(
             id,
             magento.clone(),
@@ -834,7 +887,13 @@ async fn latency_by_mode(rate: u64, secs: u64) {
             &[
                 ("ORDER_SYNC__CAPTURE__MODE", mode),
                 ("ORDER_SYNC__CAPTURE__BINLOG__SERVER_ID", "4300"),
+                (
+                    "ORDER_SYNC__LOG__FILTER",
+                    "order_sync::roles::capture=info,warn",
+                ),
+                ("ORDER_SYNC__LOG__FORMAT", "json"),
             ],
+            Some(&log),
         )
         .await;
         let arrivals: Arc<Mutex<HashMap<u64, SystemTime>>> = Default::default();
@@ -845,9 +904,12 @@ async fn latency_by_mode(rate: u64, secs: u64) {
         tokio::time::sleep(Duration::from_secs(idle_secs)).await;
         // Less the one statement that read the counter.
         let idle = (server.questions().await - before).saturating_sub(1) as f64 / idle_secs as f64;
-        let (delivery, to_synced) = steady_stream(&p, &magento, arrivals, rate, secs).await;
+        let (delivery, to_synced, commits, arrived) =
+            steady_stream(&p, &magento, arrivals, rate, secs).await;
         consumer.abort();
         p.stop().await;
+        profiles.push((mode, stages(&log, &commits, &arrived)));
+        let _ = std::fs::remove_file(&log);
         println!(
             "| {mode} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {idle:.1} |",
             percentile(&delivery, 0.5),
@@ -857,6 +919,72 @@ async fn latency_by_mode(rate: u64, secs: u64) {
             percentile(&to_synced, 0.99),
         );
     }
+    println!();
+    println!("where the time goes, milliseconds (orders captured alone in their poll):");
+    println!();
+    println!("| capture.mode | stage | p50 | p99 | max |");
+    println!("|---|---|---:|---:|---:|");
+    for (mode, stages) in profiles {
+        // Polls that captured one order alone: in poll mode, few or none.
+        for (name, mut v) in stages.into_iter().filter(|(_, v)| !v.is_empty()) {
+            v.sort_by(f64::total_cmp);
+            println!(
+                "| {mode} | {name} | {:.1} | {:.1} | {:.1} |",
+                percentile(&v, 0.5),
+                percentile(&v, 0.99),
+                v.last().copied().unwrap_or(f64::NAN)
+            );
+        }
+    }
+}
+
+/// From capture's JSON log: for each order that a poll captured alone
+/// (`published = 1`, the position its id), the time from its commit to the
+/// end of that poll (read, published, confirmed, position saved), and from
+/// there to its arrival at the consumer (relay and broker).
+fn stages(
+    log: &std::path::Path,
+    commits: &HashMap<u64, SystemTime>,
+    arrived: &HashMap<u64, SystemTime>,
+) -> Vec<(&'static str, Vec<f64>)> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let (mut captured, mut onward) = (Vec::new(), Vec::new());
+    let ms = |a: SystemTime, b: SystemTime| match a.duration_since(b) {
+        Ok(d) => d.as_secs_f64() * 1000.0,
+        Err(e) => -e.duration().as_secs_f64() * 1000.0,
+    };
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        // order-sync logs flattened JSON: the event's fields at the top level.
+        let f = &v;
+        if f["message"] != "Captured orders." || f["published"] != 1 {
+            continue;
+        }
+        let (Some(id), Some(at)) = (
+            f["position"].as_u64(),
+            v["timestamp"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()),
+        ) else {
+            continue;
+        };
+        let at = SystemTime::UNIX_EPOCH + Duration::from_micros(at.timestamp_micros() as u64);
+        if let Some(c) = commits.get(&id) {
+            captured.push(ms(at, *c));
+            if let Some(a) = arrived.get(&id) {
+                onward.push(ms(*a, at));
+            }
+        }
+    }
+    vec![
+        (
+            "commit → captured (read, publish confirmed, position saved)",
+            captured,
+        ),
+        ("captured → at the consumer (relay, broker)", onward),
+    ]
 }
 
 /// What one binlog-triggered order cannot go faster than, measured at the same
@@ -990,7 +1118,12 @@ async fn steady_stream(
     arrivals: Arc<Mutex<HashMap<u64, SystemTime>>>,
     rate: u64,
     secs: u64,
-) -> (Vec<f64>, Vec<f64>) {
+) -> (
+    Vec<f64>,
+    Vec<f64>,
+    HashMap<u64, SystemTime>,
+    HashMap<u64, SystemTime>,
+) {
     let total = secs * rate;
     let mut commits: HashMap<u64, SystemTime> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
@@ -1029,7 +1162,7 @@ async fn steady_stream(
         .collect();
     delivery.sort_by(f64::total_cmp);
     to_synced.sort_by(f64::total_cmp);
-    (delivery, to_synced)
+    (delivery, to_synced, commits, arrivals)
 }
 
 /// The per-operation ceilings on this broker and database, each measured
