@@ -44,7 +44,7 @@ use serde_json::{json, Value};
 mod kit;
 
 use kit::{
-    amqp_url as amqp, create_database, drop_databases, mysql_server as mysql,
+    amqp_url as amqp, create_database, drop_databases, mysql_server as mysql, BinlogServer,
     MAGENTO_SCHEMA as SCHEMA,
 };
 
@@ -165,15 +165,7 @@ fn acking_consumer(
     tokio::spawn(async move {
         let ch = channel(&conn, false).await;
         let publ = channel(&conn, true).await;
-        let mut c = ch
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let mut c = consume(&ch, &queue).await;
         loop {
             let batch = next_batch(&mut c, 200).await;
             if batch.is_empty() {
@@ -213,6 +205,51 @@ fn acking_consumer(
 const CONFIRM_WINDOW: usize = 2;
 /// The reference program's prefetch and batch size where it consumes.
 const REF_PREFETCH: u16 = 1_000;
+
+/// Deletes these queues and exchanges (a bench leaves nothing behind).
+async fn remove(ch: &Channel, queues: &[&str], exchanges: &[&str]) {
+    for q in queues {
+        if let Err(e) = ch
+            .queue_delete((*q).into(), QueueDeleteOptions::default())
+            .await
+        {
+            eprintln!("could not delete {q}: {e}");
+        }
+    }
+    for x in exchanges {
+        let _ = ch
+            .exchange_delete((*x).into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+}
+
+/// A consumer of `queue` on `ch`.
+async fn consume(ch: &Channel, queue: &str) -> lapin::Consumer {
+    ch.basic_consume(
+        queue.into(),
+        "".into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// A persistent, mandatory publish; its confirm, to await later.
+async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8]) -> lapin::PublisherConfirm {
+    ch.basic_publish(
+        exchange.into(),
+        key.into(),
+        BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        },
+        body,
+        persistent(),
+    )
+    .await
+    .unwrap()
+}
 
 /// Awaits one batch's confirms; a nack or a return is a failure here too.
 async fn confirmed(batch: Vec<lapin::PublisherConfirm>) {
@@ -334,20 +371,8 @@ async fn raw_limit(n: u32) -> Duration {
                         &json!({"order": order, "entity_id": eid.parse::<u64>().unwrap()}),
                     )
                     .unwrap();
-                    let confirm = ch
-                        .basic_publish(
-                            orders_x.as_str().into(),
-                            "sales_order_place_after".into(),
-                            BasicPublishOptions {
-                                mandatory: true,
-                                ..Default::default()
-                            },
-                            &body,
-                            persistent(),
-                        )
-                        .await
-                        .unwrap();
-                    batch_confirms.push(confirm);
+                    batch_confirms
+                        .push(publish(&ch, &orders_x, "sales_order_place_after", &body).await);
                 }
                 // A deep confirm window: the next batch is read and published
                 // while this one's confirms come in.
@@ -370,15 +395,7 @@ async fn raw_limit(n: u32) -> Duration {
                 .unwrap();
             let publ = channel(&conn, true).await;
             let mut window = std::collections::VecDeque::new();
-            let mut c = ch
-                .basic_consume(
-                    relay_q.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .unwrap();
+            let mut c = consume(&ch, &relay_q).await;
             let mut db = ledger.get_conn().await.unwrap();
             loop {
                 let batch = next_batch(&mut c, REF_PREFETCH as usize).await;
@@ -411,20 +428,7 @@ async fn raw_limit(n: u32) -> Duration {
                 let mut batch_confirms = Vec::with_capacity(msgs.len());
                 for (id, v) in &msgs {
                     let body = serde_json::to_vec(&json!({"message_id": format!("raw:{id}:erp"), "entity_id": id, "order": v["order"]})).unwrap();
-                    let confirm = publ
-                        .basic_publish(
-                            que_x.as_str().into(),
-                            "erp".into(),
-                            BasicPublishOptions {
-                                mandatory: true,
-                                ..Default::default()
-                            },
-                            &body,
-                            persistent(),
-                        )
-                        .await
-                        .unwrap();
-                    batch_confirms.push(confirm);
+                    batch_confirms.push(publish(&publ, &que_x, "erp", &body).await);
                 }
                 window.push_back(batch_confirms);
                 if window.len() > CONFIRM_WINDOW {
@@ -445,15 +449,7 @@ async fn raw_limit(n: u32) -> Duration {
     ch.basic_qos(REF_PREFETCH, BasicQosOptions::default())
         .await
         .unwrap();
-    let mut c = ch
-        .basic_consume(
-            acks_q.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut c = consume(&ch, &acks_q).await;
     let mut done = 0u32;
     while done < n {
         let batch = next_batch(&mut c, REF_PREFETCH as usize).await;
@@ -680,66 +676,6 @@ impl Pipeline {
     }
 }
 
-/// A MariaDB server with its binary log on, for the binlog figures; stopped when dropped.
-struct BinlogServer {
-    port: u16,
-    url: String,
-}
-
-const BINLOG_SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/deploy/mariadb/local-binlog.sh"
-);
-
-impl BinlogServer {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let out = Command::new(BINLOG_SCRIPT)
-            .arg("start")
-            .env("BASE", port.to_string())
-            .output()
-            .expect("deploy/mariadb/local-binlog.sh runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let url = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("MYSQL="))
-            .unwrap_or_else(|| {
-                panic!(
-                    "local-binlog.sh: {stdout}{}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            })
-            .to_owned();
-        Self { port, url }
-    }
-
-    /// Statements the server has run so far (`Questions`).
-    async fn questions(&self) -> u64 {
-        let mut c = mysql_async::Conn::from_url(self.url.as_str())
-            .await
-            .unwrap();
-        let row: Option<(String, u64)> = c
-            .query_first("SHOW GLOBAL STATUS LIKE 'Questions'")
-            .await
-            .unwrap();
-        let _ = c.disconnect().await;
-        row.map(|r| r.1).unwrap_or(0)
-    }
-}
-
-impl Drop for BinlogServer {
-    fn drop(&mut self) {
-        let _ = Command::new(BINLOG_SCRIPT)
-            .arg("stop")
-            .env("BASE", self.port.to_string())
-            .output();
-    }
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -862,7 +798,7 @@ async fn main() {
 /// Latency at `rate` orders/s and idle Magento queries/s, for poll and binlog
 /// capture side by side, the Magento database on a MariaDB with its binlog on.
 async fn latency_by_mode(rate: u64, secs: u64) {
-    let server = BinlogServer::start();
+    let server = BinlogServer::start("");
     println!();
     println!(
         "capture modes at {rate} orders/s for {secs} s ({} orders each), Magento on a MariaDB with log_bin; milliseconds:",
@@ -1007,15 +943,7 @@ async fn floors(rate: u64, secs: u64) {
         let (conn, q, sent, arrived) = (conn.clone(), q.clone(), sent.clone(), arrived.clone());
         tokio::spawn(async move {
             let ch = channel(&conn, false).await;
-            let mut c = ch
-                .basic_consume(
-                    q.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .unwrap();
+            let mut c = consume(&ch, &q).await;
             loop {
                 let batch = next_batch(&mut c, 100).await;
                 if batch.is_empty() {
@@ -1052,20 +980,7 @@ async fn floors(rate: u64, secs: u64) {
         body[..8].copy_from_slice(&i.to_be_bytes());
         let t = Instant::now();
         sent.lock().unwrap().insert(i, t);
-        ch.basic_publish(
-            x.as_str().into(),
-            "k".into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            &body,
-            persistent(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+        confirmed(vec![publish(&ch, &x, "k", &body).await]).await;
         confirms.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         let mut tx = c.start_transaction(Default::default()).await.unwrap();
@@ -1098,12 +1013,7 @@ async fn floors(rate: u64, secs: u64) {
             v.last().copied().unwrap_or(f64::NAN)
         );
     }
-    let _ = ch
-        .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-        .await;
-    let _ = ch
-        .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
-        .await;
+    remove(&ch, &[&q], &[&x]).await;
     let _ = conn.close(200, "done".into()).await;
     drop(c);
     drop(db);
@@ -1180,36 +1090,18 @@ async fn ceilings(n: u32) -> (f64, f64, f64) {
     let body = vec![b'x'; 2_000];
     let started = Instant::now();
     for window in (0..n).collect::<Vec<_>>().chunks(1_000) {
+        let mut batch = Vec::with_capacity(window.len());
         for _ in window {
-            ch.basic_publish(
-                x.as_str().into(),
-                "k".into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                &body,
-                persistent(),
-            )
-            .await
-            .unwrap();
+            batch.push(publish(&ch, &x, "k", &body).await);
         }
-        ch.wait_for_confirms().await.unwrap();
+        confirmed(batch).await;
     }
     let publishes = n as f64 / started.elapsed().as_secs_f64();
     let cons = conn.create_channel().await.unwrap();
     cons.basic_qos(1_000, BasicQosOptions::default())
         .await
         .unwrap();
-    let mut c = cons
-        .basic_consume(
-            q.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut c = consume(&cons, &q).await;
     let started = Instant::now();
     let mut got = 0;
     while got < n as usize {
@@ -1223,12 +1115,7 @@ async fn ceilings(n: u32) -> (f64, f64, f64) {
             .unwrap();
     }
     let consumes = n as f64 / started.elapsed().as_secs_f64();
-    let _ = ch
-        .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-        .await;
-    let _ = ch
-        .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
-        .await;
+    remove(&ch, &[&q], &[&x]).await;
     let _ = conn.close(200, "done".into()).await;
 
     let db = create_db(&format!("{id}_ledger"), None).await;

@@ -5,8 +5,9 @@
 #![allow(dead_code)]
 
 use std::{
+    process::Command,
     sync::atomic::{AtomicU32, Ordering},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use lapin::{Connection, ConnectionProperties};
@@ -113,5 +114,95 @@ pub async fn drop_databases_on(server: &str, names: &[String]) {
                 .await;
         }
         let _ = conn.disconnect().await;
+    }
+}
+
+const BINLOG_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/deploy/mariadb/local-binlog.sh"
+);
+
+/// A MariaDB server with `log_bin` of this test's own, stopped and removed when dropped.
+pub struct BinlogServer {
+    pub port: u16,
+    /// `mysql://order_sync:order_sync@127.0.0.1:PORT` (every privilege).
+    pub url: String,
+}
+
+impl BinlogServer {
+    pub fn start(extra: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = Command::new(BINLOG_SCRIPT)
+            .arg("start")
+            .env("BASE", port.to_string())
+            .env("EXTRA", extra)
+            .output()
+            .expect("deploy/mariadb/local-binlog.sh runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let url = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("MYSQL="))
+            .unwrap_or_else(|| {
+                panic!(
+                    "local-binlog.sh start gave no MYSQL=: {stdout}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+            .to_owned();
+        Self { port, url }
+    }
+
+    pub async fn admin(&self) -> Conn {
+        Conn::from_url(self.url.as_str())
+            .await
+            .expect("the binlog server accepts its admin user")
+    }
+
+    /// Waits until a replica (order-sync's follower) is reading the binlog; its thread id.
+    pub async fn wait_for_follower(&self, within: Duration) -> u64 {
+        let mut admin = self.admin().await;
+        let deadline = Instant::now() + within;
+        loop {
+            let dump: Option<u64> = admin
+                .query_first(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'",
+                )
+                .await
+                .unwrap();
+            if let Some(id) = dump {
+                return id;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no binlog follower connected within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl BinlogServer {
+    /// Statements the server has run so far (`Questions`).
+    pub async fn questions(&self) -> u64 {
+        let mut c = self.admin().await;
+        let row: Option<(String, u64)> = c
+            .query_first("SHOW GLOBAL STATUS LIKE 'Questions'")
+            .await
+            .unwrap();
+        let _ = c.disconnect().await;
+        row.map(|r| r.1).unwrap_or(0)
+    }
+}
+
+impl Drop for BinlogServer {
+    fn drop(&mut self) {
+        let _ = Command::new(BINLOG_SCRIPT)
+            .arg("stop")
+            .env("BASE", self.port.to_string())
+            .output();
     }
 }

@@ -4,10 +4,7 @@
 //! missed, and every way of losing the binlog falls back to polling with a
 //! message saying what to set, then returns.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use mysql_async::{prelude::*, Conn, Pool};
 use order_sync::{
@@ -17,80 +14,8 @@ use order_sync::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::kit::BinlogServer;
 use crate::support::{body, free_port, http, insert_order, TestEnv};
-
-const SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/deploy/mariadb/local-binlog.sh"
-);
-
-/// A MariaDB server with `log_bin` of this test's own, stopped and removed when dropped.
-pub struct BinlogServer {
-    port: u16,
-    /// `mysql://order_sync:order_sync@127.0.0.1:PORT` (every privilege).
-    pub url: String,
-}
-
-impl BinlogServer {
-    pub fn start(extra: &str) -> Self {
-        let port = free_port();
-        let out = Command::new(SCRIPT)
-            .arg("start")
-            .env("BASE", port.to_string())
-            .env("EXTRA", extra)
-            .output()
-            .expect("deploy/mariadb/local-binlog.sh runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let url = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("MYSQL="))
-            .unwrap_or_else(|| {
-                panic!(
-                    "local-binlog.sh start gave no MYSQL=: {stdout}\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            })
-            .to_owned();
-        Self { port, url }
-    }
-
-    async fn admin(&self) -> Conn {
-        Conn::from_url(self.url.as_str())
-            .await
-            .expect("the binlog server accepts its admin user")
-    }
-
-    /// Waits until a replica (order-sync's follower) is reading the binlog; its thread id.
-    async fn wait_for_follower(&self, within: Duration) -> u64 {
-        let mut admin = self.admin().await;
-        let deadline = Instant::now() + within;
-        loop {
-            let dump: Option<u64> = admin
-                .query_first(
-                    "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'",
-                )
-                .await
-                .unwrap();
-            if let Some(id) = dump {
-                return id;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no binlog follower connected within {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for BinlogServer {
-    fn drop(&mut self) {
-        let _ = Command::new(SCRIPT)
-            .arg("stop")
-            .env("BASE", self.port.to_string())
-            .output();
-    }
-}
 
 /// A test world whose Magento database is on `server`, captured in binlog
 /// mode; polls an hour apart unless `overrides` say otherwise.

@@ -165,7 +165,7 @@ enum Mode {
 async fn world(
     mode: Mode,
     overrides: &[(&str, &str)],
-) -> (TestEnv, Option<crate::binlog::BinlogServer>) {
+) -> (TestEnv, Option<crate::kit::BinlogServer>) {
     let mut all = overrides.to_vec();
     let server = match mode {
         Mode::Poll => None,
@@ -176,7 +176,7 @@ async fn world(
                 ("ORDER_SYNC__CAPTURE__BINLOG__RETRY", "500ms"),
                 ("ORDER_SYNC__CAPTURE__BINLOG__HEARTBEAT", "300ms"),
             ]);
-            Some(crate::binlog::BinlogServer::start(""))
+            Some(crate::kit::BinlogServer::start(""))
         }
     };
     let env = TestEnv::with_magento_on(

@@ -224,35 +224,21 @@ impl Follower {
                 Ok(None) => continue,
                 Err(e) => return Stop::Cut(format!("unreadable binlog event: {e}")),
             };
+            let query = |q: &mysql_async::binlog::events::QueryEvent<'_>, word: &str| {
+                q.query().eq_ignore_ascii_case(word)
+            };
             match data {
                 EventData::RotateEvent(r) => file = log_file_name(r.name_raw()),
-                EventData::QueryEvent(q) if q.query().eq_ignore_ascii_case("BEGIN") => {
-                    inserted.clear()
-                }
+                EventData::QueryEvent(q) if query(&q, "BEGIN") => inserted.clear(),
                 EventData::RowsEvent(rows) => {
                     if let Err(e) = self.note_inserts(&stream, &rows, &mut inserted) {
                         return Stop::Cut(format!("unreadable row event: {e}"));
                     }
                 }
-                EventData::XidEvent(_) => {
-                    signal.commit(
-                        &inserted,
-                        BinlogPosition {
-                            file: file.clone(),
-                            pos: log_pos,
-                        },
-                    );
-                    inserted.clear();
-                }
-                EventData::QueryEvent(q) if q.query().eq_ignore_ascii_case("COMMIT") => {
-                    signal.commit(
-                        &inserted,
-                        BinlogPosition {
-                            file: file.clone(),
-                            pos: log_pos,
-                        },
-                    );
-                    inserted.clear();
+                // A transaction's end: XID for InnoDB, a COMMIT query otherwise.
+                EventData::XidEvent(_) => commit(signal, &mut inserted, &file, log_pos),
+                EventData::QueryEvent(q) if query(&q, "COMMIT") => {
+                    commit(signal, &mut inserted, &file, log_pos)
                 }
                 _ => {}
             }
@@ -363,6 +349,18 @@ impl Follower {
         // stream's first error (see `classify`), roles and all.
         Ok(from.unwrap_or(end))
     }
+}
+
+/// Announces one transaction's inserted orders (if any) and where it ended.
+fn commit(signal: &Signal, inserted: &mut Vec<u32>, file: &str, pos: u64) {
+    signal.commit(
+        inserted,
+        BinlogPosition {
+            file: file.to_owned(),
+            pos,
+        },
+    );
+    inserted.clear();
 }
 
 /// A binlog file name from a rotate event. The stream's first rotate event
