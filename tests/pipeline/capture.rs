@@ -199,3 +199,66 @@ async fn a_capture_message_from_another_shop_is_dead_lettered_not_relayed() {
     pipeline.await.unwrap();
     env.cleanup().await;
 }
+
+/// An order with this entity_id, committed (a checkout whose id was taken earlier).
+async fn order_with_id(env: &TestEnv, id: u32) {
+    env.magento_conn()
+        .await
+        .exec_drop(
+            "INSERT INTO sales_order (entity_id, increment_id, store_id, state, status, grand_total) \
+             VALUES (?, LPAD(?, 9, '0'), 1, 'new', 'pending', '10.0000')",
+            (id, id),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_late_commit_among_1500_awaited_ids_is_read_in_chunks_and_captured() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let mut capture = env.parts().capture();
+    order_with_id(&env, 1).await;
+    order_with_id(&env, 1502).await;
+    let outcome = capture.step(chrono::Utc::now()).await.unwrap();
+    assert_eq!(outcome.open_gaps, 1500, "ids 2..=1501 awaited");
+    // The late ones land in both chunks of 1,000.
+    order_with_id(&env, 700).await;
+    order_with_id(&env, 1400).await;
+    let outcome = capture.step(chrono::Utc::now()).await.unwrap();
+    assert_eq!(outcome.published, 2);
+    assert_eq!(outcome.open_gaps, 1498);
+    let mut ids = captured_ids(&env).await;
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 700, 1400, 1502]);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn past_max_open_gaps_the_oldest_awaited_ids_are_given_up_and_counted() {
+    let env = TestEnv::new(&["erp"], &[("ORDER_SYNC__CAPTURE__MAX_OPEN_GAPS", "3")]).await;
+    let parts = env.parts();
+    let mut capture = parts.capture();
+    order_with_id(&env, 1).await;
+    order_with_id(&env, 4).await;
+    assert_eq!(
+        capture.step(chrono::Utc::now()).await.unwrap().awaited,
+        vec![2, 3]
+    );
+    order_with_id(&env, 7).await;
+    let outcome = capture.step(chrono::Utc::now()).await.unwrap();
+    assert_eq!(outcome.dropped, vec![2], "the lowest gives way");
+    assert_eq!(outcome.awaited, vec![3, 5, 6]);
+    assert_eq!(parts.deps.metrics.capture_gaps_dropped.get(), 1);
+    assert_eq!(parts.deps.metrics.capture_open_gaps.get(), 3);
+    // The ledger agrees: a new leader would await the same ids.
+    let saved = parts
+        .deps
+        .ledger
+        .capture_position(&env.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let ids: Vec<u32> = saved.gaps.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![3, 5, 6]);
+    env.cleanup().await;
+}
