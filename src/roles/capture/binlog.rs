@@ -25,12 +25,9 @@
 //! reads from there (announcing again what may have been read; capture's
 //! ledger absorbs repeats), and polling covers everything regardless.
 
-use std::{
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
-    time::Duration,
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc, Mutex,
 };
 
 use futures_util::StreamExt;
@@ -76,10 +73,11 @@ impl Pending {
         self.commits > 0
     }
 
-    /// Whether a poll that left capture at `position` with `awaited` ids still
-    /// open has read every order announced.
+    /// Whether a poll that left capture at `position` with `awaited` ids
+    /// (sorted, as [`super::PollOutcome::awaited`] is) still open has read
+    /// every order announced.
     pub fn read_by(&self, position: u32, awaited: &[u32]) -> bool {
-        self.max_id <= position && !self.ids.iter().any(|id| awaited.contains(id))
+        self.max_id <= position && !self.ids.iter().any(|id| awaited.binary_search(id).is_ok())
     }
 }
 
@@ -415,14 +413,6 @@ fn classify(e: &mysql_async::Error, from: &BinlogPosition, user: &str) -> Stop {
             "{user} may not stream the binary log ({e}): GRANT REPLICATION SLAVE ON *.* TO {user}"
         )),
         e => Stop::Cut(format!("the binlog stream failed: {e}")),
-    }
-}
-
-/// Sleeps `d` unless shut down first; false when shut down.
-pub async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = shutdown.cancelled() => false,
-        _ = tokio::time::sleep(d) => true,
     }
 }
 

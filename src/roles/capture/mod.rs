@@ -76,7 +76,7 @@ pub struct PollOutcome {
     pub abandoned: Vec<u32>,
     /// Gaps given up on this poll because `max_open_gaps` was reached.
     pub dropped: Vec<u32>,
-    /// The ids still awaited after this poll.
+    /// The ids still awaited after this poll, ascending.
     pub awaited: Vec<u32>,
 }
 
