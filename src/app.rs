@@ -323,7 +323,9 @@ impl Parts {
             );
         }
         if roles.relay {
-            tasks.spawn(self.relay().run(shutdown.clone()));
+            let follow_on = self.settings.consumers.want_lifecycle()
+                || !self.settings.capture.hold_states.is_empty();
+            tasks.spawn(self.relay().run(shutdown.clone(), follow_on));
             tasks.spawn(self.ack_listener().run(shutdown.clone()));
             match self.webhooks() {
                 Ok(w) if w.any() => {

@@ -11,7 +11,10 @@ use tokio_util::sync::CancellationToken;
 use crate::{broker::sync_consumer, config::Settings, db, roles::sleep_or_shutdown};
 
 /// The Magento 2.4 sales tables, derived from the reference dump (deploy/magento).
-pub const MAGENTO2_SCHEMA: &str = include_str!("../deploy/magento/magento2-sales-schema.sql");
+pub const MAGENTO2_SCHEMA: &str = concat!(
+    include_str!("../deploy/magento/magento2-sales-schema.sql"),
+    include_str!("../deploy/magento/magento2-sales-documents-schema.sql")
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {

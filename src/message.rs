@@ -14,6 +14,103 @@ use crate::broker::topology::{CAPTURE_ROUTING_KEY, QUE_EVENT};
 /// Version of the envelope layout; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// An event in an order's life, as consumers subscribe to it
+/// (`[consumers.<name>] events`) and as the ledger records it. Each travels as
+/// the Magento event it stands for with `_que` appended, so the Magento bridge
+/// can dispatch it under the name existing observers know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// The order was placed (and, if it was held, left `capture.hold_states`).
+    Placed,
+    /// An invoice was created.
+    Invoiced,
+    /// A shipment was created.
+    Shipped,
+    /// A credit memo was created.
+    Refunded,
+    /// The order's state became `canceled`.
+    Canceled,
+    /// The order's state or status changed (any change, cancellation included).
+    StatusChanged,
+}
+
+impl Event {
+    pub const ALL: [Event; 6] = [
+        Event::Placed,
+        Event::Invoiced,
+        Event::Shipped,
+        Event::Refunded,
+        Event::Canceled,
+        Event::StatusChanged,
+    ];
+
+    /// The subscription name: `placed`, `invoiced`, ….
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Placed => "placed",
+            Event::Invoiced => "invoiced",
+            Event::Shipped => "shipped",
+            Event::Refunded => "refunded",
+            Event::Canceled => "canceled",
+            Event::StatusChanged => "status_changed",
+        }
+    }
+
+    /// The message type consumers see: the Magento event name plus `_que`.
+    pub fn que_name(self) -> &'static str {
+        match self {
+            Event::Placed => QUE_EVENT,
+            Event::Invoiced => "sales_order_invoice_save_after_que",
+            Event::Shipped => "sales_order_shipment_save_after_que",
+            Event::Refunded => "sales_order_creditmemo_save_after_que",
+            Event::Canceled => "order_cancel_after_que",
+            Event::StatusChanged => "sales_order_save_after_que",
+        }
+    }
+
+    /// The event named `s` (a subscription name), or `None`.
+    pub fn parse(s: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+
+    /// All subscription names, comma-separated, for error messages.
+    pub fn names() -> String {
+        Event::ALL.map(Event::as_str).join(", ")
+    }
+
+    /// The document an event carries, by its key in the message.
+    pub fn document(self) -> Option<&'static str> {
+        match self {
+            Event::Invoiced => Some("invoice"),
+            Event::Shipped => Some("shipment"),
+            Event::Refunded => Some("creditmemo"),
+            _ => None,
+        }
+    }
+}
+
+impl From<Event> for mysql_async::Value {
+    fn from(e: Event) -> Self {
+        mysql_async::Value::from(e.as_str())
+    }
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event column; a name this build does not know is an error, not a guess.
+pub(crate) fn event_value(v: mysql_async::Value) -> Result<Event, mysql_async::FromValueError> {
+    use mysql_async::prelude::FromValue;
+    let text = String::from_value_opt(v)?;
+    Event::parse(&text).ok_or(mysql_async::FromValueError(mysql_async::Value::Bytes(
+        text.into_bytes(),
+    )))
+}
+
 /// What capture publishes to `<prefix>.orders`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CapturedOrder {
@@ -23,16 +120,20 @@ pub struct CapturedOrder {
     pub source: String,
     pub captured_at: DateTime<Utc>,
     pub order: Box<RawValue>,
+    /// The order was in one of `capture.hold_states`: recorded, not sent yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 impl CapturedOrder {
-    pub fn new(source: &str, captured_at: DateTime<Utc>, order: Box<RawValue>) -> Self {
+    pub fn new(source: &str, captured_at: DateTime<Utc>, order: Box<RawValue>, held: bool) -> Self {
         Self {
             schema_version: SCHEMA_VERSION,
             event: CAPTURE_ROUTING_KEY.to_owned(),
             source: source.to_owned(),
             captured_at,
             order,
+            held,
         }
     }
 
@@ -50,13 +151,17 @@ pub struct OrderKey {
     pub store_id: Option<u16>,
     /// Magento's `created_at`, UTC, `YYYY-MM-DD HH:MM:SS`.
     pub created_at: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 /// What a sync service receives on `<prefix>.que.<consumer>`.
 #[derive(Debug, Serialize)]
 struct QueMessage<'a> {
     schema_version: u32,
-    /// Always `sales_order_place_after_que`.
+    /// The event's name: `sales_order_place_after_que`, `sales_order_invoice_save_after_que`, ….
     event: &'static str,
     /// Stable for every delivery of this order to this consumer; echo it in the ack.
     message_id: &'a str,
@@ -65,12 +170,49 @@ struct QueMessage<'a> {
     captured_at: DateTime<Utc>,
     /// 1 for the first delivery, growing with each re-delivery.
     attempt: u32,
+    /// The order (placed), or the order's identifiers, state and status.
     order: &'a RawValue,
+    /// The event's position in the order's life: 0 placed, then 1, 2, ….
+    #[serde(skip_serializing_if = "is_zero")]
+    sequence: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invoice: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shipment: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    creditmemo: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous: Option<&'a RawValue>,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+/// An event's stored JSON after placement: the order's identifiers, state and
+/// status, and the document or change it is about. Kept as raw text, so
+/// DECIMAL strings and key order pass through untouched.
+#[derive(Debug, Deserialize)]
+pub struct EventDetails<'a> {
+    #[serde(borrow)]
+    pub order: &'a RawValue,
+    #[serde(borrow, default)]
+    pub invoice: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub shipment: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub creditmemo: Option<&'a RawValue>,
+    /// `status_changed` and `canceled`: the state and status before.
+    #[serde(borrow, default)]
+    pub previous: Option<&'a RawValue>,
 }
 
 /// One delivery of a stored order to one consumer.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivering<'a> {
+    pub event: Event,
+    /// 0 for placed, then the event's place in the order's life.
+    pub seq: u16,
     pub message_id: &'a str,
     pub consumer: &'a str,
     pub captured_at: DateTime<Utc>,
@@ -84,16 +226,27 @@ impl Delivering<'_> {
     /// The message body: the one place a consumer message is assembled, for
     /// the relay's queues, the pull API and the API's "message as sent".
     pub fn body(&self, source: &str) -> Vec<u8> {
-        let order = stored_order(self.order);
+        let stored = stored_order(self.order);
+        // A later event's stored JSON holds `order` and its document; a
+        // placement's is the order itself.
+        let details = match self.event {
+            Event::Placed => None,
+            _ => serde_json::from_str::<EventDetails>(stored.get()).ok(),
+        };
         serde_json::to_vec(&QueMessage {
             schema_version: SCHEMA_VERSION,
-            event: QUE_EVENT,
+            event: self.event.que_name(),
             message_id: self.message_id,
             source,
             consumer: self.consumer,
             captured_at: self.captured_at,
             attempt: self.attempt,
-            order: &order,
+            order: details.as_ref().map_or(&*stored, |d| d.order),
+            sequence: self.seq,
+            invoice: details.as_ref().and_then(|d| d.invoice),
+            shipment: details.as_ref().and_then(|d| d.shipment),
+            creditmemo: details.as_ref().and_then(|d| d.creditmemo),
+            previous: details.as_ref().and_then(|d| d.previous),
         })
         .expect("a message of strings, numbers and valid JSON serializes")
     }
@@ -116,7 +269,7 @@ pub fn cloud_event_attributes(
         ("specversion", "1.0".to_owned()),
         ("id", delivery.message_id.to_owned()),
         ("source", source.to_owned()),
-        ("type", QUE_EVENT.to_owned()),
+        ("type", delivery.event.que_name().to_owned()),
         (
             "time",
             delivery
@@ -143,9 +296,22 @@ fn stored_order(text: &str) -> std::borrow::Cow<'_, RawValue> {
     }
 }
 
-/// The message id of every delivery of one order to one consumer.
+/// The message id of every delivery of one order's placement to one consumer.
 pub fn message_id(source: &str, entity_id: u32, consumer: &str) -> String {
     format!("{source}:{entity_id}:{consumer}")
+}
+
+/// The message id of every delivery of an order's later event to one
+/// consumer: the event's place in the order's life and its name make it
+/// unique, and it never changes between deliveries.
+pub fn event_message_id(
+    source: &str,
+    entity_id: u32,
+    seq: u16,
+    event: Event,
+    consumer: &str,
+) -> String {
+    format!("{source}:{entity_id}:{seq}-{event}:{consumer}")
 }
 
 /// An acknowledgement from a sync service, published to `<prefix>.acks`.

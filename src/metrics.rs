@@ -43,6 +43,8 @@ pub struct Metrics {
     registry: Registry,
     /// Orders capture published (confirmed by the broker).
     pub captured: Counter,
+    /// Events after placement capture recorded (invoices, shipments, …).
+    pub captured_events: Counter,
     /// Deliveries to consumer queues, first ones and re-deliveries.
     pub published: Family<ConsumerLabel, Counter>,
     /// The re-deliveries among them.
@@ -89,6 +91,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("order_sync");
         let m = Metrics {
             captured: Counter::default(),
+            captured_events: Counter::default(),
             published: Family::default(),
             redelivered: Family::default(),
             acks: Family::default(),
@@ -113,6 +116,11 @@ impl Default for Metrics {
             "captured_orders",
             "Orders captured from Magento and published",
             m.captured.clone(),
+        );
+        registry.register(
+            "captured_events",
+            "Events after placement (invoiced, shipped, refunded, canceled, status_changed) captured",
+            m.captured_events.clone(),
         );
         registry.register(
             "published_messages",

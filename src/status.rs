@@ -56,10 +56,15 @@ pub fn render_order(view: &OrderView) -> String {
         t(Some(view.captured_at))
     );
     for d in &view.deliveries {
+        let event = match d.seq {
+            0 => d.event.as_str().to_owned(),
+            n => format!("#{n} {}", d.event),
+        };
         let _ = writeln!(
             out,
-            "  {:<16} {:<9} attempts {:<3} last sent {}  next {}  synced {}  message_id {}",
+            "  {:<16} {:<18} {:<9} attempts {:<3} last sent {}  next {}  synced {}  message_id {}",
             d.consumer,
+            event,
             d.state.as_str(),
             d.attempts,
             t(d.last_published_at),
@@ -67,6 +72,13 @@ pub fn render_order(view: &OrderView) -> String {
             t(d.synced_at),
             d.message_id
         );
+        if let Some(b) = d.blocked_by {
+            let _ = writeln!(
+                out,
+                "  {:<16} blocked: waits for event #{b} of this order to be synced",
+                ""
+            );
+        }
         if let Some(e) = &d.last_error {
             let _ = writeln!(out, "  {:<16} last error: {e}", "");
         }
@@ -79,7 +91,7 @@ pub fn render(
     instances: &[Instance],
     now: DateTime<Utc>,
 ) -> String {
-    let mut by_consumer: BTreeMap<&str, [u64; 5]> = BTreeMap::new();
+    let mut by_consumer: BTreeMap<&str, [u64; State::ALL.len()]> = BTreeMap::new();
     for (consumer, state, n) in counts {
         let row = by_consumer.entry(consumer).or_default();
         if let Some(i) = State::ALL.iter().position(|s| s == state) {
@@ -152,7 +164,8 @@ mod tests {
         let erp = text.lines().find(|l| l.starts_with("erp")).unwrap();
         assert_eq!(
             erp.split_whitespace().collect::<Vec<_>>(),
-            ["erp", "0", "0", "0", "1", "7"]
+            // held pending published failed parked skipped synced
+            ["erp", "0", "0", "0", "0", "1", "0", "7"]
         );
         assert!(text
             .lines()

@@ -1,5 +1,6 @@
 //! The broker and the sync services on it: `[broker]`, `[broker.names]`, `[consumers]`.
 
+use crate::message::Event;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -159,6 +160,10 @@ pub struct ConsumerOptions {
     pub format: Option<MessageFormat>,
     /// Deliver to this consumer by HTTPS POST instead of a queue.
     pub webhook: Option<WebhookSettings>,
+    /// The events of an order's life this consumer gets, of `placed`,
+    /// `invoiced`, `shipped`, `refunded`, `canceled`, `status_changed`;
+    /// unset means `["placed"]` (what every consumer got before events).
+    pub events: Option<Vec<String>>,
 }
 
 /// A consumer delivered by HTTPS POST (`[consumers.<name>.webhook]`).
@@ -301,6 +306,17 @@ impl ConsumerSettings {
                     "a consumer pulls over HTTP or gets webhooks, not both",
                 );
             }
+            if let Some(events) = &options.events {
+                let key = format!("consumers.{name}.events");
+                p.check(!events.is_empty(), &key, "name at least one event");
+                for e in events {
+                    p.check(
+                        Event::parse(e).is_some(),
+                        &key,
+                        format!("`{e}` is not an event; use {}", Event::names()),
+                    );
+                }
+            }
             p.check(
                 options.token.is_empty() || self.pull.contains(name),
                 &format!("consumers.{name}.token"),
@@ -317,8 +333,33 @@ impl ConsumerSettings {
             token: Secret::EMPTY,
             format: None,
             webhook: None,
+            events: None,
         };
         self.each.get(name).unwrap_or(NONE)
+    }
+
+    /// The events `name` subscribes to (`placed` alone unless it says otherwise).
+    pub fn events(&self, name: &str) -> Vec<Event> {
+        match &self.options(name).events {
+            None => vec![Event::Placed],
+            Some(list) => list.iter().filter_map(|e| Event::parse(e)).collect(),
+        }
+    }
+
+    /// The consumers subscribed to `event`, in `names` order.
+    pub fn subscribed(&self, event: Event) -> Vec<String> {
+        self.names
+            .iter()
+            .filter(|n| self.events(n).contains(&event))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether any consumer wants events after placement.
+    pub fn want_lifecycle(&self) -> bool {
+        self.names
+            .iter()
+            .any(|n| self.events(n).iter().any(|e| *e != Event::Placed))
     }
 
     /// Whether `name` fetches over HTTP.

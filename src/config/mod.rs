@@ -25,7 +25,8 @@ pub use broker::{
 };
 pub use roles::{
     AckSettings, BackoffSettings, BinlogSettings, CaptureMode, CaptureSettings, FilterSettings,
-    RelaySettings, RetentionSettings, Schedule, StartFrom, WriteBackSettings,
+    HoldCanceled, LifecycleSettings, RelaySettings, RetentionSettings, Schedule, StartFrom,
+    WriteBackSettings,
 };
 pub use secret::{Secret, SecretUrl};
 pub use sources::{LedgerSettings, MagentoSettings, ShopSettings, TablePrefix};
@@ -267,7 +268,18 @@ const LIST_KEYS: &[&str] = &[
     "capture.filter.website_codes",
     "capture.filter.states",
     "capture.filter.statuses",
+    "capture.hold_states",
 ];
+
+/// A consumer's `events` from `ORDER_SYNC__CONSUMERS__<NAME>__EVENTS`: the key
+/// it sets, for the list variables whose key holds a name.
+fn consumer_events_key(var: &str) -> Option<String> {
+    let name = var
+        .strip_prefix("ORDER_SYNC__CONSUMERS__")?
+        .strip_suffix("__EVENTS")?;
+    (!name.is_empty() && !name.contains("__"))
+        .then(|| format!("consumers.{}.events", name.to_lowercase()))
+}
 
 /// Loads settings from the compiled-in defaults, an optional file and the environment.
 pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
@@ -300,8 +312,17 @@ pub fn load_with_env(
     // parsing needs `try_parsing`, which would also turn a token of digits
     // into a number (losing leading zeros) and a one-element list into a
     // number. An empty variable is an empty list.
-    for key in LIST_KEYS {
-        let var = format!("ORDER_SYNC__{}", key.replace('.', "__").to_uppercase());
+    let named: Vec<(String, String)> = env
+        .keys()
+        .filter_map(|var| Some((var.clone(), consumer_events_key(var)?)))
+        .collect();
+    let fixed = LIST_KEYS.iter().map(|key| {
+        (
+            format!("ORDER_SYNC__{}", key.replace('.', "__").to_uppercase()),
+            key.to_string(),
+        )
+    });
+    for (var, key) in fixed.chain(named) {
         if let Some(value) = env.remove(&var) {
             let items: Vec<String> = value
                 .split(',')
@@ -309,7 +330,7 @@ pub fn load_with_env(
                 .filter(|s| !s.is_empty())
                 .collect();
             builder = builder
-                .set_override(*key, items)
+                .set_override(key, items)
                 .expect("a list of strings is a valid override");
         }
     }

@@ -35,6 +35,38 @@ pub struct CaptureSettings {
     pub binlog: BinlogSettings,
     /// Which orders are published; empty lists mean all.
     pub filter: FilterSettings,
+    /// Order states a placed order is held in: recorded and shown as held,
+    /// its `placed` event sent when it leaves them. Empty: nothing is held.
+    pub hold_states: Vec<String>,
+    /// An order cancelled while held: `send` (its `placed`, then its
+    /// cancellation) or `drop` (nothing; its rows end `skipped`).
+    pub hold_canceled: HoldCanceled,
+    /// Invoices, shipments, credit memos and state changes (`[capture.lifecycle]`).
+    pub lifecycle: LifecycleSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HoldCanceled {
+    Send,
+    Drop,
+}
+
+/// Capture of what happens to an order after it was placed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleSettings {
+    /// How often documents and state changes are looked for (only when a
+    /// consumer subscribes to a later event or `hold_states` is set).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How far back each scan of `updated_at` reaches before where the last
+    /// one ended: a save that commits this much after its `updated_at` is
+    /// still seen.
+    #[serde(with = "humantime_serde")]
+    pub overlap: Duration,
+    /// Most documents of each kind, and most changed orders, read per scan.
+    pub batch_size: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -125,6 +157,33 @@ impl CaptureSettings {
             "capture.binlog.heartbeat",
             "must be at least 100ms",
         );
+        p.check(
+            !self.lifecycle.poll_interval.is_zero(),
+            "capture.lifecycle.poll_interval",
+            "must be longer than zero",
+        );
+        p.check(
+            self.lifecycle.overlap >= Duration::from_secs(1),
+            "capture.lifecycle.overlap",
+            "must be at least 1s",
+        );
+        p.within(
+            self.lifecycle.batch_size,
+            1..=10_000,
+            "capture.lifecycle.batch_size",
+        );
+        for s in &self.hold_states {
+            p.check(
+                s != "canceled" && !s.is_empty(),
+                "capture.hold_states",
+                format!("`{s}` cannot be held (an order leaves a hold by changing state)"),
+            );
+        }
+    }
+
+    /// Whether `state` is one an order is held in.
+    pub fn holds(&self, state: Option<&str>) -> bool {
+        state.is_some_and(|s| self.hold_states.iter().any(|h| h == s))
     }
 }
 
@@ -143,6 +202,10 @@ pub struct RelaySettings {
     pub claim_timeout: Duration,
     /// Re-delivery to a consumer pauses while its queue holds more ready messages than this.
     pub pause_redelivery_above: u32,
+    /// How often rows never sent yet are looked for between rounds: an
+    /// order's next event once the one before it is synced, a released hold.
+    #[serde(with = "humantime_serde")]
+    pub follow_on_interval: Duration,
     /// Delay before re-delivering an unacknowledged or failed order.
     pub backoff: BackoffSettings,
 }
@@ -164,6 +227,11 @@ pub struct BackoffSettings {
 impl RelaySettings {
     pub(super) fn validate(&self, p: &mut Problems) {
         p.within(self.batch_size, 1..=10_000, "relay.batch_size");
+        p.check(
+            self.follow_on_interval >= Duration::from_millis(10),
+            "relay.follow_on_interval",
+            "must be at least 10ms",
+        );
         p.check(
             self.max_attempts >= 1,
             "relay.max_attempts",

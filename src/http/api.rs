@@ -18,6 +18,7 @@ use super::{
     auth::{PullConsumer, Reader, Writer},
     ApiError, Surface,
 };
+use crate::message::Event;
 use crate::{
     control::{
         input::{self, SelectionInput},
@@ -104,8 +105,12 @@ pub(super) async fn detail_of(s: &Surface, entity_id: u32) -> Result<Option<Deta
     let messages = order
         .deliveries
         .iter()
+        // A later event's message is its own text, not the order's.
+        .filter(|d| d.seq == 0)
         .map(|d| {
             let msg = Delivering {
+                event: Event::Placed,
+                seq: 0,
                 message_id: &d.message_id,
                 consumer: &d.consumer,
                 captured_at: d.captured_at,

@@ -53,6 +53,7 @@ impl AckOutcome {
 #[derive(FromRow)]
 struct AckedRow {
     entity_id: u32,
+    seq: u16,
     increment_id: Option<String>,
     store_id: Option<u16>,
     message_id: String,
@@ -147,29 +148,39 @@ async fn apply_one(
     now: DateTime<Utc>,
     policy: &RetryPolicy,
 ) -> Result<Result<AckOutcome, AckRejection>, LedgerError> {
-    let select = "SELECT entity_id, increment_id, store_id, message_id, state, attempts \
+    let select = "SELECT entity_id, seq, increment_id, store_id, message_id, state, attempts \
                   FROM order_sync_deliveries";
-    let row: Option<mysql_async::Row> = if let Some(id) = ack.entity_id {
-        tx.exec_first(
-            format!("{select} WHERE entity_id = ? AND consumer = ? FOR UPDATE"),
-            (id, ack.consumer.as_str()),
-        )
-        .await?
-    } else if let (Some(inc), Some(store)) = (&ack.increment_id, ack.store_id) {
-        tx.exec_first(
-            format!("{select} WHERE increment_id = ? AND store_id = ? AND consumer = ? FOR UPDATE"),
-            (inc.as_str(), store, ack.consumer.as_str()),
-        )
-        .await?
-    } else if let Some(mid) = &ack.message_id {
-        tx.exec_first(
-            format!("{select} WHERE message_id = ? AND consumer = ? FOR UPDATE"),
-            (mid.as_str(), ack.consumer.as_str()),
-        )
-        .await?
-    } else {
-        None
-    };
+    // A message id names any event's row; the order's ids alone name its
+    // placement (what acks named before later events existed).
+    let mut row: Option<mysql_async::Row> = None;
+    if let Some(mid) = &ack.message_id {
+        row = tx
+            .exec_first(
+                format!("{select} WHERE message_id = ? AND consumer = ? FOR UPDATE"),
+                (mid.as_str(), ack.consumer.as_str()),
+            )
+            .await?;
+    }
+    if row.is_none() {
+        row = if let Some(id) = ack.entity_id {
+            tx.exec_first(
+                format!("{select} WHERE entity_id = ? AND consumer = ? AND seq = 0 FOR UPDATE"),
+                (id, ack.consumer.as_str()),
+            )
+            .await?
+        } else if let (Some(inc), Some(store)) = (&ack.increment_id, ack.store_id) {
+            tx.exec_first(
+                format!(
+                    "{select} WHERE increment_id = ? AND store_id = ? AND consumer = ? \
+                     AND seq = 0 FOR UPDATE"
+                ),
+                (inc.as_str(), store, ack.consumer.as_str()),
+            )
+            .await?
+        } else {
+            None
+        };
+    }
     let Some(row) = row.map(from_row::<AckedRow>).transpose()? else {
         return Ok(Err(AckRejection::UnknownOrder));
     };
@@ -182,16 +193,18 @@ async fn apply_one(
     }
     // Found by entity_id: an increment_id or store_id given as well must be
     // this order's, or the ack means two orders and settles neither.
+    let entity_differs = ack.entity_id.is_some_and(|e| e != row.entity_id);
     let increment_differs = ack
         .increment_id
         .as_ref()
         .is_some_and(|inc| row.increment_id.as_ref() != Some(inc));
     let store_differs = ack.store_id.is_some_and(|s| row.store_id != Some(s));
-    if increment_differs || store_differs {
+    if entity_differs || increment_differs || store_differs {
         return Ok(Err(AckRejection::ConflictingIds(row.entity_id)));
     }
     let AckedRow {
         entity_id,
+        seq,
         increment_id,
         state,
         attempts,
@@ -199,13 +212,24 @@ async fn apply_one(
     } = row;
     let outcome = match (ack.status, state) {
         (AckStatus::Synced, State::Synced) => return Ok(Err(AckRejection::Duplicate)),
+        // Never sent: nothing a consumer has can be acked.
+        (_, State::Held | State::Skipped) => {
+            return Ok(Err(AckRejection::Late(state.as_str().to_owned())))
+        }
         (AckStatus::Synced, _) => {
             // A synced ack for a parked row is good news: the service got
             // there in the end, so it is taken.
             tx.exec_drop(
                 "UPDATE order_sync_deliveries SET state = 'synced', synced_at = ?, \
-                 next_attempt_at = NULL, updated_at = ? WHERE entity_id = ? AND consumer = ?",
-                (naive(now), naive(now), entity_id, ack.consumer.as_str()),
+                 next_attempt_at = NULL, updated_at = ? \
+                 WHERE entity_id = ? AND consumer = ? AND seq = ?",
+                (
+                    naive(now),
+                    naive(now),
+                    entity_id,
+                    ack.consumer.as_str(),
+                    seq,
+                ),
             )
             .await?;
             AckOutcome::Synced {
@@ -225,13 +249,15 @@ async fn apply_one(
                 .unwrap_or_else(|| "failed (no error text given)".into());
             tx.exec_drop(
                 "UPDATE order_sync_deliveries SET state = 'failed', last_error = ?, \
-                 next_attempt_at = ?, updated_at = ? WHERE entity_id = ? AND consumer = ?",
+                 next_attempt_at = ?, updated_at = ? \
+                 WHERE entity_id = ? AND consumer = ? AND seq = ?",
                 (
                     error,
                     naive(retry_at),
                     naive(now),
                     entity_id,
                     ack.consumer.as_str(),
+                    seq,
                 ),
             )
             .await?;

@@ -17,7 +17,7 @@ use super::{
     State,
 };
 use crate::{
-    message::{truncate, Delivering},
+    message::{event_value, truncate, Delivering, Event},
     retry::RetryPolicy,
 };
 
@@ -26,6 +26,10 @@ use crate::{
 pub struct Delivery {
     pub entity_id: u32,
     pub consumer: String,
+    /// 0 for the placement, then the event's place in the order's life.
+    pub seq: u16,
+    #[mysql(deserialize_with = "event_value")]
+    pub event: Event,
     pub increment_id: Option<String>,
     pub store_id: Option<u16>,
     pub message_id: String,
@@ -52,18 +56,29 @@ pub struct Delivery {
     pub last_error: Option<String>,
     /// Times an operator re-sent this row.
     pub resyncs: u32,
+    /// The earliest event of the same order for the same consumer that is
+    /// not settled yet, when this row comes after it: this row waits behind it.
+    pub blocked_by: Option<u16>,
 }
 
-/// The columns of [`Delivery`], for SELECTs.
+/// The columns of [`Delivery`], for SELECTs `FROM order_sync_deliveries`
+/// (unaliased: `blocked_by` refers to it by name).
 pub(super) const DELIVERY_COLUMNS: &str =
-    "entity_id, consumer, increment_id, store_id, message_id, state, attempts, \
-     captured_at, last_published_at, next_attempt_at, synced_at, last_error, resyncs";
+    "entity_id, consumer, seq, event, increment_id, store_id, message_id, state, attempts, \
+     captured_at, last_published_at, next_attempt_at, synced_at, last_error, resyncs, \
+     (SELECT MIN(b.seq) FROM order_sync_deliveries b \
+      WHERE b.entity_id = order_sync_deliveries.entity_id \
+        AND b.consumer = order_sync_deliveries.consumer \
+        AND b.seq < order_sync_deliveries.seq \
+        AND b.state NOT IN ('synced', 'skipped')) AS blocked_by";
 
 /// A row taken for publishing, with what is needed to build the message.
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub entity_id: u32,
     pub consumer: String,
+    pub seq: u16,
+    pub event: Event,
     pub message_id: String,
     pub increment_id: Option<String>,
     /// Deliveries made before this one.
@@ -77,6 +92,8 @@ impl Claimed {
     /// message whether a queue, a webhook or the pull API carries it.
     pub fn next_delivery(&self) -> Delivering<'_> {
         Delivering {
+            event: self.event,
+            seq: self.seq,
             message_id: &self.message_id,
             consumer: &self.consumer,
             captured_at: self.captured_at,
@@ -91,6 +108,9 @@ impl Claimed {
 struct DueRow {
     entity_id: u32,
     consumer: String,
+    seq: u16,
+    #[mysql(deserialize_with = "event_value")]
+    event: Event,
     message_id: String,
     increment_id: Option<String>,
     attempts: u32,
@@ -98,12 +118,89 @@ struct DueRow {
     captured_at: DateTime<Utc>,
 }
 
+/// Names one row: an order's event for one consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowKey {
+    pub entity_id: u32,
+    pub consumer: String,
+    pub seq: u16,
+}
+
+impl RowKey {
+    /// An order's placement row for `consumer`.
+    pub fn placed(entity_id: u32, consumer: &str) -> Self {
+        Self {
+            entity_id,
+            consumer: consumer.to_owned(),
+            seq: 0,
+        }
+    }
+}
+
+impl From<&Claimed> for RowKey {
+    fn from(c: &Claimed) -> Self {
+        Self {
+            entity_id: c.entity_id,
+            consumer: c.consumer.clone(),
+            seq: c.seq,
+        }
+    }
+}
+
+/// The stored JSON of each (order, seq): the order's for a placement, the
+/// event's own for later events.
+pub(super) async fn messages_of(
+    tx: &mut mysql_async::Transaction<'_>,
+    keys: impl Iterator<Item = (u32, u16)>,
+) -> Result<HashMap<(u32, u16), String>, LedgerError> {
+    type Keys = Vec<(u32, u16)>;
+    let (mut placed, mut later): (Keys, Keys) = keys.partition(|(_, seq)| *seq == 0);
+    for list in [&mut placed, &mut later] {
+        list.sort_unstable();
+        list.dedup();
+    }
+    let mut out = HashMap::new();
+    if !placed.is_empty() {
+        let ids: Vec<u32> = placed.iter().map(|(id, _)| *id).collect();
+        let rows: Vec<(u32, String)> = from_rows(
+            tx.exec(
+                format!(
+                    "SELECT entity_id, message FROM order_sync_orders WHERE entity_id IN ({})",
+                    marks(ids.len())
+                ),
+                id_params(&ids),
+            )
+            .await?,
+        )?;
+        out.extend(rows.into_iter().map(|(id, m)| ((id, 0), m)));
+    }
+    if !later.is_empty() {
+        let pairs = vec!["(?, ?)"; later.len()].join(", ");
+        let params: Vec<Value> = later
+            .iter()
+            .flat_map(|(id, seq)| [Value::from(*id), Value::from(*seq)])
+            .collect();
+        let rows: Vec<(u32, u16, String)> = from_rows(
+            tx.exec(
+                format!(
+                    "SELECT entity_id, seq, message FROM order_sync_events \
+                     WHERE (entity_id, seq) IN ({pairs})"
+                ),
+                params,
+            )
+            .await?,
+        )?;
+        out.extend(rows.into_iter().map(|(id, seq, m)| ((id, seq), m)));
+    }
+    Ok(out)
+}
+
 /// What a re-delivery round took from the ledger.
 #[derive(Debug, Default)]
 pub struct Round {
     pub to_publish: Vec<Claimed>,
-    /// (entity_id, consumer) rows parked in this round.
-    pub parked: Vec<(u32, String)>,
+    /// (entity_id, consumer, seq) rows parked in this round.
+    pub parked: Vec<RowKey>,
 }
 
 impl Ledger {
@@ -120,18 +217,55 @@ impl Ledger {
         max_attempts: u32,
         lease: Duration,
     ) -> Result<Round, LedgerError> {
+        self.claim(consumers, now, limit, max_attempts, lease, false)
+            .await
+    }
+
+    /// Takes up to `limit` due rows never delivered yet (an order's next
+    /// event whose turn came, a released hold), as [`Ledger::claim_due`] does.
+    pub async fn claim_first_deliveries(
+        &self,
+        consumers: &[String],
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Round, LedgerError> {
+        self.claim(consumers, now, limit, u32::MAX, lease, true)
+            .await
+    }
+
+    async fn claim(
+        &self,
+        consumers: &[String],
+        now: DateTime<Utc>,
+        limit: u32,
+        max_attempts: u32,
+        lease: Duration,
+        first_only: bool,
+    ) -> Result<Round, LedgerError> {
         let mut params: Vec<Value> = vec![naive(now).into()];
         params.extend(consumers.iter().map(|c| Value::from(c.as_str())));
         params.push(limit.into());
         // Only delivery rows are locked (MariaDB has no `FOR UPDATE OF`), so
         // relays taking different consumers' rows of one order never block.
+        // An order's later event goes only once every earlier one of it is
+        // settled for this consumer, and once its placement is recorded (it
+        // may still be on its way through the broker): in order, per order.
         let select = format!(
-            "SELECT entity_id, consumer, message_id, increment_id, attempts, captured_at \
-             FROM order_sync_deliveries \
-             WHERE state IN ({}) AND next_attempt_at <= ? AND consumer IN ({}) \
-             ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED",
-            State::sql_list(&State::OPEN),
-            marks(consumers.len())
+            "SELECT d.entity_id, d.consumer, d.seq, d.event, d.message_id, d.increment_id, \
+                    d.attempts, d.captured_at \
+             FROM order_sync_deliveries d \
+             WHERE d.state IN ({open}) AND d.next_attempt_at <= ? AND d.consumer IN ({}) {first} \
+               AND (d.seq = 0 OR (\
+                 EXISTS (SELECT 1 FROM order_sync_orders o WHERE o.entity_id = d.entity_id) \
+                 AND NOT EXISTS (SELECT 1 FROM order_sync_deliveries e \
+                   WHERE e.entity_id = d.entity_id AND e.consumer = d.consumer \
+                     AND e.seq < d.seq AND e.state NOT IN ({settled})))) \
+             ORDER BY d.next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED",
+            marks(consumers.len()),
+            open = State::sql_list(&State::OPEN),
+            settled = State::sql_list(&State::SETTLED),
+            first = if first_only { "AND d.attempts = 0" } else { "" },
         );
         transaction!(self, read_committed(), |tx| {
             let rows: Vec<DueRow> = from_rows(tx.exec(select.as_str(), params.clone()).await?)?;
@@ -140,35 +274,27 @@ impl Ledger {
             let mut round = Round {
                 parked: exhausted
                     .into_iter()
-                    .map(|r| (r.entity_id, r.consumer))
+                    .map(|r| RowKey {
+                        entity_id: r.entity_id,
+                        consumer: r.consumer,
+                        seq: r.seq,
+                    })
                     .collect(),
                 to_publish: vec![],
             };
             if !due.is_empty() {
-                let mut ids: Vec<u32> = due.iter().map(|p| p.entity_id).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                let messages: HashMap<u32, String> = from_rows::<(u32, String)>(
-                    tx.exec(
-                        format!(
-                            "SELECT entity_id, message FROM order_sync_orders WHERE entity_id IN ({})",
-                            marks(ids.len())
-                        ),
-                        id_params(&ids),
-                    )
-                    .await?,
-                )?
-                .into_iter()
-                .collect();
+                let messages =
+                    messages_of(&mut tx, due.iter().map(|r| (r.entity_id, r.seq))).await?;
                 tx.exec_batch(
                     "UPDATE order_sync_deliveries SET next_attempt_at = ?, updated_at = ? \
-                     WHERE entity_id = ? AND consumer = ?",
+                     WHERE entity_id = ? AND consumer = ? AND seq = ?",
                     due.iter().map(|p| {
                         (
                             naive(after(now, lease)),
                             naive(now),
                             p.entity_id,
                             p.consumer.as_str(),
+                            p.seq,
                         )
                     }),
                 )
@@ -180,11 +306,13 @@ impl Ledger {
                         // happen (one transaction writes both); `null` keeps the
                         // delivery going rather than wedging the round.
                         message: messages
-                            .get(&r.entity_id)
+                            .get(&(r.entity_id, r.seq))
                             .cloned()
                             .unwrap_or_else(|| "null".into()),
                         entity_id: r.entity_id,
                         consumer: r.consumer,
+                        seq: r.seq,
+                        event: r.event,
                         message_id: r.message_id,
                         increment_id: r.increment_id,
                         attempts: r.attempts,
@@ -196,13 +324,14 @@ impl Ledger {
                 tx.exec_batch(
                     "UPDATE order_sync_deliveries SET state = 'parked', next_attempt_at = NULL, \
                      last_error = COALESCE(last_error, ?), updated_at = ? \
-                     WHERE entity_id = ? AND consumer = ?",
-                    round.parked.iter().map(|(id, c)| {
+                     WHERE entity_id = ? AND consumer = ? AND seq = ?",
+                    round.parked.iter().map(|k| {
                         (
                             format!("no synced ack after {max_attempts} deliveries"),
                             naive(now),
-                            *id,
-                            c.as_str(),
+                            k.entity_id,
+                            k.consumer.as_str(),
+                            k.seq,
                         )
                     }),
                 )
@@ -236,7 +365,7 @@ impl Ledger {
                      next_attempt_at = IF(state IN ('synced', 'parked'), next_attempt_at, ?), \
                      state = IF(state IN ('synced', 'parked'), state, 'published'), \
                      updated_at = ? \
-                 WHERE entity_id = ? AND consumer = ?",
+                 WHERE entity_id = ? AND consumer = ? AND seq = ?",
                 rows.iter().map(|c| {
                     (
                         naive(now),
@@ -244,6 +373,7 @@ impl Ledger {
                         naive(now),
                         c.entity_id,
                         c.consumer.as_str(),
+                        c.seq,
                     )
                 }),
             )
@@ -255,7 +385,7 @@ impl Ledger {
     /// (a message too large for the broker). Kept, visible, re-drivable.
     pub async fn park(
         &self,
-        rows: &[(u32, &str)],
+        rows: &[RowKey],
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
@@ -267,9 +397,16 @@ impl Ledger {
             tx.exec_batch(
                 "UPDATE order_sync_deliveries SET state = 'parked', next_attempt_at = NULL, \
                  last_error = ?, updated_at = ? \
-                 WHERE entity_id = ? AND consumer = ? AND state <> 'synced'",
-                rows.iter()
-                    .map(|(id, c)| (reason.as_str(), naive(now), *id, *c)),
+                 WHERE entity_id = ? AND consumer = ? AND seq = ? AND state <> 'synced'",
+                rows.iter().map(|r| {
+                    (
+                        reason.as_str(),
+                        naive(now),
+                        r.entity_id,
+                        r.consumer.as_str(),
+                        r.seq,
+                    )
+                }),
             )
             .await?;
         })
@@ -292,7 +429,7 @@ impl Ledger {
             tx.exec_batch(
                 format!(
                     "UPDATE order_sync_deliveries SET last_error = ?, next_attempt_at = ?, \
-                     updated_at = ? WHERE entity_id = ? AND consumer = ? AND state IN ({})",
+                     updated_at = ? WHERE entity_id = ? AND consumer = ? AND seq = ? AND state IN ({})",
                     State::sql_list(&State::OPEN)
                 ),
                 failed.iter().map(|(row, error)| {
@@ -302,6 +439,7 @@ impl Ledger {
                         naive(now),
                         row.entity_id,
                         row.consumer.as_str(),
+                        row.seq,
                     )
                 }),
             )
@@ -318,9 +456,9 @@ impl Ledger {
         transaction!(self, TxOpts::default(), |tx| {
             tx.exec_batch(
                 "UPDATE order_sync_deliveries SET next_attempt_at = ? \
-                 WHERE entity_id = ? AND consumer = ? AND state = 'pending'",
+                 WHERE entity_id = ? AND consumer = ? AND seq = ? AND state = 'pending'",
                 rows.iter()
-                    .map(|r| (naive(now), r.entity_id, r.consumer.as_str())),
+                    .map(|r| (naive(now), r.entity_id, r.consumer.as_str(), r.seq)),
             )
             .await?;
         })
@@ -357,13 +495,13 @@ impl Ledger {
         let mut conn = self.pool.get_conn().await?;
         from_rows(
             conn.query(format!(
-                "SELECT {DELIVERY_COLUMNS} FROM order_sync_deliveries ORDER BY entity_id, consumer"
+                "SELECT {DELIVERY_COLUMNS} FROM order_sync_deliveries ORDER BY entity_id, consumer, seq"
             ))
             .await?,
         )
     }
 
-    /// One order's row for one consumer.
+    /// One order's placement row for one consumer.
     pub async fn delivery(
         &self,
         entity_id: u32,
@@ -374,7 +512,7 @@ impl Ledger {
             .exec_first(
                 format!(
                     "SELECT {DELIVERY_COLUMNS} FROM order_sync_deliveries \
-                     WHERE entity_id = ? AND consumer = ?"
+                     WHERE entity_id = ? AND consumer = ? AND seq = 0"
                 ),
                 (entity_id, consumer),
             )
@@ -395,7 +533,7 @@ impl Ledger {
             conn.exec(
                 format!(
                     "SELECT {DELIVERY_COLUMNS} FROM order_sync_deliveries \
-                     WHERE entity_id IN ({}) ORDER BY entity_id, consumer",
+                     WHERE entity_id IN ({}) ORDER BY entity_id, consumer, seq",
                     marks(ids.len())
                 ),
                 id_params(ids),

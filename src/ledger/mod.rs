@@ -20,6 +20,7 @@
 pub mod acks;
 pub mod counts;
 pub mod deliveries;
+pub mod events;
 pub mod instances;
 pub mod notes;
 pub mod operator;
@@ -36,7 +37,8 @@ use mysql_async::{prelude::*, FromValueError, Pool, Row, Value};
 
 use crate::{config::LedgerSettings, db};
 pub use acks::AckOutcome;
-pub use deliveries::{Claimed, Delivery, Round};
+pub use deliveries::{Claimed, Delivery, Round, RowKey};
+pub use events::{Change, KnownOrder, Recorded, Release};
 pub use instances::Instance;
 pub use notes::ParkedNote;
 pub use operator::{OrderFilter, OrderPage, OrderView, Selection};

@@ -329,7 +329,8 @@ impl Ledger {
         self.update_deliveries(
             // SET clauses apply left to right: message_id sees the new resyncs.
             "resyncs = resyncs + 1, \
-             message_id = CONCAT(?, ':', entity_id, ':', consumer, ':r', resyncs), \
+             message_id = CONCAT(?, ':', entity_id, ':', \
+               IF(seq = 0, '', CONCAT(seq, '-', event, ':')), consumer, ':r', resyncs), \
              state = 'pending', attempts = 0, next_attempt_at = ?, synced_at = NULL, \
              last_error = NULL, noted_at = NULL, updated_at = ?",
             vec![source.into(), naive(now).into(), naive(now).into()],
@@ -417,7 +418,7 @@ impl Ledger {
                     "SELECT o.entity_id FROM order_sync_orders o \
                      WHERE o.captured_at < ? AND NOT EXISTS (\
                        SELECT 1 FROM order_sync_deliveries d WHERE d.entity_id = o.entity_id \
-                       AND (d.state <> 'synced' OR d.synced_at >= ?)) \
+                       AND (d.state NOT IN ('synced', 'skipped') OR d.synced_at >= ?)) \
                      ORDER BY o.entity_id LIMIT 1000",
                     (naive(cutoff), naive(cutoff)),
                 )
@@ -432,7 +433,7 @@ impl Ledger {
                 .exec(
                     format!(
                         "SELECT DISTINCT entity_id FROM order_sync_deliveries \
-                         WHERE entity_id IN ({}) AND (state <> 'synced' OR synced_at >= ?) \
+                         WHERE entity_id IN ({}) AND (state NOT IN ('synced', 'skipped') OR synced_at >= ?) \
                          FOR UPDATE",
                         marks(ids.len())
                     ),
@@ -458,7 +459,11 @@ impl Ledger {
                 .await?
                 .apply(&mut tx)
                 .await?;
-                for table in ["order_sync_deliveries", "order_sync_orders"] {
+                for table in [
+                    "order_sync_deliveries",
+                    "order_sync_events",
+                    "order_sync_orders",
+                ] {
                     tx.exec_drop(
                         format!(
                             "DELETE FROM {table} WHERE entity_id IN ({})",

@@ -5,7 +5,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use mysql_async::prelude::*;
+use mysql_async::{prelude::*, Params};
 
 use super::{
     after, counts::SyncedDelta, from_rows, id_params, marks, naive, read_committed, transaction,
@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     magento::PlacedOrder,
-    message::{message_id, truncate, OrderKey},
+    message::{message_id, truncate, Event, OrderKey},
 };
 
 /// An order to record, as taken from a capture message.
@@ -23,6 +23,8 @@ pub struct NewOrder {
     pub captured_at: DateTime<Utc>,
     /// The order JSON, exactly as captured.
     pub message: String,
+    /// In one of `capture.hold_states`: its rows start held, not sent.
+    pub held: bool,
 }
 
 impl NewOrder {
@@ -36,11 +38,14 @@ impl NewOrder {
             increment_id: None,
             store_id: None,
             created_at: None,
+            state: None,
+            status: None,
         });
         Self {
             key,
             captured_at,
             message,
+            held: false,
         }
     }
 }
@@ -64,14 +69,36 @@ impl Ledger {
         }
         transaction!(self, read_committed(), |tx| {
             let fresh = insert_orders(&mut tx, orders.iter(), consumers, source).await?;
-            let start = RowStart {
+            let held: std::collections::HashSet<u32> = orders
+                .iter()
+                .filter(|o| o.held)
+                .map(|o| o.key.entity_id)
+                .collect();
+            let pending = RowStart {
                 state: State::Pending,
                 next_attempt_at: Some(after(now, lease)),
                 synced_at: None,
                 last_error: None,
             };
-            insert_deliveries(&mut tx, &fresh, now, |_| start).await?;
-            fresh.into_iter().map(|(f, _)| f).collect::<Vec<_>>()
+            let waiting = RowStart {
+                state: State::Held,
+                next_attempt_at: None,
+                synced_at: None,
+                last_error: None,
+            };
+            insert_deliveries(&mut tx, &fresh, now, |row| {
+                if held.contains(&row.entity_id) {
+                    waiting
+                } else {
+                    pending
+                }
+            })
+            .await?;
+            fresh
+                .into_iter()
+                .map(|(f, _)| f)
+                .filter(|f| !held.contains(&f.entity_id))
+                .collect::<Vec<_>>()
         })
     }
 
@@ -180,8 +207,8 @@ async fn insert_orders<'o>(
             .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok());
         tx.exec_drop(
             "INSERT IGNORE INTO order_sync_orders \
-             (entity_id, increment_id, store_id, placed_at, captured_at, message) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             (entity_id, increment_id, store_id, placed_at, captured_at, message, state, status) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 o.key.entity_id,
                 o.key.increment_id.clone(),
@@ -189,6 +216,8 @@ async fn insert_orders<'o>(
                 placed,
                 naive(o.captured_at),
                 o.message.as_str(),
+                o.key.state.clone(),
+                o.key.status.clone(),
             ),
         )
         .await?;
@@ -203,7 +232,7 @@ async fn insert_orders<'o>(
             tx.exec(
                 format!(
                     "SELECT entity_id, consumer FROM order_sync_deliveries \
-                     WHERE entity_id IN ({}) FOR UPDATE",
+                     WHERE entity_id IN ({}) AND seq = 0 FOR UPDATE",
                     marks(known_ids.len())
                 ),
                 id_params(&known_ids),
@@ -222,6 +251,8 @@ async fn insert_orders<'o>(
                     Claimed {
                         entity_id: o.key.entity_id,
                         consumer: c.clone(),
+                        seq: 0,
+                        event: Event::Placed,
                         message_id: message_id(source, o.key.entity_id, c),
                         increment_id: o.key.increment_id.clone(),
                         attempts: 0,
@@ -255,24 +286,26 @@ async fn insert_deliveries<'a>(
 ) -> Result<(), LedgerError> {
     tx.exec_batch(
         "INSERT IGNORE INTO order_sync_deliveries \
-         (entity_id, consumer, increment_id, store_id, message_id, state, attempts, \
+         (entity_id, consumer, seq, event, increment_id, store_id, message_id, state, attempts, \
           captured_at, next_attempt_at, synced_at, last_error, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
         fresh.iter().map(|(f, store)| {
             let start = start(f);
-            (
-                f.entity_id,
-                f.consumer.as_str(),
-                f.increment_id.clone(),
-                *store,
-                f.message_id.as_str(),
-                start.state.as_str(),
-                naive(f.captured_at),
-                start.next_attempt_at.map(naive),
-                start.synced_at.map(naive),
-                start.last_error,
-                naive(now),
-            )
+            Params::Positional(vec![
+                f.entity_id.into(),
+                f.consumer.as_str().into(),
+                f.seq.into(),
+                f.event.into(),
+                f.increment_id.clone().into(),
+                (*store).into(),
+                f.message_id.as_str().into(),
+                start.state.into(),
+                naive(f.captured_at).into(),
+                start.next_attempt_at.map(naive).into(),
+                start.synced_at.map(naive).into(),
+                start.last_error.into(),
+                naive(now).into(),
+            ])
         }),
     )
     .await?;

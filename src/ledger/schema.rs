@@ -133,6 +133,38 @@ pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[
              ON DUPLICATE KEY UPDATE n = VALUES(n)",
         ],
     ),
+    (
+        6,
+        "order lifecycle events",
+        &[
+            // Rows per (order, consumer, seq): seq 0 is the order's placement,
+            // 1.. its later events in the order they happened. Existing rows
+            // become seq 0 `placed` rows; their message ids do not change.
+            "ALTER TABLE order_sync_deliveries \
+             ADD COLUMN seq SMALLINT UNSIGNED NOT NULL DEFAULT 0 AFTER consumer, \
+             ADD COLUMN event VARCHAR(32) NOT NULL DEFAULT 'placed' AFTER seq",
+            // Both in one statement, so an interruption leaves the old key or the new one.
+            "ALTER TABLE order_sync_deliveries DROP PRIMARY KEY, ADD PRIMARY KEY (entity_id, consumer, seq)",
+            "ALTER TABLE order_sync_deliveries MODIFY state \
+             ENUM('pending','published','synced','failed','parked','held','skipped') NOT NULL DEFAULT 'pending'",
+            // An order's events after its placement, as capture recorded them.
+            "CREATE TABLE IF NOT EXISTS order_sync_events (
+            entity_id INT UNSIGNED NOT NULL,
+            seq SMALLINT UNSIGNED NOT NULL,
+            event VARCHAR(32) NOT NULL,
+            document_id INT UNSIGNED NULL COMMENT 'invoice, shipment or credit memo entity_id',
+            occurred_at DATETIME NULL COMMENT 'Magento created_at / updated_at, UTC',
+            captured_at DATETIME(6) NOT NULL,
+            message LONGTEXT NOT NULL COMMENT 'the event JSON as captured',
+            PRIMARY KEY (entity_id, seq),
+            UNIQUE KEY order_sync_events_document (event, document_id)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+            // The last state and status the ledger saw, to tell a change from a repeat.
+            "ALTER TABLE order_sync_orders ADD COLUMN state VARCHAR(32) NULL, ADD COLUMN status VARCHAR(32) NULL",
+            // Where the change scan has read `updated_at` to.
+            "ALTER TABLE order_sync_capture_position ADD COLUMN changes_at DATETIME NULL",
+        ],
+    ),
 ];
 
 /// Server errors that mean an `ALTER` of an interrupted migration already

@@ -17,17 +17,30 @@ pub enum State {
     Failed,
     /// Used up its deliveries, or could never be delivered: waits for a person.
     Parked,
+    /// A placed order in one of `capture.hold_states` (not paid yet): recorded,
+    /// not sent; it becomes pending when the order leaves those states.
+    Held,
+    /// Settled without a delivery: an operator skipped it, or the order was
+    /// cancelled while held and `capture.hold_canceled = "drop"`. Later events
+    /// of the order are not held up by it.
+    Skipped,
 }
 
 impl State {
     /// Every state, in the order the status page and `status` show them.
-    pub const ALL: [State; 5] = [
+    pub const ALL: [State; 7] = [
+        State::Held,
         State::Pending,
         State::Published,
         State::Failed,
         State::Parked,
+        State::Skipped,
         State::Synced,
     ];
+
+    /// States that let an order's next event go: the consumer has this one,
+    /// or nobody will send it.
+    pub const SETTLED: [State; 2] = [State::Synced, State::Skipped];
 
     /// States a row is still owed a delivery in: the relay takes these when due.
     pub const OPEN: [State; 3] = [State::Pending, State::Published, State::Failed];
@@ -39,6 +52,8 @@ impl State {
             State::Synced => "synced",
             State::Failed => "failed",
             State::Parked => "parked",
+            State::Held => "held",
+            State::Skipped => "skipped",
         }
     }
 

@@ -6,6 +6,7 @@
 //! order and its children in one transaction, so a visible order is a complete one.
 //! Sessions use UTC (`time_zone = '+00:00'`), which is what Magento stores.
 
+pub mod documents;
 pub mod rows;
 pub mod shape;
 
@@ -143,6 +144,7 @@ pub struct Magento {
     /// For connections of their own (the binlog follower's replication stream).
     opts: mysql_async::Opts,
     tables: Tables,
+    documents: Vec<documents::DocumentTables>,
     database: String,
     deny: DenyList,
 }
@@ -162,10 +164,13 @@ impl Magento {
             1 => Tables::magento1(&settings.table_prefix),
             _ => Tables::magento2(&settings.table_prefix),
         };
+        let documents =
+            documents::DocumentTables::all(&settings.table_prefix, settings.version == 1);
         Ok(Self {
             pool,
             opts,
             tables,
+            documents,
             database: db::database_name(&settings.url).unwrap_or_default(),
             deny,
         })

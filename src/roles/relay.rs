@@ -24,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
-    broker::{topology::QUE_EVENT, BrokerError, Outgoing, Publisher},
+    broker::{BrokerError, Outgoing, Publisher},
     config::{MessageFormat, MessageSettings, RelaySettings},
-    ledger::{Claimed, NewOrder},
-    message::{self, cloud_event_attributes, CapturedOrder},
+    ledger::{Claimed, NewOrder, RowKey},
+    message::{self, cloud_event_attributes, CapturedOrder, Event},
     metrics::Metrics,
     retry::RetryPolicy,
 };
@@ -76,8 +76,19 @@ impl Relay {
         &self.policy
     }
 
-    /// Runs the inbox and the scheduler until shutdown.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Runs the inbox, the scheduler and (when a consumer takes later events
+    /// or placements can be held) the follow-on loop until shutdown.
+    pub async fn run(self, shutdown: CancellationToken, follow_on: bool) {
+        let follow = async {
+            if follow_on {
+                FollowOn {
+                    relay: self.clone(),
+                    publisher: None,
+                }
+                .run(shutdown.clone())
+                .await
+            }
+        };
         tokio::join!(
             Inbox {
                 relay: self.clone(),
@@ -85,11 +96,43 @@ impl Relay {
             }
             .run(shutdown.clone()),
             Scheduler {
-                relay: self,
+                relay: self.clone(),
                 publisher: None,
             }
-            .run(shutdown),
+            .run(shutdown.clone()),
+            follow,
         );
+    }
+
+    /// Publishes rows never delivered yet that are due: an order's next
+    /// event once the one before it is settled, a placement released from
+    /// its hold. Paused consumers get nothing.
+    pub async fn deliver_follow_ons(
+        &self,
+        publisher: &Publisher,
+        now: DateTime<Utc>,
+    ) -> Result<Delivered, RoleError> {
+        let paused = self.deps.ledger.paused(&self.push).await?;
+        let ready: Vec<String> = self
+            .push
+            .iter()
+            .filter(|c| !paused.contains(*c))
+            .cloned()
+            .collect();
+        if ready.is_empty() {
+            return Ok(Delivered::default());
+        }
+        let round = self
+            .deps
+            .ledger
+            .claim_first_deliveries(
+                &ready,
+                now,
+                self.settings.batch_size,
+                self.settings.claim_timeout,
+            )
+            .await?;
+        self.deliver(publisher, &round.to_publish, now).await
     }
 
     /// Records a batch of capture messages, acks them, and publishes the new rows.
@@ -121,7 +164,7 @@ impl Relay {
             .ledger
             .record_orders(
                 &orders,
-                &self.deps.consumers.names,
+                &self.deps.consumers.subscribed(Event::Placed),
                 &self.deps.shop,
                 now,
                 self.settings.claim_timeout,
@@ -170,7 +213,7 @@ impl Relay {
             );
             self.deps
                 .ledger
-                .park(&[(row.entity_id, row.consumer.as_str())], &reason, now)
+                .park(&[RowKey::from(*row)], &reason, now)
                 .await?;
             self.deps
                 .metrics
@@ -270,13 +313,18 @@ impl Relay {
                 self.settings.claim_timeout,
             )
             .await?;
-        for (entity_id, consumer) in &round.parked {
+        for RowKey {
+            entity_id,
+            consumer,
+            seq,
+        } in &round.parked
+        {
             self.deps
                 .metrics
                 .parked
                 .get_or_create(&Metrics::consumer(consumer))
                 .inc();
-            tracing::info_span!("delivery", entity_id, consumer = %consumer, attempt = self.policy.max_attempts)
+            tracing::info_span!("delivery", entity_id, consumer = %consumer, seq, attempt = self.policy.max_attempts)
                 .in_scope(|| tracing::warn!("Parked an order: no synced ack after every delivery."));
         }
         let delivered = self.deliver(publisher, &round.to_publish, now).await?;
@@ -341,7 +389,7 @@ impl Relay {
             properties: BasicProperties::default()
                 .with_content_type("application/json".into())
                 .with_message_id(row.message_id.as_str().into())
-                .with_type(QUE_EVENT.into())
+                .with_type(row.event.que_name().into())
                 .with_app_id("order-sync".into())
                 .with_timestamp(Utc::now().timestamp() as u64)
                 .with_headers(headers),
@@ -451,6 +499,46 @@ impl Role for Scheduler {
     }
 }
 
+/// The follow-on loop, every `relay.follow_on_interval`.
+struct FollowOn {
+    relay: Relay,
+    publisher: Option<Publisher>,
+}
+
+impl Role for FollowOn {
+    const NAME: &'static str = "relay follow-on";
+
+    async fn session(&mut self, shutdown: &CancellationToken) -> Result<(), RoleError> {
+        let relay = &self.relay;
+        loop {
+            if self.publisher.is_none() {
+                self.publisher = Some(relay.deps.broker.publisher().await?);
+            }
+            let p = self.publisher.as_ref().expect("set just above");
+            let done = match relay.deliver_follow_ons(p, Utc::now()).await {
+                Ok(d) => d,
+                Err(e) => {
+                    self.publisher = None;
+                    return Err(e);
+                }
+            };
+            let more = done.published >= relay.settings.batch_size as usize;
+            if !more && !sleep_or_shutdown(relay.settings.follow_on_interval, shutdown).await {
+                return Ok(());
+            }
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn finish(&mut self) {
+        if let Some(p) = self.publisher.take() {
+            p.close().await;
+        }
+    }
+}
+
 /// The span every log line about one delivery is in: a log search for an order
 /// number, an entity id or a consumer finds all of them.
 fn delivery_span(row: &Claimed) -> tracing::Span {
@@ -482,5 +570,6 @@ fn parse_captured(body: &[u8], shop: &str) -> Result<NewOrder, String> {
         key,
         captured_at: captured.captured_at,
         message: captured.order.get().to_owned(),
+        held: captured.held,
     })
 }

@@ -14,10 +14,15 @@ use lapin::{Connection, ConnectionProperties};
 use mysql_async::{prelude::*, Conn, Pool};
 
 /// The Magento 2.4 sales tables, derived from the reference dump.
-pub const MAGENTO_SCHEMA: &str = include_str!("../../deploy/magento/magento2-sales-schema.sql");
+pub const MAGENTO_SCHEMA: &str = concat!(
+    include_str!("../../deploy/magento/magento2-sales-schema.sql"),
+    include_str!("../../deploy/magento/magento2-sales-documents-schema.sql")
+);
 /// The Magento 1.9 sales tables, with the `magev1_` table prefix.
-pub const MAGENTO1_SCHEMA: &str =
-    include_str!("../../deploy/magento/magento1-magev1-sales-schema.sql");
+pub const MAGENTO1_SCHEMA: &str = concat!(
+    include_str!("../../deploy/magento/magento1-magev1-sales-schema.sql"),
+    include_str!("../../deploy/magento/magento1-magev1-sales-documents-schema.sql")
+);
 
 /// The MariaDB/MySQL server (no database): `ORDER_SYNC_TEST_MYSQL`.
 pub fn mysql_server() -> String {

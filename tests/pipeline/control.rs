@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mysql_async::prelude::*;
-use order_sync::ledger::State;
+use order_sync::ledger::{RowKey, State};
 use serde_json::{json, Value};
 
 use crate::support::{
@@ -543,7 +543,7 @@ async fn the_api_lists_shows_resends_pauses_and_unparks_orders() {
     let ledger = env.parts().deps.ledger;
     ledger
         .park(
-            &[(ids[2], "erp")],
+            &[RowKey::placed(ids[2], "erp")],
             "test: parked by hand",
             chrono::Utc::now(),
         )
@@ -793,7 +793,11 @@ async fn write_back_comments_once_in_the_magento_order_history_and_retries_a_fai
         .await
         .unwrap();
     ledger
-        .park(&[(id, "wms")], "no synced ack after 10 deliveries", now)
+        .park(
+            &[RowKey::placed(id, "wms")],
+            "no synced ack after 10 deliveries",
+            now,
+        )
         .await
         .unwrap();
     let w = write_back.step(now).await.unwrap();
@@ -899,7 +903,7 @@ async fn the_cli_shows_resends_pauses_unparks_and_purges_with_exit_codes_scripts
 
     ledger
         .park(
-            &[(ids[0], "erp"), (ids[2], "wms")],
+            &[RowKey::placed(ids[0], "erp"), RowKey::placed(ids[2], "wms")],
             "test",
             chrono::Utc::now(),
         )

@@ -17,6 +17,7 @@ mod import;
 mod instances;
 #[path = "../kit/mod.rs"]
 mod kit;
+mod lifecycle;
 mod magento_bridge;
 mod message;
 mod observe;

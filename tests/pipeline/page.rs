@@ -5,7 +5,7 @@
 use std::{process::Child, time::Duration};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use order_sync::ledger::State;
+use order_sync::ledger::{RowKey, State};
 use serde_json::json;
 
 use crate::support::{ack_delivery, body, free_port, http, next_within, TestEnv};
@@ -193,7 +193,7 @@ async fn an_operator_finds_stuck_orders_resends_one_and_pauses_in_a_real_browser
     let ledger = env.parts().deps.ledger;
     ledger
         .park(
-            &[(ids[2], "wms")],
+            &[RowKey::placed(ids[2], "wms")],
             "no synced ack after 10 deliveries",
             chrono::Utc::now(),
         )

@@ -28,6 +28,7 @@
 //! chunks.
 
 pub mod binlog;
+pub mod lifecycle;
 
 use std::{
     collections::{BTreeSet, HashSet},
@@ -102,6 +103,8 @@ pub struct Capture {
     retry_binlog_at: Option<Instant>,
     /// The binlog position last saved, and when.
     binlog_saved: Option<(BinlogPosition, Instant)>,
+    /// When the last lifecycle scan ran ([`lifecycle`]).
+    lifecycle_ran: Option<Instant>,
 }
 
 /// How long capture re-reads quickly for orders the binlog announced but the
@@ -152,6 +155,7 @@ impl Capture {
             following: None,
             retry_binlog_at: None,
             binlog_saved: None,
+            lifecycle_ran: None,
         }
     }
 
@@ -293,7 +297,13 @@ impl Capture {
             closed,
             abandoned,
             dropped,
-        } = advance(&position, &orders, now, &self.settings, id_step);
+        } = advance(
+            &position,
+            &orders.iter().map(|o| o.entity_id).collect::<Vec<_>>(),
+            now,
+            &self.settings,
+            id_step,
+        );
         if !dropped.is_empty() {
             tracing::warn!(
                 given_up = dropped.len(),
@@ -425,7 +435,10 @@ impl Capture {
     fn outgoing(&self, order: &PlacedOrder, now: DateTime<Utc>) -> Outgoing {
         let json = serde_json::to_string(&order.json).expect("a JSON map always serializes");
         let raw = RawValue::from_string(json).expect("serde_json output is valid JSON");
-        let envelope = CapturedOrder::new(&self.deps.shop, now, raw);
+        let held = self
+            .settings
+            .holds(order.json.get("state").and_then(|v| v.as_str()));
+        let envelope = CapturedOrder::new(&self.deps.shop, now, raw, held);
         let mut headers = FieldTable::default();
         headers.insert("entity_id".into(), AMQPValue::LongUInt(order.entity_id));
         if let Some(inc) = order.json.get("increment_id").and_then(|v| v.as_str()) {
@@ -480,6 +493,14 @@ impl Role for Capture {
                     return Err(e);
                 }
             };
+            if self.lifecycle_wanted()
+                && self
+                    .lifecycle_ran
+                    .is_none_or(|t| t.elapsed() >= self.settings.lifecycle.poll_interval)
+            {
+                self.lifecycle_ran = Some(Instant::now());
+                self.lifecycle_step(Utc::now()).await?;
+            }
             // A full batch means a backlog: go straight on.
             let read = outcome.published + outcome.filtered + outcome.parked;
             if read >= self.settings.batch_size as usize {
@@ -487,10 +508,13 @@ impl Role for Capture {
             }
             // A follower still connecting can announce too: wait on it either way.
             let signal = self.following.as_ref().map(|f| &f.signal);
-            let wait = match signal.is_some_and(|s| s.is_live()) {
+            let mut wait = match signal.is_some_and(|s| s.is_live()) {
                 true => self.settings.binlog.poll_interval,
                 false => self.settings.poll_interval,
             };
+            if self.lifecycle_wanted() {
+                wait = wait.min(self.settings.lifecycle.poll_interval);
+            }
             let announced = async {
                 match signal {
                     Some(s) => s.announced().await,
@@ -643,13 +667,13 @@ struct Advance {
 
 fn advance(
     position: &CapturePosition,
-    orders: &[PlacedOrder],
+    read: &[u32],
     now: DateTime<Utc>,
     settings: &CaptureSettings,
     id_step: &IdStep,
 ) -> Advance {
     let last = position.last_entity_id;
-    let found: BTreeSet<u32> = orders.iter().map(|o| o.entity_id).collect();
+    let found: BTreeSet<u32> = read.iter().copied().collect();
     let next = found.iter().copied().max().unwrap_or(last).max(last);
     let span_start = last.max(next.saturating_sub(MAX_GAP_SPAN));
     let mut opened: Vec<u32> = (span_start + 1..next)
@@ -695,14 +719,10 @@ fn advance(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Map;
     use std::time::Duration;
 
-    fn order(id: u32) -> PlacedOrder {
-        PlacedOrder {
-            entity_id: id,
-            json: Map::new(),
-        }
+    fn order(id: u32) -> u32 {
+        id
     }
 
     fn settings() -> CaptureSettings {
@@ -721,6 +741,13 @@ mod tests {
                 heartbeat: Duration::from_secs(1),
             },
             filter: FilterSettings::default(),
+            hold_states: vec![],
+            hold_canceled: crate::config::HoldCanceled::Send,
+            lifecycle: crate::config::LifecycleSettings {
+                poll_interval: Duration::from_secs(1),
+                overlap: Duration::from_secs(60),
+                batch_size: 500,
+            },
         }
     }
 

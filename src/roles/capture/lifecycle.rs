@@ -1,0 +1,437 @@
+//! Capture of an order's later life: invoices, shipments and credit memos,
+//! and changes of its state or status; and the release of held placements.
+//!
+//! Documents are read by id like orders, with the same late-commit gaps
+//! (one capture position per kind, `<shop>#invoiced`, …). Changes are found
+//! by scanning `sales_order.updated_at` from `capture.lifecycle.overlap`
+//! before where the last scan ended, and comparing each order's state and
+//! status with the last ones the ledger saw: a change is neither missed by a
+//! late commit nor sent twice.
+//!
+//! What polling cannot see: two changes between two scans (new → processing
+//! → complete within a second) show as one, from the first state to the
+//! last. The binary log holds every row image and would show each; the
+//! binlog follower does not decode updates yet (docs/binlog.md).
+//!
+//! An event is recorded only for an order the ledger holds. One capture has
+//! published but the relay not yet recorded is waited for (its document
+//! stays awaited, the change scan does not move past it) for at most
+//! [`PLACEMENT_WAIT`]; an order order-sync never captured (placed before it
+//! started, left out by the filter) gets no later events.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::{advance, Capture, Filter, RoleError};
+use crate::{
+    config::{HoldCanceled, StartFrom},
+    ledger::{CapturePosition, Change, KnownOrder, Release},
+    magento::{
+        documents::{Document, DocumentTables, OrderChange},
+        IdStep,
+    },
+    message::Event,
+};
+
+/// How long an event waits for its order's placement to be recorded before
+/// it is taken as one for an order order-sync does not know.
+pub const PLACEMENT_WAIT: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Most pages of changed orders read per scan.
+const MAX_CHANGE_PAGES: usize = 20;
+
+/// What one lifecycle scan did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LifecycleOutcome {
+    /// Events recorded.
+    pub events: usize,
+    /// Held placements released (sent or dropped).
+    pub released: usize,
+    /// Documents and changes of orders the ledger does not hold, skipped.
+    pub unknown: usize,
+    /// Documents and changes waiting for their order's placement.
+    pub waiting: usize,
+}
+
+fn date(text: Option<&str>) -> Option<NaiveDateTime> {
+    text.and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok())
+}
+
+/// The order's part of a later event's message.
+fn event_json(order: &Map<String, Value>, extra: Option<(&str, Value)>) -> String {
+    let mut out = Map::new();
+    out.insert("order".into(), Value::Object(order.clone()));
+    if let Some((key, value)) = extra {
+        out.insert(key.into(), value);
+    }
+    serde_json::to_string(&out).expect("a JSON map always serializes")
+}
+
+impl Filter {
+    fn store_matches(&self, store: Option<u16>) -> bool {
+        match &self.stores {
+            None => true,
+            Some(stores) => store.is_some_and(|s| stores.contains(&s)),
+        }
+    }
+}
+
+impl Capture {
+    /// Whether this shop needs the lifecycle scan at all.
+    pub(super) fn lifecycle_wanted(&self) -> bool {
+        self.deps.consumers.want_lifecycle() || !self.settings.hold_states.is_empty()
+    }
+
+    /// One scan at `now`: documents of each kind someone subscribes to, then
+    /// changes; recorded in the ledger in the order they happened, then the
+    /// positions saved.
+    pub async fn lifecycle_step(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<LifecycleOutcome, RoleError> {
+        let subscribers: HashMap<Event, Vec<String>> = Event::ALL
+            .into_iter()
+            .map(|e| (e, self.deps.consumers.subscribed(e)))
+            .collect();
+        self.filter().await?;
+        let mut outcome = LifecycleOutcome::default();
+        let mut changes: Vec<Change> = Vec::new();
+        let mut positions: Vec<(String, CapturePosition, Vec<u32>)> = Vec::new();
+
+        let kinds: Vec<DocumentTables> = self
+            .deps
+            .magento
+            .document_tables()
+            .iter()
+            .filter(|k| subscribers.get(&k.event).is_some_and(|c| !c.is_empty()))
+            .cloned()
+            .collect();
+        for kind in &kinds {
+            let source = format!("{}#{}", self.deps.shop, kind.event);
+            let position = match self.deps.ledger.capture_position(&source).await? {
+                Some(p) => p,
+                None => {
+                    let start = match self.settings.start_from {
+                        StartFrom::Beginning => 0,
+                        StartFrom::Latest => self.deps.magento.max_document_id(kind).await?,
+                    };
+                    self.deps
+                        .ledger
+                        .save_capture_position(&source, start, &[], &[], now)
+                        .await?;
+                    CapturePosition {
+                        last_entity_id: start,
+                        gaps: vec![],
+                    }
+                }
+            };
+            let awaited: Vec<u32> = position.gaps.iter().map(|(id, _)| *id).collect();
+            let docs = self
+                .deps
+                .magento
+                .read_documents(
+                    kind,
+                    position.last_entity_id,
+                    self.settings.lifecycle.batch_size,
+                    &awaited,
+                )
+                .await?;
+            let order_ids: Vec<u32> = docs.iter().map(|d| d.order_id).collect();
+            let known = self.deps.ledger.known_orders(&order_ids).await?;
+            let mut found = Vec::with_capacity(docs.len());
+            for doc in docs {
+                match self.place_of(&doc, &known, now) {
+                    Placement::Known => {
+                        found.push(doc.entity_id);
+                        changes.push(document_change(doc));
+                    }
+                    Placement::Waiting => outcome.waiting += 1,
+                    Placement::Unknown => {
+                        tracing::debug!(
+                            event = %doc.event,
+                            document = doc.entity_id,
+                            order = doc.order_id,
+                            "A document of an order order-sync does not hold; not sent."
+                        );
+                        outcome.unknown += 1;
+                        found.push(doc.entity_id);
+                    }
+                }
+            }
+            positions.push((source, position, found));
+        }
+
+        let scan = self.scan_changes(now).await?;
+        outcome.unknown += scan.unknown;
+        outcome.waiting += scan.waiting;
+        changes.extend(scan.changes);
+
+        // In the order they happened: by Magento's time, documents before the
+        // state change the same save made (an invoice, then `processing`).
+        changes.sort_by_key(|c| (c.occurred_at, c.moved_to.is_some(), c.entity_id));
+        let recorded = self
+            .deps
+            .ledger
+            .record_changes(&changes, &subscribers, &self.deps.shop, now)
+            .await?;
+        outcome.events = recorded.events;
+        outcome.released = recorded.released;
+
+        let step = IdStep::one();
+        for (source, position, found) in positions {
+            let a = advance(&position, &found, now, &self.settings, &step);
+            if a.next != position.last_entity_id || !a.opened.is_empty() || !a.closed.is_empty() {
+                self.deps
+                    .ledger
+                    .save_capture_position(&source, a.next, &a.opened, &a.closed, now)
+                    .await?;
+            }
+        }
+        if let Some(at) = scan.position {
+            self.deps
+                .ledger
+                .save_changes_position(&self.deps.shop, at)
+                .await?;
+        }
+        if recorded.events > 0 || recorded.released > 0 {
+            tracing::info!(
+                events = recorded.events,
+                rows = recorded.rows,
+                released = recorded.released,
+                "Captured order events."
+            );
+        }
+        self.deps
+            .metrics
+            .captured_events
+            .inc_by(recorded.events as u64);
+        Ok(outcome)
+    }
+
+    /// Whether the ledger holds `doc`'s order, may soon, or never will.
+    fn place_of(
+        &self,
+        doc: &Document,
+        known: &HashMap<u32, KnownOrder>,
+        now: DateTime<Utc>,
+    ) -> Placement {
+        let store = doc
+            .order
+            .as_ref()
+            .and_then(|o| o.get("store_id"))
+            .and_then(Value::as_u64)
+            .map(|s| s as u16);
+        let filter = self.filter.as_ref().expect("resolved before");
+        if !filter.store_matches(store) {
+            return Placement::Unknown;
+        }
+        let created = doc
+            .order
+            .as_ref()
+            .and_then(|o| date(o.get("created_at").and_then(Value::as_str)));
+        placement(known.contains_key(&doc.order_id), created, now)
+    }
+
+    /// Orders whose `updated_at` falls in this scan, compared with the ledger.
+    async fn scan_changes(&self, now: DateTime<Utc>) -> Result<Scan, RoleError> {
+        let overlap = chrono::Duration::from_std(self.settings.lifecycle.overlap)
+            .unwrap_or(chrono::Duration::minutes(1));
+        let ended = self
+            .deps
+            .ledger
+            .changes_position(&self.deps.shop)
+            .await?
+            .unwrap_or(now.naive_utc());
+        let mut cursor = (
+            (ended - overlap).format("%Y-%m-%d %H:%M:%S").to_string(),
+            0u32,
+        );
+        let limit = self.settings.lifecycle.batch_size;
+        let mut rows: Vec<OrderChange> = Vec::new();
+        let mut complete = false;
+        for _ in 0..MAX_CHANGE_PAGES {
+            let page = self
+                .deps
+                .magento
+                .read_changes(&cursor.0, cursor.1, limit)
+                .await?;
+            let full = page.len() >= limit as usize;
+            if let Some(last) = page.last() {
+                cursor = (last.updated_at.clone(), last.entity_id);
+            }
+            rows.extend(page);
+            if !full {
+                complete = true;
+                break;
+            }
+        }
+        let ids: Vec<u32> = rows.iter().map(|r| r.entity_id).collect();
+        let known = self.deps.ledger.known_orders(&ids).await?;
+        let filter = self.filter.as_ref().expect("resolved before");
+        let mut scan = Scan::default();
+        let mut hold_back: Option<NaiveDateTime> = None;
+        let mut seen = HashSet::new();
+        for row in rows {
+            if !seen.insert(row.entity_id) || !filter.store_matches(row.store_id) {
+                continue;
+            }
+            let Some(k) = known.get(&row.entity_id) else {
+                let created = date(row.order.get("created_at").and_then(Value::as_str));
+                match placement(false, created, now) {
+                    Placement::Waiting => {
+                        scan.waiting += 1;
+                        let at = date(Some(&row.updated_at));
+                        hold_back = match (hold_back, at) {
+                            (Some(h), Some(a)) => Some(h.min(a)),
+                            (h, a) => h.or(a),
+                        };
+                    }
+                    _ => scan.unknown += 1,
+                }
+                continue;
+            };
+            if k.state == row.state && k.status == row.status {
+                continue;
+            }
+            if let Some(change) = self.change_of(row, k).await? {
+                scan.changes.push(change);
+            }
+        }
+        // Read to the end: the next scan starts after now (less the overlap).
+        // Stopped by the page limit: after the last row read. Either way not
+        // past an order whose placement is still on its way.
+        let end = if complete {
+            now.naive_utc()
+        } else {
+            date(Some(&cursor.0)).unwrap_or(ended)
+        };
+        scan.position = Some(match hold_back {
+            Some(h) => h.min(end) + overlap,
+            None => end,
+        });
+        Ok(scan)
+    }
+
+    /// What an order's move from the ledger's state to Magento's means.
+    async fn change_of(
+        &self,
+        row: OrderChange,
+        known: &KnownOrder,
+    ) -> Result<Option<Change>, RoleError> {
+        let moved_to = Some((row.state.clone(), row.status.clone()));
+        let mut change = Change {
+            entity_id: row.entity_id,
+            increment_id: row
+                .order
+                .get("increment_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            store_id: row.store_id,
+            document: None,
+            moved_to,
+            occurred_at: date(Some(&row.updated_at)),
+            release: None,
+            events: vec![],
+        };
+        let canceled = row.state.as_deref() == Some("canceled");
+        let previous = || serde_json::json!({ "state": known.state, "status": known.status });
+        let events = |order: &Map<String, Value>| {
+            let json = event_json(order, Some(("previous", previous())));
+            let mut out = vec![];
+            if canceled && known.state.as_deref() != Some("canceled") {
+                out.push((Event::Canceled, json.clone()));
+            }
+            out.push((Event::StatusChanged, json));
+            out
+        };
+        if known.held {
+            if self.settings.holds(row.state.as_deref()) {
+                // Still unpaid: the placement waits on.
+            } else if canceled {
+                match self.settings.hold_canceled {
+                    HoldCanceled::Send => {
+                        change.release = Some(Release::Send { message: None });
+                        change.events = events(&row.order);
+                    }
+                    HoldCanceled::Drop => {
+                        change.release = Some(Release::Drop {
+                            reason: "cancelled while held (capture.hold_canceled = \"drop\"); \
+                                     never sent"
+                                .into(),
+                        })
+                    }
+                }
+            } else {
+                // Paid: the placement goes out as the order is now.
+                let mut orders = self
+                    .deps
+                    .magento
+                    .read_orders_by_id(&[row.entity_id])
+                    .await?;
+                let message = orders
+                    .pop()
+                    .map(|o| serde_json::to_string(&o.json).expect("a JSON map serializes"));
+                change.release = Some(Release::Send { message });
+            }
+        } else if known.state.is_some() {
+            change.events = events(&row.order);
+        }
+        // A ledger row from before events knew no state: this first sight
+        // only sets it.
+        Ok(Some(change))
+    }
+}
+
+/// What a scan of changed orders found.
+#[derive(Debug, Default)]
+struct Scan {
+    changes: Vec<Change>,
+    unknown: usize,
+    waiting: usize,
+    /// Where the next scan's window ends its overlap.
+    position: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Placement {
+    Known,
+    Waiting,
+    Unknown,
+}
+
+/// An order the ledger does not hold is waited for while it was placed
+/// within [`PLACEMENT_WAIT`]: capture has not read it yet, or its placement
+/// is on its way through the relay.
+fn placement(known: bool, created: Option<NaiveDateTime>, now: DateTime<Utc>) -> Placement {
+    if known {
+        Placement::Known
+    } else if created.is_some_and(|c| now.naive_utc() - c < PLACEMENT_WAIT) {
+        Placement::Waiting
+    } else {
+        Placement::Unknown
+    }
+}
+
+fn document_change(doc: Document) -> Change {
+    let key = doc.event.document().expect("documents have a key");
+    let order = doc.order.unwrap_or_default();
+    let json = event_json(&order, Some((key, Value::Object(doc.json))));
+    Change {
+        entity_id: doc.order_id,
+        increment_id: order
+            .get("increment_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        store_id: order
+            .get("store_id")
+            .and_then(Value::as_u64)
+            .map(|s| s as u16),
+        document: Some((doc.event, doc.entity_id)),
+        moved_to: None,
+        occurred_at: date(doc.created_at.as_deref()),
+        release: None,
+        events: vec![(doc.event, json)],
+    }
+}

@@ -1,0 +1,489 @@
+//! An order's whole life: invoices, shipments, credit memos, cancellations and
+//! status changes reach each consumer that subscribed to them, in order per
+//! order, after the placement; unpaid orders are held instead of dropped.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use mysql_async::prelude::*;
+use order_sync::ledger::State;
+use serde_json::{json, Value};
+
+use crate::support::{assert_counts_exact, body, insert_order, TestEnv};
+
+/// Magento's sales tables, under Magento 2's or Magento 1's names.
+#[derive(Clone, Copy)]
+struct Shop {
+    magento1: bool,
+}
+
+impl Shop {
+    fn t(&self, name: &str) -> String {
+        if self.magento1 {
+            format!("magev1_{}", name.replacen("sales_", "sales_flat_", 1))
+        } else {
+            name.to_owned()
+        }
+    }
+
+    /// Sets the order's state and status, as Magento's order save does.
+    async fn set_state(
+        &self,
+        tx: &mut mysql_async::Transaction<'_>,
+        id: u32,
+        state: &str,
+        status: &str,
+    ) {
+        tx.exec_drop(
+            format!(
+                "UPDATE {} SET state = ?, status = ? WHERE entity_id = ?",
+                self.t("sales_order")
+            ),
+            (state, status, id),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// An invoice with its item and comment, and the order moving to
+    /// `processing`, in one transaction (as `$invoice->register()` and the
+    /// save transaction do). Returns the invoice id.
+    async fn invoice(&self, env: &TestEnv, order: u32) -> u32 {
+        let mut conn = env.magento_conn().await;
+        let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {} (order_id, store_id, state, grand_total, base_grand_total, \
+                 subtotal, tax_amount, shipping_amount, total_qty, order_currency_code, increment_id) \
+                 VALUES (?, 1, 2, '123.4500', '123.4500', '118.4500', '0.0000', '5.0000', '3.0000', 'USD', ?)",
+                self.t("sales_invoice")
+            ),
+            (order, format!("INV{order:06}")),
+        )
+        .await
+        .unwrap();
+        let invoice = tx.last_insert_id().unwrap() as u32;
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {} (parent_id, sku, name, qty, price, row_total) VALUES \
+                 (?, 'MH01-XS-Black', 'Chaz Kangeroo Hoodie', '1.0000', '52.0000', '52.0000'), \
+                 (?, '24-MB01', 'Joust Duffle Bag', '2.0000', '33.2250', '66.4500')",
+                self.t("sales_invoice_item")
+            ),
+            (invoice, invoice),
+        )
+        .await
+        .unwrap();
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {} (parent_id, comment, is_customer_notified) VALUES (?, 'Paid by card', 0)",
+                self.t("sales_invoice_comment")
+            ),
+            (invoice,),
+        )
+        .await
+        .unwrap();
+        self.set_state(&mut tx, order, "processing", "processing")
+            .await;
+        tx.commit().await.unwrap();
+        invoice
+    }
+
+    /// A shipment with an item and a track; the order becomes `complete`.
+    async fn ship(&self, env: &TestEnv, order: u32) -> u32 {
+        let mut conn = env.magento_conn().await;
+        let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {} (order_id, store_id, total_qty, increment_id) VALUES (?, 1, '3.0000', ?)",
+                self.t("sales_shipment")
+            ),
+            (order, format!("SHP{order:06}")),
+        )
+        .await
+        .unwrap();
+        let shipment = tx.last_insert_id().unwrap() as u32;
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {} (parent_id, sku, name, qty, price) VALUES (?, '24-MB01', 'Joust Duffle Bag', '2.0000', '33.2250')",
+                self.t("sales_shipment_item")
+            ),
+            (shipment,),
+        )
+        .await
+        .unwrap();
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {} (parent_id, order_id, track_number, title, carrier_code) \
+                 VALUES (?, ?, '1Z999AA10123456784', 'United Parcel Service', 'ups')",
+                self.t("sales_shipment_track")
+            ),
+            (shipment, order),
+        )
+        .await
+        .unwrap();
+        self.set_state(&mut tx, order, "complete", "complete").await;
+        tx.commit().await.unwrap();
+        shipment
+    }
+
+    /// A credit memo with an item; the order becomes `closed`.
+    async fn refund(&self, env: &TestEnv, order: u32) -> u32 {
+        let mut conn = env.magento_conn().await;
+        let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {} (order_id, store_id, state, grand_total, base_grand_total, \
+                 adjustment_positive, adjustment_negative, order_currency_code, increment_id) \
+                 VALUES (?, 1, 2, '123.4500', '123.4500', '0.0000', '0.0000', 'USD', ?)",
+                self.t("sales_creditmemo")
+            ),
+            (order, format!("CM{order:06}")),
+        )
+        .await
+        .unwrap();
+        let memo = tx.last_insert_id().unwrap() as u32;
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {} (parent_id, sku, name, qty, price, row_total) VALUES (?, '24-MB01', 'Joust Duffle Bag', '2.0000', '33.2250', '66.4500')",
+                self.t("sales_creditmemo_item")
+            ),
+            (memo,),
+        )
+        .await
+        .unwrap();
+        self.set_state(&mut tx, order, "closed", "closed").await;
+        tx.commit().await.unwrap();
+        memo
+    }
+
+    async fn cancel(&self, env: &TestEnv, order: u32) {
+        self.change(env, order, "canceled", "canceled").await;
+    }
+
+    async fn change(&self, env: &TestEnv, order: u32, state: &str, status: &str) {
+        let mut conn = env.magento_conn().await;
+        let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+        self.set_state(&mut tx, order, state, status).await;
+        tx.commit().await.unwrap();
+    }
+
+    /// A Magento 2 order placed in `state`/`status`.
+    async fn place(&self, env: &TestEnv, state: &str, status: &str) -> u32 {
+        let mut conn = env.magento_conn().await;
+        let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+        let id = insert_order(&mut tx).await;
+        self.set_state(&mut tx, id, state, status).await;
+        tx.commit().await.unwrap();
+        id
+    }
+
+    /// One row of `table` as text, column by column (NULL as `None`).
+    async fn row_text(&self, env: &TestEnv, table: &str, id: u32) -> Vec<(String, Option<String>)> {
+        let mut conn = env.magento_conn().await;
+        conn.query_drop("SET time_zone = '+00:00'").await.unwrap();
+        let row: mysql_async::Row = conn
+            .query_first(format!(
+                "SELECT * FROM {} WHERE entity_id = {id}",
+                self.t(table)
+            ))
+            .await
+            .unwrap()
+            .expect("the row exists");
+        let columns: Vec<String> = row
+            .columns_ref()
+            .iter()
+            .map(|c| c.name_str().into_owned())
+            .collect();
+        columns
+            .into_iter()
+            .zip(row.unwrap())
+            .map(|(c, v)| {
+                let text = match v {
+                    mysql_async::Value::NULL => None,
+                    mysql_async::Value::Bytes(b) => Some(String::from_utf8(b).unwrap()),
+                    other => Some(other.as_sql(true)),
+                };
+                (c, text)
+            })
+            .collect()
+    }
+}
+
+/// Every column of the database row is in the message's object with the
+/// same exact value: DECIMALs as the same digits, dates as stored (UTC).
+fn assert_same_columns(message: &Value, row: &[(String, Option<String>)], what: &str) {
+    for (column, text) in row {
+        let got = &message[column.as_str()];
+        let got_text = match got {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            other => panic!("{what}.{column} is {other}"),
+        };
+        assert_eq!(&got_text, text, "{what}.{column}");
+    }
+}
+
+/// What one consumer received: (entity_id, event, sequence, body), in arrival order.
+type Received = Arc<Mutex<Vec<(u32, String, u64, Value)>>>;
+
+/// A sync service that acks every message `synced` (by its message id alone),
+/// recording what it got, in order.
+async fn sync_service(env: &TestEnv, consumer: &str) -> (Received, tokio::task::JoinHandle<()>) {
+    let got: Received = Arc::default();
+    let mut stream = env.consume(&env.topology().consumer_queue(consumer)).await;
+    let (keep, name) = (got.clone(), consumer.to_owned());
+    let acks = env.parts().deps.broker.clone();
+    let _ = acks;
+    let ack_env = AckSender::new(env).await;
+    let task = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(Ok(d)) = stream.next().await {
+            let msg = body(&d);
+            let id = msg["order"]["entity_id"].as_u64().unwrap() as u32;
+            let event = msg["event"].as_str().unwrap().to_owned();
+            let seq = msg["sequence"].as_u64().unwrap_or(0);
+            ack_env
+                .send(
+                    json!({"message_id": msg["message_id"], "consumer": name, "status": "synced"}),
+                )
+                .await;
+            d.ack(Default::default()).await.unwrap();
+            keep.lock().unwrap().push((id, event, seq, msg));
+        }
+    });
+    (got, task)
+}
+
+/// Publishes acks on a channel of its own.
+struct AckSender {
+    channel: lapin::Channel,
+    exchange: String,
+}
+
+impl AckSender {
+    async fn new(env: &TestEnv) -> Self {
+        let channel = env.amqp.create_channel().await.unwrap();
+        channel.confirm_select(Default::default()).await.unwrap();
+        Self {
+            channel,
+            exchange: env.topology().acks_exchange(),
+        }
+    }
+
+    async fn send(&self, ack: Value) {
+        let key = ack["consumer"].as_str().unwrap().to_owned();
+        let confirm = self
+            .channel
+            .basic_publish(
+                self.exchange.as_str().into(),
+                key.as_str().into(),
+                Default::default(),
+                &serde_json::to_vec(&ack).unwrap(),
+                lapin::BasicProperties::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+}
+
+/// The events one consumer got for one order, in arrival order.
+fn events_of(got: &Received, order: u32) -> Vec<String> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|(id, ..)| *id == order)
+        .map(|(_, e, ..)| e.clone())
+        .collect()
+}
+
+fn message_of(got: &Received, order: u32, event: &str) -> Value {
+    got.lock()
+        .unwrap()
+        .iter()
+        .find(|(id, e, ..)| *id == order && e == event)
+        .map(|(.., m)| m.clone())
+        .unwrap_or_else(|| panic!("no {event} for order {order}"))
+}
+
+/// Waits until `check` holds, or fails saying `what`.
+async fn until(what: &str, within: Duration, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+const PLACE: &str = "sales_order_place_after_que";
+const INVOICE: &str = "sales_order_invoice_save_after_que";
+const SHIP: &str = "sales_order_shipment_save_after_que";
+const REFUND: &str = "sales_order_creditmemo_save_after_que";
+const CANCEL: &str = "order_cancel_after_que";
+const CHANGE: &str = "sales_order_save_after_que";
+
+fn fast(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut o = vec![
+        ("ORDER_SYNC__CAPTURE__LIFECYCLE__POLL_INTERVAL", "50ms"),
+        ("ORDER_SYNC__RELAY__FOLLOW_ON_INTERVAL", "50ms"),
+    ];
+    o.extend_from_slice(extra);
+    o
+}
+
+#[tokio::test]
+async fn an_orders_life_reaches_each_consumer_in_order_with_only_the_events_it_subscribed_to() {
+    let env = TestEnv::new(
+        &["erp", "wms", "crm"],
+        &fast(&[
+            (
+                "ORDER_SYNC__CONSUMERS__ERP__EVENTS",
+                "placed,invoiced,shipped,refunded,canceled,status_changed",
+            ),
+            (
+                "ORDER_SYNC__CONSUMERS__WMS__EVENTS",
+                "placed,shipped,canceled",
+            ),
+            ("ORDER_SYNC__CONSUMERS__CRM__EVENTS", "refunded"),
+        ]),
+    )
+    .await;
+    let shop = Shop { magento1: false };
+    let (erp, e1) = sync_service(&env, "erp").await;
+    let (wms, e2) = sync_service(&env, "wms").await;
+    let (crm, e3) = sync_service(&env, "crm").await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let long = Duration::from_secs(20);
+
+    // A: a redirect payment, held; B and C placed paid-for-later (`new`).
+    let a = shop.place(&env, "pending_payment", "pending_payment").await;
+    let b = shop.place(&env, "new", "pending").await;
+    let c = shop.place(&env, "new", "pending").await;
+    until("B and C placed at erp and wms", long, || {
+        [&erp, &wms]
+            .iter()
+            .all(|g| events_of(g, b) == [PLACE] && events_of(g, c) == [PLACE])
+    })
+    .await;
+    env.wait_for_ledger(long, "A held", |rows| {
+        rows.iter()
+            .filter(|r| r.entity_id == a)
+            .all(|r| r.state == State::Held)
+            && rows.iter().any(|r| r.entity_id == a)
+    })
+    .await;
+    assert!(events_of(&erp, a).is_empty(), "a held order is not sent");
+
+    // A is paid: its placement goes out as it is now, then the invoice.
+    let invoice_a = shop.invoice(&env, a).await;
+    until("A placed and invoiced at erp", long, || {
+        events_of(&erp, a) == [PLACE, INVOICE]
+    })
+    .await;
+    until("A placed at wms", long, || events_of(&wms, a) == [PLACE]).await;
+    assert_eq!(message_of(&erp, a, PLACE)["order"]["state"], "processing");
+    let inv = message_of(&erp, a, INVOICE);
+    assert_same_columns(
+        &inv["invoice"],
+        &shop.row_text(&env, "sales_invoice", invoice_a).await,
+        "invoice",
+    );
+    assert_eq!(inv["invoice"]["items"].as_array().unwrap().len(), 2);
+    assert_eq!(inv["invoice"]["items"][1]["row_total"], "66.4500");
+    assert_eq!(inv["invoice"]["comments"][0]["comment"], "Paid by card");
+    assert_eq!(inv["order"]["increment_id"], format!("{a:09}"));
+    assert_eq!(inv["order"]["state"], "processing");
+    assert_eq!(inv["sequence"], 1);
+
+    let shipment_a = shop.ship(&env, a).await;
+    until("A shipped and complete at erp", long, || {
+        events_of(&erp, a) == [PLACE, INVOICE, SHIP, CHANGE]
+    })
+    .await;
+    until("A shipped at wms", long, || {
+        events_of(&wms, a) == [PLACE, SHIP]
+    })
+    .await;
+    let ship = message_of(&erp, a, SHIP);
+    assert_same_columns(
+        &ship["shipment"],
+        &shop.row_text(&env, "sales_shipment", shipment_a).await,
+        "shipment",
+    );
+    assert_eq!(
+        ship["shipment"]["tracks"][0]["track_number"],
+        "1Z999AA10123456784"
+    );
+    let change = message_of(&erp, a, CHANGE);
+    assert_eq!(
+        change["previous"],
+        json!({"state": "processing", "status": "processing"})
+    );
+    assert_eq!(change["order"]["state"], "complete");
+
+    // B is cancelled.
+    shop.cancel(&env, b).await;
+    until("B cancelled at erp", long, || {
+        events_of(&erp, b) == [PLACE, CANCEL, CHANGE]
+    })
+    .await;
+    until("B cancelled at wms", long, || {
+        events_of(&wms, b) == [PLACE, CANCEL]
+    })
+    .await;
+    assert_eq!(message_of(&wms, b, CANCEL)["previous"]["state"], "new");
+
+    // C is invoiced, then refunded.
+    shop.invoice(&env, c).await;
+    until("C invoiced at erp", long, || {
+        events_of(&erp, c) == [PLACE, INVOICE, CHANGE]
+    })
+    .await;
+    let memo_c = shop.refund(&env, c).await;
+    until("C refunded at erp", long, || {
+        events_of(&erp, c) == [PLACE, INVOICE, CHANGE, REFUND, CHANGE]
+    })
+    .await;
+    until("C refunded at crm", long, || events_of(&crm, c) == [REFUND]).await;
+    let refund = message_of(&crm, c, REFUND);
+    assert_same_columns(
+        &refund["creditmemo"],
+        &shop.row_text(&env, "sales_creditmemo", memo_c).await,
+        "creditmemo",
+    );
+    assert_eq!(refund["creditmemo"]["items"][0]["qty"], "2.0000");
+
+    // Everything settled, each once; nothing else arrived.
+    env.wait_for_ledger(long, "every row synced", |rows| {
+        rows.iter().all(|r| r.state == State::Synced)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(events_of(&erp, a), [PLACE, INVOICE, SHIP, CHANGE]);
+    assert_eq!(events_of(&wms, c), [PLACE]);
+    assert!(events_of(&crm, a).is_empty() && events_of(&crm, b).is_empty());
+    for got in [&erp, &wms, &crm] {
+        // Within an order, sequences rise in arrival order.
+        let got = got.lock().unwrap();
+        for order in [a, b, c] {
+            let seqs: Vec<u64> = got.iter().filter(|r| r.0 == order).map(|r| r.2).collect();
+            assert!(
+                seqs.windows(2).all(|w| w[0] < w[1]),
+                "order {order}: {seqs:?}"
+            );
+        }
+    }
+    assert_counts_exact(&env.parts().deps.ledger).await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    for t in [e1, e2, e3] {
+        t.abort();
+    }
+    env.cleanup().await;
+}
