@@ -171,6 +171,16 @@ pub enum Command {
         #[arg(long)]
         consumer: Option<String>,
     },
+    /// Give up on parked rows of these orders for good (recorded as skipped,
+    /// with who and when): the orders' later events, which wait behind them,
+    /// go on.
+    Skip {
+        /// entity_ids (at least one).
+        #[arg(required = true)]
+        entity_ids: Vec<u32>,
+        #[arg(long)]
+        consumer: Option<String>,
+    },
     /// See it work without a Magento: creates a demo Magento database (its name
     /// must contain `demo`), places orders at a rate, runs the pipeline and an
     /// acking sync service per consumer. Status page on http.listen.

@@ -122,6 +122,16 @@ pub(super) async fn operate(command: Command, settings: Settings) -> Result<(), 
             println!("{n} parked row(s) are pending again");
             Ok(())
         }
+        Command::Skip {
+            entity_ids,
+            consumer,
+        } => {
+            let n = control
+                .skip(&entity_ids, consumer.as_deref(), &by, now)
+                .await?;
+            println!("{n} parked row(s) skipped; later events of these orders go on");
+            Ok(())
+        }
         Command::ImportSeedQueue {
             consumers,
             dry_run,

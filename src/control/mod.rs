@@ -137,6 +137,25 @@ impl Control {
         Ok(self.ledger.resume(consumer).await?)
     }
 
+    /// Skips parked rows of these orders for good (see [`Ledger::skip`]).
+    pub async fn skip(
+        &self,
+        entity_ids: &[u32],
+        consumer: Option<&str>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, ControlError> {
+        self.check_consumer(consumer)?;
+        input::at_most("entity_ids", entity_ids.len())?;
+        if entity_ids.is_empty() {
+            return Err(ControlError::Input(input::InputError::new(
+                "entity_ids",
+                "name the orders whose parked rows to skip",
+            )));
+        }
+        Ok(self.ledger.skip(entity_ids, consumer, by, now).await?)
+    }
+
     pub async fn unpark(
         &self,
         entity_ids: Option<&[u32]>,

@@ -232,6 +232,25 @@ pub(super) async fn unpark(_: Writer, State(s): State<Surface>, bytes: Bytes) ->
     Ok(Json(json!({ "rows": rows })))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SkipRequest {
+    /// These orders (required: skipping is for one order at a time, or a few).
+    pub entity_ids: Vec<u32>,
+    pub consumer: Option<String>,
+}
+
+/// Gives up on parked rows for good, so the orders' later events go on.
+pub(super) async fn skip(_: Writer, State(s): State<Surface>, bytes: Bytes) -> ApiResult<Value> {
+    let req: SkipRequest = body(&bytes)?;
+    let rows = s
+        .control
+        .skip(&req.entity_ids, req.consumer.as_deref(), "http", Utc::now())
+        .await?;
+    tracing::warn!(rows, entity_ids = ?req.entity_ids, "Skipped parked rows (HTTP).");
+    Ok(Json(json!({ "rows": rows })))
+}
+
 /// Orders pending for a pull consumer, each as the message an AMQP consumer
 /// would get. Each counts as a delivery: unacked, it comes again after the
 /// back-off. Nothing while the consumer is paused.

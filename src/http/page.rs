@@ -417,11 +417,17 @@ pub(super) async fn order(
         p { "entity_id " (o.entity_id) " · store " (o.store_id.map(|s| s.to_string()).unwrap_or_default())
             " · placed " (when(o.placed_at)) " · captured " (when(Some(o.captured_at))) }
         table #deliveries {
-            tr { th { "consumer" } th { "state" } th { "attempts" } th { "last published" } th { "next attempt" } th { "synced" } th { "re-sent" } th { "message_id" } th { "last error" } th {} }
+            tr { th { "consumer" } th { "event" } th { "state" } th { "attempts" } th { "last published" } th { "next attempt" } th { "synced" } th { "re-sent" } th { "message_id" } th { "last error" } th {} }
             @for d in &o.deliveries {
-                tr class=[(d.state == RowState::Parked).then_some("parked")] data-consumer=(d.consumer) data-state=(d.state.as_str()) {
+                tr class=[(d.state == RowState::Parked).then_some("parked")] data-consumer=(d.consumer) data-seq=(d.seq) data-state=(d.state.as_str()) {
                     td { (d.consumer) }
-                    td { span class=(format!("state-{}", d.state.as_str())) { (d.state.as_str()) } }
+                    td { "#" (d.seq) " " (d.event.que_name()) }
+                    td {
+                        span class=(format!("state-{}", d.state.as_str())) { (d.state.as_str()) }
+                        @if let Some(b) = d.blocked_by {
+                            " " span.blocked data-blocked-by=(b) { "blocked behind #" (b) }
+                        }
+                    }
                     td.n { (d.attempts) }
                     td { (when(d.last_published_at)) }
                     td { (when(d.next_attempt_at)) }
@@ -434,6 +440,18 @@ pub(super) async fn order(
                             input type="hidden" name="entity_id" value=(o.entity_id);
                             input type="hidden" name="consumer" value=(d.consumer);
                             button type="submit" disabled[disabled] { "Re-send to " (d.consumer) }
+                        }
+                        @if d.state == RowState::Parked {
+                            form.inline method="post" action="/ui/unpark" {
+                                input type="hidden" name="entity_id" value=(o.entity_id);
+                                input type="hidden" name="consumer" value=(d.consumer);
+                                button type="submit" disabled[disabled] { "Un-park" }
+                            }
+                            form.inline method="post" action="/ui/skip" {
+                                input type="hidden" name="entity_id" value=(o.entity_id);
+                                input type="hidden" name="consumer" value=(d.consumer);
+                                button type="submit" disabled[disabled] { "Skip" }
+                            }
                         }
                     }
                 }
@@ -578,6 +596,23 @@ pub(super) async fn resume(_: PageWriter, State(s): State<Surface>, bytes: Bytes
             );
             back(&format!("Resumed {}.", consumer.unwrap_or("all consumers")))
         }
+        Err(e) => failed(e.into()),
+    }
+}
+
+pub(super) async fn skip(_: PageWriter, State(s): State<Surface>, bytes: Bytes) -> Response {
+    let f = form(&bytes);
+    let ids = match entity_ids(&f) {
+        Ok(ids) => ids,
+        Err(e) => return failed(e),
+    };
+    let consumer = field(&f, "consumer");
+    match s
+        .control
+        .skip(&ids, consumer, "status page", Utc::now())
+        .await
+    {
+        Ok(n) => back(&format!("Skipped {n} parked row(s).")),
         Err(e) => failed(e.into()),
     }
 }

@@ -12,6 +12,7 @@ use super::{
     from_row, from_rows, id_params, marks, naive, opt_utc_to_value, opt_utc_value, transaction,
     utc_value, Delivery, Ledger, LedgerError, State,
 };
+use crate::message::truncate;
 
 /// Which orders an operator means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -356,6 +357,33 @@ impl Ledger {
             vec![naive(now).into(), naive(now).into()],
             "state = 'parked'",
             entity_ids,
+            consumer,
+            false,
+        )
+        .await
+    }
+
+    /// Gives up on parked rows of these orders (of `consumer`, when given)
+    /// for good: they become `skipped`, recording who and when, and the
+    /// orders' later events that waited behind them go on. Returns rows changed.
+    pub async fn skip(
+        &self,
+        entity_ids: &[u32],
+        consumer: Option<&str>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, LedgerError> {
+        let note = format!(
+            "skipped by {} at {}",
+            truncate(by, 200),
+            now.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        self.update_deliveries(
+            "state = 'skipped', next_attempt_at = NULL, \
+             last_error = CONCAT(?, COALESCE(CONCAT('; was: ', last_error), '')), updated_at = ?",
+            vec![note.into(), naive(now).into()],
+            "state = 'parked'",
+            Some(entity_ids),
             consumer,
             false,
         )

@@ -114,6 +114,19 @@ pub async fn drop_databases(names: &[String]) {
 pub async fn drop_databases_on(server: &str, names: &[String]) {
     if let Ok(mut conn) = Conn::from_url(server).await {
         for db in names {
+            // A test that failed half-way can leave a connection in a
+            // transaction on its database (its runtime stopped mid-await):
+            // the drop would wait on its metadata lock for ever.
+            let open: Vec<u64> = conn
+                .exec(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+                    (db.as_str(),),
+                )
+                .await
+                .unwrap_or_default();
+            for id in open {
+                let _ = conn.query_drop(format!("KILL {id}")).await;
+            }
             let _ = conn
                 .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
                 .await;

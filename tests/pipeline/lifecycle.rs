@@ -487,3 +487,222 @@ async fn an_orders_life_reaches_each_consumer_in_order_with_only_the_events_it_s
     }
     env.cleanup().await;
 }
+
+/// A sync service driven by the test: `answer(entity_id, event, nth)` says
+/// how to ack the nth message of that order and event it got (`None`: no ack).
+async fn scripted_service(
+    env: &TestEnv,
+    consumer: &str,
+    answer: impl Fn(u32, &str, u64) -> Option<&'static str> + Send + 'static,
+) -> (Received, tokio::task::JoinHandle<()>) {
+    let got: Received = Arc::default();
+    let mut stream = env.consume(&env.topology().consumer_queue(consumer)).await;
+    let (keep, name) = (got.clone(), consumer.to_owned());
+    let acks = AckSender::new(env).await;
+    let task = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(Ok(d)) = stream.next().await {
+            let msg = body(&d);
+            let id = msg["order"]["entity_id"].as_u64().unwrap() as u32;
+            let event = msg["event"].as_str().unwrap().to_owned();
+            let nth = {
+                let mut got = keep.lock().unwrap();
+                got.push((
+                    id,
+                    event.clone(),
+                    msg["sequence"].as_u64().unwrap_or(0),
+                    msg.clone(),
+                ));
+                got.iter().filter(|r| r.0 == id && r.1 == event).count() as u64
+            };
+            if let Some(status) = answer(id, &event, nth) {
+                acks.send(json!({
+                    "message_id": msg["message_id"], "consumer": name,
+                    "status": status, "error": (status == "failed").then_some("ERP timeout"),
+                }))
+                .await;
+            }
+            d.ack(Default::default()).await.unwrap();
+        }
+    });
+    (got, task)
+}
+
+#[tokio::test]
+async fn an_orders_next_event_waits_until_its_placement_is_synced_even_through_failed_acks() {
+    let env = TestEnv::new(
+        &["erp"],
+        &fast(&[
+            ("ORDER_SYNC__CONSUMERS__ERP__EVENTS", "placed,invoiced"),
+            ("ORDER_SYNC__RELAY__SCHEDULE", "100ms"),
+            ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "300ms"),
+        ]),
+    )
+    .await;
+    let shop = Shop { magento1: false };
+    // The ERP fails the placement twice, then takes it; everything else at once.
+    let (erp, task) = scripted_service(&env, "erp", |_, event, nth| {
+        Some(if event == PLACE && nth < 3 {
+            "failed"
+        } else {
+            "synced"
+        })
+    })
+    .await;
+    // Placed and invoiced before order-sync looks: both are there at once.
+    let x = shop.place(&env, "new", "pending").await;
+    shop.invoice(&env, x).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    until(
+        "the invoice after three placements",
+        Duration::from_secs(20),
+        || events_of(&erp, x).len() == 4,
+    )
+    .await;
+    let got: Vec<(String, u64)> = erp
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, e, _, m)| (e.clone(), m["attempt"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (PLACE.to_owned(), 1),
+            (PLACE.to_owned(), 2),
+            (PLACE.to_owned(), 3),
+            (INVOICE.to_owned(), 1)
+        ]
+    );
+    env.wait_for_ledger(Duration::from_secs(10), "both synced", |rows| {
+        rows.len() == 2 && rows.iter().all(|r| r.state == State::Synced)
+    })
+    .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    task.abort();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_parked_placement_blocks_its_orders_later_events_visibly_until_unparked_or_skipped() {
+    let env = TestEnv::new(
+        &["erp"],
+        &fast(&[
+            ("ORDER_SYNC__CONSUMERS__ERP__EVENTS", "placed,invoiced"),
+            ("ORDER_SYNC__RELAY__SCHEDULE", "100ms"),
+            ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "200ms"),
+            ("ORDER_SYNC__RELAY__MAX_ATTEMPTS", "1"),
+        ]),
+    )
+    .await;
+    let shop = Shop { magento1: false };
+    let (x, y) = (
+        shop.place(&env, "new", "pending").await,
+        shop.place(&env, "new", "pending").await,
+    );
+    // The ERP never answers X's and Y's first placement; it takes the rest.
+    let (erp, task) = scripted_service(&env, "erp", move |id, event, nth| {
+        (id > y || event != PLACE || nth > 1).then_some("synced")
+    })
+    .await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let z = shop.place(&env, "new", "pending").await;
+    let long = Duration::from_secs(20);
+    env.wait_for_ledger(long, "x and y parked", |rows| {
+        rows.iter()
+            .filter(|r| r.entity_id != z)
+            .all(|r| r.state == State::Parked)
+            && rows.len() == 3
+    })
+    .await;
+    // Z is another order: its own life is not held up by X's and Y's.
+    shop.invoice(&env, x).await;
+    shop.invoice(&env, y).await;
+    let rows = env
+        .wait_for_ledger(long, "the invoices recorded, blocked", |rows| {
+            rows.iter().filter(|r| r.seq == 1).count() == 2
+        })
+        .await;
+    for r in rows.iter().filter(|r| r.seq == 1) {
+        assert_eq!(r.state, State::Pending);
+        assert_eq!(r.blocked_by, Some(0), "{r:?}");
+    }
+    shop.invoice(&env, z).await;
+    until("z's invoice, not held up", long, || {
+        events_of(&erp, z).len() == 2
+    })
+    .await;
+    assert_eq!(events_of(&erp, x), [PLACE], "x's invoice waits");
+
+    // `show` says why it waits.
+    let out = env
+        .order_sync(&["show", "--entity-id", &x.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("#1 invoiced") && text.contains("blocked"),
+        "{text}"
+    );
+    let out = env
+        .order_sync(&["show", "--entity-id", &x.to_string(), "--json"])
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let invoiced = json["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["seq"] == 1)
+        .expect("the invoice row");
+    assert_eq!(invoiced["event"], "invoiced");
+    assert_eq!(invoiced["blocked_by"], 0);
+    assert_eq!(invoiced["state"], "pending");
+
+    // Un-parking X's placement sends it again, and then its invoice.
+    let out = env
+        .order_sync(&["unpark", &x.to_string(), "--consumer", "erp"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    until("x placed again, then invoiced", long, || {
+        events_of(&erp, x) == [PLACE, PLACE, INVOICE]
+    })
+    .await;
+
+    // Skipping Y's placement gives it up, recorded, and lets the invoice go.
+    let out = env
+        .order_sync(&["skip", &y.to_string(), "--consumer", "erp"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    until("y's invoice after the skip", long, || {
+        events_of(&erp, y) == [PLACE, INVOICE]
+    })
+    .await;
+    let ledger = env.parts().deps.ledger;
+    let placed_y = ledger.delivery(y, "erp").await.unwrap().unwrap();
+    assert_eq!(placed_y.state, State::Skipped);
+    assert!(placed_y.last_error.unwrap().starts_with("skipped by cli"));
+    env.wait_for_ledger(long, "the rest synced", |rows| {
+        rows.iter()
+            .filter(|r| !(r.entity_id == y && r.seq == 0))
+            .all(|r| r.state == State::Synced)
+    })
+    .await;
+    assert_counts_exact(&ledger).await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    task.abort();
+    env.cleanup().await;
+}
