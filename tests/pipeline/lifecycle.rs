@@ -655,7 +655,7 @@ async fn a_parked_placement_blocks_its_orders_later_events_visibly_until_unparke
         .output()
         .unwrap();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let invoiced = json["deliveries"]
+    let invoiced = json[0]["deliveries"]
         .as_array()
         .unwrap()
         .iter()
@@ -704,5 +704,136 @@ async fn a_parked_placement_blocks_its_orders_later_events_visibly_until_unparke
     shutdown.cancel();
     pipeline.await.unwrap();
     task.abort();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unpaid_order_is_held_then_sent_when_paid_and_one_cancelled_while_held_sends_both() {
+    let env = TestEnv::new(
+        &["erp"],
+        &fast(&[("ORDER_SYNC__CONSUMERS__ERP__EVENTS", "placed,canceled")]),
+    )
+    .await;
+    let shop = Shop { magento1: false };
+    let (erp, task) = sync_service(&env, "erp").await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let paid = shop.place(&env, "pending_payment", "pending_payment").await;
+    let dropped = shop.place(&env, "payment_review", "payment_review").await;
+    let long = Duration::from_secs(20);
+    env.wait_for_ledger(long, "both held", |rows| {
+        rows.len() == 2 && rows.iter().all(|r| r.state == State::Held)
+    })
+    .await;
+    let ledger = env.parts().deps.ledger;
+    let counts = ledger.counts().await.unwrap();
+    assert!(
+        counts.contains(&("erp".into(), State::Held, 2)),
+        "{counts:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(erp.lock().unwrap().is_empty(), "held orders are not sent");
+
+    // Paid (PayPal returned): the placement goes out, as the order is now.
+    shop.change(&env, paid, "processing", "processing").await;
+    until("the paid order placed", long, || {
+        events_of(&erp, paid) == [PLACE]
+    })
+    .await;
+    let placed = message_of(&erp, paid, PLACE);
+    assert_eq!(placed["order"]["state"], "processing");
+    assert_eq!(placed["order"]["items"].as_array().unwrap().len(), 2);
+
+    // Cancelled while held, `hold_canceled = "send"`: the placement as held, then the cancellation.
+    shop.cancel(&env, dropped).await;
+    until("the cancelled one placed, then cancelled", long, || {
+        events_of(&erp, dropped) == [PLACE, CANCEL]
+    })
+    .await;
+    assert_eq!(
+        message_of(&erp, dropped, PLACE)["order"]["state"],
+        "payment_review"
+    );
+    assert_eq!(
+        message_of(&erp, dropped, CANCEL)["previous"],
+        json!({"state": "payment_review", "status": "payment_review"})
+    );
+    env.wait_for_ledger(long, "all synced", |rows| {
+        rows.len() == 3 && rows.iter().all(|r| r.state == State::Synced)
+    })
+    .await;
+    assert_counts_exact(&ledger).await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    task.abort();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_order_cancelled_while_held_is_kept_as_skipped_when_holds_drop_cancellations() {
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &fast(&[
+            (
+                "ORDER_SYNC__CONSUMERS__ERP__EVENTS",
+                "placed,canceled,status_changed",
+            ),
+            ("ORDER_SYNC__CAPTURE__HOLD_CANCELED", "drop"),
+            ("ORDER_SYNC__CAPTURE__HOLD_STATES", "pending_payment"),
+        ]),
+    )
+    .await;
+    let shop = Shop { magento1: false };
+    let (erp, t1) = sync_service(&env, "erp").await;
+    let (wms, t2) = sync_service(&env, "wms").await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let unpaid = shop.place(&env, "pending_payment", "pending_payment").await;
+    // Not a hold state here: sent at once.
+    let review = shop.place(&env, "payment_review", "payment_review").await;
+    let long = Duration::from_secs(20);
+    until("the order in review placed", long, || {
+        events_of(&erp, review) == [PLACE] && events_of(&wms, review) == [PLACE]
+    })
+    .await;
+    env.wait_for_ledger(long, "the unpaid one held", |rows| {
+        rows.iter().filter(|r| r.entity_id == unpaid).count() == 2
+            && rows
+                .iter()
+                .filter(|r| r.entity_id == unpaid)
+                .all(|r| r.state == State::Held)
+    })
+    .await;
+    shop.cancel(&env, unpaid).await;
+    let rows = env
+        .wait_for_ledger(long, "its rows skipped", |rows| {
+            rows.iter()
+                .filter(|r| r.entity_id == unpaid)
+                .all(|r| r.state == State::Skipped)
+        })
+        .await;
+    for r in rows.iter().filter(|r| r.entity_id == unpaid) {
+        assert!(
+            r.last_error
+                .as_deref()
+                .unwrap()
+                .contains("cancelled while held"),
+            "{r:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(events_of(&erp, unpaid).is_empty() && events_of(&wms, unpaid).is_empty());
+    // Kept in the ledger with its order, state as Magento has it now.
+    let (view, _) = env
+        .parts()
+        .deps
+        .ledger
+        .order(unpaid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.deliveries.len(), 2);
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    t1.abort();
+    t2.abort();
     env.cleanup().await;
 }
