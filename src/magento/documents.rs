@@ -9,7 +9,7 @@
 //! DECIMALs as exact strings, UTC dates, and `items`, `comments` (and
 //! `tracks`) as arrays; the deny list applies as it does to orders.
 
-use mysql_async::{prelude::*, TxOpts};
+use mysql_async::prelude::*;
 use serde_json::{Map, Value};
 
 use super::{by_parent, id_list, rows, Magento, MagentoError};
@@ -122,20 +122,54 @@ impl Magento {
         &self.documents
     }
 
+    /// A read-only transaction with a consistent snapshot, for one scan:
+    /// documents and changes read in it are as of one moment, so an invoice
+    /// and the state change its save made are seen together or not at all.
+    pub async fn snapshot(&self) -> Result<Snapshot, MagentoError> {
+        let mut conn = self.pool.get_conn().await?;
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .await?;
+        Ok(Snapshot {
+            conn,
+            magento: self.clone(),
+        })
+    }
+
+    /// The highest id of a document kind committed now (0 for none).
+    pub async fn max_document_id(&self, kind: &DocumentTables) -> Result<u32, MagentoError> {
+        let mut conn = self.pool.get_conn().await?;
+        let max: Option<Option<u32>> = conn
+            .query_first(format!("SELECT MAX(entity_id) FROM `{}`", kind.main))
+            .await?;
+        Ok(max.flatten().unwrap_or(0))
+    }
+}
+
+/// One scan's view of Magento ([`Magento::snapshot`]).
+pub struct Snapshot {
+    conn: mysql_async::Conn,
+    magento: Magento,
+}
+
+impl Snapshot {
+    /// Ends the snapshot.
+    pub async fn finish(mut self) -> Result<(), MagentoError> {
+        self.conn.query_drop("COMMIT").await?;
+        Ok(())
+    }
+
     /// Committed documents of one kind with `entity_id > after` (at most
     /// `limit`, lowest first) plus those among `also` now committed, each
     /// with its children and its order's identifiers.
-    pub async fn read_documents(
-        &self,
+    pub async fn documents(
+        &mut self,
         kind: &DocumentTables,
         after: u32,
         limit: u32,
         also: &[u32],
     ) -> Result<Vec<Document>, MagentoError> {
-        let mut conn = self.pool.get_conn().await?;
-        let mut opts = TxOpts::default();
-        opts.with_readonly(true).with_consistent_snapshot(true);
-        let mut tx = conn.start_transaction(opts).await?;
+        let this = &self.magento;
+        let tx = &mut self.conn;
         let mut found: Vec<mysql_async::Row> = tx
             .query(format!(
                 "SELECT * FROM `{}` WHERE entity_id > {after} ORDER BY entity_id LIMIT {limit}",
@@ -156,7 +190,6 @@ impl Magento {
         docs.sort_by_key(|d| u32_of(d, "entity_id"));
         docs.dedup_by_key(|d| u32_of(d, "entity_id"));
         if docs.is_empty() {
-            tx.commit().await?;
             return Ok(vec![]);
         }
         let ids: Vec<u32> = docs.iter().map(|d| u32_of(d, "entity_id")).collect();
@@ -184,11 +217,10 @@ impl Magento {
             .query(format!(
                 "SELECT {} FROM `{}` WHERE entity_id IN ({})",
                 identifier_columns(),
-                self.tables.order,
+                this.tables.order,
                 id_list(&order_ids)
             ))
             .await?;
-        tx.commit().await?;
         let mut orders: std::collections::HashMap<u32, Map<String, Value>> = orders
             .into_iter()
             .map(rows::row_to_json)
@@ -205,7 +237,7 @@ impl Magento {
                         Value::Array(rows.into_iter().map(Value::Object).collect()),
                     );
                 }
-                self.deny.apply(&mut doc);
+                this.deny.apply(&mut doc);
                 let order_id = u32_of(&doc, "order_id");
                 Document {
                     event: kind.event,
@@ -213,7 +245,7 @@ impl Magento {
                     order_id,
                     created_at: text_of(&doc, "created_at"),
                     order: orders.remove(&order_id).map(|mut o| {
-                        self.deny.apply(&mut o);
+                        this.deny.apply(&mut o);
                         o
                     }),
                     json: doc,
@@ -222,33 +254,25 @@ impl Magento {
             .collect())
     }
 
-    /// The highest id of a document kind committed now (0 for none).
-    pub async fn max_document_id(&self, kind: &DocumentTables) -> Result<u32, MagentoError> {
-        let mut conn = self.pool.get_conn().await?;
-        let max: Option<Option<u32>> = conn
-            .query_first(format!("SELECT MAX(entity_id) FROM `{}`", kind.main))
-            .await?;
-        Ok(max.flatten().unwrap_or(0))
-    }
-
     /// Orders after the cursor (`updated_at`, UTC `YYYY-MM-DD HH:MM:SS`, then
     /// `entity_id`) in that order, at most `limit`: the candidates for a
     /// change of state or status. `(since, 0)` starts at `since`.
-    pub async fn read_changes(
-        &self,
+    pub async fn changes(
+        &mut self,
         since: &str,
         after_id: u32,
         limit: u32,
     ) -> Result<Vec<OrderChange>, MagentoError> {
-        let mut conn = self.pool.get_conn().await?;
-        let rows: Vec<mysql_async::Row> = conn
+        let this = &self.magento;
+        let rows: Vec<mysql_async::Row> = self
+            .conn
             .exec(
                 format!(
                     "SELECT {}, `updated_at` AS order_sync_updated_at FROM `{}` \
                      WHERE updated_at > ? OR (updated_at = ? AND entity_id > ?) \
                      ORDER BY updated_at, entity_id LIMIT {limit}",
                     identifier_columns(),
-                    self.tables.order
+                    this.tables.order
                 ),
                 (since, since, after_id),
             )
@@ -261,7 +285,7 @@ impl Magento {
                     .remove("order_sync_updated_at")
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default();
-                self.deny.apply(&mut order);
+                this.deny.apply(&mut order);
                 OrderChange {
                     entity_id: u32_of(&order, "entity_id"),
                     store_id: order

@@ -199,10 +199,23 @@ fn tool(program: &str, install: &str) -> Command {
 }
 
 #[tokio::test]
-async fn the_python_consumer_acks_a_batch_of_orders_and_the_ledger_shows_them_synced() {
-    let env = TestEnv::new(&["erp"], &[]).await;
+async fn the_python_consumer_acks_a_batch_of_orders_and_their_invoices_and_the_ledger_shows_them_synced(
+) {
+    let env = TestEnv::new(
+        &["erp"],
+        &[
+            ("ORDER_SYNC__CONSUMERS__ERP__EVENTS", "placed,invoiced"),
+            ("ORDER_SYNC__CAPTURE__LIFECYCLE__POLL_INTERVAL", "50ms"),
+            ("ORDER_SYNC__RELAY__FOLLOW_ON_INTERVAL", "50ms"),
+        ],
+    )
+    .await;
     let (shutdown, pipeline) = env.spawn_pipeline();
-    env.place_orders(6).await;
+    let ids = env.place_orders(6).await;
+    let shop = crate::lifecycle::Shop { magento1: false };
+    for id in &ids[..2] {
+        shop.invoice(&env, *id).await;
+    }
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/deploy/consumers/python/consumer.py"
@@ -224,7 +237,7 @@ async fn the_python_consumer_acks_a_batch_of_orders_and_the_ledger_shows_them_sy
                 .env("AMQP_URL", url)
                 .env("PREFIX", prefix)
                 .env("CONSUMER", "erp")
-                .env("MAX_MESSAGES", "6")
+                .env("MAX_MESSAGES", "8")
                 .env("IDLE_EXIT", "30")
                 .output()
                 .unwrap()
@@ -234,11 +247,17 @@ async fn the_python_consumer_acks_a_batch_of_orders_and_the_ledger_shows_them_sy
     .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "consumer.py failed:\n{log}");
-    assert!(log.contains("handled 6 message(s)"), "{log}");
+    assert!(log.contains("handled 8 message(s)"), "{log}");
+    assert_eq!(
+        log.matches("event #1 sales_order_invoice_save_after_que: document INV")
+            .count(),
+        2,
+        "{log}"
+    );
     env.wait_for_ledger(
         Duration::from_secs(20),
         "the batch synced by the Python consumer",
-        |rows| rows.len() == 6 && rows.iter().all(|r| r.state == State::Synced),
+        |rows| rows.len() == 8 && rows.iter().all(|r| r.state == State::Synced),
     )
     .await;
     shutdown.cancel();
@@ -247,7 +266,7 @@ async fn the_python_consumer_acks_a_batch_of_orders_and_the_ledger_shows_them_sy
 }
 
 #[tokio::test]
-async fn the_php_consumer_is_valid_php_and_acks_a_batch_of_orders() {
+async fn the_php_consumer_is_valid_php_and_acks_a_batch_of_orders_and_a_shipment() {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/deploy/consumers/php/consumer.php"
@@ -271,9 +290,20 @@ async fn the_php_consumer_is_valid_php_and_acks_a_batch_of_orders() {
         "the PHP consumer needs php-amqplib: apt-get install -y php-amqplib php-mbstring php-bcmath (deploy/test.sh does)"
     );
 
-    let env = TestEnv::new(&["wms"], &[]).await;
+    let env = TestEnv::new(
+        &["wms"],
+        &[
+            ("ORDER_SYNC__CONSUMERS__WMS__EVENTS", "placed,shipped"),
+            ("ORDER_SYNC__CAPTURE__LIFECYCLE__POLL_INTERVAL", "50ms"),
+            ("ORDER_SYNC__RELAY__FOLLOW_ON_INTERVAL", "50ms"),
+        ],
+    )
+    .await;
     let (shutdown, pipeline) = env.spawn_pipeline();
-    env.place_orders(5).await;
+    let ids = env.place_orders(5).await;
+    crate::lifecycle::Shop { magento1: false }
+        .ship(&env, ids[0])
+        .await;
     let out = tokio::task::spawn_blocking({
         let (url, prefix) = (crate::support::amqp_url(), env.id.clone());
         move || {
@@ -282,7 +312,7 @@ async fn the_php_consumer_is_valid_php_and_acks_a_batch_of_orders() {
                 .env("AMQP_URL", url)
                 .env("PREFIX", prefix)
                 .env("CONSUMER", "wms")
-                .env("MAX_MESSAGES", "5")
+                .env("MAX_MESSAGES", "6")
                 .output()
                 .unwrap()
         }
@@ -295,11 +325,16 @@ async fn the_php_consumer_is_valid_php_and_acks_a_batch_of_orders() {
         "consumer.php failed:\n{log}\n{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(log.contains("handled 5 message(s)"), "{log}");
+    assert!(log.contains("handled 6 message(s)"), "{log}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("event #1 sales_order_shipment_save_after_que: document SHP"),
+        "{stdout}"
+    );
     env.wait_for_ledger(
         Duration::from_secs(20),
         "the batch synced by the PHP consumer",
-        |rows| rows.len() == 5 && rows.iter().all(|r| r.state == State::Synced),
+        |rows| rows.len() == 6 && rows.iter().all(|r| r.state == State::Synced),
     )
     .await;
     shutdown.cancel();

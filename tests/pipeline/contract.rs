@@ -15,7 +15,7 @@ use crate::support::TestEnv;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Runs the validator: (passed, what it printed).
-fn validate(args: &[&str]) -> (bool, String) {
+pub(crate) fn validate(args: &[&str]) -> (bool, String) {
     let out = Command::new("python3")
         .arg(format!("{ROOT}/tests/contract/validate.py"))
         .arg(format!("{ROOT}/docs/asyncapi.yaml"))
@@ -151,6 +151,13 @@ async fn real_messages_acks_and_documented_examples_match_the_asyncapi_schemas()
     args.extend(examples.iter().map(String::as_str));
     let (ok, text) = validate(&args);
     assert!(ok, "docs/examples:\n{text}");
+    // A whole example of every later event, each against its own schema.
+    for (event, schema) in crate::lifecycle::SCHEMAS {
+        let path = format!("{ROOT}/docs/examples/{event}.json");
+        assert!(std::path::Path::new(&path).exists(), "{path} is missing");
+        let (ok, text) = validate(&[schema, &path]);
+        assert!(ok, "{path}:\n{text}");
+    }
     let golden: Vec<String> = std::fs::read_dir(format!("{ROOT}/tests/golden/magento2"))
         .unwrap()
         .chain(std::fs::read_dir(format!("{ROOT}/tests/golden/magento1")).unwrap())

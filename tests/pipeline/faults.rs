@@ -37,6 +37,8 @@ struct Behaviour {
     double_acks: AtomicU32,
     acks_for_unknown_orders: AtomicU32,
     per_order: Mutex<HashMap<u64, u32>>,
+    /// Per order, the events received, in arrival order.
+    events: Mutex<HashMap<u64, Vec<String>>>,
 }
 
 /// A sync service. With `flaky`, it sometimes reports `failed`, sometimes dies
@@ -92,7 +94,11 @@ fn sync_service(
                 let msg = body(&d);
                 let id = msg["order"]["entity_id"].as_u64().unwrap();
                 b.deliveries.fetch_add(1, Ordering::Relaxed);
-                *b.per_order.lock().unwrap().entry(id).or_default() += 1;
+                let event = msg["event"].as_str().unwrap_or_default().to_owned();
+                if event == "sales_order_place_after_que" {
+                    *b.per_order.lock().unwrap().entry(id).or_default() += 1;
+                }
+                b.events.lock().unwrap().entry(id).or_default().push(event);
                 let roll: f64 = if flaky { rand::random() } else { 1.0 };
                 let ack = |status: &str| json!({"message_id": msg["message_id"], "consumer": name, "entity_id": id, "status": status, "error": "ERP timeout"});
                 if roll < 0.03 {
@@ -132,15 +138,15 @@ async fn all_synced_once(env: &TestEnv, within: Duration, what: &str, rows: usiz
             r.len() == rows && r.iter().all(|r| r.state == State::Synced)
         })
         .await;
-    let mut pairs: Vec<(u32, &str)> = found
+    let mut keys: Vec<(u32, &str, u16)> = found
         .iter()
-        .map(|r| (r.entity_id, r.consumer.as_str()))
+        .map(|r| (r.entity_id, r.consumer.as_str(), r.seq))
         .collect();
-    pairs.dedup();
+    keys.dedup();
     assert_eq!(
-        pairs.len(),
+        keys.len(),
         rows,
-        "no (order, consumer) row lost or doubled"
+        "no (order, consumer, event) row lost or doubled"
     );
 }
 
@@ -283,6 +289,92 @@ async fn hard_kills(mode: Mode, instances: usize, total: usize, kills: usize) {
         + wms.acks_for_unknown_orders.load(Ordering::Relaxed);
     assert!(env.queue_len(&env.topology().dead_queue("acks")).await >= rejected);
 
+    for mut child in children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().unwrap();
+    }
+    for s in services {
+        s.abort();
+    }
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn hard_kills_of_three_instances_keep_each_orders_events_in_order() {
+    let total = 600 * scale();
+    let (env, _server) = world(
+        Mode::Poll,
+        &[
+            ("ORDER_SYNC__CONSUMERS__ERP__EVENTS", "placed,invoiced"),
+            ("ORDER_SYNC__CAPTURE__LIFECYCLE__POLL_INTERVAL", "100ms"),
+            ("ORDER_SYNC__RELAY__FOLLOW_ON_INTERVAL", "100ms"),
+            ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
+            ("ORDER_SYNC__RELAY__CLAIM_TIMEOUT", "2s"),
+            ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "1s"),
+            ("ORDER_SYNC__RELAY__BACKOFF__MAX_INTERVAL", "2s"),
+            ("ORDER_SYNC__RELAY__MAX_ATTEMPTS", "50"),
+            ("ORDER_SYNC__LOG__FILTER", "warn"),
+        ],
+    )
+    .await;
+    let (erp, wms) = (
+        Arc::new(Behaviour::default()),
+        Arc::new(Behaviour::default()),
+    );
+    let services = [
+        sync_service(&env, "erp", false, erp.clone()),
+        sync_service(&env, "wms", true, wms.clone()),
+    ];
+    let shop = crate::lifecycle::Shop { magento1: false };
+    let mut children: Vec<_> = (0..3).map(|_| env.spawn_run()).collect();
+    // Each order is placed, then invoiced a moment later, while instances die.
+    let place_and_invoice = async {
+        for _ in 0..total {
+            let id = env.place_order().await;
+            shop.invoice(&env, id).await;
+        }
+    };
+    let kill = async {
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_millis(200 + rand::random::<u64>() % 800)).await;
+            let victim = &mut children[rand::random::<u32>() as usize % 3];
+            victim.kill().unwrap();
+            victim.wait().unwrap();
+            *victim = env.spawn_run();
+        }
+    };
+    tokio::join!(place_and_invoice, kill);
+    // erp: a placement and an invoice per order; wms: the placement.
+    all_synced_once(
+        &env,
+        Duration::from_secs(240),
+        "every event synced for its consumer",
+        total * 3,
+    )
+    .await;
+    let events = erp.events.lock().unwrap();
+    assert_eq!(events.len(), total, "erp heard of every order");
+    for (id, got) in events.iter() {
+        let first_invoice = got
+            .iter()
+            .position(|e| e == "sales_order_invoice_save_after_que")
+            .unwrap_or_else(|| panic!("order {id}: no invoice in {got:?}"));
+        assert!(
+            got[..first_invoice]
+                .iter()
+                .any(|e| e == "sales_order_place_after_que"),
+            "order {id}: the invoice came before its placement: {got:?}"
+        );
+    }
+    drop(events);
+    assert!(wms
+        .events
+        .lock()
+        .unwrap()
+        .values()
+        .all(|got| got.iter().all(|e| e == "sales_order_place_after_que")));
     for mut child in children {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])

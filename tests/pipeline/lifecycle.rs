@@ -11,12 +11,15 @@ use mysql_async::prelude::*;
 use order_sync::ledger::State;
 use serde_json::{json, Value};
 
-use crate::support::{assert_counts_exact, body, insert_order, TestEnv};
+use crate::{
+    contract::validate,
+    support::{assert_counts_exact, body, insert_order, TestEnv},
+};
 
 /// Magento's sales tables, under Magento 2's or Magento 1's names.
 #[derive(Clone, Copy)]
-struct Shop {
-    magento1: bool,
+pub(crate) struct Shop {
+    pub(crate) magento1: bool,
 }
 
 impl Shop {
@@ -50,7 +53,7 @@ impl Shop {
     /// An invoice with its item and comment, and the order moving to
     /// `processing`, in one transaction (as `$invoice->register()` and the
     /// save transaction do). Returns the invoice id.
-    async fn invoice(&self, env: &TestEnv, order: u32) -> u32 {
+    pub(crate) async fn invoice(&self, env: &TestEnv, order: u32) -> u32 {
         let mut conn = env.magento_conn().await;
         let mut tx = conn.start_transaction(Default::default()).await.unwrap();
         tx.exec_drop(
@@ -92,7 +95,7 @@ impl Shop {
     }
 
     /// A shipment with an item and a track; the order becomes `complete`.
-    async fn ship(&self, env: &TestEnv, order: u32) -> u32 {
+    pub(crate) async fn ship(&self, env: &TestEnv, order: u32) -> u32 {
         let mut conn = env.magento_conn().await;
         let mut tx = conn.start_transaction(Default::default()).await.unwrap();
         tx.exec_drop(
@@ -170,9 +173,28 @@ impl Shop {
         tx.commit().await.unwrap();
     }
 
-    /// A Magento 2 order placed in `state`/`status`.
+    /// An order placed in `state`/`status`.
     async fn place(&self, env: &TestEnv, state: &str, status: &str) -> u32 {
         let mut conn = env.magento_conn().await;
+        if self.magento1 {
+            conn.exec_drop(
+                "INSERT INTO magev1_sales_flat_order (store_id, state, status, customer_email, \
+                 base_currency_code, order_currency_code, grand_total, base_grand_total, \
+                 total_item_count, created_at, updated_at) VALUES (1, ?, ?, 'roni@example.com', \
+                 'USD', 'USD', '123.4500', '123.4500', 2, UTC_TIMESTAMP(), UTC_TIMESTAMP())",
+                (state, status),
+            )
+            .await
+            .unwrap();
+            let id = conn.last_insert_id().unwrap() as u32;
+            conn.exec_drop(
+                "UPDATE magev1_sales_flat_order SET increment_id = LPAD(?, 9, '1') WHERE entity_id = ?",
+                (id, id),
+            )
+            .await
+            .unwrap();
+            return id;
+        }
         let mut tx = conn.start_transaction(Default::default()).await.unwrap();
         let id = insert_order(&mut tx).await;
         self.set_state(&mut tx, id, state, status).await;
@@ -328,6 +350,15 @@ const REFUND: &str = "sales_order_creditmemo_save_after_que";
 const CANCEL: &str = "order_cancel_after_que";
 const CHANGE: &str = "sales_order_save_after_que";
 
+/// Each event and its schema in docs/asyncapi.yaml.
+pub const SCHEMAS: [(&str, &str); 5] = [
+    (INVOICE, "InvoiceToSync"),
+    (SHIP, "ShipmentToSync"),
+    (REFUND, "CreditmemoToSync"),
+    (CANCEL, "ChangeToSync"),
+    (CHANGE, "ChangeToSync"),
+];
+
 fn fast(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
     let mut o = vec![
         ("ORDER_SYNC__CAPTURE__LIFECYCLE__POLL_INTERVAL", "50ms"),
@@ -480,6 +511,28 @@ async fn an_orders_life_reaches_each_consumer_in_order_with_only_the_events_it_s
         }
     }
     assert_counts_exact(&env.parts().deps.ledger).await;
+    // Each event as really sent matches its schema in docs/asyncapi.yaml.
+    for (event, schema) in SCHEMAS {
+        let msg = erp
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.1 == event)
+            .map(|r| r.3.clone())
+            .unwrap();
+        let path = std::env::temp_dir().join(format!("{}-{event}.json", env.id));
+        std::fs::write(&path, serde_json::to_vec_pretty(&msg).unwrap()).unwrap();
+        let (ok, text) = validate(&[schema, path.to_str().unwrap()]);
+        assert!(ok, "a real {event} does not match {schema}:\n{text}");
+        let _ = std::fs::remove_file(&path);
+        // ORDER_SYNC_WRITE_EXAMPLES=docs/examples refreshes the documented examples.
+        if let Ok(dir) = std::env::var("ORDER_SYNC_WRITE_EXAMPLES") {
+            let text = serde_json::to_string_pretty(&msg)
+                .unwrap()
+                .replace(&env.id, "myshop");
+            std::fs::write(format!("{dir}/{event}.json"), text + "\n").unwrap();
+        }
+    }
     shutdown.cancel();
     pipeline.await.unwrap();
     for t in [e1, e2, e3] {
@@ -835,5 +888,73 @@ async fn an_order_cancelled_while_held_is_kept_as_skipped_when_holds_drop_cancel
     pipeline.await.unwrap();
     t1.abort();
     t2.abort();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_magento1_orders_life_reaches_its_consumer_in_order_column_for_column() {
+    let env = TestEnv::new(
+        &["erp"],
+        &fast(&[
+            ("ORDER_SYNC__MAGENTO__VERSION", "1"),
+            ("ORDER_SYNC__MAGENTO__TABLE_PREFIX", "magev1_"),
+            (
+                "ORDER_SYNC__CONSUMERS__ERP__EVENTS",
+                "placed,invoiced,shipped,refunded,canceled,status_changed",
+            ),
+        ]),
+    )
+    .await;
+    let shop = Shop { magento1: true };
+    let (erp, task) = sync_service(&env, "erp").await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let long = Duration::from_secs(20);
+    let a = shop.place(&env, "new", "pending").await;
+    let b = shop.place(&env, "new", "pending").await;
+    until("both placed", long, || {
+        events_of(&erp, a) == [PLACE] && events_of(&erp, b) == [PLACE]
+    })
+    .await;
+    let invoice = shop.invoice(&env, a).await;
+    until("a invoiced", long, || {
+        events_of(&erp, a) == [PLACE, INVOICE, CHANGE]
+    })
+    .await;
+    let shipment = shop.ship(&env, a).await;
+    until("a shipped", long, || {
+        events_of(&erp, a) == [PLACE, INVOICE, CHANGE, SHIP, CHANGE]
+    })
+    .await;
+    shop.cancel(&env, b).await;
+    until("b cancelled", long, || {
+        events_of(&erp, b) == [PLACE, CANCEL, CHANGE]
+    })
+    .await;
+
+    let inv = message_of(&erp, a, INVOICE);
+    assert_same_columns(
+        &inv["invoice"],
+        &shop.row_text(&env, "sales_invoice", invoice).await,
+        "invoice",
+    );
+    assert_eq!(inv["invoice"]["items"][0]["price"], "52.0000");
+    let ship = message_of(&erp, a, SHIP);
+    assert_same_columns(
+        &ship["shipment"],
+        &shop.row_text(&env, "sales_shipment", shipment).await,
+        "shipment",
+    );
+    assert_eq!(ship["shipment"]["tracks"][0]["carrier_code"], "ups");
+    assert_eq!(
+        message_of(&erp, b, CANCEL)["order"]["increment_id"],
+        format!("{b:1>9}")
+    );
+    env.wait_for_ledger(long, "all synced", |rows| {
+        rows.len() == 8 && rows.iter().all(|r| r.state == State::Synced)
+    })
+    .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    task.abort();
     env.cleanup().await;
 }

@@ -114,6 +114,52 @@ async fn an_observer_inside_magento_syncs_orders_through_the_bridge_with_retries
     env.cleanup().await;
 }
 
+#[tokio::test]
+async fn an_orders_later_events_reach_magento_observers_through_the_bridge_in_order() {
+    let env = TestEnv::new(
+        &["erp"],
+        &[
+            (
+                "ORDER_SYNC__CONSUMERS__ERP__EVENTS",
+                "placed,invoiced,shipped,status_changed",
+            ),
+            ("ORDER_SYNC__CAPTURE__LIFECYCLE__POLL_INTERVAL", "50ms"),
+            ("ORDER_SYNC__RELAY__FOLLOW_ON_INTERVAL", "50ms"),
+        ],
+    )
+    .await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let id = env.place_order().await;
+    let shop = crate::lifecycle::Shop { magento1: false };
+    // Invoiced (and new → processing), then shipped (processing → complete).
+    env.wait_for_ledger(Duration::from_secs(20), "placed", |r| r.len() == 1)
+        .await;
+    shop.invoice(&env, id).await;
+    env.wait_for_ledger(Duration::from_secs(20), "invoiced and changed", |r| {
+        r.len() == 3
+    })
+    .await;
+    shop.ship(&env, id).await;
+    env.wait_for_ledger(Duration::from_secs(20), "shipped and changed", |r| {
+        r.len() == 5
+    })
+    .await;
+    phpunit(
+        &env,
+        "test_an_orders_later_events_are_dispatched_with_magentos_arguments",
+        &serde_json::json!({ id.to_string(): "ok" }),
+        5,
+    )
+    .await;
+    env.wait_for_ledger(Duration::from_secs(20), "all synced", |r| {
+        r.iter().all(|d| d.state == State::Synced)
+    })
+    .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
 #[test]
 fn the_bridge_refuses_a_broker_url_it_cannot_use_at_start_naming_the_key() {
     let out = std::process::Command::new("phpunit")

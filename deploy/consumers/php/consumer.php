@@ -39,6 +39,24 @@ function syncOrder(array $message): void
         count($order['items'] ?? []), $order['grand_total'] ?? '?', $order['order_currency_code'] ?? '');
 }
 
+/**
+ * An order's later event (when this consumer's `events` list more than
+ * `placed`): the document or the change, with the order's identifiers, state
+ * and status. They come in order per order, each after the one before it was
+ * acked. Same contract as syncOrder().
+ */
+function syncEvent(array $message): void
+{
+    $order = $message['order'];
+    $document = $message['invoice'] ?? $message['shipment'] ?? $message['creditmemo'] ?? null;
+    $previous = $message['previous'] ?? null;
+    fprintf(STDOUT, "order %s (entity_id %d) event #%d %s: %s\n",
+        $order['increment_id'] ?? '?', $order['entity_id'], $message['sequence'] ?? 0, $message['event'],
+        $document !== null
+            ? sprintf('document %s, %d item(s)', $document['increment_id'] ?? $document['entity_id'], count($document['items'] ?? []))
+            : sprintf('%s/%s -> %s/%s', $previous['state'] ?? '?', $previous['status'] ?? '?', $order['state'] ?? '?', $order['status'] ?? '?'));
+}
+
 $url = parse_url(getenv('AMQP_URL') ?: 'amqp://guest:guest@localhost:5672/%2f');
 $prefix = getenv('PREFIX') ?: 'demo';
 $consumer = getenv('CONSUMER') ?: 'erp';
@@ -75,7 +93,11 @@ while (true) {
                 $error = null;
                 if (!isset($synced[$message['message_id']])) {
                     try {
-                        syncOrder($message);
+                        if (($message['event'] ?? '') === 'sales_order_place_after_que') {
+                            syncOrder($message);
+                        } else {
+                            syncEvent($message);
+                        }
                     } catch (Throwable $e) {
                         $error = get_class($e) . ': ' . $e->getMessage();
                     }

@@ -38,6 +38,28 @@ def sync_order(message):
              len(order.get("items", [])), order.get("grand_total"), order.get("order_currency_code"))
 
 
+def sync_event(message):
+    """An order's later event, when this consumer's `events` list more than
+    `placed`: sales_order_invoice_save_after_que (with `invoice`),
+    ..._shipment_... (`shipment`), ..._creditmemo_... (`creditmemo`),
+    order_cancel_after_que and sales_order_save_after_que (with `previous`).
+    They come in order per order, each after the one before it was acked.
+    Same contract as sync_order().
+    """
+    order = message["order"]
+    document = message.get("invoice") or message.get("shipment") or message.get("creditmemo")
+    if document is not None:
+        what = f"document {document.get('increment_id') or document['entity_id']}, {len(document.get('items', []))} item(s)"
+    else:
+        previous = message.get("previous") or {}
+        what = f"{previous.get('state')}/{previous.get('status')} -> {order.get('state')}/{order.get('status')}"
+    log.info("order %s (entity_id %s) event #%s %s: %s", order.get("increment_id"), order["entity_id"],
+             message.get("sequence"), message["event"], what)
+
+
+HANDLERS = {"sales_order_place_after_que": sync_order}
+
+
 class Consumer:
     def __init__(self, url, prefix, consumer, prefetch=20):
         self.params = pika.URLParameters(url)
@@ -70,7 +92,7 @@ class Consumer:
             log.info("%s already synced here; sending its ack again", message_id)
         else:
             try:
-                sync_order(message)
+                HANDLERS.get(message.get("event"), sync_event)(message)
             except Exception as e:  # the remote system's failure, reported to order-sync
                 error = f"{type(e).__name__}: {e}"
                 log.warning("%s failed: %s", message_id, error)

@@ -18,6 +18,14 @@ interface Adapter
     public function loadOrder(int $entityId): ?object;
 
     /**
+     * An invoice, shipment or credit memo (`$kind`: `invoice`, `shipment`,
+     * `creditmemo`) with this entity_id, loaded as the shop's code loads one
+     * (Magento 2: its repository's get(); Magento 1:
+     * Mage::getModel('sales/order_<kind>')->load), or null when there is none.
+     */
+    public function loadDocument(string $kind, int $entityId): ?object;
+
+    /**
      * Dispatches a Magento event with these arguments, so every observer of
      * it runs. An observer's exception propagates: it means "not synced".
      *

@@ -1,8 +1,10 @@
 <?php
 /**
  * The bridge's loop: consume this consumer's queue, dispatch each order as
- * the Magento event the message names (`sales_order_place_after_que`) with
- * the arguments Magento gives the original event (`['order' => $order]`),
+ * the Magento event the message names (`sales_order_place_after_que`, and the
+ * later events a consumer subscribes to: `sales_order_invoice_save_after_que`,
+ * …) with the arguments Magento gives the original event (`['order' =>
+ * $order]`, `['invoice' => $invoice, …]`),
  * publish the ack order-sync expects, and only then acknowledge the delivery.
  *
  * - No exception from any observer: a `synced` ack.
@@ -149,7 +151,10 @@ final class Bridge
             if ($order === null) {
                 $error = "order entity_id $entityId not found in Magento";
             } else {
-                $this->magento->dispatch($event, ['order' => $order]);
+                $arguments = $this->arguments($message, $order, $error);
+                if ($error === null) {
+                    $this->magento->dispatch($event, $arguments);
+                }
             }
         } catch (\Throwable $e) {
             $error = get_class($e) . ': ' . $e->getMessage();
@@ -187,6 +192,38 @@ final class Bridge
         $delivery->ack();
         $this->handled++;
         return $ack['status'];
+    }
+
+    /**
+     * The event's arguments as Magento gives the original event: `order` for
+     * a placement, a cancellation and a change (with `previous`, the state and
+     * status before it); the document under its own name (`invoice`,
+     * `shipment`, `creditmemo`) and as `data_object` for a document's save,
+     * with its `order`. Sets `$error` when the document is not in Magento.
+     *
+     * @param array<string, mixed> $message
+     * @return array<string, mixed>
+     */
+    private function arguments(array $message, object $order, ?string &$error): array
+    {
+        $arguments = ['order' => $order];
+        foreach (['invoice', 'shipment', 'creditmemo'] as $kind) {
+            if (!isset($message[$kind]) || !is_array($message[$kind])) {
+                continue;
+            }
+            $id = $message[$kind]['entity_id'] ?? null;
+            $document = is_int($id) ? $this->magento->loadDocument($kind, $id) : null;
+            if ($document === null) {
+                $error = "$kind entity_id " . var_export($id, true) . ' not found in Magento';
+                return $arguments;
+            }
+            $arguments[$kind] = $document;
+            $arguments['data_object'] = $document;
+        }
+        if (isset($message['previous']) && is_array($message['previous'])) {
+            $arguments['previous'] = $message['previous'];
+        }
+        return $arguments;
     }
 
     private function installSignalHandlers(): void

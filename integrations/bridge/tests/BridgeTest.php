@@ -67,6 +67,30 @@ final class BridgeTest extends TestCase
         }
     }
 
+    public function test_an_orders_later_events_are_dispatched_with_magentos_arguments(): void
+    {
+        $scene = self::scene();
+        $observers = json_decode($scene['OBSERVERS'], true, flags: JSON_THROW_ON_ERROR);
+        $magento = new FakeMagento(array_map('strval', $observers));
+        $bridge = new Bridge($magento, self::settings($scene));
+
+        $handled = $bridge->run((int) $scene['EXPECT'], 60.0);
+
+        self::assertSame((int) $scene['EXPECT'], $handled, implode("\n", $magento->logged));
+        $seen = array_map(fn ($d) => [$d[0], array_keys($d[1])], $magento->dispatched);
+        self::assertSame([
+            ['sales_order_place_after_que', ['order']],
+            ['sales_order_invoice_save_after_que', ['order', 'invoice', 'data_object']],
+            ['sales_order_save_after_que', ['order', 'previous']],
+            ['sales_order_shipment_save_after_que', ['order', 'shipment', 'data_object']],
+            ['sales_order_save_after_que', ['order', 'previous']],
+        ], $seen);
+        $invoice = $magento->dispatched[1][1]['invoice'];
+        self::assertSame('invoice', $invoice->kind);
+        self::assertSame(['state' => 'new', 'status' => 'pending'], $magento->dispatched[2][1]['previous']);
+        self::assertSame(['state' => 'processing', 'status' => 'processing'], $magento->dispatched[4][1]['previous']);
+    }
+
     public function test_sigterm_finishes_the_order_in_hand_then_stops(): void
     {
         $scene = self::scene();

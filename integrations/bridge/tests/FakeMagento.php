@@ -20,6 +20,13 @@ final class FakeOrder
     }
 }
 
+final class FakeDocument
+{
+    public function __construct(public readonly string $kind, public readonly int $entityId)
+    {
+    }
+}
+
 final class FakeMagento implements Adapter
 {
     /** @var list<array{string, array<string, mixed>}> every event dispatched */
@@ -42,6 +49,11 @@ final class FakeMagento implements Adapter
     public function loadOrder(int $entityId): ?object
     {
         return isset($this->observers[$entityId]) ? new FakeOrder($entityId) : null;
+    }
+
+    public function loadDocument(string $kind, int $entityId): ?object
+    {
+        return new FakeDocument($kind, $entityId);
     }
 
     public function dispatch(string $event, array $arguments): void

@@ -1,7 +1,7 @@
 <?php
 /**
- * The bridge's only calls into Magento 2: load an order through the order
- * repository, dispatch an event through the event manager, log through
+ * The bridge's only calls into Magento 2: load an order (and an invoice,
+ * shipment or credit memo) through its repository, dispatch an event through the event manager, log through
  * Magento's logger.
  */
 
@@ -11,7 +11,10 @@ namespace OrderSync\MagentoBridge\Model;
 
 use Magento\Framework\Event\ManagerInterface;
 use Magento\Framework\Exception\NoSuchEntityException;
+use Magento\Sales\Api\CreditmemoRepositoryInterface;
+use Magento\Sales\Api\InvoiceRepositoryInterface;
 use Magento\Sales\Api\OrderRepositoryInterface;
+use Magento\Sales\Api\ShipmentRepositoryInterface;
 use OrderSync\Bridge\Adapter as BridgeAdapter;
 use Psr\Log\LoggerInterface;
 
@@ -19,6 +22,9 @@ class Adapter implements BridgeAdapter
 {
     public function __construct(
         private readonly OrderRepositoryInterface $orders,
+        private readonly InvoiceRepositoryInterface $invoices,
+        private readonly ShipmentRepositoryInterface $shipments,
+        private readonly CreditmemoRepositoryInterface $creditmemos,
         private readonly ManagerInterface $events,
         private readonly LoggerInterface $logger,
     ) {
@@ -28,6 +34,24 @@ class Adapter implements BridgeAdapter
     {
         try {
             return $this->orders->get($entityId);
+        } catch (NoSuchEntityException) {
+            return null;
+        }
+    }
+
+    public function loadDocument(string $kind, int $entityId): ?object
+    {
+        $repository = match ($kind) {
+            'invoice' => $this->invoices,
+            'shipment' => $this->shipments,
+            'creditmemo' => $this->creditmemos,
+            default => null,
+        };
+        if ($repository === null) {
+            return null;
+        }
+        try {
+            return $repository->get($entityId);
         } catch (NoSuchEntityException) {
             return null;
         }

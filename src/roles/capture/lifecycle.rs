@@ -29,7 +29,7 @@ use crate::{
     config::{HoldCanceled, StartFrom},
     ledger::{CapturePosition, Change, KnownOrder, Release},
     magento::{
-        documents::{Document, DocumentTables, OrderChange},
+        documents::{Document, DocumentTables, OrderChange, Snapshot},
         IdStep,
     },
     message::Event,
@@ -108,6 +108,8 @@ impl Capture {
             .filter(|k| subscribers.get(&k.event).is_some_and(|c| !c.is_empty()))
             .cloned()
             .collect();
+        // Where each kind and the change scan had got to (from the ledger).
+        let mut starts: Vec<(String, CapturePosition)> = Vec::with_capacity(kinds.len());
         for kind in &kinds {
             let source = format!("{}#{}", self.deps.shop, kind.event);
             let position = match self.deps.ledger.capture_position(&source).await? {
@@ -127,17 +129,36 @@ impl Capture {
                     }
                 }
             };
+            starts.push((source, position));
+        }
+        let ended = self
+            .deps
+            .ledger
+            .changes_position(&self.deps.shop)
+            .await?
+            .unwrap_or(now.naive_utc());
+
+        // Everything read from Magento as of one moment: an invoice and the
+        // state change its save made are seen in the same scan or neither.
+        let mut snapshot = self.deps.magento.snapshot().await?;
+        let mut read = Vec::with_capacity(kinds.len());
+        for (kind, (_, position)) in kinds.iter().zip(&starts) {
             let awaited: Vec<u32> = position.gaps.iter().map(|(id, _)| *id).collect();
-            let docs = self
-                .deps
-                .magento
-                .read_documents(
-                    kind,
-                    position.last_entity_id,
-                    self.settings.lifecycle.batch_size,
-                    &awaited,
-                )
-                .await?;
+            read.push(
+                snapshot
+                    .documents(
+                        kind,
+                        position.last_entity_id,
+                        self.settings.lifecycle.batch_size,
+                        &awaited,
+                    )
+                    .await?,
+            );
+        }
+        let window = self.read_changes(&mut snapshot, ended).await?;
+        snapshot.finish().await?;
+
+        for ((source, position), docs) in starts.into_iter().zip(read) {
             let order_ids: Vec<u32> = docs.iter().map(|d| d.order_id).collect();
             let known = self.deps.ledger.known_orders(&order_ids).await?;
             let mut found = Vec::with_capacity(docs.len());
@@ -163,7 +184,7 @@ impl Capture {
             positions.push((source, position, found));
         }
 
-        let scan = self.scan_changes(now).await?;
+        let scan = self.compare_changes(window, ended, now).await?;
         outcome.unknown += scan.unknown;
         outcome.waiting += scan.waiting;
         changes.extend(scan.changes);
@@ -234,39 +255,55 @@ impl Capture {
         placement(known.contains_key(&doc.order_id), created, now)
     }
 
-    /// Orders whose `updated_at` falls in this scan, compared with the ledger.
-    async fn scan_changes(&self, now: DateTime<Utc>) -> Result<Scan, RoleError> {
-        let overlap = chrono::Duration::from_std(self.settings.lifecycle.overlap)
-            .unwrap_or(chrono::Duration::minutes(1));
-        let ended = self
-            .deps
-            .ledger
-            .changes_position(&self.deps.shop)
-            .await?
-            .unwrap_or(now.naive_utc());
+    /// The orders whose `updated_at` falls in this scan's window: from the
+    /// overlap before where the last scan `ended`, page by page.
+    async fn read_changes(
+        &self,
+        snapshot: &mut Snapshot,
+        ended: NaiveDateTime,
+    ) -> Result<Window, RoleError> {
         let mut cursor = (
-            (ended - overlap).format("%Y-%m-%d %H:%M:%S").to_string(),
+            (ended - self.overlap())
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
             0u32,
         );
         let limit = self.settings.lifecycle.batch_size;
-        let mut rows: Vec<OrderChange> = Vec::new();
-        let mut complete = false;
+        let mut window = Window::default();
         for _ in 0..MAX_CHANGE_PAGES {
-            let page = self
-                .deps
-                .magento
-                .read_changes(&cursor.0, cursor.1, limit)
-                .await?;
+            let page = snapshot.changes(&cursor.0, cursor.1, limit).await?;
             let full = page.len() >= limit as usize;
             if let Some(last) = page.last() {
                 cursor = (last.updated_at.clone(), last.entity_id);
             }
-            rows.extend(page);
+            window.rows.extend(page);
             if !full {
-                complete = true;
+                window.complete = true;
                 break;
             }
         }
+        window.last = date(Some(&cursor.0));
+        Ok(window)
+    }
+
+    fn overlap(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.settings.lifecycle.overlap)
+            .unwrap_or(chrono::Duration::minutes(1))
+    }
+
+    /// The window's orders compared with what the ledger last saw of them.
+    async fn compare_changes(
+        &self,
+        window: Window,
+        ended: NaiveDateTime,
+        now: DateTime<Utc>,
+    ) -> Result<Scan, RoleError> {
+        let overlap = self.overlap();
+        let Window {
+            rows,
+            complete,
+            last,
+        } = window;
         let ids: Vec<u32> = rows.iter().map(|r| r.entity_id).collect();
         let known = self.deps.ledger.known_orders(&ids).await?;
         let filter = self.filter.as_ref().expect("resolved before");
@@ -305,7 +342,7 @@ impl Capture {
         let end = if complete {
             now.naive_utc()
         } else {
-            date(Some(&cursor.0)).unwrap_or(ended)
+            last.unwrap_or(ended)
         };
         scan.position = Some(match hold_back {
             Some(h) => h.min(end) + overlap,
@@ -382,6 +419,16 @@ impl Capture {
         // only sets it.
         Ok(Some(change))
     }
+}
+
+/// The orders a scan read, by `updated_at`.
+#[derive(Debug, Default)]
+struct Window {
+    rows: Vec<OrderChange>,
+    /// Read to the end (not stopped by the page limit).
+    complete: bool,
+    /// The `updated_at` of the last row read.
+    last: Option<NaiveDateTime>,
 }
 
 /// What a scan of changed orders found.

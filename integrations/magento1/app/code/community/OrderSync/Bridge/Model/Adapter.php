@@ -12,6 +12,15 @@ class OrderSync_Bridge_Model_Adapter implements \OrderSync\Bridge\Adapter
         return $order->getId() ? $order : null;
     }
 
+    public function loadDocument(string $kind, int $entityId): ?object
+    {
+        if (!in_array($kind, ['invoice', 'shipment', 'creditmemo'], true)) {
+            return null;
+        }
+        $document = Mage::getModel('sales/order_' . $kind)->load($entityId);
+        return $document->getId() ? $document : null;
+    }
+
     public function dispatch(string $event, array $arguments): void
     {
         Mage::dispatchEvent($event, $arguments);
