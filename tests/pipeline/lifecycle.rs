@@ -958,3 +958,96 @@ async fn a_magento1_orders_life_reaches_its_consumer_in_order_column_for_column(
     task.abort();
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_ledger_from_before_events_is_migrated_in_place_its_rows_becoming_placements() {
+    let env = TestEnv::new(&["erp", "wms"], &[]).await;
+    let ledger = env.parts().deps.ledger;
+    // Build the ledger as version 5 left it, with an order in it: synced for
+    // erp, parked for wms.
+    let mut conn = ledger.pool().get_conn().await.unwrap();
+    for table in [
+        "order_sync_events",
+        "order_sync_deliveries",
+        "order_sync_orders",
+        "order_sync_capture_position",
+        "order_sync_capture_gaps",
+        "order_sync_instances",
+        "order_sync_pauses",
+        "order_sync_synced_counts",
+        "order_sync_migrations",
+    ] {
+        conn.query_drop(format!("DROP TABLE {table}")).await.unwrap();
+    }
+    conn.query_drop(
+        "CREATE TABLE order_sync_migrations (version INT UNSIGNED NOT NULL PRIMARY KEY, \
+         name VARCHAR(200) NOT NULL, applied_at DATETIME(6) NOT NULL)",
+    )
+    .await
+    .unwrap();
+    for (version, name, statements) in order_sync::ledger::schema::MIGRATIONS {
+        if *version > 5 {
+            continue;
+        }
+        for sql in *statements {
+            conn.query_drop(*sql).await.unwrap();
+        }
+        conn.exec_drop(
+            "INSERT INTO order_sync_migrations VALUES (?, ?, NOW(6))",
+            (version, name),
+        )
+        .await
+        .unwrap();
+    }
+    conn.query_drop(
+        "INSERT INTO order_sync_orders (entity_id, increment_id, store_id, placed_at, captured_at, message) \
+         VALUES (7, '000000007', 1, '2026-11-01 10:00:00', '2026-11-01 10:00:01', \
+         '{\"entity_id\":7,\"increment_id\":\"000000007\",\"store_id\":1,\"state\":\"new\"}')",
+    )
+    .await
+    .unwrap();
+    conn.query_drop(
+        "INSERT INTO order_sync_deliveries (entity_id, consumer, increment_id, store_id, message_id, \
+         state, attempts, captured_at, synced_at, updated_at) VALUES \
+         (7, 'erp', '000000007', 1, 'shop:7:erp', 'synced', 1, '2026-11-01 10:00:01', '2026-11-01 10:00:02', NOW(6)), \
+         (7, 'wms', '000000007', 1, 'shop:7:wms:r1', 'parked', 10, '2026-11-01 10:00:01', NULL, NOW(6))",
+    )
+    .await
+    .unwrap();
+    conn.query_drop("INSERT INTO order_sync_synced_counts VALUES ('erp', 1)")
+        .await
+        .unwrap();
+    drop(conn);
+    assert!(ledger.check_version().await.is_err());
+
+    assert_eq!(
+        ledger.migrate().await.unwrap(),
+        order_sync::ledger::schema::latest()
+    );
+    // Run twice: an interrupted migration re-runs cleanly.
+    ledger.migrate().await.unwrap();
+    ledger.check_version().await.unwrap();
+    let rows = ledger.deliveries().await.unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!((r.seq, r.event), (0, order_sync::message::Event::Placed));
+        assert_eq!(r.blocked_by, None);
+    }
+    assert_eq!(rows[0].message_id, "shop:7:erp", "message ids unchanged");
+    assert_eq!((rows[0].state, rows[1].state), (State::Synced, State::Parked));
+    assert_eq!(rows[1].message_id, "shop:7:wms:r1");
+    // An ack naming only the order still means its placement.
+    let now = chrono::Utc::now();
+    let policy = order_sync::retry::RetryPolicy::from_settings(&env.settings.relay);
+    let ack: order_sync::message::Ack = serde_json::from_value(json!({
+        "consumer": "wms", "entity_id": 7, "status": "synced"
+    }))
+    .unwrap();
+    ledger.apply_ack(&ack, now, &policy).await.unwrap().unwrap();
+    assert_eq!(
+        ledger.delivery(7, "wms").await.unwrap().unwrap().state,
+        State::Synced
+    );
+    assert_counts_exact(&ledger).await;
+    env.cleanup().await;
+}
