@@ -254,13 +254,15 @@ impl Snapshot {
             .collect())
     }
 
-    /// Orders after the cursor (`updated_at`, UTC `YYYY-MM-DD HH:MM:SS`, then
-    /// `entity_id`) in that order, at most `limit`: the candidates for a
-    /// change of state or status. `(since, 0)` starts at `since`.
+    /// Orders up to `max_entity_id` after the cursor (`updated_at`, UTC
+    /// `YYYY-MM-DD HH:MM:SS`, then `entity_id`) in that order, at most
+    /// `limit`: the candidates for a change of state or status. `(since, 0)`
+    /// starts at `since`.
     pub async fn changes(
         &mut self,
         since: &str,
         after_id: u32,
+        max_entity_id: u32,
         limit: u32,
     ) -> Result<Vec<OrderChange>, MagentoError> {
         let this = &self.magento;
@@ -269,12 +271,13 @@ impl Snapshot {
             .exec(
                 format!(
                     "SELECT {}, `updated_at` AS order_sync_updated_at FROM `{}` \
-                     WHERE updated_at > ? OR (updated_at = ? AND entity_id > ?) \
+                     WHERE (updated_at > ? OR (updated_at = ? AND entity_id > ?)) \
+                       AND entity_id <= ? \
                      ORDER BY updated_at, entity_id LIMIT {limit}",
                     identifier_columns(),
                     this.tables.order
                 ),
-                (since, since, after_id),
+                (since, since, after_id, max_entity_id),
             )
             .await?;
         Ok(rows

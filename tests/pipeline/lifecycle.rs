@@ -977,7 +977,9 @@ async fn a_ledger_from_before_events_is_migrated_in_place_its_rows_becoming_plac
         "order_sync_synced_counts",
         "order_sync_migrations",
     ] {
-        conn.query_drop(format!("DROP TABLE {table}")).await.unwrap();
+        conn.query_drop(format!("DROP TABLE {table}"))
+            .await
+            .unwrap();
     }
     conn.query_drop(
         "CREATE TABLE order_sync_migrations (version INT UNSIGNED NOT NULL PRIMARY KEY, \
@@ -1034,7 +1036,10 @@ async fn a_ledger_from_before_events_is_migrated_in_place_its_rows_becoming_plac
         assert_eq!(r.blocked_by, None);
     }
     assert_eq!(rows[0].message_id, "shop:7:erp", "message ids unchanged");
-    assert_eq!((rows[0].state, rows[1].state), (State::Synced, State::Parked));
+    assert_eq!(
+        (rows[0].state, rows[1].state),
+        (State::Synced, State::Parked)
+    );
     assert_eq!(rows[1].message_id, "shop:7:wms:r1");
     // An ack naming only the order still means its placement.
     let now = chrono::Utc::now();

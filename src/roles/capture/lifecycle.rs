@@ -155,7 +155,18 @@ impl Capture {
                     .await?,
             );
         }
-        let window = self.read_changes(&mut snapshot, ended).await?;
+        // Orders capture has not read yet are left out: their placement will
+        // carry their state as it is then.
+        let captured = match &self.position {
+            Some(p) => p.last_entity_id,
+            None => self
+                .deps
+                .ledger
+                .capture_position(&self.deps.shop)
+                .await?
+                .map_or(0, |p| p.last_entity_id),
+        };
+        let window = self.read_changes(&mut snapshot, ended, captured).await?;
         snapshot.finish().await?;
 
         for ((source, position), docs) in starts.into_iter().zip(read) {
@@ -185,6 +196,7 @@ impl Capture {
         }
 
         let scan = self.compare_changes(window, ended, now).await?;
+        let remember = scan.compared.clone();
         outcome.unknown += scan.unknown;
         outcome.waiting += scan.waiting;
         changes.extend(scan.changes);
@@ -210,6 +222,15 @@ impl Capture {
                     .await?;
             }
         }
+        // Only now that they are recorded: rows compared need no second look
+        // while they stay in the overlap.
+        let since = scan
+            .position
+            .map(|p| (p - self.overlap()).format("%Y-%m-%d %H:%M:%S").to_string());
+        if let Some(since) = since {
+            self.compared.retain(|_, key| key.0 >= since);
+        }
+        self.compared.extend(remember);
         if let Some(at) = scan.position {
             self.deps
                 .ledger
@@ -261,6 +282,7 @@ impl Capture {
         &self,
         snapshot: &mut Snapshot,
         ended: NaiveDateTime,
+        captured: u32,
     ) -> Result<Window, RoleError> {
         let mut cursor = (
             (ended - self.overlap())
@@ -271,7 +293,9 @@ impl Capture {
         let limit = self.settings.lifecycle.batch_size;
         let mut window = Window::default();
         for _ in 0..MAX_CHANGE_PAGES {
-            let page = snapshot.changes(&cursor.0, cursor.1, limit).await?;
+            let page = snapshot
+                .changes(&cursor.0, cursor.1, captured, limit)
+                .await?;
             let full = page.len() >= limit as usize;
             if let Some(last) = page.last() {
                 cursor = (last.updated_at.clone(), last.entity_id);
@@ -304,6 +328,14 @@ impl Capture {
             complete,
             last,
         } = window;
+        // A row already compared with this `updated_at`, state and status (an
+        // earlier scan's overlap) has nothing new. The time alone would not
+        // do: it has whole seconds, and a save within the same second as the
+        // last one changes the state without changing it.
+        let rows: Vec<OrderChange> = rows
+            .into_iter()
+            .filter(|r| self.compared.get(&r.entity_id) != Some(&compared_key(r)))
+            .collect();
         let ids: Vec<u32> = rows.iter().map(|r| r.entity_id).collect();
         let known = self.deps.ledger.known_orders(&ids).await?;
         let filter = self.filter.as_ref().expect("resolved before");
@@ -329,6 +361,7 @@ impl Capture {
                 }
                 continue;
             };
+            scan.compared.push((row.entity_id, compared_key(&row)));
             if k.state == row.state && k.status == row.status {
                 continue;
             }
@@ -421,6 +454,17 @@ impl Capture {
     }
 }
 
+/// What a change-scan row was compared at: `updated_at`, state, status.
+pub(super) type ComparedKey = (String, Option<String>, Option<String>);
+
+fn compared_key(row: &OrderChange) -> ComparedKey {
+    (
+        row.updated_at.clone(),
+        row.state.clone(),
+        row.status.clone(),
+    )
+}
+
 /// The orders a scan read, by `updated_at`.
 #[derive(Debug, Default)]
 struct Window {
@@ -435,6 +479,8 @@ struct Window {
 #[derive(Debug, Default)]
 struct Scan {
     changes: Vec<Change>,
+    /// Rows compared with the ledger, by entity_id.
+    compared: Vec<(u32, ComparedKey)>,
     unknown: usize,
     waiting: usize,
     /// Where the next scan's window ends its overlap.

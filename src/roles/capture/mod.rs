@@ -105,6 +105,9 @@ pub struct Capture {
     binlog_saved: Option<(BinlogPosition, Instant)>,
     /// When the last lifecycle scan ran ([`lifecycle`]).
     lifecycle_ran: Option<Instant>,
+    /// Orders the change scan compared with the ledger, at their
+    /// `updated_at`: not looked up again while they stay in the overlap.
+    compared: std::collections::HashMap<u32, lifecycle::ComparedKey>,
 }
 
 /// How long capture re-reads quickly for orders the binlog announced but the
@@ -156,6 +159,7 @@ impl Capture {
             retry_binlog_at: None,
             binlog_saved: None,
             lifecycle_ran: None,
+            compared: Default::default(),
         }
     }
 
@@ -189,6 +193,7 @@ impl Capture {
                 self.filter = None;
                 self.id_step = None;
                 self.position = None;
+                self.compared.clear();
                 tracing::info!(source = %source, "This instance now captures.");
                 Ok(true)
             }
