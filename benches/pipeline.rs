@@ -521,10 +521,6 @@ impl Pipeline {
         (id, magento)
     }
 
-    async fn start(id: String, magento: Pool) -> Self {
-        Self::start_with(id, magento, &mysql(), &[], None).await
-    }
-
     /// Started with its Magento database on `magento_server` and `extra` settings.
     async fn start_with(
         id: String,
@@ -752,28 +748,49 @@ async fn main() {
              {rows:.0} ledger rows/s; per order (3 of each): at most {ceiling:.0} orders/s"
         );
         println!();
-        println!("| backlog | ceiling (orders/s) | reference program (orders/s) | order-sync drain (orders/s) | of ceiling | of reference | order-sync peak RSS |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "order-sync drains twice per backlog: with lifecycle capture off (no consumer takes \
+             later events, capture.hold_states = []), as before events existed, and with it on \
+             and idle (erp subscribed to every event, the default hold states; nothing invoiced, \
+             shipped or changed)."
+        );
+        println!();
+        println!("| backlog | ceiling (orders/s) | reference program (orders/s) | drain, lifecycle off (orders/s) | of ceiling | of reference | drain, lifecycle on + idle (orders/s) | of ceiling | on vs off | peak RSS (off / on) |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let off: &[(&str, &str)] = &[("ORDER_SYNC__CAPTURE__HOLD_STATES", "")];
+        let on: &[(&str, &str)] = &[(
+            "ORDER_SYNC__CONSUMERS__ERP__EVENTS",
+            "placed,invoiced,shipped,refunded,canceled,status_changed",
+        )];
         for &n in &backlogs {
             let raw = raw_limit(n).await;
-            let (id, magento) = Pipeline::prepare(n).await;
-            let p = Pipeline::start(id, magento).await;
-            let started = Instant::now();
-            let consumer = p.consumer(Default::default()).await;
-            p.wait_synced(n as u64, Duration::from_secs(1800)).await;
-            let drain = started.elapsed();
-            let rss = p.peak_rss_kib();
-            consumer.abort();
-            p.stop().await;
+            let mut runs = Vec::new();
+            for extra in [off, on] {
+                let (id, magento) = Pipeline::prepare(n).await;
+                let p = Pipeline::start_with(id, magento, &mysql(), extra, None).await;
+                let started = Instant::now();
+                let consumer = p.consumer(Default::default()).await;
+                p.wait_synced(n as u64, Duration::from_secs(1800)).await;
+                let drain = started.elapsed();
+                let rss = p.peak_rss_kib();
+                consumer.abort();
+                p.stop().await;
+                runs.push((n as f64 / drain.as_secs_f64(), drain, rss));
+            }
             let raw_rate = n as f64 / raw.as_secs_f64();
-            let drain_rate = n as f64 / drain.as_secs_f64();
+            let (off_rate, off_time, off_rss) = runs[0];
+            let (on_rate, on_time, on_rss) = runs[1];
             println!(
-                "| {n} | {ceiling:.0} | {raw_rate:.0} ({:.1} s) | {drain_rate:.0} ({:.1} s) | {:.0} % | {:.0} % | {:.1} MiB |",
+                "| {n} | {ceiling:.0} | {raw_rate:.0} ({:.1} s) | {off_rate:.0} ({:.1} s) | {:.0} % | {:.0} % | {on_rate:.0} ({:.1} s) | {:.0} % | {:.0} % | {:.1} / {:.1} MiB |",
                 raw.as_secs_f64(),
-                drain.as_secs_f64(),
-                100.0 * drain_rate / ceiling,
-                100.0 * drain_rate / raw_rate,
-                rss as f64 / 1024.0
+                off_time.as_secs_f64(),
+                100.0 * off_rate / ceiling,
+                100.0 * off_rate / raw_rate,
+                on_time.as_secs_f64(),
+                100.0 * on_rate / ceiling,
+                100.0 * on_rate / off_rate,
+                off_rss as f64 / 1024.0,
+                on_rss as f64 / 1024.0,
             );
         }
     }

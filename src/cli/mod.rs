@@ -148,6 +148,10 @@ pub enum Command {
         /// Only to this consumer.
         #[arg(long)]
         consumer: Option<String>,
+        /// Only this event of the orders (placed, invoiced, shipped, refunded,
+        /// canceled, status_changed).
+        #[arg(long)]
+        event: Option<String>,
     },
     /// Stop publishing (to one consumer, or all). Capture keeps recording
     /// orders into the ledger and acks are still applied; nothing is sent until resumed.

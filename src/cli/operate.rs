@@ -49,6 +49,7 @@ pub(super) async fn operate(command: Command, settings: Settings) -> Result<(), 
             since,
             until,
             consumer,
+            event,
         } => {
             let given = match (&since, entity_id) {
                 (Some(_), _) => SelectionInput {
@@ -77,9 +78,13 @@ pub(super) async fn operate(command: Command, settings: Settings) -> Result<(), 
                 .expect("a valid template"),
             );
             let report = control
-                .resync(&selection, consumer.as_deref(), now, |done| {
-                    bar.set_position(done)
-                })
+                .resync(
+                    &selection,
+                    consumer.as_deref(),
+                    event.as_deref(),
+                    now,
+                    |done| bar.set_position(done),
+                )
                 .await?;
             bar.finish_and_clear();
             if report.orders == 0 {

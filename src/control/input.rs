@@ -181,6 +181,20 @@ pub fn order_filter<K: AsRef<str>, V: AsRef<str>>(
     Ok(f)
 }
 
+/// An event's subscription name (`placed`, `invoiced`, …).
+pub fn event(text: &str) -> Result<crate::message::Event, InputError> {
+    crate::message::Event::parse(text.trim()).ok_or_else(|| {
+        InputError::new(
+            "event",
+            format!(
+                "`{}` is not an event; use {}",
+                text.chars().take(40).collect::<String>(),
+                crate::message::Event::names()
+            ),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,10 +87,12 @@ impl Control {
         &self,
         selection: &Selection,
         consumer: Option<&str>,
+        event: Option<&str>,
         now: DateTime<Utc>,
         mut progress: impl FnMut(u64),
     ) -> Result<ResyncReport, ControlError> {
         self.check_consumer(consumer)?;
+        let event = event.map(input::event).transpose()?;
         let mut report = ResyncReport::default();
         let mut after_id = 0;
         loop {
@@ -100,7 +102,7 @@ impl Control {
             }
             report.rows += self
                 .ledger
-                .resync(&ids, consumer, &self.source, now)
+                .resync(&ids, consumer, event, &self.source, now)
                 .await?;
             report.orders += ids.len() as u64;
             progress(report.orders);

@@ -149,6 +149,8 @@ pub(super) struct ResyncRequest {
     pub until: Option<String>,
     /// Only this consumer's rows.
     pub consumer: Option<String>,
+    /// Only this event's rows (`placed`, `invoiced`, …).
+    pub event: Option<String>,
 }
 
 pub(super) async fn resync(
@@ -166,7 +168,13 @@ pub(super) async fn resync(
     .parse(Utc::now())?;
     let report = s
         .control
-        .resync(&selection, req.consumer.as_deref(), Utc::now(), |_| {})
+        .resync(
+            &selection,
+            req.consumer.as_deref(),
+            req.event.as_deref(),
+            Utc::now(),
+            |_| {},
+        )
         .await?;
     tracing::info!(orders = report.orders, rows = report.rows, consumer = ?req.consumer, "Re-sent orders (HTTP).");
     Ok(Json(report))

@@ -439,6 +439,7 @@ pub(super) async fn order(
                         form.inline method="post" action="/ui/resync" {
                             input type="hidden" name="entity_id" value=(o.entity_id);
                             input type="hidden" name="consumer" value=(d.consumer);
+                            input type="hidden" name="event" value=(d.event.as_str());
                             button type="submit" disabled[disabled] { "Re-send to " (d.consumer) }
                         }
                         @if d.state == RowState::Parked {
@@ -548,7 +549,7 @@ pub(super) async fn resync(_: PageWriter, State(s): State<Surface>, bytes: Bytes
     };
     match s
         .control
-        .resync(&selection, consumer, Utc::now(), |_| {})
+        .resync(&selection, consumer, field(&f, "event"), Utc::now(), |_| {})
         .await
     {
         Ok(r) => {

@@ -12,7 +12,7 @@ use super::{
     from_row, from_rows, id_params, marks, naive, opt_utc_to_value, opt_utc_value, transaction,
     utc_value, Delivery, Ledger, LedgerError, State,
 };
-use crate::message::truncate;
+use crate::message::{truncate, Event};
 
 /// Which orders an operator means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -324,9 +324,12 @@ impl Ledger {
         &self,
         entity_ids: &[u32],
         consumer: Option<&str>,
+        event: Option<Event>,
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, LedgerError> {
+        // An event's name is one of a fixed list, safe to inline.
+        let only = event.map_or("1 = 1".to_owned(), |e| format!("event = '{}'", e.as_str()));
         self.update_deliveries(
             // SET clauses apply left to right: message_id sees the new resyncs.
             "resyncs = resyncs + 1, \
@@ -335,7 +338,7 @@ impl Ledger {
              state = 'pending', attempts = 0, next_attempt_at = ?, synced_at = NULL, \
              last_error = NULL, noted_at = NULL, updated_at = ?",
             vec![source.into(), naive(now).into(), naive(now).into()],
-            "1 = 1",
+            &only,
             Some(entity_ids),
             consumer,
             true,

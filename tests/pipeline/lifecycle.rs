@@ -533,6 +533,42 @@ async fn an_orders_life_reaches_each_consumer_in_order_with_only_the_events_it_s
             std::fs::write(format!("{dir}/{event}.json"), text + "\n").unwrap();
         }
     }
+    // An operator re-sends one event of one order: only that one goes again,
+    // under a new message id.
+    let out = env
+        .order_sync(&[
+            "resync",
+            "--entity-id",
+            &a.to_string(),
+            "--consumer",
+            "erp",
+            "--event",
+            "invoiced",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    until("A's invoice again", long, || events_of(&erp, a).len() == 5).await;
+    let again = erp.lock().unwrap().last().unwrap().3.clone();
+    assert_eq!(again["event"], INVOICE);
+    assert!(
+        again["message_id"].as_str().unwrap().ends_with(":erp:r1"),
+        "{again}"
+    );
+    let out = env
+        .order_sync(&["resync", "--entity-id", &a.to_string(), "--event", "paid"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown event is a usage error"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an event"));
     shutdown.cancel();
     pipeline.await.unwrap();
     for t in [e1, e2, e3] {
