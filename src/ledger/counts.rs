@@ -2,9 +2,10 @@
 //!
 //! Counting synced rows is a scan of every row ever synced (seconds at
 //! millions of rows), and every scrape, `/api/summary`, status page and
-//! `status` asks. So the open states (pending, published, failed, parked) are
-//! counted where they are (an index on state and consumer: as many entries
-//! as the backlog), and synced rows are counted as they come and go: each
+//! `status` asks. So every other state (held, pending, published, failed,
+//! parked, and skipped, which only operators and cancelled holds make) is
+//! counted where it is (an index on state and consumer: as many entries as
+//! the backlog and the skipped rows), and synced rows are counted as they come and go: each
 //! write that moves rows into or out of `synced` adjusts
 //! `order_sync_synced_counts` in its own transaction, so the count is exactly
 //! as committed as the rows. Counters are always the last rows such a
@@ -148,7 +149,7 @@ impl Ledger {
     /// representative values: each should use an index and examine about as
     /// many rows as the backlog, whatever the history (BENCHMARKS.md shows them).
     pub async fn explain_operator_reads(&self) -> Result<Vec<ReadPlan>, LedgerError> {
-        let reads: [(&'static str, String); 5] = [
+        let reads: [(&'static str, String); 6] = [
             (
                 "open counts",
                 format!(
@@ -177,12 +178,11 @@ impl Ledger {
             ),
             (
                 "re-delivery claim",
-                format!(
-                    "SELECT entity_id, consumer FROM order_sync_deliveries \
-                     WHERE state IN ({}) AND next_attempt_at <= UTC_TIMESTAMP() \
-                     ORDER BY next_attempt_at LIMIT 100",
-                    State::sql_list(&State::OPEN)
-                ),
+                super::deliveries::claim_select("UTC_TIMESTAMP()", "'erp', 'wms'", "100", false),
+            ),
+            (
+                "follow-on claim",
+                super::deliveries::claim_select("UTC_TIMESTAMP()", "'erp', 'wms'", "100", true),
             ),
         ];
         let mut conn = self.pool.get_conn().await?;

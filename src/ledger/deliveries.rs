@@ -147,6 +147,29 @@ impl From<&Claimed> for RowKey {
     }
 }
 
+/// The claim's SELECT, with the values (or `?`) given as SQL text: `now`, the
+/// consumer list and the limit. An order's later event goes only once every
+/// earlier one of it is settled for this consumer, and once its placement is
+/// recorded (it may still be on its way through the broker): in order, per
+/// order. Both lookups are by primary key.
+pub(super) fn claim_select(now: &str, consumers: &str, limit: &str, first_only: bool) -> String {
+    format!(
+        "SELECT d.entity_id, d.consumer, d.seq, d.event, d.message_id, d.increment_id, \
+                d.attempts, d.captured_at \
+         FROM order_sync_deliveries d \
+         WHERE d.state IN ({open}) AND d.next_attempt_at <= {now} AND d.consumer IN ({consumers}) {first} \
+           AND (d.seq = 0 OR (\
+             EXISTS (SELECT 1 FROM order_sync_orders o WHERE o.entity_id = d.entity_id) \
+             AND NOT EXISTS (SELECT 1 FROM order_sync_deliveries e \
+               WHERE e.entity_id = d.entity_id AND e.consumer = d.consumer \
+                 AND e.seq < d.seq AND e.state NOT IN ({settled})))) \
+         ORDER BY d.next_attempt_at LIMIT {limit}",
+        open = State::sql_list(&State::OPEN),
+        settled = State::sql_list(&State::SETTLED),
+        first = if first_only { "AND d.attempts = 0" } else { "" },
+    )
+}
+
 /// The stored JSON of each (order, seq): the order's for a placement, the
 /// event's own for later events.
 pub(super) async fn messages_of(
@@ -248,24 +271,9 @@ impl Ledger {
         params.push(limit.into());
         // Only delivery rows are locked (MariaDB has no `FOR UPDATE OF`), so
         // relays taking different consumers' rows of one order never block.
-        // An order's later event goes only once every earlier one of it is
-        // settled for this consumer, and once its placement is recorded (it
-        // may still be on its way through the broker): in order, per order.
         let select = format!(
-            "SELECT d.entity_id, d.consumer, d.seq, d.event, d.message_id, d.increment_id, \
-                    d.attempts, d.captured_at \
-             FROM order_sync_deliveries d \
-             WHERE d.state IN ({open}) AND d.next_attempt_at <= ? AND d.consumer IN ({}) {first} \
-               AND (d.seq = 0 OR (\
-                 EXISTS (SELECT 1 FROM order_sync_orders o WHERE o.entity_id = d.entity_id) \
-                 AND NOT EXISTS (SELECT 1 FROM order_sync_deliveries e \
-                   WHERE e.entity_id = d.entity_id AND e.consumer = d.consumer \
-                     AND e.seq < d.seq AND e.state NOT IN ({settled})))) \
-             ORDER BY d.next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED",
-            marks(consumers.len()),
-            open = State::sql_list(&State::OPEN),
-            settled = State::sql_list(&State::SETTLED),
-            first = if first_only { "AND d.attempts = 0" } else { "" },
+            "{} FOR UPDATE SKIP LOCKED",
+            claim_select("?", &marks(consumers.len()), "?", first_only)
         );
         transaction!(self, read_committed(), |tx| {
             let rows: Vec<DueRow> = from_rows(tx.exec(select.as_str(), params.clone()).await?)?;

@@ -17,14 +17,16 @@ pub struct ParkedNote {
 }
 
 impl Ledger {
-    /// Orders synced for every consumer whose history comment is not written
-    /// yet, with their consumers; at most `limit`.
+    /// Orders whose placement is synced for every consumer and whose history
+    /// comment is not written yet, with their consumers; at most `limit`.
+    /// Later events do not count: the comment says the order reached them.
     pub async fn synced_to_note(&self, limit: u32) -> Result<Vec<(u32, Vec<String>)>, LedgerError> {
         let mut conn = self.pool.get_conn().await?;
         let rows: Vec<(u32, String)> = from_rows(
             conn.exec(
                 "SELECT o.entity_id, GROUP_CONCAT(d.consumer ORDER BY d.consumer SEPARATOR ',') \
-                 FROM order_sync_orders o JOIN order_sync_deliveries d ON d.entity_id = o.entity_id \
+                 FROM order_sync_orders o \
+                 JOIN order_sync_deliveries d ON d.entity_id = o.entity_id AND d.seq = 0 \
                  WHERE o.written_back_at IS NULL \
                  GROUP BY o.entity_id HAVING SUM(d.state <> 'synced') = 0 \
                  ORDER BY o.entity_id LIMIT ?",

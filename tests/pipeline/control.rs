@@ -11,13 +11,13 @@ use crate::support::{
     ack_delivery, body, free_port, http, http_form, http_form_with, http_json, next_within, TestEnv,
 };
 
-const TOKEN: &str = "test-token-0123456789";
+pub(crate) const TOKEN: &str = "test-token-0123456789";
 /// The pull consumer `legacy`'s own token.
-const LEGACY: &str = "legacy-token-0123456789";
+pub(crate) const LEGACY: &str = "legacy-token-0123456789";
 
 /// A world with the HTTP surface on its own port, a pushing `erp` and a
 /// pulling `legacy` consumer, and quick re-delivery rounds.
-async fn env_with_api(extra: &[(&str, &str)]) -> (TestEnv, String) {
+pub(crate) async fn env_with_api(extra: &[(&str, &str)]) -> (TestEnv, String) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut overrides = vec![
@@ -789,7 +789,7 @@ async fn write_back_comments_once_in_the_magento_order_history_and_retries_a_fai
     );
 
     ledger
-        .resync(&[id], Some("wms"), &env.id, now)
+        .resync(&[id], Some("wms"), None, &env.id, now)
         .await
         .unwrap();
     ledger

@@ -1092,3 +1092,76 @@ async fn a_ledger_from_before_events_is_migrated_in_place_its_rows_becoming_plac
     assert_counts_exact(&ledger).await;
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_pull_consumer_fetches_an_orders_events_in_order_and_the_api_shows_what_waits() {
+    use crate::{
+        control::{env_with_api, LEGACY, TOKEN},
+        support::http_json,
+    };
+    let (env, base) = env_with_api(&[
+        ("ORDER_SYNC__CONSUMERS__LEGACY__EVENTS", "placed,invoiced"),
+        ("ORDER_SYNC__CAPTURE__LIFECYCLE__POLL_INTERVAL", "50ms"),
+    ])
+    .await;
+    let shop = Shop { magento1: false };
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let id = shop.place(&env, "new", "pending").await;
+    shop.invoice(&env, id).await;
+    let long = Duration::from_secs(20);
+    env.wait_for_ledger(long, "placed and invoiced for legacy", |rows| {
+        rows.iter().filter(|r| r.consumer == "legacy").count() == 2
+    })
+    .await;
+    let url = format!("{base}/api/pull/legacy");
+    let pull = || http_json("GET", &url, Some(LEGACY), None);
+    // Only the placement: the invoice waits for its ack.
+    let (status, first) = pull().await;
+    assert_eq!(status, 200, "{first}");
+    let got = first["messages"].as_array().unwrap();
+    assert_eq!(got.len(), 1, "{first}");
+    assert_eq!(got[0]["event"], PLACE);
+    let (_, detail) = http_json("GET", &format!("{base}/api/orders/{id}"), Some(TOKEN), None).await;
+    let invoice_row = detail["order"]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["consumer"] == "legacy" && d["seq"] == 1)
+        .cloned()
+        .unwrap();
+    assert_eq!(invoice_row["blocked_by"], 0, "{detail}");
+    let (_, none) = pull().await;
+    assert!(none["messages"].as_array().unwrap().is_empty(), "{none}");
+
+    let (status, answer) = http_json(
+        "POST",
+        &format!("{base}/api/pull/legacy/acks"),
+        Some(LEGACY),
+        Some(&json!({"message_id": got[0]["message_id"], "status": "synced"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, second) = pull().await;
+    let got = second["messages"].as_array().unwrap();
+    assert_eq!(got.len(), 1, "{second}");
+    assert_eq!(got[0]["event"], INVOICE);
+    assert_eq!(got[0]["invoice"]["order_id"], id);
+    // Acked by its message id alone.
+    let (status, answer) = http_json(
+        "POST",
+        &format!("{base}/api/pull/legacy/acks"),
+        Some(LEGACY),
+        Some(&json!({"message_id": got[0]["message_id"], "status": "synced"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    env.wait_for_ledger(long, "legacy's rows synced", |rows| {
+        rows.iter()
+            .filter(|r| r.consumer == "legacy")
+            .all(|r| r.state == State::Synced)
+    })
+    .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}

@@ -55,13 +55,16 @@ async fn synced_counts_follow_acks_resyncs_and_retention_exactly() {
     // A re-send takes synced rows out of the count; a synced ack brings them back.
     let now = chrono::Utc::now();
     assert_eq!(
-        ledger.resync(&ids[..1], None, &env.id, now).await.unwrap(),
+        ledger
+            .resync(&ids[..1], None, None, &env.id, now)
+            .await
+            .unwrap(),
         2
     );
     assert_counts_exact(ledger).await;
     assert_eq!(
         ledger
-            .resync(&ids[3..], Some("wms"), &env.id, now)
+            .resync(&ids[3..], Some("wms"), None, &env.id, now)
             .await
             .unwrap(),
         1,
