@@ -9,98 +9,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::broker::topology::{CAPTURE_ROUTING_KEY, QUE_EVENT};
+use crate::broker::topology::CAPTURE_ROUTING_KEY;
 
 /// Version of the envelope layout; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// An event in an order's life, as consumers subscribe to it
-/// (`[consumers.<name>] events`) and as the ledger records it. Each travels as
-/// the Magento event it stands for with `_que` appended, so the Magento bridge
-/// can dispatch it under the name existing observers know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Event {
-    /// The order was placed (and, if it was held, left `capture.hold_states`).
-    Placed,
-    /// An invoice was created.
-    Invoiced,
-    /// A shipment was created.
-    Shipped,
-    /// A credit memo was created.
-    Refunded,
-    /// The order's state became `canceled`.
-    Canceled,
-    /// The order's state or status changed (any change, cancellation included).
-    StatusChanged,
-}
-
-impl Event {
-    pub const ALL: [Event; 6] = [
-        Event::Placed,
-        Event::Invoiced,
-        Event::Shipped,
-        Event::Refunded,
-        Event::Canceled,
-        Event::StatusChanged,
-    ];
-
-    /// The subscription name: `placed`, `invoiced`, ….
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Event::Placed => "placed",
-            Event::Invoiced => "invoiced",
-            Event::Shipped => "shipped",
-            Event::Refunded => "refunded",
-            Event::Canceled => "canceled",
-            Event::StatusChanged => "status_changed",
-        }
-    }
-
-    /// The message type consumers see: the Magento event name plus `_que`.
-    pub fn que_name(self) -> &'static str {
-        match self {
-            Event::Placed => QUE_EVENT,
-            Event::Invoiced => "sales_order_invoice_save_after_que",
-            Event::Shipped => "sales_order_shipment_save_after_que",
-            Event::Refunded => "sales_order_creditmemo_save_after_que",
-            Event::Canceled => "order_cancel_after_que",
-            Event::StatusChanged => "sales_order_save_after_que",
-        }
-    }
-
-    /// The event named `s` (a subscription name), or `None`.
-    pub fn parse(s: &str) -> Option<Event> {
-        Event::ALL.into_iter().find(|e| e.as_str() == s)
-    }
-
-    /// All subscription names, comma-separated, for error messages.
-    pub fn names() -> String {
-        Event::ALL.map(Event::as_str).join(", ")
-    }
-
-    /// The document an event carries, by its key in the message.
-    pub fn document(self) -> Option<&'static str> {
-        match self {
-            Event::Invoiced => Some("invoice"),
-            Event::Shipped => Some("shipment"),
-            Event::Refunded => Some("creditmemo"),
-            _ => None,
-        }
-    }
-}
-
-impl From<Event> for mysql_async::Value {
-    fn from(e: Event) -> Self {
-        mysql_async::Value::from(e.as_str())
-    }
-}
-
-impl std::fmt::Display for Event {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// An event in an order's life; one list for both sides of the wire, kept
+/// in the consumer crate.
+pub use order_sync_consumer::Event;
 
 /// An event column; a name this build does not know is an error, not a guess.
 pub(crate) fn event_value(v: mysql_async::Value) -> Result<Event, mysql_async::FromValueError> {
@@ -109,6 +25,11 @@ pub(crate) fn event_value(v: mysql_async::Value) -> Result<Event, mysql_async::F
     Event::parse(&text).ok_or(mysql_async::FromValueError(mysql_async::Value::Bytes(
         text.into_bytes(),
     )))
+}
+
+/// An event as a column value (its subscription name).
+pub(crate) fn event_to_value(e: Event) -> mysql_async::Value {
+    mysql_async::Value::from(e.as_str())
 }
 
 /// What capture publishes to `<prefix>.orders`.

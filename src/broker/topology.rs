@@ -19,8 +19,6 @@ pub use crate::config::{Names, QueueType};
 
 /// The routing key capture publishes with.
 pub const CAPTURE_ROUTING_KEY: &str = "sales_order_place_after";
-/// The event name of messages to sync services.
-pub const QUE_EVENT: &str = "sales_order_place_after_que";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {

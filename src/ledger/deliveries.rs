@@ -17,7 +17,7 @@ use super::{
     State,
 };
 use crate::{
-    message::{event_value, truncate, Delivering, Event},
+    message::{event_to_value, event_value, truncate, Delivering, Event},
     retry::RetryPolicy,
 };
 
@@ -28,7 +28,7 @@ pub struct Delivery {
     pub consumer: String,
     /// 0 for the placement, then the event's place in the order's life.
     pub seq: u16,
-    #[mysql(deserialize_with = "event_value")]
+    #[mysql(deserialize_with = "event_value", serialize_with = "event_to_value")]
     pub event: Event,
     pub increment_id: Option<String>,
     pub store_id: Option<u16>,
@@ -109,7 +109,7 @@ struct DueRow {
     entity_id: u32,
     consumer: String,
     seq: u16,
-    #[mysql(deserialize_with = "event_value")]
+    #[mysql(deserialize_with = "event_value", serialize_with = "event_to_value")]
     event: Event,
     message_id: String,
     increment_id: Option<String>,

@@ -255,7 +255,7 @@ async fn record_one(
                     id.into(),
                     c.as_str().into(),
                     seq.into(),
-                    (*event).into(),
+                    event.as_str().into(),
                     change.increment_id.clone().into(),
                     change.store_id.into(),
                     event_message_id(source, id, seq, *event, c).into(),

@@ -295,7 +295,7 @@ async fn insert_deliveries<'a>(
                 f.entity_id.into(),
                 f.consumer.as_str().into(),
                 f.seq.into(),
-                f.event.into(),
+                f.event.as_str().into(),
                 f.increment_id.clone().into(),
                 (*store).into(),
                 f.message_id.as_str().into(),

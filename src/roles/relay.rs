@@ -450,83 +450,72 @@ impl Role for Inbox {
     }
 }
 
-/// The re-delivery loop, on `relay.schedule`.
-struct Scheduler {
+/// The relay's timed loops: `Rounds<false>` is the scheduler (re-delivery,
+/// on `relay.schedule`), `Rounds<true>` the follow-on loop (rows never
+/// delivered yet, every `relay.follow_on_interval`).
+struct Rounds<const FOLLOW_ON: bool> {
     relay: Relay,
     /// Kept across sessions until one fails: a fresh one after any failure.
     publisher: Option<Publisher>,
 }
 
-impl Role for Scheduler {
-    const NAME: &'static str = "relay scheduler";
+type Scheduler = Rounds<false>;
+type FollowOn = Rounds<true>;
+
+impl<const FOLLOW_ON: bool> Rounds<FOLLOW_ON> {
+    /// One round; whether more is due at once.
+    async fn round(&self, publisher: &Publisher) -> Result<bool, RoleError> {
+        let relay = &self.relay;
+        let batch = relay.settings.batch_size as usize;
+        Ok(if FOLLOW_ON {
+            relay
+                .deliver_follow_ons(publisher, Utc::now())
+                .await?
+                .published
+                >= batch
+        } else {
+            // A full round means more is due: go on at once. Not after failed
+            // publishes: those rows are due again right away, and retrying them
+            // in a loop would only hammer a broken broker.
+            let round = relay.redeliver_due(publisher, Utc::now()).await?;
+            round.claimed >= batch && round.failed == 0
+        })
+    }
+
+    fn wait(&self) -> std::time::Duration {
+        match FOLLOW_ON {
+            true => self.relay.settings.follow_on_interval,
+            false => self.relay.settings.schedule.next_wait(Utc::now()),
+        }
+    }
+}
+
+impl<const FOLLOW_ON: bool> Role for Rounds<FOLLOW_ON> {
+    const NAME: &'static str = if FOLLOW_ON {
+        "relay follow-on"
+    } else {
+        "relay scheduler"
+    };
 
     /// The first round runs at once: rows that fell due while the process was
     /// down go now.
     async fn session(&mut self, shutdown: &CancellationToken) -> Result<(), RoleError> {
-        let relay = &self.relay;
         loop {
             if self.publisher.is_none() {
-                self.publisher = Some(relay.deps.broker.publisher().await?);
+                self.publisher = Some(self.relay.deps.broker.publisher().await?);
             }
             let p = self.publisher.as_ref().expect("set just above");
-            let round = match relay.redeliver_due(p, Utc::now()).await {
-                Ok(r) => r,
+            let more = match self.round(p).await {
+                Ok(more) => more,
                 Err(e) => {
                     self.publisher = None;
                     return Err(e);
                 }
             };
-            // A full round means more is due: go on at once. Not after failed
-            // publishes: those rows are due again right away, and retrying them
-            // in a loop would only hammer a broken broker.
-            let more = round.claimed >= relay.settings.batch_size as usize && round.failed == 0;
             if shutdown.is_cancelled() {
                 return Ok(());
             }
-            if !more {
-                let wait = relay.settings.schedule.next_wait(Utc::now());
-                if !sleep_or_shutdown(wait, shutdown).await {
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    async fn finish(&mut self) {
-        if let Some(p) = self.publisher.take() {
-            p.close().await;
-        }
-    }
-}
-
-/// The follow-on loop, every `relay.follow_on_interval`.
-struct FollowOn {
-    relay: Relay,
-    publisher: Option<Publisher>,
-}
-
-impl Role for FollowOn {
-    const NAME: &'static str = "relay follow-on";
-
-    async fn session(&mut self, shutdown: &CancellationToken) -> Result<(), RoleError> {
-        let relay = &self.relay;
-        loop {
-            if self.publisher.is_none() {
-                self.publisher = Some(relay.deps.broker.publisher().await?);
-            }
-            let p = self.publisher.as_ref().expect("set just above");
-            let done = match relay.deliver_follow_ons(p, Utc::now()).await {
-                Ok(d) => d,
-                Err(e) => {
-                    self.publisher = None;
-                    return Err(e);
-                }
-            };
-            let more = done.published >= relay.settings.batch_size as usize;
-            if !more && !sleep_or_shutdown(relay.settings.follow_on_interval, shutdown).await {
-                return Ok(());
-            }
-            if shutdown.is_cancelled() {
+            if !more && !sleep_or_shutdown(self.wait(), shutdown).await {
                 return Ok(());
             }
         }

@@ -48,5 +48,5 @@ mod message;
 pub mod supervise;
 mod sync;
 
-pub use message::{EventKind, OrderMessage};
+pub use message::{Event, OrderMessage};
 pub use sync::{AckPublisher, ConsumerError, Handled, SyncConsumer};

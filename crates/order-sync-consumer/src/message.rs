@@ -42,37 +42,108 @@ pub struct OrderMessage {
     pub previous: Option<Value>,
 }
 
-/// What a message is about, from its `event`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// `sales_order_place_after_que`: the whole order.
+/// An event in an order's life, as consumers subscribe to it
+/// (`[consumers.<name>] events`) and as the ledger records it. Each travels as
+/// the Magento event it stands for with `_que` appended (the message's
+/// `event` and AMQP `type`), so the Magento bridge can dispatch it under the
+/// name existing observers know.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// The order was placed (and, if it was held, left `capture.hold_states`):
+    /// `sales_order_place_after_que`, the whole order.
     Placed,
-    /// `sales_order_invoice_save_after_que`: [`OrderMessage::invoice`].
+    /// An invoice was created: `sales_order_invoice_save_after_que`,
+    /// [`OrderMessage::invoice`].
     Invoiced,
-    /// `sales_order_shipment_save_after_que`: [`OrderMessage::shipment`].
+    /// A shipment was created: `sales_order_shipment_save_after_que`,
+    /// [`OrderMessage::shipment`].
     Shipped,
-    /// `sales_order_creditmemo_save_after_que`: [`OrderMessage::creditmemo`].
+    /// A credit memo was created: `sales_order_creditmemo_save_after_que`,
+    /// [`OrderMessage::creditmemo`].
     Refunded,
-    /// `order_cancel_after_que`: [`OrderMessage::previous`].
+    /// The order's state became `canceled`: `order_cancel_after_que`,
+    /// [`OrderMessage::previous`].
     Canceled,
-    /// `sales_order_save_after_que`: [`OrderMessage::previous`].
+    /// The order's state or status changed: `sales_order_save_after_que`,
+    /// [`OrderMessage::previous`].
     StatusChanged,
-    /// An event this version does not know (a newer order-sync).
-    Other,
+}
+
+impl Event {
+    /// Every event, in the order of an order's life.
+    pub const ALL: [Event; 6] = [
+        Event::Placed,
+        Event::Invoiced,
+        Event::Shipped,
+        Event::Refunded,
+        Event::Canceled,
+        Event::StatusChanged,
+    ];
+
+    /// The subscription name: `placed`, `invoiced`, ….
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Placed => "placed",
+            Event::Invoiced => "invoiced",
+            Event::Shipped => "shipped",
+            Event::Refunded => "refunded",
+            Event::Canceled => "canceled",
+            Event::StatusChanged => "status_changed",
+        }
+    }
+
+    /// The message's `event`: the Magento event name plus `_que`.
+    pub fn que_name(self) -> &'static str {
+        match self {
+            Event::Placed => "sales_order_place_after_que",
+            Event::Invoiced => "sales_order_invoice_save_after_que",
+            Event::Shipped => "sales_order_shipment_save_after_que",
+            Event::Refunded => "sales_order_creditmemo_save_after_que",
+            Event::Canceled => "order_cancel_after_que",
+            Event::StatusChanged => "sales_order_save_after_que",
+        }
+    }
+
+    /// The event named `s` (a subscription name), or `None`.
+    pub fn parse(s: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+
+    /// The event whose message `event` is `s`, or `None` (a newer order-sync's).
+    pub fn from_que_name(s: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.que_name() == s)
+    }
+
+    /// All subscription names, comma-separated, for error messages.
+    pub fn names() -> String {
+        Event::ALL.map(Event::as_str).join(", ")
+    }
+
+    /// The key of the document an event carries, if it carries one.
+    pub fn document(self) -> Option<&'static str> {
+        match self {
+            Event::Invoiced => Some("invoice"),
+            Event::Shipped => Some("shipment"),
+            Event::Refunded => Some("creditmemo"),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl OrderMessage {
-    /// What this message is about.
-    pub fn kind(&self) -> EventKind {
-        match self.event.as_str() {
-            "sales_order_place_after_que" => EventKind::Placed,
-            "sales_order_invoice_save_after_que" => EventKind::Invoiced,
-            "sales_order_shipment_save_after_que" => EventKind::Shipped,
-            "sales_order_creditmemo_save_after_que" => EventKind::Refunded,
-            "order_cancel_after_que" => EventKind::Canceled,
-            "sales_order_save_after_que" => EventKind::StatusChanged,
-            _ => EventKind::Other,
-        }
+    /// What this message is about; `None` for an event this version does
+    /// not know (a newer order-sync's).
+    pub fn kind(&self) -> Option<Event> {
+        Event::from_que_name(&self.event)
     }
 
     /// The order's Magento `entity_id`.
@@ -89,27 +160,27 @@ mod tests {
     fn every_documented_event_example_reads_with_its_kind_and_document() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples");
         let cases = [
-            ("sales_order_invoice_save_after_que", EventKind::Invoiced),
-            ("sales_order_shipment_save_after_que", EventKind::Shipped),
-            ("sales_order_creditmemo_save_after_que", EventKind::Refunded),
-            ("order_cancel_after_que", EventKind::Canceled),
-            ("sales_order_save_after_que", EventKind::StatusChanged),
+            ("sales_order_invoice_save_after_que", Event::Invoiced),
+            ("sales_order_shipment_save_after_que", Event::Shipped),
+            ("sales_order_creditmemo_save_after_que", Event::Refunded),
+            ("order_cancel_after_que", Event::Canceled),
+            ("sales_order_save_after_que", Event::StatusChanged),
         ];
         for (name, kind) in cases {
             let text = std::fs::read_to_string(format!("{root}/{name}.json")).unwrap();
             let m: OrderMessage = serde_json::from_str(&text).unwrap();
-            assert_eq!(m.kind(), kind, "{name}");
+            assert_eq!(m.kind(), Some(kind), "{name}");
             assert!(m.sequence >= 1 && m.entity_id().is_some(), "{name}");
             let carried = match kind {
-                EventKind::Invoiced => m.invoice.is_some(),
-                EventKind::Shipped => m.shipment.is_some(),
-                EventKind::Refunded => m.creditmemo.is_some(),
+                Event::Invoiced => m.invoice.is_some(),
+                Event::Shipped => m.shipment.is_some(),
+                Event::Refunded => m.creditmemo.is_some(),
                 _ => m.previous.is_some(),
             };
             assert!(carried, "{name} carries what it is about");
         }
         let placed = std::fs::read_to_string(format!("{root}/magento2-message.json")).unwrap();
         let m: OrderMessage = serde_json::from_str(&placed).unwrap();
-        assert_eq!((m.kind(), m.sequence), (EventKind::Placed, 0));
+        assert_eq!((m.kind(), m.sequence), (Some(Event::Placed), 0));
     }
 }
