@@ -214,6 +214,19 @@ async fn hard_kills_of_three_instances_capturing_from_the_binlog_lose_and_double
     hard_kills(Mode::Binlog, 3, 2000 * scale(), 10 * scale()).await;
 }
 
+/// `kills` times, after 0.2 to 1 s, one of the children (at random) is
+/// killed with SIGKILL and started again.
+async fn kill_at_random(env: &TestEnv, children: &mut [crate::support::Proc], kills: usize) {
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_millis(200 + rand::random::<u64>() % 800)).await;
+        let n = children.len();
+        let victim = &mut children[rand::random::<u32>() as usize % n];
+        victim.kill().unwrap(); // SIGKILL, at a random moment
+        victim.wait().unwrap();
+        *victim = env.spawn_run();
+    }
+}
+
 /// `instances` copies of `order-sync run` share the work while `total` orders
 /// stream in; `kills` times, one of them (at random) is killed with SIGKILL at a
 /// random moment and started again.
@@ -249,13 +262,7 @@ async fn hard_kills(mode: Mode, instances: usize, total: usize, kills: usize) {
     });
     let started = Instant::now();
     let mut children: Vec<_> = (0..instances).map(|_| env.spawn_run()).collect();
-    for _ in 0..kills {
-        tokio::time::sleep(Duration::from_millis(200 + rand::random::<u64>() % 800)).await;
-        let victim = &mut children[rand::random::<u32>() as usize % instances];
-        victim.kill().unwrap(); // SIGKILL, at a random moment
-        victim.wait().unwrap();
-        *victim = env.spawn_run();
-    }
+    kill_at_random(&env, &mut children, kills).await;
     placer.await.unwrap();
     all_synced_once(
         &env,
@@ -336,16 +343,7 @@ async fn hard_kills_of_three_instances_keep_each_orders_events_in_order() {
             shop.invoice(&env, id).await;
         }
     };
-    let kill = async {
-        for _ in 0..8 {
-            tokio::time::sleep(Duration::from_millis(200 + rand::random::<u64>() % 800)).await;
-            let victim = &mut children[rand::random::<u32>() as usize % 3];
-            victim.kill().unwrap();
-            victim.wait().unwrap();
-            *victim = env.spawn_run();
-        }
-    };
-    tokio::join!(place_and_invoice, kill);
+    tokio::join!(place_and_invoice, kill_at_random(&env, &mut children, 8));
     // erp: a placement and an invoice per order; wms: the placement.
     all_synced_once(
         &env,

@@ -334,6 +334,21 @@ fn message_of(got: &Received, order: u32, event: &str) -> Value {
         .unwrap_or_else(|| panic!("no {event} for order {order}"))
 }
 
+/// Stops the pipeline and the sync services, and removes the test's world.
+async fn finish(
+    env: TestEnv,
+    shutdown: tokio_util::sync::CancellationToken,
+    pipeline: tokio::task::JoinHandle<()>,
+    services: impl IntoIterator<Item = tokio::task::JoinHandle<()>>,
+) {
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    for s in services {
+        s.abort();
+    }
+    env.cleanup().await;
+}
+
 /// Waits until `check` holds, or fails saying `what`.
 async fn until(what: &str, within: Duration, check: impl Fn() -> bool) {
     let deadline = Instant::now() + within;
@@ -569,12 +584,7 @@ async fn an_orders_life_reaches_each_consumer_in_order_with_only_the_events_it_s
         "an unknown event is a usage error"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an event"));
-    shutdown.cancel();
-    pipeline.await.unwrap();
-    for t in [e1, e2, e3] {
-        t.abort();
-    }
-    env.cleanup().await;
+    finish(env, shutdown, pipeline, [e1, e2, e3]).await;
 }
 
 /// A sync service driven by the test: `answer(entity_id, event, nth)` says
@@ -667,10 +677,7 @@ async fn an_orders_next_event_waits_until_its_placement_is_synced_even_through_f
         rows.len() == 2 && rows.iter().all(|r| r.state == State::Synced)
     })
     .await;
-    shutdown.cancel();
-    pipeline.await.unwrap();
-    task.abort();
-    env.cleanup().await;
+    finish(env, shutdown, pipeline, [task]).await;
 }
 
 #[tokio::test]
@@ -790,10 +797,7 @@ async fn a_parked_placement_blocks_its_orders_later_events_visibly_until_unparke
     })
     .await;
     assert_counts_exact(&ledger).await;
-    shutdown.cancel();
-    pipeline.await.unwrap();
-    task.abort();
-    env.cleanup().await;
+    finish(env, shutdown, pipeline, [task]).await;
 }
 
 #[tokio::test]
@@ -851,10 +855,7 @@ async fn an_unpaid_order_is_held_then_sent_when_paid_and_one_cancelled_while_hel
     })
     .await;
     assert_counts_exact(&ledger).await;
-    shutdown.cancel();
-    pipeline.await.unwrap();
-    task.abort();
-    env.cleanup().await;
+    finish(env, shutdown, pipeline, [task]).await;
 }
 
 #[tokio::test]
@@ -920,11 +921,7 @@ async fn an_order_cancelled_while_held_is_kept_as_skipped_when_holds_drop_cancel
         .unwrap()
         .unwrap();
     assert_eq!(view.deliveries.len(), 2);
-    shutdown.cancel();
-    pipeline.await.unwrap();
-    t1.abort();
-    t2.abort();
-    env.cleanup().await;
+    finish(env, shutdown, pipeline, [t1, t2]).await;
 }
 
 #[tokio::test]
@@ -989,10 +986,7 @@ async fn a_magento1_orders_life_reaches_its_consumer_in_order_column_for_column(
         rows.len() == 8 && rows.iter().all(|r| r.state == State::Synced)
     })
     .await;
-    shutdown.cancel();
-    pipeline.await.unwrap();
-    task.abort();
-    env.cleanup().await;
+    finish(env, shutdown, pipeline, [task]).await;
 }
 
 #[tokio::test]
@@ -1161,7 +1155,5 @@ async fn a_pull_consumer_fetches_an_orders_events_in_order_and_the_api_shows_wha
             .all(|r| r.state == State::Synced)
     })
     .await;
-    shutdown.cancel();
-    pipeline.await.unwrap();
-    env.cleanup().await;
+    finish(env, shutdown, pipeline, []).await;
 }

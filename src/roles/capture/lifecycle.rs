@@ -201,9 +201,7 @@ impl Capture {
         outcome.waiting += scan.waiting;
         changes.extend(scan.changes);
 
-        // In the order they happened: by Magento's time, documents before the
-        // state change the same save made (an invoice, then `processing`).
-        changes.sort_by_key(|c| (c.occurred_at, c.moved_to.is_some(), c.entity_id));
+        in_order(&mut changes);
         let recorded = self
             .deps
             .ledger
@@ -507,6 +505,22 @@ fn placement(known: bool, created: Option<NaiveDateTime>, now: DateTime<Utc>) ->
     }
 }
 
+/// Sorts one scan's changes per order, in the order they happened by
+/// Magento's clock. A state change counts a second late: a document and the
+/// state change the same save made (an invoice, then `processing`) can be a
+/// second apart either way (whole seconds, and one column may be rounded
+/// where the other is truncated), and the document comes first. Orders are
+/// independent of each other, so they are simply kept apart.
+fn in_order(changes: &mut [Change]) {
+    changes.sort_by_key(|c| {
+        let at = c.occurred_at.map(|t| match c.moved_to {
+            Some(_) => t + chrono::Duration::seconds(1),
+            None => t,
+        });
+        (c.entity_id, at, c.moved_to.is_some())
+    });
+}
+
 fn document_change(doc: Document) -> Change {
     let key = doc.event.document().expect("documents have a key");
     let order = doc.order.unwrap_or_default();
@@ -526,5 +540,45 @@ fn document_change(doc: Document) -> Change {
         occurred_at: date(doc.created_at.as_deref()),
         release: None,
         events: vec![(doc.event, json)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(entity_id: u32, at: &str, moved: bool) -> Change {
+        Change {
+            entity_id,
+            increment_id: None,
+            store_id: None,
+            document: (!moved).then_some((Event::Invoiced, 1)),
+            moved_to: moved.then(|| (Some("processing".into()), Some("processing".into()))),
+            occurred_at: date(Some(at)),
+            release: None,
+            events: vec![],
+        }
+    }
+
+    #[test]
+    fn a_document_goes_before_the_state_change_of_its_save_even_a_second_later() {
+        let mut c = vec![
+            change(7, "2026-11-29 00:36:59", true),
+            change(7, "2026-11-29 00:37:00", false),
+        ];
+        in_order(&mut c);
+        assert!(c[0].document.is_some() && c[1].moved_to.is_some());
+    }
+
+    #[test]
+    fn a_state_change_seconds_before_a_document_goes_first() {
+        let mut c = vec![
+            change(7, "2026-11-29 00:37:05", false),
+            change(7, "2026-11-29 00:37:00", true),
+            change(3, "2026-11-29 00:38:00", false),
+        ];
+        in_order(&mut c);
+        assert_eq!(c[0].entity_id, 3, "orders kept apart");
+        assert!(c[1].moved_to.is_some() && c[2].document.is_some());
     }
 }
