@@ -105,6 +105,8 @@ pub struct Capture {
     binlog_saved: Option<(BinlogPosition, Instant)>,
     /// When the last lifecycle scan ran ([`lifecycle`]).
     lifecycle_ran: Option<Instant>,
+    /// When the last order poll ran.
+    polled_at: Option<Instant>,
     /// Orders the change scan compared with the ledger, at their
     /// `updated_at`: not looked up again while they stay in the overlap.
     compared: std::collections::HashMap<u32, lifecycle::ComparedKey>,
@@ -159,6 +161,7 @@ impl Capture {
             retry_binlog_at: None,
             binlog_saved: None,
             lifecycle_ran: None,
+            polled_at: None,
             compared: Default::default(),
         }
     }
@@ -471,6 +474,9 @@ impl Role for Capture {
     /// another does. A poll in hand is finished (its confirms awaited) before
     /// returning.
     async fn session(&mut self, shutdown: &CancellationToken) -> Result<(), RoleError> {
+        let mut backlog = false;
+        // A new session polls at once.
+        self.polled_at = None;
         while !shutdown.is_cancelled() {
             if !self.lead().await? {
                 self.stop_following().await;
@@ -490,14 +496,32 @@ impl Role for Capture {
                 .as_ref()
                 .map(|f| f.signal.take())
                 .unwrap_or_default();
-            let outcome = match self.poll_for(&announced, shutdown).await {
-                Ok(o) => o,
-                Err(e) => {
-                    // The channel may be the broken part; take a fresh one next time.
-                    self.publisher = None;
-                    return Err(e);
-                }
+            let interval = match self.following.as_ref().is_some_and(|f| f.signal.is_live()) {
+                true => self.settings.binlog.poll_interval,
+                false => self.settings.poll_interval,
             };
+            // The order poll runs when the binlog read a commit, when a
+            // backlog is being drained, and on its own interval; a wake for
+            // the lifecycle scan alone costs Magento no order poll.
+            let poll_due = backlog
+                || announced.commits > 0
+                || announced.through.is_some()
+                || self.polled_at.is_none_or(|t| t.elapsed() >= interval);
+            backlog = false;
+            if poll_due {
+                let outcome = match self.poll_for(&announced, shutdown).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        // The channel may be the broken part; take a fresh one next time.
+                        self.publisher = None;
+                        return Err(e);
+                    }
+                };
+                self.polled_at = Some(Instant::now());
+                // A full batch means a backlog: go straight on.
+                let read = outcome.published + outcome.filtered + outcome.parked;
+                backlog = read >= self.settings.batch_size as usize;
+            }
             if self.lifecycle_wanted()
                 && self
                     .lifecycle_ran
@@ -506,17 +530,12 @@ impl Role for Capture {
                 self.lifecycle_ran = Some(Instant::now());
                 self.lifecycle_step(Utc::now()).await?;
             }
-            // A full batch means a backlog: go straight on.
-            let read = outcome.published + outcome.filtered + outcome.parked;
-            if read >= self.settings.batch_size as usize {
+            if backlog {
                 continue;
             }
             // A follower still connecting can announce too: wait on it either way.
             let signal = self.following.as_ref().map(|f| &f.signal);
-            let mut wait = match signal.is_some_and(|s| s.is_live()) {
-                true => self.settings.binlog.poll_interval,
-                false => self.settings.poll_interval,
-            };
+            let mut wait = interval;
             if self.lifecycle_wanted() {
                 wait = wait.min(self.settings.lifecycle.poll_interval);
             }
