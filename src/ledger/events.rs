@@ -8,10 +8,10 @@
 //! Re-recording is harmless: a document already recorded, or a state the
 //! ledger already holds for the order, adds nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use mysql_async::{prelude::*, Params, TxOpts};
+use mysql_async::{prelude::*, Params, TxOpts, Value};
 
 use super::{from_rows, id_params, marks, naive, transaction, Ledger, LedgerError, State};
 use crate::message::{event_message_id, truncate, Event};
@@ -115,11 +115,7 @@ impl Ledger {
             return Ok(Recorded::default());
         }
         transaction!(self, TxOpts::default(), |tx| {
-            let mut done = Recorded::default();
-            for change in changes {
-                record_one(&mut tx, change, subscribers, source, now, &mut done).await?;
-            }
-            done
+            record_all(&mut tx, changes, subscribers, source, now).await?
         })
     }
 
@@ -155,102 +151,140 @@ impl Ledger {
     }
 }
 
-async fn record_one(
+/// What the ledger already holds of the orders and documents in a batch,
+/// read once per batch (and kept up to date as the batch goes).
+struct Known {
+    documents: HashSet<(Event, u32)>,
+    states: HashMap<u32, (Option<String>, Option<String>)>,
+    last_seq: HashMap<u32, u16>,
+}
+
+impl Known {
+    async fn read(
+        tx: &mut mysql_async::Transaction<'_>,
+        changes: &[Change],
+    ) -> Result<Self, LedgerError> {
+        let mut ids: Vec<u32> = changes.iter().map(|c| c.entity_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let documents: Vec<(Event, u32)> = changes.iter().filter_map(|c| c.document).collect();
+        let mut known = Known {
+            documents: HashSet::new(),
+            states: HashMap::new(),
+            last_seq: HashMap::new(),
+        };
+        for chunk in documents.chunks(1000) {
+            let params: Vec<Value> = chunk
+                .iter()
+                .flat_map(|(e, d)| [Value::from(e.as_str()), Value::from(*d)])
+                .collect();
+            let rows: Vec<(String, u32)> = from_rows(
+                tx.exec(
+                    format!(
+                        "SELECT event, document_id FROM order_sync_events \
+                         WHERE (event, document_id) IN ({})",
+                        vec!["(?, ?)"; chunk.len()].join(", ")
+                    ),
+                    params,
+                )
+                .await?,
+            )?;
+            known.documents.extend(
+                rows.into_iter()
+                    .filter_map(|(e, d)| Some((Event::parse(&e)?, d))),
+            );
+        }
+        for chunk in ids.chunks(1000) {
+            let rows: Vec<(u32, Option<String>, Option<String>)> = from_rows(
+                tx.exec(
+                    format!(
+                        "SELECT entity_id, state, status FROM order_sync_orders \
+                         WHERE entity_id IN ({}) FOR UPDATE",
+                        marks(chunk.len())
+                    ),
+                    id_params(chunk),
+                )
+                .await?,
+            )?;
+            known
+                .states
+                .extend(rows.into_iter().map(|(id, st, su)| (id, (st, su))));
+            let rows: Vec<(u32, u16)> = from_rows(
+                tx.exec(
+                    format!(
+                        "SELECT entity_id, MAX(seq) FROM order_sync_events \
+                         WHERE entity_id IN ({}) GROUP BY entity_id",
+                        marks(chunk.len())
+                    ),
+                    id_params(chunk),
+                )
+                .await?,
+            )?;
+            known.last_seq.extend(rows);
+        }
+        Ok(known)
+    }
+}
+
+/// Records a batch in the caller's transaction: what the ledger holds is
+/// read once, each change is decided in order against it, and every kind of
+/// write goes as one batched statement.
+async fn record_all(
     tx: &mut mysql_async::Transaction<'_>,
-    change: &Change,
+    changes: &[Change],
     subscribers: &HashMap<Event, Vec<String>>,
     source: &str,
     now: DateTime<Utc>,
-    done: &mut Recorded,
-) -> Result<(), LedgerError> {
-    let id = change.entity_id;
-    if let Some((event, document_id)) = change.document {
-        let seen: Option<u8> = tx
-            .exec_first(
-                "SELECT 1 FROM order_sync_events WHERE event = ? AND document_id = ?",
-                (event.as_str(), document_id),
-            )
-            .await?;
-        if seen.is_some() {
-            return Ok(());
-        }
-    }
-    if let Some((state, status)) = &change.moved_to {
-        let known: Option<(Option<String>, Option<String>)> = tx
-            .exec_first(
-                "SELECT state, status FROM order_sync_orders WHERE entity_id = ? FOR UPDATE",
-                (id,),
-            )
-            .await?;
-        if known.as_ref() == Some(&(state.clone(), status.clone())) {
-            return Ok(());
-        }
-        tx.exec_drop(
-            "UPDATE order_sync_orders SET state = ?, status = ? WHERE entity_id = ?",
-            (state.as_deref(), status.as_deref(), id),
-        )
-        .await?;
-    }
-    match &change.release {
-        Some(Release::Send { message }) => {
-            if let Some(m) = message {
-                tx.exec_drop(
-                    "UPDATE order_sync_orders SET message = ? WHERE entity_id = ?",
-                    (m.as_str(), id),
-                )
-                .await?;
+) -> Result<Recorded, LedgerError> {
+    let mut known = Known::read(tx, changes).await?;
+    let mut done = Recorded::default();
+    let mut moves: Vec<(Option<String>, Option<String>, u32)> = vec![];
+    let mut messages: Vec<(&str, u32)> = vec![];
+    let mut sent: Vec<u32> = vec![];
+    let mut dropped: Vec<(String, u32)> = vec![];
+    let mut events: Vec<Params> = vec![];
+    let mut rows: Vec<Params> = vec![];
+    for change in changes {
+        let id = change.entity_id;
+        if let Some(doc) = change.document {
+            if !known.documents.insert(doc) {
+                continue;
             }
-            tx.exec_drop(
-                "UPDATE order_sync_deliveries SET state = 'pending', next_attempt_at = ?, \
-                 updated_at = ? WHERE entity_id = ? AND seq = 0 AND state = 'held'",
-                (naive(now), naive(now), id),
-            )
-            .await?;
-            done.released += tx.affected_rows() as usize;
         }
-        Some(Release::Drop { reason }) => {
-            tx.exec_drop(
-                "UPDATE order_sync_deliveries SET state = 'skipped', next_attempt_at = NULL, \
-                 last_error = ?, updated_at = ? WHERE entity_id = ? AND seq = 0 AND state = 'held'",
-                (truncate(reason, 2000), naive(now), id),
-            )
-            .await?;
-            done.released += tx.affected_rows() as usize;
+        if let Some(moved) = &change.moved_to {
+            if known.states.get(&id) == Some(moved) {
+                continue;
+            }
+            known.states.insert(id, moved.clone());
+            moves.push((moved.0.clone(), moved.1.clone(), id));
         }
-        None => {}
-    }
-    for (event, message) in &change.events {
-        let Some(consumers) = subscribers.get(event).filter(|c| !c.is_empty()) else {
-            continue;
-        };
-        let last: Option<Option<u16>> = tx
-            .exec_first(
-                "SELECT MAX(seq) FROM order_sync_events WHERE entity_id = ?",
-                (id,),
-            )
-            .await?;
-        let seq = last.flatten().unwrap_or(0) + 1;
-        tx.exec_drop(
-            "INSERT INTO order_sync_events \
-             (entity_id, seq, event, document_id, occurred_at, captured_at, message) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                id,
-                seq,
-                event.as_str(),
-                change.document.filter(|(e, _)| e == event).map(|(_, d)| d),
-                change.occurred_at,
-                naive(now),
-                message.as_str(),
-            ),
-        )
-        .await?;
-        tx.exec_batch(
-            "INSERT IGNORE INTO order_sync_deliveries \
-             (entity_id, consumer, seq, event, increment_id, store_id, message_id, state, \
-              attempts, captured_at, next_attempt_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-            consumers.iter().map(|c| {
+        match &change.release {
+            Some(Release::Send { message }) => {
+                if let Some(m) = message {
+                    messages.push((m.as_str(), id));
+                }
+                sent.push(id);
+            }
+            Some(Release::Drop { reason }) => dropped.push((truncate(reason, 2000), id)),
+            None => {}
+        }
+        for (event, message) in &change.events {
+            let Some(consumers) = subscribers.get(event).filter(|c| !c.is_empty()) else {
+                continue;
+            };
+            let seq = known.last_seq.get(&id).copied().unwrap_or(0) + 1;
+            known.last_seq.insert(id, seq);
+            let document = change.document.filter(|(e, _)| e == event).map(|(_, d)| d);
+            events.push(Params::Positional(vec![
+                id.into(),
+                seq.into(),
+                event.as_str().into(),
+                document.into(),
+                change.occurred_at.into(),
+                naive(now).into(),
+                message.as_str().into(),
+            ]));
+            rows.extend(consumers.iter().map(|c| {
                 Params::Positional(vec![
                     id.into(),
                     c.as_str().into(),
@@ -264,11 +298,66 @@ async fn record_one(
                     naive(now).into(),
                     naive(now).into(),
                 ])
-            }),
+            }));
+            done.events += 1;
+            done.rows += consumers.len();
+        }
+    }
+    if !moves.is_empty() {
+        tx.exec_batch(
+            "UPDATE order_sync_orders SET state = ?, status = ? WHERE entity_id = ?",
+            moves,
         )
         .await?;
-        done.events += 1;
-        done.rows += consumers.len();
     }
-    Ok(())
+    if !messages.is_empty() {
+        tx.exec_batch(
+            "UPDATE order_sync_orders SET message = ? WHERE entity_id = ?",
+            messages,
+        )
+        .await?;
+    }
+    if !sent.is_empty() {
+        let mut params: Vec<Value> = vec![naive(now).into(), naive(now).into()];
+        params.extend(id_params(&sent));
+        tx.exec_drop(
+            format!(
+                "UPDATE order_sync_deliveries SET state = 'pending', next_attempt_at = ?, \
+                 updated_at = ? WHERE entity_id IN ({}) AND seq = 0 AND state = 'held'",
+                marks(sent.len())
+            ),
+            params,
+        )
+        .await?;
+        done.released += tx.affected_rows() as usize;
+    }
+    for (reason, id) in dropped {
+        tx.exec_drop(
+            "UPDATE order_sync_deliveries SET state = 'skipped', next_attempt_at = NULL, \
+             last_error = ?, updated_at = ? WHERE entity_id = ? AND seq = 0 AND state = 'held'",
+            (reason, naive(now), id),
+        )
+        .await?;
+        done.released += tx.affected_rows() as usize;
+    }
+    if !events.is_empty() {
+        tx.exec_batch(
+            "INSERT INTO order_sync_events \
+             (entity_id, seq, event, document_id, occurred_at, captured_at, message) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            events,
+        )
+        .await?;
+    }
+    if !rows.is_empty() {
+        tx.exec_batch(
+            "INSERT IGNORE INTO order_sync_deliveries \
+             (entity_id, consumer, seq, event, increment_id, store_id, message_id, state, \
+              attempts, captured_at, next_attempt_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            rows,
+        )
+        .await?;
+    }
+    Ok(done)
 }

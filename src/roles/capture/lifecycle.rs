@@ -340,6 +340,7 @@ impl Capture {
         let mut scan = Scan::default();
         let mut hold_back: Option<NaiveDateTime> = None;
         let mut seen = HashSet::new();
+        let mut paid_ids: Vec<u32> = Vec::new();
         for row in rows {
             if !seen.insert(row.entity_id) || !filter.store_matches(row.store_id) {
                 continue;
@@ -363,8 +364,32 @@ impl Capture {
             if k.state == row.state && k.status == row.status {
                 continue;
             }
-            if let Some(change) = self.change_of(row, k).await? {
-                scan.changes.push(change);
+            let (change, paid) = self.change_of(row, k);
+            if paid {
+                paid_ids.push(change.entity_id);
+            }
+            scan.changes.push(change);
+        }
+        // Paid orders leave their hold as they are now: read in one go.
+        if !paid_ids.is_empty() {
+            let orders: HashMap<u32, String> = self
+                .deps
+                .magento
+                .read_orders_by_id(&paid_ids)
+                .await?
+                .into_iter()
+                .map(|o| {
+                    let json = serde_json::to_string(&o.json).expect("a JSON map serializes");
+                    (o.entity_id, json)
+                })
+                .collect();
+            let paid: HashSet<u32> = paid_ids.into_iter().collect();
+            for change in &mut scan.changes {
+                if let Some(Release::Send { message }) = &mut change.release {
+                    if paid.contains(&change.entity_id) {
+                        *message = orders.get(&change.entity_id).cloned();
+                    }
+                }
             }
         }
         // Read to the end: the next scan starts after now (less the overlap).
@@ -382,12 +407,10 @@ impl Capture {
         Ok(scan)
     }
 
-    /// What an order's move from the ledger's state to Magento's means.
-    async fn change_of(
-        &self,
-        row: OrderChange,
-        known: &KnownOrder,
-    ) -> Result<Option<Change>, RoleError> {
+    /// What an order's move from the ledger's state to Magento's means, and
+    /// whether it is a held order now paid (its placement then goes out as the
+    /// order is now: the caller reads those orders, all at once).
+    fn change_of(&self, row: OrderChange, known: &KnownOrder) -> (Change, bool) {
         let moved_to = Some((row.state.clone(), row.status.clone()));
         let mut change = Change {
             entity_id: row.entity_id,
@@ -432,23 +455,15 @@ impl Capture {
                     }
                 }
             } else {
-                // Paid: the placement goes out as the order is now.
-                let mut orders = self
-                    .deps
-                    .magento
-                    .read_orders_by_id(&[row.entity_id])
-                    .await?;
-                let message = orders
-                    .pop()
-                    .map(|o| serde_json::to_string(&o.json).expect("a JSON map serializes"));
-                change.release = Some(Release::Send { message });
+                change.release = Some(Release::Send { message: None });
+                return (change, true);
             }
         } else if known.state.is_some() {
             change.events = events(&row.order);
         }
         // A ledger row from before events knew no state: this first sight
         // only sets it.
-        Ok(Some(change))
+        (change, false)
     }
 }
 
