@@ -214,6 +214,36 @@ async fn hard_kills_of_three_instances_capturing_from_the_binlog_lose_and_double
     hard_kills(Mode::Binlog, 3, 2000 * scale(), 10 * scale()).await;
 }
 
+/// Settings for runs that kill instances: quick rounds, short claims, and
+/// attempts enough to outlast the kills.
+const KILL_RUN: [(&str, &str); 6] = [
+    ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
+    ("ORDER_SYNC__RELAY__CLAIM_TIMEOUT", "2s"),
+    ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "1s"),
+    ("ORDER_SYNC__RELAY__BACKOFF__MAX_INTERVAL", "2s"),
+    ("ORDER_SYNC__RELAY__MAX_ATTEMPTS", "50"),
+    ("ORDER_SYNC__LOG__FILTER", "warn"),
+];
+
+/// A steady `erp` and a flaky `wms` sync service, and what each did.
+fn erp_and_flaky_wms(
+    env: &TestEnv,
+) -> (
+    Arc<Behaviour>,
+    Arc<Behaviour>,
+    [tokio::task::JoinHandle<()>; 2],
+) {
+    let (erp, wms) = (
+        Arc::new(Behaviour::default()),
+        Arc::new(Behaviour::default()),
+    );
+    let services = [
+        sync_service(env, "erp", false, erp.clone()),
+        sync_service(env, "wms", true, wms.clone()),
+    ];
+    (erp, wms, services)
+}
+
 /// `kills` times, after 0.2 to 1 s, one of the children (at random) is
 /// killed with SIGKILL and started again.
 async fn kill_at_random(env: &TestEnv, children: &mut [crate::support::Proc], kills: usize) {
@@ -231,26 +261,8 @@ async fn kill_at_random(env: &TestEnv, children: &mut [crate::support::Proc], ki
 /// stream in; `kills` times, one of them (at random) is killed with SIGKILL at a
 /// random moment and started again.
 async fn hard_kills(mode: Mode, instances: usize, total: usize, kills: usize) {
-    let (env, _server) = world(
-        mode,
-        &[
-            ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
-            ("ORDER_SYNC__RELAY__CLAIM_TIMEOUT", "2s"),
-            ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "1s"),
-            ("ORDER_SYNC__RELAY__BACKOFF__MAX_INTERVAL", "2s"),
-            ("ORDER_SYNC__RELAY__MAX_ATTEMPTS", "50"),
-            ("ORDER_SYNC__LOG__FILTER", "warn"),
-        ],
-    )
-    .await;
-    let (erp, wms) = (
-        Arc::new(Behaviour::default()),
-        Arc::new(Behaviour::default()),
-    );
-    let services = [
-        sync_service(&env, "erp", false, erp.clone()),
-        sync_service(&env, "wms", true, wms.clone()),
-    ];
+    let (env, _server) = world(mode, &KILL_RUN).await;
+    let (erp, wms, services) = erp_and_flaky_wms(&env);
     let magento = env.magento.clone();
     let placer = tokio::spawn(async move {
         for _ in 0..total {
@@ -317,23 +329,13 @@ async fn hard_kills_of_three_instances_keep_each_orders_events_in_order() {
             ("ORDER_SYNC__CONSUMERS__ERP__EVENTS", "placed,invoiced"),
             ("ORDER_SYNC__CAPTURE__LIFECYCLE__POLL_INTERVAL", "100ms"),
             ("ORDER_SYNC__RELAY__FOLLOW_ON_INTERVAL", "100ms"),
-            ("ORDER_SYNC__RELAY__SCHEDULE", "200ms"),
-            ("ORDER_SYNC__RELAY__CLAIM_TIMEOUT", "2s"),
-            ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "1s"),
-            ("ORDER_SYNC__RELAY__BACKOFF__MAX_INTERVAL", "2s"),
-            ("ORDER_SYNC__RELAY__MAX_ATTEMPTS", "50"),
-            ("ORDER_SYNC__LOG__FILTER", "warn"),
-        ],
+        ]
+        .into_iter()
+        .chain(KILL_RUN)
+        .collect::<Vec<_>>(),
     )
     .await;
-    let (erp, wms) = (
-        Arc::new(Behaviour::default()),
-        Arc::new(Behaviour::default()),
-    );
-    let services = [
-        sync_service(&env, "erp", false, erp.clone()),
-        sync_service(&env, "wms", true, wms.clone()),
-    ];
+    let (erp, wms, services) = erp_and_flaky_wms(&env);
     let shop = crate::lifecycle::Shop { magento1: false };
     let mut children: Vec<_> = (0..3).map(|_| env.spawn_run()).collect();
     // Each order is placed, then invoiced a moment later, while instances die.
@@ -563,14 +565,7 @@ async fn connection_kills(mode: Mode, instances: usize) {
     )
     .await;
     let pipelines: Vec<_> = (0..instances).map(|_| env.spawn_pipeline()).collect();
-    let (erp, wms) = (
-        Arc::new(Behaviour::default()),
-        Arc::new(Behaviour::default()),
-    );
-    let services = [
-        sync_service(&env, "erp", false, erp.clone()),
-        sync_service(&env, "wms", true, wms.clone()),
-    ];
+    let (erp, wms, services) = erp_and_flaky_wms(&env);
     let total = 1000 * scale();
     // The checkout's own connection is spared: the fault is order-sync's, not the shop's.
     let magento_url = env.settings.magento.url.expose().to_owned();
