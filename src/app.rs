@@ -19,6 +19,7 @@ use crate::{
     http,
     ledger::{self, Ledger, LedgerError},
     magento::{DenyList, Magento, MagentoError},
+    message::Event,
     metrics::Metrics,
     roles::{
         acks::AckListener, capture::Capture, heartbeat::Heartbeat, relay::Relay,
@@ -153,8 +154,59 @@ impl Parts {
                     metrics.prime(&settings.consumers.names);
                     Arc::new(metrics)
                 },
+                capture_health: Default::default(),
             },
         })
+    }
+
+    /// Every Magento table capture will read with these settings: the order
+    /// tables, the store tables for a website filter, and the tables of each
+    /// later event some consumer subscribes to.
+    pub fn capture_reads(&self) -> Vec<crate::magento::access::Read> {
+        let events: Vec<Event> = Event::ALL
+            .into_iter()
+            .filter(|e| !self.settings.consumers.subscribed(*e).is_empty())
+            .collect();
+        self.deps.magento.capture_reads(
+            !self.settings.capture.filter.website_codes.is_empty(),
+            &events,
+        )
+    }
+
+    /// `check-config --live`: what start-up checks of the services, without
+    /// migrating, declaring or running anything: the ledger answers and is
+    /// migrated (or can be), and the Magento user may read every table
+    /// capture will read.
+    pub async fn check_live(&self) -> Result<Vec<String>, StartError> {
+        let d = &self.deps;
+        let magento_error = |source| StartError::Magento {
+            url: self.settings.magento.url.redacted(),
+            source,
+        };
+        let reads = self.capture_reads();
+        d.magento
+            .check_access(&reads)
+            .await
+            .map_err(magento_error)?;
+        d.magento.check_schema().await.map_err(magento_error)?;
+        let mut said = vec![format!(
+            "magento: the user may read all {} table(s) capture reads ({})",
+            reads.len(),
+            reads
+                .iter()
+                .map(|r| r.table.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )];
+        d.ledger
+            .check_server()
+            .await
+            .map_err(|source| StartError::Ledger {
+                url: self.settings.ledger.url.redacted(),
+                source,
+            })?;
+        said.push("ledger: the server answers".into());
+        Ok(said)
     }
 
     pub fn capture(&self) -> Capture {
@@ -230,6 +282,7 @@ impl Parts {
                     d.ledger.check_version().await?;
                 }
                 if roles.capture {
+                    d.magento.check_access(&self.capture_reads()).await?;
                     d.magento.check_schema().await?;
                     let sources = d.ledger.capture_sources().await?;
                     if !sources.is_empty() && !sources.contains(&d.shop) {

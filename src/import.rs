@@ -38,7 +38,63 @@ pub enum ImportError {
     },
     #[error("`{0}` is not in the Magento database: is magento.table_prefix right, and was the module installed?")]
     NoTable(String),
+    #[error("{count} order(s) in Magento above entity_id {position} are not in `{table}` \
+             (entity_id {first} to {last}, placed {placed_from} to {placed_to} UTC): capture would send \
+             them to every consumer as new. The module's cleanup cron deletes synced rows, so these \
+             are most likely synced already. Say where capture goes on: --from <entity_id> (orders \
+             from it on are sent as new) or --after <date> (orders placed after it are sent as \
+             new); --dry-run shows what either would send")]
+    CleanedUp {
+        table: String,
+        position: u32,
+        count: u64,
+        first: u32,
+        last: u32,
+        placed_from: String,
+        placed_to: String,
+    },
 }
+
+impl ImportError {
+    /// The caller's to fix (the table, its grants, where capture goes on),
+    /// not a failure of a service.
+    pub fn is_caller_error(&self) -> bool {
+        match self {
+            ImportError::NoTable(_) | ImportError::CleanedUp { .. } => true,
+            ImportError::Magento(e) => !matches!(e, MagentoError::Db(_) | MagentoError::Url(_)),
+            ImportError::Table { source, .. } => crate::magento::access::is_refused(source),
+            ImportError::Ledger(_) => false,
+        }
+    }
+}
+
+/// Where capture goes on after the import, when the operator says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoOn {
+    /// After the highest order the table knew (refused when Magento has
+    /// older orders above it that the table does not: its cleanup gap).
+    AfterTable,
+    /// Orders from this entity_id on are new (`--from`).
+    From(u32),
+    /// Orders placed after this time (UTC) are new (`--after`).
+    After(NaiveDateTime),
+}
+
+/// Orders Magento has above capture's position after the import: what
+/// capture will send as new.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SentAsNew {
+    pub count: u64,
+    pub first: Option<u32>,
+    pub last: Option<u32>,
+    pub placed_from: Option<NaiveDateTime>,
+    pub placed_to: Option<NaiveDateTime>,
+}
+
+/// Orders placed this long before the import can be ones placed since the
+/// module was switched off; older ones above its last row are its cleanup
+/// cron's work.
+const SWITCH_OFF_WINDOW: chrono::Duration = chrono::Duration::hours(1);
 
 /// One row of the original table, as read.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -72,6 +128,8 @@ pub struct ImportReport {
     pub created: usize,
     /// Where capture goes on from.
     pub position: Option<u32>,
+    /// What capture will send as new after the import.
+    pub new_orders: SentAsNew,
 }
 
 impl ImportReport {
@@ -106,6 +164,22 @@ impl ImportReport {
                 if dry_run { "would go on" } else { "goes on" }
             );
         }
+        let n = &self.new_orders;
+        match (n.first, n.last) {
+            (Some(first), Some(last)) => {
+                let _ = writeln!(
+                    out,
+                    "{} {} order(s) as new to every consumer: entity_id {first} to {last}, placed {} to {} UTC",
+                    if dry_run { "capture would send" } else { "capture sends" },
+                    n.count,
+                    n.placed_from.map(|t| t.to_string()).unwrap_or_default(),
+                    n.placed_to.map(|t| t.to_string()).unwrap_or_default(),
+                );
+            }
+            _ => {
+                let _ = writeln!(out, "no order in Magento above it is sent as new");
+            }
+        }
         if !dry_run {
             let _ = writeln!(out, "{} ledger row(s) created", self.created);
         }
@@ -124,16 +198,41 @@ fn list(ids: &[u32]) -> String {
 }
 
 /// Reads the original module's table and records its state in the ledger
-/// (unless `dry_run`), for `consumers`.
+/// (unless `dry_run`), for `consumers`; capture goes on where `go_on` says.
+///
+/// Before anything is recorded, the orders capture would then send as new
+/// are counted: the module's cleanup cron deletes synced rows, so one old
+/// pending row left in the table would put capture's position far below
+/// orders synced long ago. When Magento has orders above the position
+/// placed more than an hour ago, the import refuses (changing nothing)
+/// unless `go_on` names the position; `dry_run` reports instead.
+#[allow(clippy::too_many_arguments)]
 pub async fn import_seed_queue(
     magento: &Magento,
     ledger: &Ledger,
     table: &str,
     consumers: &[String],
     source: &str,
+    go_on: GoOn,
     dry_run: bool,
     now: DateTime<Utc>,
 ) -> Result<ImportReport, ImportError> {
+    // Every table the import reads, checked first: a refused one is named
+    // with its grant (information_schema hides it, which read as "missing").
+    let mut reads = magento.capture_reads(false, &[]);
+    reads.insert(
+        0,
+        crate::magento::access::Read {
+            table: table.to_owned(),
+            why: "the original module's queue".into(),
+        },
+    );
+    match magento.check_access(&reads).await {
+        Err(MagentoError::MissingTable { table: t, .. }) if t == table => {
+            return Err(ImportError::NoTable(table.to_owned()))
+        }
+        other => other?,
+    }
     let rows = read_table(magento, table).await?;
     let mut report = ImportReport {
         rows: rows.len(),
@@ -170,6 +269,39 @@ pub async fn import_seed_queue(
     report.orders = by_order.len();
     report.duplicates = merged - by_order.len();
     let ids: Vec<u32> = by_order.keys().copied().collect();
+
+    // Where capture will go on, and what it will then send as new, decided
+    // before anything is written.
+    let highest = highest_existing(magento, &ids).await?;
+    let captured = ledger
+        .capture_position(source)
+        .await?
+        .map(|p| p.last_entity_id);
+    let position = match go_on {
+        GoOn::AfterTable => highest,
+        GoOn::From(id) => Some(id.saturating_sub(1)),
+        GoOn::After(at) => Some(last_placed_by(magento, at).await?),
+    };
+    // A position capture already went beyond stays (GREATEST on save).
+    let effective = position.max(captured).unwrap_or(0);
+    report.new_orders = sent_as_new(magento, effective).await?;
+    if go_on == GoOn::AfterTable && !dry_run {
+        let n = &report.new_orders;
+        let cleaned_up = n
+            .placed_from
+            .is_some_and(|first| now.naive_utc() - first > SWITCH_OFF_WINDOW);
+        if cleaned_up {
+            return Err(ImportError::CleanedUp {
+                table: table.to_owned(),
+                position: effective,
+                count: n.count,
+                first: n.first.unwrap_or_default(),
+                last: n.last.unwrap_or_default(),
+                placed_from: n.placed_from.map(|t| t.to_string()).unwrap_or_default(),
+                placed_to: n.placed_to.map(|t| t.to_string()).unwrap_or_default(),
+            });
+        }
+    }
     // A chunk at a time, read then recorded: the messages of a whole table
     // are never in memory at once.
     for chunk in ids.chunks(500) {
@@ -202,10 +334,6 @@ pub async fn import_seed_queue(
             if !dry_run {
                 records.push((NewOrder::from_placed(order, now), synced));
             }
-            // The highest order the module knew that is still there: one
-            // deleted since may have had the highest id, and capture must
-            // not skip orders placed after the one before it.
-            report.position = report.position.max(Some(order.entity_id));
         }
         if !dry_run {
             report.created += ledger
@@ -213,6 +341,7 @@ pub async fn import_seed_queue(
                 .await?;
         }
     }
+    report.position = position;
     if dry_run {
         return Ok(report);
     }
@@ -263,6 +392,78 @@ async fn read_table(magento: &Magento, table: &str) -> Result<Vec<QueRow>, Impor
             })
         })
         .collect()
+}
+
+/// The highest of these orders still in Magento: one deleted since may have
+/// had the highest id, and capture must not skip orders placed after the
+/// one before it.
+async fn highest_existing(magento: &Magento, ids: &[u32]) -> Result<Option<u32>, ImportError> {
+    let mut conn = magento.pool().get_conn().await.map_err(MagentoError::Db)?;
+    let mut highest = None;
+    for chunk in ids.chunks(1000) {
+        let max: Option<Option<u32>> = conn
+            .query_first(format!(
+                "SELECT MAX(entity_id) FROM `{}` WHERE entity_id IN ({})",
+                magento.tables().order,
+                chunk
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ))
+            .await
+            .map_err(MagentoError::Db)?;
+        highest = highest.max(max.flatten());
+    }
+    Ok(highest)
+}
+
+/// The last order placed at or before `at` (0 for none): `--after`.
+async fn last_placed_by(magento: &Magento, at: NaiveDateTime) -> Result<u32, ImportError> {
+    let mut conn = magento.pool().get_conn().await.map_err(MagentoError::Db)?;
+    let max: Option<Option<u32>> = conn
+        .exec_first(
+            format!(
+                "SELECT MAX(entity_id) FROM `{}` WHERE created_at <= ?",
+                magento.tables().order
+            ),
+            (at,),
+        )
+        .await
+        .map_err(MagentoError::Db)?;
+    Ok(max.flatten().unwrap_or(0))
+}
+
+/// The orders above `position`: what capture sends as new from there.
+async fn sent_as_new(magento: &Magento, position: u32) -> Result<SentAsNew, ImportError> {
+    let mut conn = magento.pool().get_conn().await.map_err(MagentoError::Db)?;
+    type Row = (
+        u64,
+        Option<u32>,
+        Option<u32>,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+    );
+    let row: Option<Row> = conn
+        .exec_first(
+            format!(
+                "SELECT COUNT(*), MIN(entity_id), MAX(entity_id), MIN(created_at), MAX(created_at) \
+                 FROM `{}` WHERE entity_id > ?",
+                magento.tables().order
+            ),
+            (position,),
+        )
+        .await
+        .map_err(MagentoError::Db)?;
+    Ok(row
+        .map(|(count, first, last, placed_from, placed_to)| SentAsNew {
+            count,
+            first,
+            last,
+            placed_from,
+            placed_to,
+        })
+        .unwrap_or_default())
 }
 
 /// The entity_id of each of these order numbers that Magento has (the lowest,

@@ -32,6 +32,12 @@ pub struct ModeLabel {
     pub mode: String,
 }
 
+/// A part of capture (`orders`, `lifecycle`): `job` is Prometheus's own label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartLabel {
+    pub part: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AckLabel {
     pub consumer: String,
@@ -69,6 +75,11 @@ pub struct Metrics {
     pub capture_open_gaps: Gauge,
     /// Awaited ids given up because `capture.max_open_gaps` was reached.
     pub capture_gaps_dropped: Counter,
+    /// Failed attempts of a part of capture (a refused read, a lost connection).
+    pub capture_errors: Family<PartLabel, Counter>,
+    /// How long a part of capture has been failing, once it failed several
+    /// polls in a row; 0 while it works (set at each scrape).
+    pub capture_failing_seconds: Family<PartLabel, Gauge<f64, AtomicU64>>,
     /// 1 while the last broker operation of this instance succeeded.
     pub broker_up: Gauge,
     /// 1 while a service (broker, ledger, magento) answered the last check.
@@ -106,6 +117,8 @@ impl Default for Metrics {
             capture_mode: Family::default(),
             capture_open_gaps: Gauge::default(),
             capture_gaps_dropped: Counter::default(),
+            capture_errors: Family::default(),
+            capture_failing_seconds: Family::default(),
             broker_up: Gauge::default(),
             up: Family::default(),
             placed_to_synced_seconds: Family::new_with_constructor(placed_to_synced_histogram),
@@ -179,6 +192,16 @@ impl Default for Metrics {
             m.capture_gaps_dropped.clone(),
         );
         registry.register(
+            "capture_errors",
+            "Failed attempts of a part of capture (orders, lifecycle)",
+            m.capture_errors.clone(),
+        );
+        registry.register(
+            "capture_failing_seconds",
+            "How long a part of capture has been failing poll after poll (0 while it works)",
+            m.capture_failing_seconds.clone(),
+        );
+        registry.register(
             "broker_up",
             "1 while this instance reaches RabbitMQ",
             m.broker_up.clone(),
@@ -213,6 +236,12 @@ impl Metrics {
         }
     }
 
+    pub fn part(part: &str) -> PartLabel {
+        PartLabel {
+            part: part.to_owned(),
+        }
+    }
+
     pub fn consumer(consumer: &str) -> ConsumerLabel {
         ConsumerLabel {
             consumer: consumer.to_owned(),
@@ -223,6 +252,12 @@ impl Metrics {
     /// from the start (a dashboard reads 0, not "no data", and `rate()` has a
     /// first sample to start from).
     pub fn prime(&self, consumers: &[String]) {
+        for part in ["orders", "lifecycle"] {
+            let _ = self.capture_errors.get_or_create(&Self::part(part));
+            let _ = self
+                .capture_failing_seconds
+                .get_or_create(&Self::part(part));
+        }
         for c in consumers {
             let label = Self::consumer(c);
             let _ = self.published.get_or_create(&label);

@@ -39,6 +39,10 @@ pub enum CliError {
     /// Nothing matched what the command named.
     #[error("{0}")]
     NotFound(String),
+    /// What the command reads is not as the settings or arguments say (a
+    /// missing or refused table, an import that would re-send).
+    #[error("{0}")]
+    Input(String),
     #[error("{}", report(.0))]
     Failed(#[from] anyhow::Error),
 }
@@ -56,7 +60,9 @@ impl From<ControlError> for CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Config(_) | CliError::Start(_) | CliError::Usage(_) => EXIT_USAGE,
+            CliError::Config(_) | CliError::Start(_) | CliError::Usage(_) | CliError::Input(_) => {
+                EXIT_USAGE
+            }
             CliError::NotFound(_) => EXIT_NOT_FOUND,
             CliError::Failed(_) => EXIT_FAILURE,
         }
@@ -114,7 +120,13 @@ pub enum Command {
     /// Create the ledger database if missing and bring its tables up to date.
     Migrate,
     /// Load and validate the settings, print them (passwords hidden) and exit.
-    CheckConfig,
+    CheckConfig {
+        /// Also check the services as start-up would: the ledger answers, and
+        /// the Magento user may read every table capture will read (exit 2
+        /// naming each missing grant).
+        #[arg(long)]
+        live: bool,
+    },
     /// Print the ledger's rows by consumer and state, pauses, and the running instances.
     Status,
     /// Show one order: each consumer's state, attempts, times and last error.
@@ -222,6 +234,15 @@ pub enum Command {
         /// The table's name, if not the module's (with the table prefix).
         #[arg(long)]
         table: Option<String>,
+        /// Capture goes on from this order: orders from this entity_id on are
+        /// sent as new. Needed when the module's cleanup cron deleted synced
+        /// rows above the table's last one.
+        #[arg(long, value_name = "ENTITY_ID", conflicts_with = "after")]
+        from: Option<u32>,
+        /// Capture goes on after the orders placed by then (UTC): later ones
+        /// are sent as new. The other way to say where capture goes on.
+        #[arg(long, value_name = "DATE")]
+        after: Option<String>,
     },
     /// Delete orders synced for every consumer longer ago than the given age.
     /// Never deletes an order with a row in any other state.
@@ -287,10 +308,18 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
             parts.close().await;
             Ok(())
         }
-        Command::CheckConfig => {
+        Command::CheckConfig { live } => {
             // A closed pipe (`| head`) is the reader's choice, not a failure.
             use std::io::Write;
             let _ = std::io::stdout().write_all(settings.summary().as_bytes());
+            if live {
+                let parts = Parts::new(&settings, "check-config")?;
+                let checked = parts.check_live().await;
+                parts.close().await;
+                for line in checked? {
+                    let _ = writeln!(std::io::stdout(), "{line}");
+                }
+            }
             Ok(())
         }
         Command::Demo { demo, fail_rate } => demo::demo(settings, demo, fail_rate).await,

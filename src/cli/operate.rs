@@ -141,7 +141,18 @@ pub(super) async fn operate(command: Command, settings: Settings) -> Result<(), 
             consumers,
             dry_run,
             table,
+            from,
+            after,
         } => {
+            let go_on = match (from, after) {
+                (Some(id), _) => import::GoOn::From(id),
+                (None, Some(text)) => import::GoOn::After(
+                    crate::control::input::parse_time("--after", &text)
+                        .map_err(|e| CliError::Usage(ControlError::Input(e)))?
+                        .naive_utc(),
+                ),
+                (None, None) => import::GoOn::AfterTable,
+            };
             let consumers = if consumers.is_empty() {
                 settings.consumers.names.clone()
             } else {
@@ -171,11 +182,18 @@ pub(super) async fn operate(command: Command, settings: Settings) -> Result<(), 
                 &table,
                 &consumers,
                 &settings.shop.name,
+                go_on,
                 dry_run,
                 now,
             )
             .await
-            .with_context(|| format!("importing `{table}`"))?;
+            .map_err(|e| {
+                if e.is_caller_error() {
+                    CliError::Input(format!("importing `{table}`: {e}"))
+                } else {
+                    CliError::Failed(anyhow::Error::new(e).context(format!("importing `{table}`")))
+                }
+            })?;
             print!("{}", report.render(&consumers, dry_run));
             Ok(())
         }

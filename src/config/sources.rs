@@ -30,6 +30,11 @@ pub struct MagentoSettings {
     pub table_prefix: TablePrefix,
     /// Magento major version: 2 reads `sales_order*`, 1 (or OpenMage) `sales_flat_order*`.
     pub version: u8,
+    /// Longest a read waits for a table lock (`lock_wait_timeout`, whole
+    /// seconds): a read blocked by an `ALTER TABLE` or `LOCK TABLES` fails
+    /// and is tried again at the next poll instead of stalling capture.
+    #[serde(with = "humantime_serde")]
+    pub lock_wait_timeout: std::time::Duration,
 }
 
 impl MagentoSettings {
@@ -40,6 +45,11 @@ impl MagentoSettings {
             "must be 1 (Magento 1 / OpenMage) or 2",
         );
         self.url.check("magento.url", &["mysql"], p);
+        p.check(
+            self.lock_wait_timeout.as_secs() >= 1,
+            "magento.lock_wait_timeout",
+            "must be at least 1s (the server counts whole seconds)",
+        );
     }
 }
 

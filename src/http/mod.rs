@@ -281,6 +281,9 @@ async fn readyz(State(s): State<Surface>) -> (StatusCode, String) {
         problems.push("roles: not running".to_owned());
     }
     problems.extend(check_services(&s).await);
+    // A capture part failing poll after poll: the process answers, but a
+    // shop's orders or events are not being read.
+    problems.extend(s.deps.capture_health.problems());
     if problems.is_empty() {
         (StatusCode::OK, "ready\n".into())
     } else {
@@ -347,6 +350,12 @@ async fn metrics(
     p.metrics
         .capture_leader
         .set(s.capture_leader.load(Ordering::Relaxed) as i64);
+    for part in crate::roles::capture::health::Part::ALL {
+        p.metrics
+            .capture_failing_seconds
+            .get_or_create(&Metrics::part(part.as_str()))
+            .set(p.capture_health.failing_for(part).as_secs_f64());
+    }
     (
         StatusCode::OK,
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],

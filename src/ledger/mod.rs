@@ -43,7 +43,7 @@ pub use instances::Instance;
 pub use notes::ParkedNote;
 pub use operator::{OrderFilter, OrderPage, OrderView, Selection};
 pub use pauses::{Pause, ALL_CONSUMERS};
-pub use position::{BinlogPosition, CaptureLock, CapturePosition};
+pub use position::{BinlogPosition, CaptureLock, CapturePosition, Start};
 pub use recording::NewOrder;
 pub use schema::ensure_database;
 pub use state::State;

@@ -2,7 +2,7 @@
 //! not seen yet (gaps, see `roles::capture`), and the named lock that makes one
 //! instance the capturing one.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use mysql_async::{prelude::*, TxOpts, Value};
 
 use super::{from_rows, marks, naive, transaction, utc_value, Ledger, LedgerError};
@@ -20,6 +20,17 @@ struct GapRow {
     entity_id: u32,
     #[mysql(deserialize_with = "utc_value", serialize_with = "utc_to_value")]
     first_seen_at: DateTime<Utc>,
+}
+
+/// A document kind's position as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    At(CapturePosition),
+    /// Not resolved yet: starts at the first document created at or after
+    /// `since` ([`Ledger::mark_document_start`]).
+    Pending {
+        since: NaiveDateTime,
+    },
 }
 
 /// A place in the server's binary log: the file and the offset of the next event.
@@ -110,15 +121,27 @@ impl Ledger {
         &self,
         source: &str,
     ) -> Result<Option<CapturePosition>, LedgerError> {
+        Ok(match self.document_position(source).await? {
+            Some(Start::At(p)) => Some(p),
+            // Only document kinds have pending starts; read as "not started".
+            Some(Start::Pending { .. }) | None => None,
+        })
+    }
+
+    /// A document kind's position: where it is, or (not resolved yet) from
+    /// when it starts.
+    pub async fn document_position(&self, source: &str) -> Result<Option<Start>, LedgerError> {
         let mut conn = self.pool.get_conn().await?;
-        let last: Option<u32> = conn
+        let row: Option<(u32, Option<NaiveDateTime>)> = conn
             .exec_first(
-                "SELECT last_entity_id FROM order_sync_capture_position WHERE source = ?",
+                "SELECT last_entity_id, starts_at FROM order_sync_capture_position WHERE source = ?",
                 (source,),
             )
             .await?;
-        let Some(last_entity_id) = last else {
-            return Ok(None);
+        let last_entity_id = match row {
+            None => return Ok(None),
+            Some((_, Some(since))) => return Ok(Some(Start::Pending { since })),
+            Some((last, None)) => last,
         };
         let gaps: Vec<GapRow> = from_rows(
             conn.exec(
@@ -128,13 +151,51 @@ impl Ledger {
             )
             .await?,
         )?;
-        Ok(Some(CapturePosition {
+        Ok(Some(Start::At(CapturePosition {
             last_entity_id,
             gaps: gaps
                 .into_iter()
                 .map(|g| (g.entity_id, g.first_seen_at))
                 .collect(),
-        }))
+        })))
+    }
+
+    /// Records that a document kind's position starts at the first document
+    /// created at or after `since`, before anything is read from Magento: a
+    /// first scan that fails (a refused table, Magento down) then loses none
+    /// of the documents committed meanwhile. Does nothing to a position that
+    /// exists.
+    pub async fn mark_document_start(
+        &self,
+        source: &str,
+        since: NaiveDateTime,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        conn.exec_drop(
+            "INSERT IGNORE INTO order_sync_capture_position \
+             (source, last_entity_id, updated_at, starts_at) VALUES (?, 0, ?, ?)",
+            (source, naive(now), since),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Resolves a pending start to the id after which documents are read.
+    pub async fn resolve_document_start(
+        &self,
+        source: &str,
+        after: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        conn.exec_drop(
+            "UPDATE order_sync_capture_position SET last_entity_id = ?, starts_at = NULL, \
+             updated_at = ? WHERE source = ? AND starts_at IS NOT NULL",
+            (after, naive(now), source),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Where binlog capture of `source` had got to, if it has followed the binlog.

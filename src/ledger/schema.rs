@@ -165,6 +165,16 @@ pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[
             "ALTER TABLE order_sync_capture_position ADD COLUMN changes_at DATETIME NULL",
         ],
     ),
+    (
+        7,
+        "document positions that start before their first read",
+        &[
+            // A document kind's position not resolved yet: it starts at the
+            // first document created at or after this time (UTC), whenever
+            // the first scan that can read the table runs. NULL: resolved.
+            "ALTER TABLE order_sync_capture_position ADD COLUMN starts_at DATETIME NULL",
+        ],
+    ),
 ];
 
 /// Server errors that mean an `ALTER` of an interrupted migration already

@@ -9,7 +9,7 @@
 //! DECIMALs as exact strings, UTC dates, and `items`, `comments` (and
 //! `tracks`) as arrays; the deny list applies as it does to orders.
 
-use mysql_async::prelude::*;
+use mysql_async::{prelude::*, Transaction, TxOpts};
 use serde_json::{Map, Value};
 
 use super::{by_parent, id_list, rows, Magento, MagentoError};
@@ -125,13 +125,48 @@ impl Magento {
     /// A read-only transaction with a consistent snapshot, for one scan:
     /// documents and changes read in it are as of one moment, so an invoice
     /// and the state change its save made are seen together or not at all.
+    ///
+    /// mysql_async's own transaction, not a `START TRANSACTION` of ours: a
+    /// scan that fails half-way drops it, and mysql_async rolls it back when
+    /// the connection returns to the pool (or discards the connection if it
+    /// cannot). A transaction the driver does not know about stayed open on
+    /// the pooled connection, held a snapshot on the shop's database, and made
+    /// every later read on it fail (1568, "transaction characteristics can't
+    /// be changed while a transaction is in progress").
     pub async fn snapshot(&self) -> Result<Snapshot, MagentoError> {
-        let mut conn = self.pool.get_conn().await?;
-        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            .await?;
+        let mut opts = TxOpts::default();
+        opts.with_readonly(true).with_consistent_snapshot(true);
+        let tx = self.pool.start_transaction(opts).await?;
         Ok(Snapshot {
-            conn,
+            tx,
             magento: self.clone(),
+        })
+    }
+
+    /// Where a kind's position starts so that every document created at or
+    /// after `since` is read: just before the first of them, or, if there is
+    /// none yet, after the highest id committed now (0 for none). One
+    /// statement, so both are of one moment.
+    pub async fn document_start(
+        &self,
+        kind: &DocumentTables,
+        since: chrono::NaiveDateTime,
+    ) -> Result<u32, MagentoError> {
+        let mut conn = self.pool.get_conn().await?;
+        let row: Option<(Option<u32>, Option<u32>)> = conn
+            .exec_first(
+                format!(
+                    "SELECT (SELECT MIN(entity_id) FROM `{0}` WHERE created_at >= ?), \
+                     (SELECT MAX(entity_id) FROM `{0}`)",
+                    kind.main
+                ),
+                (since,),
+            )
+            .await?;
+        Ok(match row {
+            Some((Some(first), _)) => first - 1,
+            Some((None, Some(max))) => max,
+            _ => 0,
         })
     }
 
@@ -147,14 +182,14 @@ impl Magento {
 
 /// One scan's view of Magento ([`Magento::snapshot`]).
 pub struct Snapshot {
-    conn: mysql_async::Conn,
+    tx: Transaction<'static>,
     magento: Magento,
 }
 
 impl Snapshot {
-    /// Ends the snapshot.
-    pub async fn finish(mut self) -> Result<(), MagentoError> {
-        self.conn.query_drop("COMMIT").await?;
+    /// Ends the snapshot. Dropping it instead rolls it back.
+    pub async fn finish(self) -> Result<(), MagentoError> {
+        self.tx.commit().await?;
         Ok(())
     }
 
@@ -169,7 +204,7 @@ impl Snapshot {
         also: &[u32],
     ) -> Result<Vec<Document>, MagentoError> {
         let this = &self.magento;
-        let tx = &mut self.conn;
+        let tx = &mut self.tx;
         let mut found: Vec<mysql_async::Row> = tx
             .query(format!(
                 "SELECT * FROM `{}` WHERE entity_id > {after} ORDER BY entity_id LIMIT {limit}",
@@ -267,7 +302,7 @@ impl Snapshot {
     ) -> Result<Vec<OrderChange>, MagentoError> {
         let this = &self.magento;
         let rows: Vec<mysql_async::Row> = self
-            .conn
+            .tx
             .exec(
                 format!(
                     "SELECT {}, `updated_at` AS order_sync_updated_at FROM `{}` \

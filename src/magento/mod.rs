@@ -6,6 +6,7 @@
 //! order and its children in one transaction, so a visible order is a complete one.
 //! Sessions use UTC (`time_zone = '+00:00'`), which is what Magento stores.
 
+pub mod access;
 pub mod documents;
 pub mod rows;
 pub mod shape;
@@ -31,6 +32,13 @@ pub enum MagentoError {
     MissingTable { table: String, database: String },
     #[error("Magento table `{table}` has no column `{column}` (is magento.version right?)")]
     MissingColumn { table: String, column: String },
+    #[error("the Magento user {account} (magento.url) may not read {}; grant it: {}",
+        tables.iter().map(|r| format!("`{}` ({})", r.read.table, r.read.why)).collect::<Vec<_>>().join(", "),
+        tables.iter().map(|r| r.grant.as_str()).collect::<Vec<_>>().join(" "))]
+    Refused {
+        account: String,
+        tables: Vec<access::Refused>,
+    },
 }
 
 /// Physical table names, with the shop's prefix. Built only from a
@@ -157,6 +165,10 @@ impl Magento {
             vec![
                 "SET time_zone = '+00:00'".into(),
                 "SET NAMES utf8mb4".into(),
+                format!(
+                    "SET SESSION lock_wait_timeout = {}",
+                    settings.lock_wait_timeout.as_secs().max(1)
+                ),
             ],
         )?;
         let pool = Pool::new(opts.clone());

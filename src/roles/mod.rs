@@ -54,6 +54,16 @@ pub enum RoleError {
     ConsumerEnded(String),
 }
 
+impl RoleError {
+    /// What to do about it, where the error says (a missing grant).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RoleError::Magento(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
 impl From<lapin::Error> for RoleError {
     fn from(e: lapin::Error) -> Self {
         RoleError::Broker(BrokerError::Channel(e))
@@ -71,6 +81,8 @@ pub struct Deps {
     pub broker: Broker,
     pub magento: Magento,
     pub metrics: Arc<Metrics>,
+    /// Whether capture's parts are working (written by capture, read by `/readyz`).
+    pub capture_health: Arc<capture::health::CaptureHealth>,
 }
 
 /// A long-running role: sessions, and one supervisor loop around them.

@@ -254,7 +254,10 @@ type Received = Arc<Mutex<Vec<(u32, String, u64, Value)>>>;
 
 /// A sync service that acks every message `synced` (by its message id alone),
 /// recording what it got, in order.
-async fn sync_service(env: &TestEnv, consumer: &str) -> (Received, tokio::task::JoinHandle<()>) {
+pub(crate) async fn sync_service(
+    env: &TestEnv,
+    consumer: &str,
+) -> (Received, tokio::task::JoinHandle<()>) {
     let got: Received = Arc::default();
     let mut stream = env.consume(&env.topology().consumer_queue(consumer)).await;
     let (keep, name) = (got.clone(), consumer.to_owned());
@@ -316,7 +319,7 @@ impl AckSender {
 }
 
 /// The events one consumer got for one order, in arrival order.
-fn events_of(got: &Received, order: u32) -> Vec<String> {
+pub(crate) fn events_of(got: &Received, order: u32) -> Vec<String> {
     got.lock()
         .unwrap()
         .iter()
@@ -335,7 +338,7 @@ fn message_of(got: &Received, order: u32, event: &str) -> Value {
 }
 
 /// Stops the pipeline and the sync services, and removes the test's world.
-async fn finish(
+pub(crate) async fn finish(
     env: TestEnv,
     shutdown: tokio_util::sync::CancellationToken,
     pipeline: tokio::task::JoinHandle<()>,
@@ -350,7 +353,7 @@ async fn finish(
 }
 
 /// Waits until `check` holds, or fails saying `what`.
-async fn until(what: &str, within: Duration, check: impl Fn() -> bool) {
+pub(crate) async fn until(what: &str, within: Duration, check: impl Fn() -> bool) {
     let deadline = Instant::now() + within;
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -358,8 +361,8 @@ async fn until(what: &str, within: Duration, check: impl Fn() -> bool) {
     }
 }
 
-const PLACE: &str = "sales_order_place_after_que";
-const INVOICE: &str = "sales_order_invoice_save_after_que";
+pub(crate) const PLACE: &str = "sales_order_place_after_que";
+pub(crate) const INVOICE: &str = "sales_order_invoice_save_after_que";
 const SHIP: &str = "sales_order_shipment_save_after_que";
 const REFUND: &str = "sales_order_creditmemo_save_after_que";
 const CANCEL: &str = "order_cancel_after_que";
@@ -374,7 +377,7 @@ pub const SCHEMAS: [(&str, &str); 5] = [
     (CHANGE, "ChangeToSync"),
 ];
 
-fn fast(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+pub(crate) fn fast(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
     let mut o = vec![
         ("ORDER_SYNC__CAPTURE__LIFECYCLE__POLL_INTERVAL", "50ms"),
         ("ORDER_SYNC__RELAY__FOLLOW_ON_INTERVAL", "50ms"),

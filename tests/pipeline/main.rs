@@ -6,6 +6,7 @@ mod acks;
 mod binlog;
 mod broker_setup;
 mod capture;
+mod capture_faults;
 mod cluster;
 mod consumers;
 mod contract;

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use super::{advance, Capture, Filter, RoleError};
 use crate::{
     config::{HoldCanceled, StartFrom},
-    ledger::{CapturePosition, Change, KnownOrder, Release},
+    ledger::{CapturePosition, Change, KnownOrder, Release, Start},
     magento::{
         documents::{Document, DocumentTables, OrderChange, Snapshot},
         IdStep,
@@ -112,31 +112,23 @@ impl Capture {
         let mut starts: Vec<(String, CapturePosition)> = Vec::with_capacity(kinds.len());
         for kind in &kinds {
             let source = format!("{}#{}", self.deps.shop, kind.event);
-            let position = match self.deps.ledger.capture_position(&source).await? {
-                Some(p) => p,
-                None => {
-                    let start = match self.settings.start_from {
-                        StartFrom::Beginning => 0,
-                        StartFrom::Latest => self.deps.magento.max_document_id(kind).await?,
-                    };
-                    self.deps
-                        .ledger
-                        .save_capture_position(&source, start, &[], &[], now)
-                        .await?;
-                    CapturePosition {
-                        last_entity_id: start,
-                        gaps: vec![],
-                    }
-                }
-            };
+            let position = self.document_position(kind, &source, now).await?;
             starts.push((source, position));
         }
-        let ended = self
-            .deps
-            .ledger
-            .changes_position(&self.deps.shop)
-            .await?
-            .unwrap_or(now.naive_utc());
+        // The change scan's start is saved before the first read too, so a
+        // first scan that fails loses no change made meanwhile. (Before the
+        // first order is captured there is no row to save it in, and no
+        // captured order whose change could be lost.)
+        let ended = match self.deps.ledger.changes_position(&self.deps.shop).await? {
+            Some(at) => at,
+            None => {
+                self.deps
+                    .ledger
+                    .save_changes_position(&self.deps.shop, now.naive_utc())
+                    .await?;
+                now.naive_utc()
+            }
+        };
 
         // Everything read from Magento as of one moment: an invoice and the
         // state change its save made are seen in the same scan or neither.
@@ -248,6 +240,62 @@ impl Capture {
             .captured_events
             .inc_by(recorded.events as u64);
         Ok(outcome)
+    }
+
+    /// Where a document kind's scan reads from. A kind seen for the first
+    /// time starts at the beginning, or (`start_from = "latest"`) with the
+    /// documents created from now on: that start is saved in the ledger
+    /// before Magento is read, and resolved to an id by the first scan that
+    /// can read the table, so documents committed while the table was
+    /// refused (or Magento was down) are read once it can be.
+    async fn document_position(
+        &self,
+        kind: &DocumentTables,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CapturePosition, RoleError> {
+        let since = match self.deps.ledger.document_position(source).await? {
+            Some(Start::At(p)) => return Ok(p),
+            Some(Start::Pending { since }) => since,
+            None => match self.settings.start_from {
+                StartFrom::Beginning => {
+                    self.deps
+                        .ledger
+                        .save_capture_position(source, 0, &[], &[], now)
+                        .await?;
+                    return Ok(CapturePosition::default());
+                }
+                StartFrom::Latest => {
+                    let since = now.naive_utc();
+                    self.deps
+                        .ledger
+                        .mark_document_start(source, since, now)
+                        .await?;
+                    since
+                }
+            },
+        };
+        // The overlap covers a document whose checkout-side clock, or whose
+        // commit, was a little behind ours.
+        let after = self
+            .deps
+            .magento
+            .document_start(kind, since - self.overlap())
+            .await?;
+        self.deps
+            .ledger
+            .resolve_document_start(source, after, now)
+            .await?;
+        tracing::info!(
+            event = %kind.event,
+            after_entity_id = after,
+            since = %since,
+            "Later events of this kind are read from documents created since capture began."
+        );
+        Ok(CapturePosition {
+            last_entity_id: after,
+            gaps: vec![],
+        })
     }
 
     /// Whether the ledger holds `doc`'s order, may soon, or never will.

@@ -28,6 +28,7 @@
 //! chunks.
 
 pub mod binlog;
+pub mod health;
 pub mod lifecycle;
 
 use std::{
@@ -47,7 +48,10 @@ use lapin::{
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
-use self::binlog::{Follower, Following, Pending, Stop};
+use self::{
+    binlog::{Follower, Following, Pending, Stop},
+    health::{Part, Said},
+};
 use super::{sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
     broker::{topology::CAPTURE_ROUTING_KEY, Outgoing, Publisher},
@@ -184,6 +188,7 @@ impl Capture {
             // the lock and another instance may be capturing now. Stop first.
             tracing::warn!(source = %source, "Lost the capture lock; stopping capture until it is ours again.");
             self.leader.store(false, Ordering::SeqCst);
+            self.deps.capture_health.clear();
             if let Some(l) = self.lock.take() {
                 l.release().await;
             }
@@ -475,6 +480,7 @@ impl Role for Capture {
     /// returning.
     async fn session(&mut self, shutdown: &CancellationToken) -> Result<(), RoleError> {
         let mut backlog = false;
+        let mut poll_failed = false;
         // A new session polls at once.
         self.polled_at = None;
         while !shutdown.is_cancelled() {
@@ -496,10 +502,13 @@ impl Role for Capture {
                 .as_ref()
                 .map(|f| f.signal.take())
                 .unwrap_or_default();
-            let interval = match self.following.as_ref().is_some_and(|f| f.signal.is_live()) {
-                true => self.settings.binlog.poll_interval,
-                false => self.settings.poll_interval,
-            };
+            // After a failed poll the binlog's commits it was for are spent:
+            // the next try comes at the normal interval, not the safety net's.
+            let interval =
+                match !poll_failed && self.following.as_ref().is_some_and(|f| f.signal.is_live()) {
+                    true => self.settings.binlog.poll_interval,
+                    false => self.settings.poll_interval,
+                };
             // The order poll runs when the binlog read a commit, when a
             // backlog is being drained, and on its own interval; a wake for
             // the lifecycle scan alone costs Magento no order poll.
@@ -509,18 +518,30 @@ impl Role for Capture {
                 || self.polled_at.is_none_or(|t| t.elapsed() >= interval);
             backlog = false;
             if poll_due {
-                let outcome = match self.poll_for(&announced, shutdown).await {
-                    Ok(o) => o,
+                let result = self.poll_for(&announced, shutdown).await;
+                self.polled_at = Some(Instant::now());
+                poll_failed = result.is_err();
+                match result {
+                    Ok(outcome) => {
+                        self.recovered(Part::Orders);
+                        // A full batch means a backlog: go straight on.
+                        let read = outcome.published + outcome.filtered + outcome.parked;
+                        backlog = read >= self.settings.batch_size as usize;
+                    }
                     Err(e) => {
                         // The channel may be the broken part; take a fresh one next time.
                         self.publisher = None;
-                        return Err(e);
+                        self.failed(Part::Orders, &e);
+                        // A Magento read that failed (refused, cut off, timed
+                        // out) is tried again at the next poll on a clean
+                        // connection; the lifecycle scan goes on meanwhile.
+                        // A broker or ledger failure ends the session: its
+                        // connections are what needs renewing.
+                        if !matches!(e, RoleError::Magento(_)) {
+                            return Err(e);
+                        }
                     }
-                };
-                self.polled_at = Some(Instant::now());
-                // A full batch means a backlog: go straight on.
-                let read = outcome.published + outcome.filtered + outcome.parked;
-                backlog = read >= self.settings.batch_size as usize;
+                }
             }
             if self.lifecycle_wanted()
                 && self
@@ -528,7 +549,13 @@ impl Role for Capture {
                     .is_none_or(|t| t.elapsed() >= self.settings.lifecycle.poll_interval)
             {
                 self.lifecycle_ran = Some(Instant::now());
-                self.lifecycle_step(Utc::now()).await?;
+                // Never ends the session: a refused document table must not
+                // stop the capture of new orders. Nothing of a failed scan
+                // was saved, so the next one reads the same again.
+                match self.lifecycle_step(Utc::now()).await {
+                    Ok(_) => self.recovered(Part::Lifecycle),
+                    Err(e) => self.failed(Part::Lifecycle, &e),
+                }
             }
             if backlog {
                 continue;
@@ -567,6 +594,33 @@ impl Role for Capture {
 }
 
 impl Capture {
+    /// Counts and (not on every poll) logs a failed attempt of `part`.
+    fn failed(&self, part: Part, error: &RoleError) {
+        self.deps
+            .metrics
+            .capture_errors
+            .get_or_create(&crate::metrics::Metrics::part(part.as_str()))
+            .inc();
+        if self.deps.capture_health.failed(part, error) == Said::Log {
+            tracing::warn!(
+                part = part.as_str(),
+                error = %error,
+                hint = error.hint().unwrap_or_default(),
+                "Capture failed; trying again at the next poll."
+            );
+        }
+    }
+
+    fn recovered(&self, part: Part) {
+        if let Some(after) = self.deps.capture_health.succeeded(part) {
+            tracing::info!(
+                part = part.as_str(),
+                failing_for = %humantime::format_duration(Duration::from_secs(after.as_secs())),
+                "Capture works again."
+            );
+        }
+    }
+
     /// One poll, then — when the binlog announced orders the committed read
     /// does not show yet — quick re-reads until it does (or [`ANNOUNCED_WAIT`]
     /// passes; the safety-net poll takes over from there). Then saves how far
