@@ -90,6 +90,25 @@ pub(super) async fn operate(command: Command, settings: Settings) -> Result<(), 
             if report.orders == 0 {
                 return Err(CliError::NotFound("no order in the ledger matches".into()));
             }
+            if report.rows == 0 {
+                if let Some(event) = &event {
+                    // Orders matched, but none has that event: it was never
+                    // captured (or no consumer asked for it then). order-sync
+                    // re-sends what its ledger holds; it does not rebuild an
+                    // event from Magento, so say so rather than "0 rows".
+                    return Err(CliError::NotFound(format!(
+                        "{} order(s) matched, but the ledger holds no `{event}` event of them{}: \
+                         resync re-sends only events capture recorded, and does not read them \
+                         again from Magento. An event missed while capture could not read its \
+                         table is recorded once it can (see `order-sync check-config --live`).",
+                        report.orders,
+                        consumer
+                            .as_deref()
+                            .map(|c| format!(" for {c}"))
+                            .unwrap_or_default(),
+                    )));
+                }
+            }
             println!(
                 "re-sending {} order(s): {} ledger row(s) are pending again",
                 report.orders, report.rows

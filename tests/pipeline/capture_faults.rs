@@ -295,6 +295,23 @@ async fn a_first_scan_refused_by_magento_reads_everything_committed_meanwhile_on
         0,
         "recorded twice"
     );
+    // An event the ledger never recorded is not silently "0 rows re-sent".
+    let out = env
+        .order_sync(&[
+            "resync",
+            "--entity-id",
+            &a.to_string(),
+            "--event",
+            "shipped",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("the ledger holds no `shipped` event"),
+        "{stderr}"
+    );
     relay_stop.cancel();
     relay.await.unwrap().unwrap();
     assert_eq!(reader.open_transactions().await, 0, "left open");

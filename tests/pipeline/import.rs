@@ -225,3 +225,93 @@ async fn import_one_variant(early: bool) {
     drop(conn);
     env.cleanup().await;
 }
+
+/// `import-seed-queue` with `extra`, expected to fail: (exit code, stderr).
+fn import_refused(env: &TestEnv, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["import-seed-queue", "--consumers", "erp"];
+    args.extend_from_slice(extra);
+    let out = env.order_sync(&args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn an_import_after_the_modules_cleanup_cron_is_refused_with_the_counts_until_told_where_to_go_on(
+) {
+    let env = TestEnv::new(
+        &["erp"],
+        &[
+            ("ORDER_SYNC__MAGENTO__VERSION", "1"),
+            ("ORDER_SYNC__MAGENTO__TABLE_PREFIX", "magev1_"),
+            ("ORDER_SYNC__CAPTURE__START_FROM", "latest"),
+        ],
+    )
+    .await;
+    let mut conn = env.magento_conn().await;
+    let mut ids = Vec::new();
+    for n in 1..=6 {
+        ids.push(m1_order(&mut conn, n).await);
+    }
+    // Orders 1 to 5 were placed two days ago; the module synced 2 to 5 and
+    // its cleanup cron deleted their rows, leaving order 1 pending. Order 6
+    // came in after the module was switched off.
+    conn.exec_drop(
+        "UPDATE magev1_sales_flat_order SET created_at = UTC_TIMESTAMP() - INTERVAL 2 DAY \
+         WHERE entity_id <= ?",
+        (ids[4],),
+    )
+    .await
+    .unwrap();
+    conn.query_drop(que_table(false)).await.unwrap();
+    conn.exec_drop(
+        "INSERT INTO magev1_ordersyncquerunner_que (increment_id, entity_id, created_at) \
+         VALUES (?, ?, UTC_TIMESTAMP() - INTERVAL 2 DAY)",
+        (format!("1000000{:02}", 1), ids[0]),
+    )
+    .await
+    .unwrap();
+
+    let (code, stderr) = import_refused(&env, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "5 order(s) in Magento above entity_id {} are not in `magev1_ordersyncquerunner_que` (entity_id {} to {}",
+            ids[0], ids[1], ids[5]
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--from <entity_id>"), "{stderr}");
+    let ledger = env.parts().deps.ledger;
+    assert!(
+        ledger.deliveries().await.unwrap().is_empty(),
+        "a refused import wrote"
+    );
+    assert!(ledger.capture_position(&env.id).await.unwrap().is_none());
+
+    // A dry run says what each choice would send.
+    let text = import(&env, &["--dry-run"]);
+    assert!(
+        text.contains("capture would send 5 order(s) as new"),
+        "{text}"
+    );
+    let text = import(&env, &["--dry-run", "--from", &ids[5].to_string()]);
+    assert!(
+        text.contains(&format!(
+            "capture would send 1 order(s) as new to every consumer: entity_id {} to {}",
+            ids[5], ids[5]
+        )),
+        "{text}"
+    );
+
+    let text = import(&env, &["--from", &ids[5].to_string()]);
+    assert!(text.contains("capture sends 1 order(s) as new"), "{text}");
+    let position = ledger.capture_position(&env.id).await.unwrap().unwrap();
+    assert_eq!(position.last_entity_id, ids[4]);
+    let rows = ledger.deliveries().await.unwrap();
+    assert_eq!(rows.len(), 1, "order 1, pending: {rows:#?}");
+    assert_eq!((rows[0].entity_id, rows[0].state), (ids[0], State::Pending));
+    drop(conn);
+    env.cleanup().await;
+}
