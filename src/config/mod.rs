@@ -235,6 +235,36 @@ impl Settings {
 
     /// Checks everything a type cannot: ranges, URL schemes, names; every
     /// section in turn, all problems together.
+    /// Each pull consumer's token is its own, and none is the operators':
+    /// a token shared would let one consumer fetch or settle another's
+    /// orders, or a sync service act as an operator.
+    fn check_tokens_distinct(&self, p: &mut Problems) {
+        let operator = &self.http.api_token;
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for name in &self.consumers.pull {
+            let token = self.consumers.options(name).token.expose();
+            if token.is_empty() {
+                continue;
+            }
+            let key = format!("consumers.{name}.token");
+            p.check(
+                operator.is_empty() || token != operator.expose(),
+                &key,
+                "must differ from http.api_token (the operators' token)",
+            );
+            if let Some((other, _)) = seen.iter().find(|(_, t)| *t == token) {
+                p.check(
+                    false,
+                    &key,
+                    format!(
+                        "must differ from consumers.{other}.token: each pull consumer has its own"
+                    ),
+                );
+            }
+            seen.push((name, token));
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut p = Problems::default();
         self.shop.validate(&mut p);
@@ -250,6 +280,7 @@ impl Settings {
         self.retention.validate(&mut p);
         self.write_back.validate(&mut p);
         self.log.validate(&mut p);
+        self.check_tokens_distinct(&mut p);
         if p.0.is_empty() {
             Ok(())
         } else {

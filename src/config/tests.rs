@@ -310,3 +310,48 @@ fn a_missing_config_file_is_named() {
     ));
     assert!(m.contains("/nonexistent/order-sync.toml"), "{m}");
 }
+
+#[test]
+fn a_pull_token_may_be_neither_the_operators_nor_another_consumers() {
+    let m = message(load_with_env(
+        None,
+        env(&[
+            ("ORDER_SYNC__CONSUMERS__NAMES", "erp,wms,crm"),
+            ("ORDER_SYNC__CONSUMERS__PULL", "wms,crm"),
+            ("ORDER_SYNC__HTTP__API_TOKEN", "operators-token-0123456789"),
+            (
+                "ORDER_SYNC__CONSUMERS__WMS__TOKEN",
+                "operators-token-0123456789",
+            ),
+            (
+                "ORDER_SYNC__CONSUMERS__CRM__TOKEN",
+                "operators-token-0123456789",
+            ),
+        ]),
+    ));
+    assert!(
+        m.contains("consumers.wms.token: must differ from http.api_token"),
+        "{m}"
+    );
+    assert!(
+        m.contains("consumers.crm.token: must differ from consumers.wms.token"),
+        "{m}"
+    );
+    let ok = load_with_env(
+        None,
+        env(&[
+            ("ORDER_SYNC__CONSUMERS__NAMES", "erp,wms,crm"),
+            ("ORDER_SYNC__CONSUMERS__PULL", "wms,crm"),
+            ("ORDER_SYNC__HTTP__API_TOKEN", "operators-token-0123456789"),
+            (
+                "ORDER_SYNC__CONSUMERS__WMS__TOKEN",
+                "wms-token-0123456789abc",
+            ),
+            (
+                "ORDER_SYNC__CONSUMERS__CRM__TOKEN",
+                "crm-token-0123456789abc",
+            ),
+        ]),
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
+}

@@ -2,7 +2,12 @@
 //! and changes of its state or status; and the release of held placements.
 //!
 //! Documents are read by id like orders, with the same late-commit gaps
-//! (one capture position per kind, `<shop>#invoiced`, …). Changes are found
+//! (one capture position per kind, `<shop>#invoiced`, …). A kind's position
+//! is saved before its table is first read, as "documents created from now
+//! on" (`start_from = "latest"`), and resolved to an id by the first scan
+//! that can read it: a scan refused or failing at the start loses nothing
+//! committed meanwhile. A failed scan saves nothing, so the next reads the
+//! same again; it never stops the order poll (see `health`). Changes are found
 //! by scanning `sales_order.updated_at` from `capture.lifecycle.overlap`
 //! before where the last scan ended, and comparing each order's state and
 //! status with the last ones the ledger saw: a change is neither missed by a
