@@ -515,3 +515,49 @@ async fn ids_stepping_by_three_open_no_gap_storm_and_none_are_missed() {
     pipeline.await.unwrap();
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_saved_binlog_file_is_one_the_server_has_after_every_reconnect_and_rotation() {
+    let server = BinlogServer::start("");
+    let env = binlog_env(&server, &[("ORDER_SYNC__CAPTURE__POLL_INTERVAL", "200ms")]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let ledger = env.parts().deps.ledger;
+    let mut admin = server.admin().await;
+    let mut placed = Vec::new();
+    for round in 0..12 {
+        let follower = server.wait_for_follower(Duration::from_secs(20)).await;
+        if round % 4 == 3 {
+            // A real rotation too: its rotate event comes after a format
+            // description, unlike the one that opens every stream.
+            admin.query_drop("FLUSH BINARY LOGS").await.unwrap();
+        }
+        // The position is saved at most once a second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let id = place_in(&env.magento).await;
+        assert_eq!(receive(&env, 1, Duration::from_secs(10)).await, vec![id]);
+        placed.push(id);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let saved = ledger
+            .binlog_position(&env.id)
+            .await
+            .unwrap()
+            .expect("a binlog position saved");
+        let files: Vec<String> = admin
+            .query_map("SHOW BINARY LOGS", |row: mysql_async::Row| {
+                row.get::<String, _>(0).unwrap()
+            })
+            .await
+            .unwrap();
+        assert!(
+            files.contains(&saved.file),
+            "round {round}: saved {:?}, the server has {files:?}",
+            saved.file
+        );
+        admin.query_drop(format!("KILL {follower}")).await.unwrap();
+    }
+    synced_once(&env, &placed).await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    drop(admin);
+    env.cleanup().await;
+}
