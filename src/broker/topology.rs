@@ -321,7 +321,11 @@ impl Topology {
     /// (`rabbitmqctl import_definitions`, the management UI's import), for a
     /// broker set up ahead of order-sync; deploy/rabbitmq/definitions.json is
     /// checked against this.
-    pub fn definitions(&self, vhost: &str) -> serde_json::Value {
+    ///
+    /// `user_of` names each consumer's broker user
+    /// (`consumers.<name>.broker_user`, else the consumer's name): the user
+    /// whose topic permission limits its acks to its own routing key.
+    pub fn definitions(&self, vhost: &str, user_of: impl Fn(&str) -> String) -> serde_json::Value {
         use serde_json::json;
         let exchanges: Vec<_> = self
             .exchanges()
@@ -359,14 +363,14 @@ impl Topology {
                        "destination_type": "queue", "routing_key": b.routing_key, "arguments": {}})
             })
             .collect();
-        // Each consumer's broker user (its name, as in the shipped
-        // definitions) may publish acks only under its own routing key.
+        // Each consumer's broker user may publish acks only under the
+        // consumer's own routing key.
         let topic_permissions: Vec<_> = self
             .consumers
             .iter()
             .map(|c| {
                 // `exchange` is a name, not a pattern; `write` matches routing keys.
-                json!({"user": c, "vhost": vhost, "exchange": self.acks_exchange(),
+                json!({"user": user_of(c), "vhost": vhost, "exchange": self.acks_exchange(),
                        "write": format!("^{}$", regex_escape(c)), "read": "^$"})
             })
             .collect();
@@ -451,5 +455,27 @@ mod tests {
         assert!(t
             .describe()
             .contains("shop1.orders --[sales_order_place_after]--> shop1.orders.relay"));
+    }
+
+    #[test]
+    fn a_consumers_ack_permission_goes_to_its_broker_user() {
+        let t = Topology::new("shop1", &["erp".into(), "wms".into()], QueueType::Quorum);
+        let defs = t.definitions("shop", |c| {
+            if c == "erp" {
+                "erp-prod".into()
+            } else {
+                c.into()
+            }
+        });
+        let perms = defs["topic_permissions"].as_array().unwrap();
+        let of = |user: &str| {
+            perms
+                .iter()
+                .find(|p| p["user"] == user)
+                .map(|p| p["write"].as_str().unwrap().to_owned())
+        };
+        assert_eq!(of("erp-prod").as_deref(), Some("^erp$"));
+        assert_eq!(of("erp"), None, "the consumer's name is not the user");
+        assert_eq!(of("wms").as_deref(), Some("^wms$"));
     }
 }

@@ -273,7 +273,14 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
         Command::Topology {
             definitions: Some(vhost),
         } => {
-            let defs = app::topology(&settings).definitions(&vhost);
+            let defs = app::topology(&settings).definitions(&vhost, |c| {
+                settings
+                    .consumers
+                    .options(c)
+                    .broker_user
+                    .clone()
+                    .unwrap_or_else(|| c.to_owned())
+            });
             println!(
                 "{}",
                 serde_json::to_string_pretty(&defs).context("printing the definitions")?

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | [`Reader`] | the operators' token as a bearer token (unless `http.protect_reads = false`) | `{"error": …}` 401/403 |
 //! | [`Writer`] | the operators' token as a bearer token | `{"error": …}` 401/403 |
-//! | [`PullConsumer`] | that pull consumer's own token, for its own `/api/pull/<name>` paths only | `{"error": …}` 401/403/404 |
+//! | [`PullConsumer`] | that pull consumer's own token, for its own `/api/pull/<name>` paths only | `{"error": …}` 401, the same for any name |
 //! | [`PageReader`] | a bearer token or the status page's session cookie | the sign-in page |
 //! | [`PageWriter`] | as `PageReader`, and the form posted from this site | a "not allowed" page |
 //!
@@ -213,30 +213,24 @@ impl FromRequestParts<Surface> for PullConsumer {
         let Path(consumer) = Path::<String>::from_request_parts(parts, s)
             .await
             .map_err(|_| ApiError(StatusCode::NOT_FOUND, "no such consumer".into()))?;
+        // One answer for every failure, whatever the name: without its
+        // token, nobody can tell a pull consumer from a push one or from a
+        // name that does not exist (403/404 let names be enumerated).
+        let refused = || {
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                "a valid token of this path's pull consumer is required \
+                 (consumers.<name>.token, with <name> in consumers.pull)"
+                    .into(),
+            )
+        };
         let c = &s.deps.consumers;
-        if !c.names.contains(&consumer) {
-            return Err(ApiError(
-                StatusCode::NOT_FOUND,
-                format!("unknown consumer `{consumer}`"),
-            ));
-        }
-        if !c.is_pull(&consumer) {
-            return Err(ApiError(
-                StatusCode::FORBIDDEN,
-                format!("consumer `{consumer}` receives its orders from its queue; list it in consumers.pull to fetch over HTTP"),
-            ));
-        }
-        let token = &c.options(&consumer).token;
-        match bearer(&parts.headers) {
-            Some(t) if !token.is_empty() && same(t, token.expose()) => Ok(PullConsumer(consumer)),
-            Some(_) => Err(ApiError(
-                StatusCode::UNAUTHORIZED,
-                format!("wrong token for consumer `{consumer}`"),
-            )),
-            None => Err(ApiError(
-                StatusCode::UNAUTHORIZED,
-                format!("a bearer token is required (consumers.{consumer}.token)"),
-            )),
+        let token = (c.names.contains(&consumer) && c.is_pull(&consumer))
+            .then(|| c.options(&consumer).token.expose())
+            .filter(|t| !t.is_empty());
+        match (bearer(&parts.headers), token) {
+            (Some(given), Some(token)) if same(given, token) => Ok(PullConsumer(consumer)),
+            _ => Err(refused()),
         }
     }
 }

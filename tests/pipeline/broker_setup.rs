@@ -49,7 +49,7 @@ fn permission(v: &Value, user: &str, what: &str) -> regex::Regex {
 #[test]
 fn definitions_json_holds_exactly_the_topology_order_sync_declares() {
     let file = definitions();
-    let declared = compose_topology().definitions("shop");
+    let declared = compose_topology().definitions("shop", str::to_owned);
     for section in ["exchanges", "queues", "bindings", "topic_permissions"] {
         assert_eq!(
             items(&file, section),
