@@ -104,7 +104,23 @@ pub fn router(surface: Surface) -> Router {
         .route("/api/skip", post(api::skip))
         .route("/api/pull/{consumer}", get(api::pull))
         .route("/api/pull/{consumer}/acks", post(api::pull_acks))
+        .layer(axum::middleware::map_response(no_framing))
         .with_state(surface)
+}
+
+/// No page of order-sync may be shown inside another site's frame: its
+/// buttons could be clicked through a decoy (clickjacking).
+async fn no_framing(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    response
 }
 
 /// Why a request was refused or failed; rendered as `{"error": "..."}`.

@@ -109,10 +109,11 @@ fn failed(e: ApiError) -> Response {
     )
 }
 
-/// Back to the page with a notice (escaped when shown).
-fn back(notice: &str) -> Response {
+/// Back to the page with a notice (signed, and escaped when shown).
+fn back(token: &crate::config::Secret, notice: &str) -> Response {
     let q: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("notice", notice)
+        .append_pair("sig", &auth::sign_notice(token, notice))
         .finish();
     Redirect::to(&format!("/?{q}")).into_response()
 }
@@ -146,15 +147,19 @@ pub(super) async fn index(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let notice = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "notice")
-        .map(|(_, v)| v.into_owned());
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let value = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    // Only a notice this page made (after an action) is shown: a link with
+    // any other text shows nothing.
+    let notice = value("notice").filter(|text| {
+        value("sig").is_some_and(|sig| auth::notice_is_ours(&s.http.api_token, text, &sig))
+    });
     // The notice is not a filter.
     let filter_query: String = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(
-            url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
-                .filter(|(k, _)| k != "notice"),
-        )
+        .extend_pairs(pairs.iter().filter(|(k, _)| k != "notice" && k != "sig"))
         .finish();
     let filter = match filter_from_query(Some(&filter_query)) {
         Ok(f) => f,
@@ -507,19 +512,19 @@ pub(super) async fn login(State(s): State<Surface>, headers: HeaderMap, bytes: B
         .same_site(cookie::SameSite::Strict)
         .max_age(cookie::time::Duration::hours(auth::SESSION_HOURS))
         .build();
-    let mut r = back("Unlocked: the buttons work now.");
+    let mut r = back(&s.http.api_token, "Unlocked: the buttons work now.");
     if let Ok(v) = c.to_string().parse() {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
 }
 
-pub(super) async fn logout() -> Response {
+pub(super) async fn logout(State(s): State<Surface>) -> Response {
     let c = cookie::Cookie::build((auth::SESSION_COOKIE, ""))
         .path("/")
         .max_age(cookie::time::Duration::ZERO)
         .build();
-    let mut r = back("Locked.");
+    let mut r = back(&s.http.api_token, "Locked.");
     if let Ok(v) = c.to_string().parse() {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -535,7 +540,7 @@ pub(super) async fn resync(_: PageWriter, State(s): State<Surface>, bytes: Bytes
     };
     let since = field(&f, "since");
     if since.is_none() && ids.is_empty() {
-        return back("Nothing selected: tick orders first.");
+        return back(&s.http.api_token, "Nothing selected: tick orders first.");
     }
     let given = SelectionInput {
         entity_ids: since.is_none().then_some(ids),
@@ -558,10 +563,10 @@ pub(super) async fn resync(_: PageWriter, State(s): State<Surface>, bytes: Bytes
                 rows = r.rows,
                 "Re-sent orders (status page)."
             );
-            back(&format!(
-                "Re-sending {} order(s) ({} row(s)).",
-                r.orders, r.rows
-            ))
+            back(
+                &s.http.api_token,
+                &format!("Re-sending {} order(s) ({} row(s)).", r.orders, r.rows),
+            )
         }
         Err(e) => failed(e.into()),
     }
@@ -580,7 +585,10 @@ pub(super) async fn pause(_: PageWriter, State(s): State<Surface>, bytes: Bytes)
                 consumer = consumer.unwrap_or("*"),
                 "Publishing paused (status page)."
             );
-            back(&format!("Paused {}.", consumer.unwrap_or("all consumers")))
+            back(
+                &s.http.api_token,
+                &format!("Paused {}.", consumer.unwrap_or("all consumers")),
+            )
         }
         Err(e) => failed(e.into()),
     }
@@ -595,7 +603,10 @@ pub(super) async fn resume(_: PageWriter, State(s): State<Surface>, bytes: Bytes
                 consumer = consumer.unwrap_or("*"),
                 "Publishing resumed (status page)."
             );
-            back(&format!("Resumed {}.", consumer.unwrap_or("all consumers")))
+            back(
+                &s.http.api_token,
+                &format!("Resumed {}.", consumer.unwrap_or("all consumers")),
+            )
         }
         Err(e) => failed(e.into()),
     }
@@ -613,7 +624,7 @@ pub(super) async fn skip(_: PageWriter, State(s): State<Surface>, bytes: Bytes) 
         .skip(&ids, consumer, "status page", Utc::now())
         .await
     {
-        Ok(n) => back(&format!("Skipped {n} parked row(s).")),
+        Ok(n) => back(&s.http.api_token, &format!("Skipped {n} parked row(s).")),
         Err(e) => failed(e.into()),
     }
 }
@@ -627,7 +638,7 @@ pub(super) async fn unpark(_: PageWriter, State(s): State<Surface>, bytes: Bytes
     let consumer = field(&f, "consumer");
     let only = (!ids.is_empty()).then_some(ids.as_slice());
     match s.control.unpark(only, consumer, Utc::now()).await {
-        Ok(n) => back(&format!("Un-parked {n} row(s).")),
+        Ok(n) => back(&s.http.api_token, &format!("Un-parked {n} row(s).")),
         Err(e) => failed(e.into()),
     }
 }

@@ -8,7 +8,8 @@ use order_sync::ledger::{RowKey, State};
 use serde_json::{json, Value};
 
 use crate::support::{
-    ack_delivery, body, free_port, http, http_form, http_form_with, http_json, next_within, TestEnv,
+    ack_delivery, body, free_port, http, http_form, http_form_with, http_json, http_raw,
+    next_within, TestEnv,
 };
 
 pub(crate) const TOKEN: &str = "test-token-0123456789";
@@ -998,5 +999,46 @@ async fn the_local_demo_prints_its_token_and_the_status_page_buttons_work_with_i
     let paused = env.parts().deps.ledger.pauses().await.unwrap();
     assert_eq!(paused.len(), 1, "the page's button paused publishing");
     drop(child);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_status_page_cannot_be_framed_nor_show_a_notice_it_did_not_make() {
+    let (env, base) = env_with_api(&[("ORDER_SYNC__HTTP__PROTECT_READS", "false")]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    wait_http(&base).await;
+    let (cookie, _) = sign_in(&base, TOKEN).await;
+    for path in ["/", "/api/summary", "/readyz"] {
+        let (_, headers, _) = http_raw("GET", &format!("{base}{path}"), None, &[]).await;
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(
+            headers["content-security-policy"], "frame-ancestors 'none'",
+            "{path}"
+        );
+    }
+    // A link with any text of an attacker's shows none of it.
+    let forged = "Your session expired: sign in again at https://evil.example";
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("notice", forged)
+        .append_pair("sig", "00")
+        .finish();
+    let (status, page) = http("GET", &format!("{base}/?{q}"), None, None).await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("evil.example"), "a forged notice was shown");
+    // The page's own notice, after an action, is shown.
+    let host = base.trim_start_matches("http://");
+    let (status, headers, answer) = http_raw(
+        "POST",
+        &format!("{base}/ui/pause"),
+        Some(""),
+        &[("origin", &base), ("host", host), ("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(status, 303, "{answer}");
+    let location = headers["location"].to_str().unwrap().to_owned();
+    let (_, page) = http("GET", &format!("{base}{location}"), None, None).await;
+    assert!(page.contains("Paused all consumers."), "{location}: {page}");
+    shutdown.cancel();
+    pipeline.await.unwrap();
     env.cleanup().await;
 }

@@ -692,6 +692,41 @@ async fn request(
     body: Option<(&str, Vec<u8>)>,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
+    let (status, answer_headers, text) = request_full(method, url, token, body, headers).await;
+    let cookies: Vec<String> = answer_headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    (
+        status,
+        if cookies.is_empty() {
+            text
+        } else {
+            format!("{}\n{text}", cookies.join("\n"))
+        },
+    )
+}
+
+/// A request with a real client, a form body if given, and extra headers:
+/// (status, the answer's headers, body as text).
+pub async fn http_raw(
+    method: &str,
+    url: &str,
+    form: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, axum::http::HeaderMap, String) {
+    let body = form.map(|f| ("application/x-www-form-urlencoded", f.as_bytes().to_vec()));
+    request_full(method, url, None, body, headers).await
+}
+
+async fn request_full(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<(&str, Vec<u8>)>,
+    headers: &[(&str, &str)],
+) -> (u16, axum::http::HeaderMap, String) {
     use http_body_util::BodyExt;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
@@ -717,22 +752,10 @@ async fn request(
     .unwrap_or_else(|_| panic!("{method} {url}: no answer within 20s"))
     .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = resp.status().as_u16();
-    let cookies: Vec<String> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_owned))
-        .collect();
+    let answer_headers = resp.headers().clone();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    (
-        status,
-        if cookies.is_empty() {
-            text
-        } else {
-            format!("{}\n{text}", cookies.join("\n"))
-        },
-    )
+    (status, answer_headers, text)
 }
 
 /// [`http`] for a JSON answer.
