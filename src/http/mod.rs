@@ -268,7 +268,10 @@ async fn check_services(s: &Surface) -> Vec<String> {
     };
     // At once: a probe answers within one check's timeout, not the sum.
     let (ledger, magento, broker) = tokio::join!(
-        within("ledger", p.ledger.check_server()),
+        within("ledger", async {
+            p.ledger.check_server().await?;
+            p.ledger.check_tables().await
+        }),
         within("magento", p.magento.max_entity_id()),
         within("broker", broker),
     );

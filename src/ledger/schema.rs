@@ -184,6 +184,19 @@ pub fn already_applied(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if matches!(s.code, 1060 | 1061))
 }
 
+/// Every table of a fully migrated ledger.
+pub const TABLES: [&str; 9] = [
+    "order_sync_migrations",
+    "order_sync_orders",
+    "order_sync_deliveries",
+    "order_sync_events",
+    "order_sync_capture_position",
+    "order_sync_capture_gaps",
+    "order_sync_instances",
+    "order_sync_pauses",
+    "order_sync_synced_counts",
+];
+
 /// The version a fully migrated ledger is at.
 pub fn latest() -> u32 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
@@ -245,6 +258,16 @@ impl Ledger {
     }
 
     /// Fails unless the schema is exactly what this build expects.
+    /// Fails unless every ledger table is there (one statement that reads no
+    /// row: the server opens each table, and names the first one missing).
+    /// For readiness: a table dropped under a running ledger is not ready.
+    pub async fn check_tables(&self) -> Result<(), LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        conn.query_drop(format!("SELECT 1 FROM {} LIMIT 0", TABLES.join(", ")))
+            .await?;
+        Ok(())
+    }
+
     pub async fn check_version(&self) -> Result<(), LedgerError> {
         let mut conn = self.pool.get_conn().await?;
         let exists: Option<u8> = conn

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use mysql_async::prelude::*;
 use order_sync::ledger::State;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -274,5 +275,38 @@ async fn readiness_fails_naming_the_broker_when_it_cannot_be_reached() {
     shutdown.cancel();
     api.await.unwrap();
     server.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn readiness_fails_naming_the_ledger_when_one_of_its_tables_is_gone() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let mut settings = env.settings.clone();
+    settings.http.enabled = true;
+    settings.http.listen = listen.parse().unwrap();
+    let parts = order_sync::app::Parts::new(&settings, "test").unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let surface = parts.surface(Default::default(), std::sync::Arc::new(true.into()));
+    let listener = tokio::net::TcpListener::bind(&listen).await.unwrap();
+    let server = tokio::spawn(order_sync::http::serve(listener, surface, shutdown.clone()));
+    let (code, body) = get(port, "/readyz").await;
+    assert_eq!(code, 200, "{body}");
+    let ledger = parts.deps.ledger.clone();
+    ledger
+        .pool()
+        .get_conn()
+        .await
+        .unwrap()
+        .query_drop("DROP TABLE order_sync_pauses")
+        .await
+        .unwrap();
+    let (code, body) = get(port, "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("ledger"), "{body}");
+    shutdown.cancel();
+    let _ = server.await;
+    parts.close().await;
     env.cleanup().await;
 }
