@@ -126,8 +126,11 @@ pub(super) async fn detail_of(s: &Surface, entity_id: u32) -> Result<Option<Deta
 pub(super) async fn detail(
     _: Reader,
     State(s): State<Surface>,
-    Path(entity_id): Path<u32>,
+    Path(entity_id): Path<String>,
 ) -> ApiResult<Detail> {
+    // Parsed here, not by axum's `Path<u32>`: a bad id gets the API's JSON
+    // error naming the field, not axum's plain-text rejection.
+    let entity_id = input::entity_ids("entity_id", &[entity_id])?[0];
     match detail_of(&s, entity_id).await? {
         Some(d) => Ok(Json(d)),
         None => Err(ApiError(

@@ -1016,6 +1016,13 @@ async fn the_status_page_cannot_be_framed_nor_show_a_notice_it_did_not_make() {
             "{path}"
         );
     }
+    // A bad id in an API path gets the API's JSON error, naming the field.
+    let (status, answer) = http_json("GET", &format!("{base}/api/orders/abc"), None, None).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("entity_id"),
+        "{answer}"
+    );
     // A link with any text of an attacker's shows none of it.
     let forged = "Your session expired: sign in again at https://evil.example";
     let q: String = url::form_urlencoded::Serializer::new(String::new())

@@ -237,13 +237,8 @@ async fn readiness_fails_naming_the_broker_when_it_cannot_be_reached() {
     settings.http.enabled = true;
     settings.http.listen = listen.parse().unwrap();
     settings.broker.url = order_sync::config::SecretUrl::new("amqp://guest:guest@127.0.0.1:1/%2f");
-    let parts = order_sync::app::Parts::new(&settings, "test").unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let token = shutdown.clone();
     // Start-up waits for the broker, so serve the surface the same way run does.
-    let surface = parts.surface(Default::default(), std::sync::Arc::new(true.into()));
-    let listener = tokio::net::TcpListener::bind(&listen).await.unwrap();
-    let server = tokio::spawn(order_sync::http::serve(listener, surface, token));
+    let (_parts, shutdown, server) = serve_surface(&settings, &listen).await;
     let (code, body) = get(port, "/readyz").await;
     assert_eq!(code, 503);
     assert!(body.contains("broker"), "{body}");
@@ -286,11 +281,7 @@ async fn readiness_fails_naming_the_ledger_when_one_of_its_tables_is_gone() {
     let mut settings = env.settings.clone();
     settings.http.enabled = true;
     settings.http.listen = listen.parse().unwrap();
-    let parts = order_sync::app::Parts::new(&settings, "test").unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let surface = parts.surface(Default::default(), std::sync::Arc::new(true.into()));
-    let listener = tokio::net::TcpListener::bind(&listen).await.unwrap();
-    let server = tokio::spawn(order_sync::http::serve(listener, surface, shutdown.clone()));
+    let (parts, shutdown, server) = serve_surface(&settings, &listen).await;
     let (code, body) = get(port, "/readyz").await;
     assert_eq!(code, 200, "{body}");
     let ledger = parts.deps.ledger.clone();
@@ -309,4 +300,22 @@ async fn readiness_fails_naming_the_ledger_when_one_of_its_tables_is_gone() {
     let _ = server.await;
     parts.close().await;
     env.cleanup().await;
+}
+
+/// The HTTP surface alone on `listen`, its roles taken as running: the parts,
+/// the token that stops it, and its task.
+async fn serve_surface(
+    settings: &order_sync::config::Settings,
+    listen: &str,
+) -> (
+    order_sync::app::Parts,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let parts = order_sync::app::Parts::new(settings, "test").unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let surface = parts.surface(Default::default(), std::sync::Arc::new(true.into()));
+    let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+    let server = tokio::spawn(order_sync::http::serve(listener, surface, shutdown.clone()));
+    (parts, shutdown, server)
 }
