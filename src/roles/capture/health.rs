@@ -7,7 +7,7 @@
 //! `/readyz` answers 503 once a job has failed for longer than
 //! [`FAILING_AFTER`] polls, and `order_sync_capture_failing_seconds{part}`
 //! says for how long (an alert rule uses it). Logs say when a failure starts,
-//! when its message changes, every [`REPEAT_LOG`] while it goes on, and when
+//! when its message changes, every minute while it goes on, and when
 //! it ends, not once per poll.
 
 use std::{
