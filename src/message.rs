@@ -204,6 +204,19 @@ pub fn cloud_event_attributes(
     attributes
 }
 
+/// What CloudEvents' HTTP binding percent-encodes in a header value: space,
+/// `"`, `%` and everything outside printable ASCII (non-ASCII is always
+/// encoded, as UTF-8 bytes).
+const CE_HEADER: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(b' ').add(b'"').add(b'%');
+
+/// An attribute's value as a `ce-` HTTP header carries it: percent-encoded,
+/// so any increment id (`Zoë`, a CR/LF a shop's import left in one) makes a
+/// valid header and reads back as it was.
+pub fn ce_header_value(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, CE_HEADER).to_string()
+}
+
 /// The stored order JSON, as it goes into a message: borrowed as is (it is
 /// JSON order-sync wrote), or, were the text ever corrupt, sent as a JSON
 /// string rather than lost.
@@ -334,6 +347,21 @@ pub fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ce_header_value_is_percent_encoded_as_the_http_binding_says() {
+        let raw = "Zo\u{eb}-4 %\"q\"<>\r\n";
+        let encoded = ce_header_value(raw);
+        assert_eq!(encoded, "Zo%C3%AB-4%20%25%22q%22<>%0D%0A");
+        // Sent raw, a CR/LF can never be a header; encoded, it can.
+        assert!(axum::http::HeaderValue::from_str(raw).is_err());
+        assert!(axum::http::HeaderValue::from_str(&encoded).is_ok());
+        assert_eq!(ce_header_value("000000042"), "000000042");
+        let back = percent_encoding::percent_decode_str(&encoded)
+            .decode_utf8()
+            .unwrap();
+        assert_eq!(back, raw);
+    }
 
     fn consumers() -> Vec<String> {
         vec!["erp".into()]

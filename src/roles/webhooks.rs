@@ -28,7 +28,7 @@ use super::{acks::AckListener, sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
     config::{AckSettings, MessageFormat, MessageSettings, RelaySettings, Secret},
     ledger::Claimed,
-    message::{cloud_event_attributes, truncate, Ack, AckStatus},
+    message::{ce_header_value, cloud_event_attributes, truncate, Ack, AckStatus},
     retry::RetryPolicy,
 };
 
@@ -245,7 +245,7 @@ async fn post(
     if t.format == MessageFormat::CloudEvents {
         // The HTTP binding's binary content mode.
         for (name, value) in cloud_event_attributes(&delivery, row.increment_id.as_deref(), shop) {
-            request = request.header(format!("ce-{name}"), value);
+            request = request.header(format!("ce-{name}"), ce_header_value(&value));
         }
     }
     let mut response = request.body(body).send().await.map_err(describe)?;
