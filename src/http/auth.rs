@@ -84,22 +84,18 @@ fn session_mac(token: &Secret, expires: i64) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn notice_mac(token: &Secret, text: &str) -> String {
+/// The signature of a status page notice: the page shows a notice only
+/// when it made it, so a link cannot put an attacker's words on the page.
+pub(super) fn sign_notice(token: &Secret, text: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(token.expose().as_bytes())
         .expect("HMAC takes a key of any length");
     mac.update(format!("order-sync status page notice: {text}").as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// The signature of a status page notice: the page shows a notice only
-/// when it made it, so a link cannot put an attacker's words on the page.
-pub(super) fn sign_notice(token: &Secret, text: &str) -> String {
-    notice_mac(token, text)
-}
-
 /// Whether `sig` is this page's signature of `text`.
 pub(super) fn notice_is_ours(token: &Secret, text: &str, sig: &str) -> bool {
-    !token.is_empty() && same(&notice_mac(token, text), sig)
+    !token.is_empty() && same(&sign_notice(token, text), sig)
 }
 
 /// A session value for the status page's cookie, valid until `expires` (unix time).

@@ -169,15 +169,6 @@ impl Magento {
             _ => 0,
         })
     }
-
-    /// The highest id of a document kind committed now (0 for none).
-    pub async fn max_document_id(&self, kind: &DocumentTables) -> Result<u32, MagentoError> {
-        let mut conn = self.pool.get_conn().await?;
-        let max: Option<Option<u32>> = conn
-            .query_first(format!("SELECT MAX(entity_id) FROM `{}`", kind.main))
-            .await?;
-        Ok(max.flatten().unwrap_or(0))
-    }
 }
 
 /// One scan's view of Magento ([`Magento::snapshot`]).
