@@ -1291,6 +1291,7 @@ async fn operator_reads(rows: u64) {
         let t = Instant::now();
         l.claim_due(
             &consumers,
+            order_sync::ledger::Unanswered::Of(&consumers[..1]),
             chrono::Utc::now(),
             100,
             20,

@@ -13,6 +13,9 @@ pub struct RetryPolicy {
     multiplier: f64,
     max_interval: Duration,
     pub max_attempts: u32,
+    /// When a copy in a queue that was never answered may be sent again
+    /// (`relay.unanswered_after`): not a backoff, a safety net.
+    pub unanswered_after: Duration,
 }
 
 impl RetryPolicy {
@@ -22,6 +25,7 @@ impl RetryPolicy {
             multiplier: s.backoff.multiplier,
             max_interval: s.backoff.max_interval,
             max_attempts: s.max_attempts,
+            unanswered_after: s.unanswered_after,
         }
     }
 
@@ -57,6 +61,7 @@ mod tests {
             multiplier: 2.0,
             max_interval: Duration::from_secs(300),
             max_attempts: 5,
+            unanswered_after: Duration::from_secs(3600),
         };
         let delays: Vec<u64> = (1..=5).map(|a| p.delay_after(a).as_secs()).collect();
         assert_eq!(delays, vec![60, 120, 240, 300, 300]);

@@ -202,11 +202,19 @@ pub struct RelaySettings {
     pub claim_timeout: Duration,
     /// Re-delivery to a consumer pauses while its queue holds more ready messages than this.
     pub pause_redelivery_above: u32,
+    /// A copy in a consumer's queue that was never answered is sent again
+    /// only after this long, and only once the queue has held no ready
+    /// message for this long and the acks queue none: then the copy cannot
+    /// still be waiting or held (keep it above the broker's
+    /// `consumer_timeout`, 30 min by default).
+    #[serde(with = "humantime_serde")]
+    pub unanswered_after: Duration,
     /// How often rows never sent yet are looked for between rounds: an
     /// order's next event once the one before it is synced, a released hold.
     #[serde(with = "humantime_serde")]
     pub follow_on_interval: Duration,
-    /// Delay before re-delivering an unacknowledged or failed order.
+    /// Delay before the next delivery after a `failed` ack (and, for webhook and
+    /// pull consumers, after a delivery not answered).
     pub backoff: BackoffSettings,
 }
 
@@ -240,6 +248,11 @@ impl RelaySettings {
         p.check(
             self.claim_timeout >= Duration::from_secs(1),
             "relay.claim_timeout",
+            "must be at least 1s",
+        );
+        p.check(
+            self.unanswered_after >= Duration::from_secs(1),
+            "relay.unanswered_after",
             "must be at least 1s",
         );
         let b = &self.backoff;

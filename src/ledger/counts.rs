@@ -178,11 +178,23 @@ impl Ledger {
             ),
             (
                 "re-delivery claim",
-                super::deliveries::claim_select("UTC_TIMESTAMP()", "'erp', 'wms'", "100", false),
+                super::deliveries::claim_select(
+                    "UTC_TIMESTAMP()",
+                    "'erp', 'wms'",
+                    "100",
+                    false,
+                    super::deliveries::Unanswered::Of("'erp'"),
+                ),
             ),
             (
                 "follow-on claim",
-                super::deliveries::claim_select("UTC_TIMESTAMP()", "'erp', 'wms'", "100", true),
+                super::deliveries::claim_select(
+                    "UTC_TIMESTAMP()",
+                    "'erp', 'wms'",
+                    "100",
+                    true,
+                    super::deliveries::Unanswered::None,
+                ),
             ),
         ];
         let mut conn = self.pool.get_conn().await?;

@@ -152,12 +152,29 @@ impl From<&Claimed> for RowKey {
 /// earlier one of it is settled for this consumer, and once its placement is
 /// recorded (it may still be on its way through the broker): in order, per
 /// order. Both lookups are by primary key.
-pub(super) fn claim_select(now: &str, consumers: &str, limit: &str, first_only: bool) -> String {
+///
+/// `unanswered` says whose `published` rows (a copy out, no answer yet) may
+/// be taken: all consumers', none, or those listed as SQL text.
+pub(super) fn claim_select(
+    now: &str,
+    consumers: &str,
+    limit: &str,
+    first_only: bool,
+    unanswered: Unanswered<&str>,
+) -> String {
+    let unanswered = match unanswered {
+        Unanswered::All => String::new(),
+        Unanswered::None => format!("AND d.state <> '{}'", State::Published.as_str()),
+        Unanswered::Of(list) => format!(
+            "AND (d.state <> '{}' OR d.consumer IN ({list}))",
+            State::Published.as_str()
+        ),
+    };
     format!(
         "SELECT d.entity_id, d.consumer, d.seq, d.event, d.message_id, d.increment_id, \
                 d.attempts, d.captured_at \
          FROM order_sync_deliveries d \
-         WHERE d.state IN ({open}) AND d.next_attempt_at <= {now} AND d.consumer IN ({consumers}) {first} \
+         WHERE d.state IN ({open}) AND d.next_attempt_at <= {now} AND d.consumer IN ({consumers}) {first} {unanswered} \
            AND (d.seq = 0 OR (\
              EXISTS (SELECT 1 FROM order_sync_orders o WHERE o.entity_id = d.entity_id) \
              AND NOT EXISTS (SELECT 1 FROM order_sync_deliveries e \
@@ -168,6 +185,31 @@ pub(super) fn claim_select(now: &str, consumers: &str, limit: &str, first_only: 
         settled = State::sql_list(&State::SETTLED),
         first = if first_only { "AND d.attempts = 0" } else { "" },
     )
+}
+
+/// Whose rows with a copy out and no answer yet (`published`) a claim may
+/// take: a webhook or pull delivery not answered is due again after the
+/// backoff (`All`); a queue's copy only once it cannot still be in the queue
+/// or held by a consumer (the relay says whose: `Of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered<T> {
+    All,
+    None,
+    Of(T),
+}
+
+/// How a delivery reached its consumer, which decides when it is due again
+/// if no answer comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carried {
+    /// Published to the consumer's queue: the broker keeps the copy until
+    /// the consumer takes it, and gives it back if the consumer dies holding
+    /// it, so a second copy is due only after `relay.unanswered_after` (and
+    /// the relay checks the queue then).
+    Queue,
+    /// POSTed to a webhook or handed out by the pull API: a delivery not
+    /// answered is due again after the backoff.
+    Direct,
 }
 
 /// The stored JSON of each (order, seq): the order's for a placement, the
@@ -232,16 +274,28 @@ impl Ledger {
     /// Taken rows are reserved until `now + lease`, so a second relay (or this
     /// one, if it dies before publishing) does not take them in the meantime;
     /// `SKIP LOCKED` lets concurrent relays share the work without waiting.
+    ///
+    /// Rows with a copy out and no answer (`published`) are taken only for
+    /// the consumers `unanswered` names: see [`Unanswered`].
     pub async fn claim_due(
         &self,
         consumers: &[String],
+        unanswered: Unanswered<&[String]>,
         now: DateTime<Utc>,
         limit: u32,
         max_attempts: u32,
         lease: Duration,
     ) -> Result<Round, LedgerError> {
-        self.claim(consumers, now, limit, max_attempts, lease, false)
-            .await
+        self.claim(
+            consumers,
+            unanswered,
+            now,
+            limit,
+            max_attempts,
+            lease,
+            false,
+        )
+        .await
     }
 
     /// Takes up to `limit` due rows never delivered yet (an order's next
@@ -253,13 +307,23 @@ impl Ledger {
         limit: u32,
         lease: Duration,
     ) -> Result<Round, LedgerError> {
-        self.claim(consumers, now, limit, u32::MAX, lease, true)
-            .await
+        self.claim(
+            consumers,
+            Unanswered::None,
+            now,
+            limit,
+            u32::MAX,
+            lease,
+            true,
+        )
+        .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn claim(
         &self,
         consumers: &[String],
+        unanswered: Unanswered<&[String]>,
         now: DateTime<Utc>,
         limit: u32,
         max_attempts: u32,
@@ -268,12 +332,23 @@ impl Ledger {
     ) -> Result<Round, LedgerError> {
         let mut params: Vec<Value> = vec![naive(now).into()];
         params.extend(consumers.iter().map(|c| Value::from(c.as_str())));
+        let unanswered_marks;
+        let unanswered = match unanswered {
+            Unanswered::All => Unanswered::All,
+            Unanswered::None => Unanswered::None,
+            Unanswered::Of([]) => Unanswered::None,
+            Unanswered::Of(list) => {
+                params.extend(list.iter().map(|c| Value::from(c.as_str())));
+                unanswered_marks = marks(list.len());
+                Unanswered::Of(unanswered_marks.as_str())
+            }
+        };
         params.push(limit.into());
         // Only delivery rows are locked (MariaDB has no `FOR UPDATE OF`), so
         // relays taking different consumers' rows of one order never block.
         let select = format!(
             "{} FOR UPDATE SKIP LOCKED",
-            claim_select("?", &marks(consumers.len()), "?", first_only)
+            claim_select("?", &marks(consumers.len()), "?", first_only, unanswered)
         );
         transaction!(self, read_committed(), |tx| {
             let rows: Vec<DueRow> = from_rows(tx.exec(select.as_str(), params.clone()).await?)?;
@@ -293,8 +368,11 @@ impl Ledger {
             if !due.is_empty() {
                 let messages =
                     messages_of(&mut tx, due.iter().map(|r| (r.entity_id, r.seq))).await?;
+                // Taken rows are `pending` until their confirm is recorded: an
+                // ack that comes before that (a fast consumer) is then told
+                // apart from the state the row was taken in.
                 tx.exec_batch(
-                    "UPDATE order_sync_deliveries SET next_attempt_at = ?, updated_at = ? \
+                    "UPDATE order_sync_deliveries SET state = 'pending', next_attempt_at = ?, updated_at = ? \
                      WHERE entity_id = ? AND consumer = ? AND seq = ?",
                     due.iter().map(|p| {
                         (
@@ -349,16 +427,23 @@ impl Ledger {
         })
     }
 
-    /// Records confirmed publishes: one more delivery, and when the next is due.
+    /// Records confirmed publishes: one more delivery, and when the next is
+    /// due if no answer comes (by how it was `carried`).
     /// A consumer may ack before this runs (it got the message before the
     /// confirm came back): the delivery still counts, but the state and the
-    /// schedule stay as the ack left them.
+    /// schedule stay as the ack left them. A claim leaves its rows `pending`,
+    /// so any other state here is an ack's (or an operator's).
     pub async fn mark_published(
         &self,
         rows: &[&Claimed],
         now: DateTime<Utc>,
         policy: &RetryPolicy,
+        carried: Carried,
     ) -> Result<(), LedgerError> {
+        let unanswered_for = |c: &Claimed| match carried {
+            Carried::Queue => policy.unanswered_after,
+            Carried::Direct => policy.delay_after(c.attempts + 1),
+        };
         if rows.is_empty() {
             return Ok(());
         }
@@ -370,14 +455,14 @@ impl Ledger {
             tx.exec_batch(
                 "UPDATE order_sync_deliveries \
                  SET attempts = attempts + 1, last_published_at = ?, \
-                     next_attempt_at = IF(state IN ('synced', 'parked'), next_attempt_at, ?), \
-                     state = IF(state IN ('synced', 'parked'), state, 'published'), \
+                     next_attempt_at = IF(state = 'pending', ?, next_attempt_at), \
+                     state = IF(state = 'pending', 'published', state), \
                      updated_at = ? \
                  WHERE entity_id = ? AND consumer = ? AND seq = ?",
                 rows.iter().map(|c| {
                     (
                         naive(now),
-                        naive(after(now, policy.delay_after(c.attempts + 1))),
+                        naive(after(now, unanswered_for(c))),
                         naive(now),
                         c.entity_id,
                         c.consumer.as_str(),
@@ -487,6 +572,7 @@ impl Ledger {
         let round = self
             .claim_due(
                 &consumers,
+                Unanswered::All,
                 now,
                 limit,
                 policy.max_attempts,
@@ -494,7 +580,8 @@ impl Ledger {
             )
             .await?;
         let rows: Vec<&Claimed> = round.to_publish.iter().collect();
-        self.mark_published(&rows, now, policy).await?;
+        self.mark_published(&rows, now, policy, Carried::Direct)
+            .await?;
         Ok(round.to_publish)
     }
 

@@ -37,7 +37,7 @@ use mysql_async::{prelude::*, FromValueError, Pool, Row, Value};
 
 use crate::{config::LedgerSettings, db};
 pub use acks::AckOutcome;
-pub use deliveries::{Claimed, Delivery, Round, RowKey};
+pub use deliveries::{Carried, Claimed, Delivery, Round, RowKey, Unanswered};
 pub use events::{Change, KnownOrder, Recorded, Release};
 pub use instances::Instance;
 pub use notes::ParkedNote;

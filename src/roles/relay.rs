@@ -26,7 +26,7 @@ use super::{sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
     broker::{BrokerError, Outgoing, Publisher},
     config::{MessageFormat, MessageSettings, RelaySettings},
-    ledger::{Claimed, NewOrder, RowKey},
+    ledger::{Carried, Claimed, NewOrder, RowKey, Unanswered},
     message::{self, cloud_event_attributes, CapturedOrder, Event},
     metrics::Metrics,
     retry::RetryPolicy,
@@ -59,6 +59,66 @@ pub struct Relay {
     /// Those with a queue, published to (the rest pull over HTTP).
     push: Vec<String>,
     policy: RetryPolicy,
+    /// Since when each consumer's queue has been seen empty.
+    watch: QueueWatch,
+}
+
+/// Ready messages in a queue (a passive declare: the queue is not changed).
+async fn ready_in(publisher: &Publisher, queue: &str) -> Result<u32, RoleError> {
+    Ok(publisher
+        .channel()
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?
+        .message_count())
+}
+
+/// When a consumer's queue may no longer hold, and the consumer no longer
+/// hold, a copy published long ago: one live copy per order, event and
+/// consumer.
+///
+/// A copy in a queue is either ready (counted by the queue), delivered and
+/// held by a consumer (the broker gives it back to the queue if the consumer
+/// dies, or holds it past RabbitMQ's `consumer_timeout`), acked (its answer
+/// is on the acks queue or applied) or gone (taken without an answer, or
+/// dead-lettered after the queue's delivery limit). So a row published more
+/// than `relay.unanswered_after` ago, whose queue has been seen with no ready
+/// message in every round for that long and whose acks queue is empty now,
+/// has no live copy: only then does it get another one. The queue is sampled
+/// once per round, so "seen empty since" starts at the first empty sample
+/// of a run and a non-empty sample ends the run; a new process starts with
+/// no run. Kept per process: each relay judges by what it saw itself.
+#[derive(Clone, Default)]
+pub struct QueueWatch {
+    empty_since: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, DateTime<Utc>>>>,
+}
+
+impl QueueWatch {
+    /// Records one sample of `consumer`'s queue at `now` and says whether it
+    /// has been empty for at least `span`.
+    pub fn quiet(
+        &self,
+        consumer: &str,
+        empty: bool,
+        now: DateTime<Utc>,
+        span: std::time::Duration,
+    ) -> bool {
+        let mut seen = self.empty_since.lock().unwrap_or_else(|e| e.into_inner());
+        if !empty {
+            seen.remove(consumer);
+            return false;
+        }
+        let since = *seen.entry(consumer.to_owned()).or_insert(now);
+        now.signed_duration_since(since)
+            .to_std()
+            .is_ok_and(|d| d >= span)
+    }
 }
 
 impl Relay {
@@ -69,6 +129,7 @@ impl Relay {
             settings: settings.clone(),
             format: message.format,
             policy: RetryPolicy::from_settings(settings),
+            watch: QueueWatch::default(),
         }
     }
 
@@ -247,7 +308,7 @@ impl Relay {
         self.deps.ledger.record_publish_errors(&failed, now).await?;
         self.deps
             .ledger
-            .mark_published(&ok, now, &self.policy)
+            .mark_published(&ok, now, &self.policy, Carried::Queue)
             .await?;
         for row in &ok {
             delivery_span(row).in_scope(|| tracing::debug!("Published to the consumer's queue."));
@@ -268,7 +329,9 @@ impl Relay {
     }
 
     /// One re-delivery round at `now`: claims due rows, parks the exhausted,
-    /// publishes the rest.
+    /// publishes the rest. A row whose copy is still out (published, never
+    /// answered) goes again only when that copy cannot still be in the
+    /// consumer's queue or held by the consumer: see [`QueueWatch`].
     pub async fn redeliver_due(
         &self,
         publisher: &Publisher,
@@ -278,26 +341,25 @@ impl Relay {
         // Paused consumers get nothing; those whose queue is backed up get no
         // re-deliveries this round.
         let paused = self.deps.ledger.paused(&self.push).await?;
+        let topology = self.deps.broker.topology();
+        // Acks not applied yet may answer any row: nothing counts as
+        // unanswered while some wait.
+        let acks_waiting = ready_in(publisher, &topology.acks_queue()).await? > 0;
         let mut ready_for = Vec::with_capacity(self.push.len());
+        let mut unanswered = Vec::new();
         for consumer in self.push.iter().filter(|c| !paused.contains(*c)) {
-            let queue = self.deps.broker.topology().consumer_queue(consumer);
-            let waiting = publisher
-                .channel()
-                .queue_declare(
-                    queue.as_str().into(),
-                    lapin::options::QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?
-                .message_count();
+            let waiting = ready_in(publisher, &topology.consumer_queue(consumer)).await?;
+            let quiet = self
+                .watch
+                .quiet(consumer, waiting == 0, now, self.policy.unanswered_after);
             if waiting > self.settings.pause_redelivery_above {
                 tracing::info!(consumer = %consumer, waiting, "Re-delivery held back: the consumer's queue is backed up.");
-            } else {
-                ready_for.push(consumer.clone());
+                continue;
             }
+            if quiet && !acks_waiting {
+                unanswered.push(consumer.clone());
+            }
+            ready_for.push(consumer.clone());
         }
         if ready_for.is_empty() {
             return Ok(RoundOutcome::default());
@@ -307,6 +369,7 @@ impl Relay {
             .ledger
             .claim_due(
                 &ready_for,
+                Unanswered::Of(&unanswered),
                 now,
                 self.settings.batch_size,
                 self.policy.max_attempts,

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::{acks::AckListener, sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
     config::{AckSettings, MessageFormat, MessageSettings, RelaySettings, Secret},
-    ledger::Claimed,
+    ledger::{Carried, Claimed, Unanswered},
     message::{ce_header_value, cloud_event_attributes, truncate, Ack, AckStatus},
     retry::RetryPolicy,
 };
@@ -140,6 +140,7 @@ impl Webhooks {
             .ledger
             .claim_due(
                 &ready,
+                Unanswered::All,
                 now,
                 self.batch_size,
                 self.policy.max_attempts,
@@ -158,7 +159,12 @@ impl Webhooks {
         // outcome is applied, the row falls due again after the back-off.
         self.deps
             .ledger
-            .mark_published(&rows.iter().collect::<Vec<_>>(), now, &self.policy)
+            .mark_published(
+                &rows.iter().collect::<Vec<_>>(),
+                now,
+                &self.policy,
+                Carried::Direct,
+            )
             .await?;
         // Each POST a task of its own, holding its target's slot while it runs.
         let mut posts = tokio::task::JoinSet::new();

@@ -53,8 +53,15 @@ fn consumer(
                 .unwrap()
                 .entry((id, name.to_string(), attempt))
                 .or_default() += 1;
-            if attempt >= ack_from_attempt {
-                let ack = json!({"message_id": msg["message_id"], "consumer": name, "entity_id": id, "status": "synced"});
+            {
+                // Before its attempt, the service answers `failed`: the copy
+                // is gone, and re-delivery rounds send the next one.
+                let status = if attempt >= ack_from_attempt {
+                    "synced"
+                } else {
+                    "failed"
+                };
+                let ack = json!({"message_id": msg["message_id"], "consumer": name, "entity_id": id, "status": status, "error": "busy"});
                 publ.basic_publish(
                     acks.as_str().into(),
                     name.into(),
@@ -131,7 +138,7 @@ async fn three_instances_deliver_every_order_once_per_attempt_and_share_redelive
     )
     .await;
     let seen: Seen = Default::default();
-    // erp acks at once; wms only on the third delivery, so re-delivery rounds
+    // erp acks at once; wms fails twice, synced on the third delivery, so re-delivery rounds
     // run on all three instances at the same time.
     let consumers = [
         consumer(&env, "erp", 1, seen.clone()),

@@ -700,9 +700,13 @@ async fn a_parked_placement_blocks_its_orders_later_events_visibly_until_unparke
         shop.place(&env, "new", "pending").await,
         shop.place(&env, "new", "pending").await,
     );
-    // The ERP never answers X's and Y's first placement; it takes the rest.
+    // The ERP fails X's and Y's first placement; it takes the rest.
     let (erp, task) = scripted_service(&env, "erp", move |id, event, nth| {
-        (id > y || event != PLACE || nth > 1).then_some("synced")
+        Some(if id > y || event != PLACE || nth > 1 {
+            "synced"
+        } else {
+            "failed"
+        })
     })
     .await;
     let (shutdown, pipeline) = env.spawn_pipeline();

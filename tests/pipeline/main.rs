@@ -22,6 +22,7 @@ mod lifecycle;
 mod magento_bridge;
 mod message;
 mod observe;
+mod once;
 mod ops;
 mod page;
 mod process;

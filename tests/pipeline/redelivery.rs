@@ -32,14 +32,14 @@ async fn capture_and_record(env: &TestEnv, relay: &order_sync::roles::relay::Rel
 }
 
 #[tokio::test]
-async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_the_order_is_parked()
-{
+async fn a_copy_taken_without_an_answer_goes_again_only_once_its_queue_stayed_empty_for_unanswered_after_then_the_order_is_parked(
+) {
     let env = TestEnv::new(
         &["erp"],
         &[
             ("ORDER_SYNC__RELAY__MAX_ATTEMPTS", "3"),
+            ("ORDER_SYNC__RELAY__UNANSWERED_AFTER", "1h"),
             ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "1m"),
-            ("ORDER_SYNC__RELAY__BACKOFF__MULTIPLIER", "2"),
         ],
     )
     .await;
@@ -57,25 +57,27 @@ async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_th
         .expect("first delivery");
     assert_eq!(attempt_header(&first), 1);
     let message_id = body(&first)["message_id"].as_str().unwrap().to_owned();
-    ack_delivery(&first).await; // taken off the queue, but never acknowledged to order-sync
+    ack_delivery(&first).await; // taken off the queue, but never answered
 
     let row = ledger.delivery(id, "erp").await.unwrap().unwrap();
     let t1 = row.last_published_at.unwrap();
     assert_eq!(row.state, State::Published);
     assert_eq!(
         row.next_attempt_at.unwrap() - t1,
-        chrono::Duration::minutes(1)
+        chrono::Duration::hours(1),
+        "a queued copy is not due again after the backoff but after relay.unanswered_after"
     );
+    let minutes = |m| chrono::Duration::minutes(m);
 
-    // Not due yet: nothing goes out.
-    let r = relay
-        .redeliver_due(&p, t1 + chrono::Duration::seconds(59))
-        .await
-        .unwrap();
+    // Not due yet; this round is the first to see the queue empty.
+    let r = relay.redeliver_due(&p, t1 + minutes(59)).await.unwrap();
     assert_eq!(r.published, 0);
-
-    // Due after 1m, then after a further 2m: the delay doubles.
-    let t2 = t1 + chrono::Duration::seconds(61);
+    // Due, but the queue has been seen empty for two minutes only: the copy
+    // could still be held by a consumer.
+    let r = relay.redeliver_due(&p, t1 + minutes(61)).await.unwrap();
+    assert_eq!(r.published, 0);
+    // Empty for an hour: no copy can still be in it or held. One more goes.
+    let t2 = t1 + minutes(120);
     assert_eq!(relay.redeliver_due(&p, t2).await.unwrap().published, 1);
     let second = env
         .get(&queue, Duration::from_secs(5))
@@ -92,18 +94,10 @@ async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_th
     let row = ledger.delivery(id, "erp").await.unwrap().unwrap();
     assert_eq!(
         row.next_attempt_at.unwrap() - t2,
-        chrono::Duration::minutes(2)
-    );
-    assert_eq!(
-        relay
-            .redeliver_due(&p, t2 + chrono::Duration::seconds(110))
-            .await
-            .unwrap()
-            .published,
-        0
+        chrono::Duration::hours(1)
     );
 
-    let t3 = t2 + chrono::Duration::seconds(121);
+    let t3 = t2 + minutes(61);
     assert_eq!(relay.redeliver_due(&p, t3).await.unwrap().published, 1);
     let third = env
         .get(&queue, Duration::from_secs(5))
@@ -113,7 +107,7 @@ async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_th
     ack_delivery(&third).await;
 
     // Three deliveries used up: next time it is due, it is parked instead.
-    let t4 = t3 + chrono::Duration::minutes(5);
+    let t4 = t3 + minutes(61);
     let round = relay.redeliver_due(&p, t4).await.unwrap();
     assert_eq!((round.published, round.parked), (0, 1));
     let row = ledger.delivery(id, "erp").await.unwrap().unwrap();
@@ -130,6 +124,38 @@ async fn a_consumer_that_never_acks_gets_redeliveries_with_growing_delay_then_th
         .unwrap();
     assert_eq!(r.claimed, 0);
     assert!(env.get(&queue, Duration::from_millis(200)).await.is_none());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_copy_still_in_the_queue_is_never_doubled_however_long_the_consumer_is_away_and_nothing_parks(
+) {
+    let env = TestEnv::new(
+        &["erp"],
+        &[
+            ("ORDER_SYNC__RELAY__MAX_ATTEMPTS", "2"),
+            ("ORDER_SYNC__RELAY__UNANSWERED_AFTER", "1m"),
+        ],
+    )
+    .await;
+    let parts = env.parts();
+    let relay = parts.relay();
+    let p = parts.deps.broker.publisher().await.unwrap();
+    env.place_orders(3).await;
+    capture_and_record(&env, &relay, &p).await;
+    let queue = env.topology().consumer_queue("erp");
+    // A weekend of rounds while the consumer is down.
+    let mut t = Utc::now();
+    for _ in 0..200 {
+        t += chrono::Duration::minutes(20);
+        let r = relay.redeliver_due(&p, t).await.unwrap();
+        assert_eq!((r.claimed, r.parked), (0, 0), "nothing re-sent or parked");
+    }
+    assert_eq!(env.queue_len(&queue).await, 3, "one copy of each order");
+    let rows = parts.deps.ledger.deliveries().await.unwrap();
+    assert!(rows
+        .iter()
+        .all(|r| r.attempts == 1 && r.state == State::Published));
     env.cleanup().await;
 }
 
@@ -174,8 +200,8 @@ async fn a_failed_ack_is_retried_with_its_error_kept_and_a_later_synced_ack_wins
         .await
         .unwrap();
     assert_eq!(
-        r.published, 2,
-        "erp after its failure, wms after its backoff"
+        r.published, 1,
+        "erp after its failure; wms's copy is still in its queue, so no second one"
     );
     let again = env.get(&erp, Duration::from_secs(5)).await.unwrap();
     assert_eq!(body(&again)["attempt"], 2);
@@ -208,7 +234,7 @@ async fn a_failed_ack_is_retried_with_its_error_kept_and_a_later_synced_ack_wins
         .redeliver_due(&p, Utc::now() + chrono::Duration::days(1))
         .await
         .unwrap();
-    assert!(r.published <= 1, "only wms may be due");
+    assert_eq!(r.published, 0, "wms's first copy is still queued");
     assert!(env.get(&erp, Duration::from_millis(200)).await.is_none());
     env.cleanup().await;
 }
@@ -281,7 +307,7 @@ async fn the_publisher_reports_a_return_as_an_error() {
 }
 
 #[tokio::test]
-async fn redelivery_to_a_backed_up_consumer_waits_until_its_queue_drains() {
+async fn redelivery_after_failed_acks_to_a_backed_up_consumer_waits_until_its_queue_drains() {
     let env = TestEnv::new(
         &["erp"],
         &[("ORDER_SYNC__RELAY__PAUSE_REDELIVERY_ABOVE", "5")],
@@ -289,6 +315,7 @@ async fn redelivery_to_a_backed_up_consumer_waits_until_its_queue_drains() {
     .await;
     let parts = env.parts();
     let relay = parts.relay();
+    let listener = parts.ack_listener();
     let p = parts.deps.broker.publisher().await.unwrap();
     env.place_orders(10).await;
     capture_and_record(&env, &relay, &p).await;
@@ -298,24 +325,38 @@ async fn redelivery_to_a_backed_up_consumer_waits_until_its_queue_drains() {
         10,
         "first deliveries went out at once"
     );
+    // Two orders fail; orders placed meanwhile fill the queue again.
+    for _ in 0..2 {
+        let d = env.get(&queue, Duration::from_secs(5)).await.unwrap();
+        ack_delivery(&d).await;
+        env.ack_json(json!({
+            "message_id": body(&d)["message_id"], "consumer": "erp",
+            "entity_id": body(&d)["order"]["entity_id"], "status": "failed", "error": "ERP down"
+        }))
+        .await;
+        let ack = env
+            .get(&env.topology().acks_queue(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        listener.handle(&p, &ack, Utc::now()).await.unwrap();
+    }
 
-    // Ten unread messages: more copies would only bury the consumer.
+    // Eight unread messages: more copies would only bury the consumer.
     let later = Utc::now() + chrono::Duration::minutes(5);
     let r = relay.redeliver_due(&p, later).await.unwrap();
     assert_eq!(r.claimed, 0);
-    let rows = parts.deps.ledger.deliveries().await.unwrap();
-    assert!(
-        rows.iter().all(|r| r.attempts == 1),
-        "no attempt used up while held back"
-    );
 
-    // The consumer catches up (reads without acking to order-sync): re-delivery resumes.
-    for _ in 0..8 {
+    // The consumer catches up on six: the two failed orders go again, and
+    // none of the two still queued is doubled.
+    for _ in 0..6 {
         let d = env.get(&queue, Duration::from_secs(5)).await.unwrap();
         ack_delivery(&d).await;
     }
     let r = relay.redeliver_due(&p, later).await.unwrap();
-    assert_eq!(r.published, 10);
+    assert_eq!(r.published, 2);
+    let rows = parts.deps.ledger.deliveries().await.unwrap();
+    assert_eq!(rows.iter().filter(|r| r.attempts == 2).count(), 2);
+    assert_eq!(rows.iter().filter(|r| r.attempts == 1).count(), 8);
     env.cleanup().await;
 }
 
