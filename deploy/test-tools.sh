@@ -18,8 +18,10 @@ need=()
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v php >/dev/null 2>&1 || need+=(php-cli)
 [ -f /usr/share/php/PhpAmqpLib/autoload.php ] || need+=(php-amqplib php-mbstring php-bcmath)
-# The Magento bridges' tests.
+# The Magento bridges' tests (the bridge keeps what it synced in a table of
+# Magento's database, through PDO).
 command -v phpunit >/dev/null 2>&1 || need+=(phpunit)
+php -m 2>/dev/null | grep -qi '^pdo_mysql$' || need+=(php-mysql)
 # promtool, for the alert rules.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)

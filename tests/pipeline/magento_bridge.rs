@@ -14,6 +14,14 @@ const BRIDGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/integrations/bridge")
 /// Runs one PHPUnit test of the bridge with this scene; panics with its output.
 /// Async: order-sync runs on this test's runtime meanwhile.
 async fn phpunit(env: &TestEnv, filter: &str, observers: &serde_json::Value, expect: usize) {
+    // The bridge keeps what it synced in Magento's database: the test's own.
+    let opts = mysql_async::Opts::from_url(&crate::support::mysql_server()).unwrap();
+    let dsn = format!(
+        "mysql:host={};port={};dbname={}_magento",
+        opts.ip_or_hostname(),
+        opts.tcp_port(),
+        env.id
+    );
     let out = tokio::process::Command::new("phpunit")
         .current_dir(BRIDGE)
         .args(["--do-not-cache-result", "--filter", filter])
@@ -23,6 +31,9 @@ async fn phpunit(env: &TestEnv, filter: &str, observers: &serde_json::Value, exp
         .env("OBSERVERS", observers.to_string())
         .env("EXPECT", expect.to_string())
         .env("MAX_ATTEMPTS", "3")
+        .env("MAGENTO_DSN", dsn)
+        .env("MAGENTO_USER", opts.user().unwrap_or("root"))
+        .env("MAGENTO_PASSWORD", opts.pass().unwrap_or(""))
         .kill_on_drop(true)
         .output()
         .await
@@ -109,6 +120,83 @@ async fn an_observer_inside_magento_syncs_orders_through_the_bridge_with_retries
             .any(|d| d.entity_id == last && d.state == State::Synced)
     })
     .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_observer_slower_than_the_backoff_runs_once_per_order() {
+    let env = TestEnv::new(
+        &["erp"],
+        &[
+            ("ORDER_SYNC__RELAY__SCHEDULE", "100ms"),
+            ("ORDER_SYNC__RELAY__BACKOFF__INITIAL", "300ms"),
+            ("ORDER_SYNC__RELAY__BACKOFF__MAX_INTERVAL", "300ms"),
+            ("ORDER_SYNC__RELAY__MAX_ATTEMPTS", "3"),
+        ],
+    )
+    .await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let ids = env.place_orders(5).await;
+    env.wait_for_ledger(Duration::from_secs(20), "the orders published", |r| {
+        r.len() == 5 && r.iter().all(|d| d.state == State::Published)
+    })
+    .await;
+    // A second an order: the bridge is seconds behind, many backoffs.
+    let observers: serde_json::Map<String, serde_json::Value> = ids
+        .iter()
+        .map(|id| (id.to_string(), "slow".into()))
+        .collect();
+    phpunit(
+        &env,
+        "test_each_order_is_dispatched_as_its_event_and_acked_by_what_the_observers_did",
+        &observers.into(),
+        5,
+    )
+    .await;
+    let rows = env
+        .wait_for_ledger(Duration::from_secs(20), "every order synced", |r| {
+            r.iter().all(|d| d.state == State::Synced)
+        })
+        .await;
+    assert!(rows.iter().all(|r| r.attempts == 1), "{rows:?}");
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_repeated_message_reaches_magento_observers_once_also_after_a_bridge_restart() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let id = env.place_order().await;
+    env.wait_for_ledger(Duration::from_secs(20), "the order published", |r| {
+        r.len() == 1 && r[0].state == State::Published
+    })
+    .await;
+    phpunit(
+        &env,
+        "test_a_repeat_of_a_synced_message_is_acked_without_running_the_observers_again",
+        &serde_json::json!({ id.to_string(): "ok" }),
+        3,
+    )
+    .await;
+    let rows = env
+        .wait_for_ledger(Duration::from_secs(20), "the order synced", |r| {
+            r[0].state == State::Synced
+        })
+        .await;
+    assert_eq!(rows[0].attempts, 1);
+    // The bridge's own table, in Magento's database, holds the message.
+    let mut conn = env.magento_conn().await;
+    let kept: Vec<String> = mysql_async::prelude::Queryable::query(
+        &mut conn,
+        "SELECT message_id FROM order_sync_bridge_synced",
+    )
+    .await
+    .unwrap();
+    assert_eq!(kept, vec![rows[0].message_id.clone()]);
     shutdown.cancel();
     pipeline.await.unwrap();
     env.cleanup().await;

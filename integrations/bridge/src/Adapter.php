@@ -34,6 +34,17 @@ interface Adapter
     public function dispatch(string $event, array $arguments): void;
 
     /**
+     * Magento's own database connection, as PDO (Magento 2:
+     * ResourceConnection::getConnection()->getConnection(); Magento 1: the
+     * `core_write` adapter's getConnection()): the bridge keeps what it
+     * synced there ({@see SyncedLog}).
+     */
+    public function database(): \PDO;
+
+    /** A table's name with Magento's table prefix. */
+    public function tableName(string $name): string;
+
+    /**
      * Logs through Magento's logger.
      *
      * @param array<string, mixed> $context

@@ -15,7 +15,12 @@
  *
  * The ack is published mandatory and confirmed before the delivery is
  * acknowledged: if the process dies in between, the order comes again, never
- * lost. SIGTERM (or stop()) finishes the order in hand, then returns.
+ * lost. What was acked `synced` is remembered in Magento's database
+ * ({@see SyncedLog}), so a repeat of it is acked again without running the
+ * observers twice. Observers get, beside Magento's own arguments,
+ * `order_sync_message_id`, `order_sync_attempt` and `order_sync_sequence`
+ * (0 for the placement). SIGTERM (or stop()) finishes the order in hand,
+ * then returns.
  */
 
 declare(strict_types=1);
@@ -34,11 +39,21 @@ final class Bridge
     private int $handled = 0;
     private bool $returned = false;
     private bool $nacked = false;
+    private readonly SyncedLog $synced;
+    private bool $tableReady = false;
+
+    /** The table (before Magento's table prefix) the bridge keeps what it synced in. */
+    public const SYNCED_TABLE = 'order_sync_bridge_synced';
 
     public function __construct(
         private readonly Adapter $magento,
         private readonly Settings $settings,
     ) {
+        $this->synced = new SyncedLog(
+            $magento->database(),
+            $magento->tableName(self::SYNCED_TABLE),
+            $settings->keepSyncedDays,
+        );
     }
 
     /** Finish the order in hand, then return from run(). */
@@ -62,7 +77,9 @@ final class Bridge
                 $this->session($maxMessages, $idleSeconds);
                 break;
             } catch (AMQPExceptionInterface | \RuntimeException $e) {
-                $this->magento->log('warning', 'order-sync bridge: broker trouble; reconnecting', [
+                // PDOException is a RuntimeException: Magento's database
+                // gone away is retried the same way, nothing acked meanwhile.
+                $this->magento->log('warning', 'order-sync bridge: broker or database trouble; reconnecting', [
                     'error' => $e->getMessage(),
                     'retry_in' => $delay,
                 ]);
@@ -75,6 +92,10 @@ final class Bridge
 
     private function session(int $maxMessages, float $idleSeconds): void
     {
+        if (!$this->tableReady) {
+            $this->synced->ensureTable();
+            $this->tableReady = true;
+        }
         $broker = $this->settings->broker();
         $connection = new AMQPStreamConnection(
             $broker['host'],
@@ -132,7 +153,8 @@ final class Bridge
 
     /**
      * One delivery: dispatch the order's event, publish the ack with confirms,
-     * then acknowledge the delivery. Returns `synced`, `failed` or `rejected`.
+     * then acknowledge the delivery. Returns `synced`, `failed`, `duplicate`
+     * (synced before: acked again, not dispatched) or `rejected`.
      */
     public function handle(AMQPMessage $delivery, AMQPChannel $channel): string
     {
@@ -145,6 +167,18 @@ final class Bridge
             return 'rejected';
         }
         $event = (string) $message['event'];
+        $messageId = (string) $message['message_id'];
+        if ($this->synced->has($messageId)) {
+            // Synced before (the ack, or the delivery's acknowledgement, was
+            // lost to a crash): answer again, run nothing.
+            $this->magento->log('info', "order-sync bridge: $event already synced; acked again, observers not run", [
+                'entity_id' => $entityId,
+                'message_id' => $messageId,
+                'attempt' => $message['attempt'] ?? null,
+            ]);
+            $this->answer($delivery, $channel, $this->ack($messageId, $entityId, null));
+            return 'duplicate';
+        }
         $error = null;
         try {
             $order = $this->magento->loadOrder($entityId);
@@ -153,26 +187,55 @@ final class Bridge
             } else {
                 $arguments = $this->arguments($message, $order, $error);
                 if ($error === null) {
-                    $this->magento->dispatch($event, $arguments);
+                    $this->magento->dispatch($event, $arguments + [
+                        'order_sync_message_id' => $messageId,
+                        'order_sync_attempt' => (int) ($message['attempt'] ?? 1),
+                        'order_sync_sequence' => (int) ($message['sequence'] ?? 0),
+                    ]);
                 }
             }
         } catch (\Throwable $e) {
             $error = get_class($e) . ': ' . $e->getMessage();
         }
+        if ($error === null) {
+            // Committed before the ack goes: a crash after this point brings
+            // the message back, and it is recognised above.
+            $this->synced->remember($messageId, $this->settings->consumer);
+        } else {
+            $this->magento->log('warning', "order-sync bridge: $event failed; order-sync sends it again", [
+                'entity_id' => $entityId,
+                'attempt' => $message['attempt'] ?? null,
+                'error' => mb_substr($error, 0, Settings::MAX_ERROR),
+            ]);
+        }
+        $ack = $this->ack($messageId, $entityId, $error);
+        $this->answer($delivery, $channel, $ack);
+        return $ack['status'];
+    }
+
+    /** @return array<string, mixed> the ack order-sync expects */
+    private function ack(string $messageId, int $entityId, ?string $error): array
+    {
         $ack = [
-            'message_id' => $message['message_id'],
+            'message_id' => $messageId,
             'consumer' => $this->settings->consumer,
             'entity_id' => $entityId,
             'status' => $error === null ? 'synced' : 'failed',
         ];
         if ($error !== null) {
             $ack['error'] = mb_substr($error, 0, Settings::MAX_ERROR);
-            $this->magento->log('warning', "order-sync bridge: $event failed; order-sync sends it again", [
-                'entity_id' => $entityId,
-                'attempt' => $message['attempt'] ?? null,
-                'error' => $ack['error'],
-            ]);
         }
+        return $ack;
+    }
+
+    /**
+     * Publishes the ack, mandatory and confirmed, then acknowledges the
+     * delivery; a returned or refused ack leaves it unacknowledged.
+     *
+     * @param array<string, mixed> $ack
+     */
+    private function answer(AMQPMessage $delivery, AMQPChannel $channel, array $ack): void
+    {
         $this->returned = false;
         $this->nacked = false;
         // Routed by this consumer's name: order-sync counts an ack only then.
@@ -191,7 +254,6 @@ final class Bridge
         }
         $delivery->ack();
         $this->handled++;
-        return $ack['status'];
     }
 
     /**

@@ -27,7 +27,16 @@ final class Settings
         public readonly ?string $queue = null,
         /** The acks exchange, when order-sync's broker.names renames it. */
         public readonly ?string $acksExchange = null,
+        /**
+         * Days a synced message_id is remembered, so that a repeat of it is
+         * not dispatched again: longer than order-sync re-delivers one
+         * message (relay.max_attempts with its backoff, and downtime).
+         */
+        public readonly int $keepSyncedDays = 30,
     ) {
+        if ($keepSyncedDays < 1) {
+            throw new \InvalidArgumentException('order_sync: `keep_synced_days` must be at least 1');
+        }
         if ($consumer === '' || $prefix === '') {
             throw new \InvalidArgumentException('order_sync: prefix and consumer are required');
         }
@@ -80,6 +89,7 @@ final class Settings
             (int) ($config['prefetch'] ?? 1),
             $config['queue'] ?? null,
             $config['acks_exchange'] ?? null,
+            (int) ($config['keep_synced_days'] ?? 30),
         );
     }
 

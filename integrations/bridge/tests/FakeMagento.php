@@ -36,14 +36,41 @@ final class FakeMagento implements Adapter
     /** @var array<int, int> dispatches per entity_id */
     private array $calls = [];
 
+    private ?\PDO $db = null;
+
     /**
      * @param array<int, string> $observers entity_id => `ok`, `once` (throws
-     *   the first time), `always` (always throws); an id not listed is an
-     *   order Magento does not have.
+     *   the first time), `always` (always throws), `slow` (takes a second,
+     *   then succeeds); an id not listed is an order Magento does not have.
      * @param ?\Closure $onDispatch called after each dispatch (the SIGTERM test)
      */
     public function __construct(private array $observers, private ?\Closure $onDispatch = null)
     {
+    }
+
+    /**
+     * The test's own Magento database, a real MariaDB one (MAGENTO_DSN,
+     * MAGENTO_USER, MAGENTO_PASSWORD): the bridge keeps what it synced there.
+     */
+    public function database(): \PDO
+    {
+        if ($this->db === null) {
+            $dsn = getenv('MAGENTO_DSN');
+            if ($dsn === false || $dsn === '') {
+                throw new \LogicException('MAGENTO_DSN is not set: run this through tests/pipeline/magento_bridge.rs');
+            }
+            try {
+                $this->db = new \PDO($dsn, (string) getenv('MAGENTO_USER'), (string) getenv('MAGENTO_PASSWORD'));
+            } catch (\PDOException $e) {
+                throw new \LogicException("MariaDB at $dsn is unreachable ({$e->getMessage()}); start it: deploy/services.sh");
+            }
+        }
+        return $this->db;
+    }
+
+    public function tableName(string $name): string
+    {
+        return (string) getenv('TABLE_PREFIX') . $name;
     }
 
     public function loadOrder(int $entityId): ?object
@@ -67,6 +94,9 @@ final class FakeMagento implements Adapter
             ($this->onDispatch)($id);
         }
         $what = $this->observers[$id];
+        if ($what === 'slow') {
+            usleep(1_000_000);
+        }
         if ($what === 'always' || ($what === 'once' && $n === 1)) {
             throw new \RuntimeException("ERP rejected order $id (call $n)");
         }

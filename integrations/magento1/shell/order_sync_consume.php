@@ -51,7 +51,7 @@ class OrderSync_Shell_Consume extends Mage_Shell_Abstract
         }
         // Installed by Composer the bridge is autoloaded; by modman it is in lib/.
         if (!class_exists('OrderSync\\Bridge\\Bridge')) {
-            foreach (array('Adapter', 'Settings', 'Bridge') as $class) {
+            foreach (array('Adapter', 'Settings', 'SyncedLog', 'Bridge') as $class) {
                 require_once Mage::getBaseDir('lib') . "/OrderSync/Bridge/$class.php";
             }
         }

@@ -1,14 +1,16 @@
 <?php
 /**
  * The bridge's only calls into Magento 2: load an order (and an invoice,
- * shipment or credit memo) through its repository, dispatch an event through the event manager, log through
- * Magento's logger.
+ * shipment or credit memo) through its repository, dispatch an event through
+ * the event manager, Magento's database connection, log through Magento's
+ * logger.
  */
 
 declare(strict_types=1);
 
 namespace OrderSync\MagentoBridge\Model;
 
+use Magento\Framework\App\ResourceConnection;
 use Magento\Framework\Event\ManagerInterface;
 use Magento\Framework\Exception\NoSuchEntityException;
 use Magento\Sales\Api\CreditmemoRepositoryInterface;
@@ -27,6 +29,7 @@ class Adapter implements BridgeAdapter
         private readonly CreditmemoRepositoryInterface $creditmemos,
         private readonly ManagerInterface $events,
         private readonly LoggerInterface $logger,
+        private readonly ResourceConnection $resource,
     ) {
     }
 
@@ -60,6 +63,17 @@ class Adapter implements BridgeAdapter
     public function dispatch(string $event, array $arguments): void
     {
         $this->events->dispatch($event, $arguments);
+    }
+
+    public function database(): \PDO
+    {
+        // Magento's PDO adapter wraps a real PDO connection.
+        return $this->resource->getConnection()->getConnection();
+    }
+
+    public function tableName(string $name): string
+    {
+        return $this->resource->getTableName($name);
     }
 
     public function log(string $level, string $message, array $context = []): void

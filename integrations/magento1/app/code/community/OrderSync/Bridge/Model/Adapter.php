@@ -1,7 +1,8 @@
 <?php
 /**
  * The bridge's only calls into Magento 1 / OpenMage: load an order as sync
- * modules do, dispatch an event to its observers, log to var/log.
+ * modules do, dispatch an event to its observers, Magento's database
+ * connection, log to var/log/order_sync.log.
  */
 
 class OrderSync_Bridge_Model_Adapter implements \OrderSync\Bridge\Adapter
@@ -26,10 +27,24 @@ class OrderSync_Bridge_Model_Adapter implements \OrderSync\Bridge\Adapter
         Mage::dispatchEvent($event, $arguments);
     }
 
+    public function database(): \PDO
+    {
+        return Mage::getSingleton('core/resource')->getConnection('core_write')->getConnection();
+    }
+
+    public function tableName(string $name): string
+    {
+        // A name without a `/` is a plain table name: Magento adds its prefix.
+        return Mage::getSingleton('core/resource')->getTableName($name);
+    }
+
     public function log(string $level, string $message, array $context = []): void
     {
         $levels = ['error' => Zend_Log::ERR, 'warning' => Zend_Log::WARN, 'info' => Zend_Log::INFO];
         $text = $context ? $message . ' ' . json_encode($context) : $message;
-        Mage::log($text, $levels[$level] ?? Zend_Log::INFO, 'order_sync.log');
+        // Forced: Magento 1 ships with logging off (System > Configuration >
+        // Developer > Log Settings), and a bridge whose errors vanish in a
+        // default shop cannot be run.
+        Mage::log($text, $levels[$level] ?? Zend_Log::INFO, 'order_sync.log', true);
     }
 }
