@@ -88,6 +88,30 @@ pub enum StartError {
     ShopRenamed { name: String, others: String },
 }
 
+/// A broker error of a one-shot command (`topology`), as a start-up error
+/// naming `broker.url` when the settings are wrong (a refused login, an
+/// untrusted certificate), as `run` reports it; otherwise unchanged.
+pub fn broker_settings_error(e: BrokerError) -> Result<StartError, BrokerError> {
+    if wrong_broker_settings(&e) {
+        Ok(StartError::Broker(e))
+    } else {
+        Err(e)
+    }
+}
+
+/// A ledger error of a one-shot command (`migrate`), as a start-up error
+/// naming `ledger.url` when no wait can fix it (refused, unknown database,
+/// untrusted certificate); otherwise unchanged.
+pub fn ledger_settings_error(url: &str, e: LedgerError) -> Result<StartError, LedgerError> {
+    match &e {
+        LedgerError::Db(db) if wrong_settings(db) => Ok(StartError::Ledger {
+            url: url.to_owned(),
+            source: e,
+        }),
+        _ => Err(e),
+    }
+}
+
 /// Ledger answers that no wait can fix.
 fn fatal_ledger(e: &LedgerError) -> bool {
     match e {

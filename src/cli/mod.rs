@@ -289,28 +289,35 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
         }
         Command::Topology { definitions: None } => {
             let parts = Parts::new(&settings, "topology")?;
-            parts
-                .deps
-                .broker
-                .declare_topology()
-                .await
-                .context("declaring the topology")?;
+            let declared = parts.deps.broker.declare_topology().await;
+            if let Err(e) = declared {
+                return Err(match app::broker_settings_error(e) {
+                    Ok(wrong) => CliError::Start(wrong),
+                    Err(e) => {
+                        CliError::Failed(anyhow::Error::new(e).context("declaring the topology"))
+                    }
+                });
+            }
             print!("{}", app::topology(&settings).describe());
             parts.close().await;
             Ok(())
         }
         Command::Migrate => {
             let url = &settings.ledger.url;
+            let wrong_or = |e, what: String| match app::ledger_settings_error(&url.to_string(), e) {
+                Ok(wrong) => CliError::Start(wrong),
+                Err(e) => CliError::Failed(anyhow::Error::new(e).context(what)),
+            };
             ledger::ensure_database(&settings.ledger)
                 .await
-                .with_context(|| format!("creating the ledger database at {url}"))?;
+                .map_err(|e| wrong_or(e, format!("creating the ledger database at {url}")))?;
             let parts = Parts::new(&settings, "migrate")?;
             let version = parts
                 .deps
                 .ledger
                 .migrate()
                 .await
-                .with_context(|| format!("migrating the ledger at {url}"))?;
+                .map_err(|e| wrong_or(e, format!("migrating the ledger at {url}")))?;
             println!("ledger at {url} is at schema version {version}");
             parts.close().await;
             Ok(())

@@ -119,6 +119,29 @@ async fn the_pipeline_runs_over_tls_to_the_broker_and_both_databases_and_refuses
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("certificate"), "{stderr}");
     assert!(stderr.contains(".url"), "{stderr}");
+    // The one-shot commands say the same, with the same exit code.
+    let out = env
+        .order_sync(&["migrate"])
+        .env("ORDER_SYNC__LEDGER__URL", tls.url(&ledger_db, false))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "migrate: {stderr}");
+    assert!(
+        stderr.contains("ledger.url") && stderr.contains("certificate"),
+        "{stderr}"
+    );
+    let out = env
+        .order_sync(&["topology"])
+        .env("ORDER_SYNC__BROKER__URL", &tls.amqps)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "topology: {stderr}");
+    assert!(
+        stderr.contains("broker.url") && stderr.contains("certificate"),
+        "{stderr}"
+    );
 
     // Trusting it: an order goes all the way, every hop encrypted.
     let mut child = crate::support::Proc::spawn(
