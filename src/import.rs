@@ -31,6 +31,8 @@ pub enum ImportError {
     Magento(#[from] MagentoError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("reading `{table}`: {problem}")]
+    BadRow { table: String, problem: String },
     #[error("reading `{table}`: {source}")]
     Table {
         table: String,
@@ -60,7 +62,9 @@ impl ImportError {
     /// not a failure of a service.
     pub fn is_caller_error(&self) -> bool {
         match self {
-            ImportError::NoTable(_) | ImportError::CleanedUp { .. } => true,
+            ImportError::NoTable(_)
+            | ImportError::CleanedUp { .. }
+            | ImportError::BadRow { .. } => true,
             ImportError::Magento(e) => !matches!(e, MagentoError::Db(_) | MagentoError::Url(_)),
             ImportError::Table { source, .. } => crate::magento::access::is_refused(source),
             ImportError::Ledger(_) => false,
@@ -128,6 +132,9 @@ pub struct ImportReport {
     pub created: usize,
     /// Where capture goes on from.
     pub position: Option<u32>,
+    /// Whether the import moved capture's position (not when capture, or an
+    /// earlier import, was already there or beyond).
+    pub position_moved: bool,
     /// What capture will send as new after the import.
     pub new_orders: SentAsNew,
 }
@@ -135,7 +142,14 @@ pub struct ImportReport {
 impl ImportReport {
     pub fn render(&self, consumers: &[String], dry_run: bool) -> String {
         let mut out = String::new();
-        let verb = if dry_run { "would take" } else { "took" };
+        // A run that created nothing found everything imported before: it
+        // says so rather than repeating what the first run did.
+        let unchanged = !dry_run && self.created == 0;
+        let verb = match (dry_run, unchanged) {
+            (true, _) => "would take",
+            (false, true) => "found, all already in the ledger and left unchanged:",
+            (false, false) => "took",
+        };
         let _ = writeln!(
             out,
             "{} row(s) for {} order(s) ({} duplicate row(s) merged, {} naming no order)",
@@ -158,11 +172,18 @@ impl ImportReport {
             );
         }
         if let Some(p) = self.position {
-            let _ = writeln!(
-                out,
-                "capture {} after entity_id {p}",
-                if dry_run { "would go on" } else { "goes on" }
-            );
+            if dry_run || self.position_moved {
+                let _ = writeln!(
+                    out,
+                    "capture {} after entity_id {p}",
+                    if dry_run { "would go on" } else { "goes on" }
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "capture's position is already at or past entity_id {p}: unchanged"
+                );
+            }
         }
         let n = &self.new_orders;
         match (n.first, n.last) {
@@ -346,10 +367,15 @@ pub async fn import_seed_queue(
         return Ok(report);
     }
     if let Some(position) = report.position {
-        // GREATEST: never moves a position capture already went beyond.
-        ledger
-            .save_capture_position(source, position, &[], &[], now)
-            .await?;
+        // Only a position that moves is written: a second run changes
+        // nothing, not even the row's `updated_at`. (GREATEST on save too:
+        // never moves a position capture went beyond meanwhile.)
+        if captured.is_none_or(|c| c < position) {
+            ledger
+                .save_capture_position(source, position, &[], &[], now)
+                .await?;
+            report.position_moved = true;
+        }
     }
     Ok(report)
 }
@@ -386,12 +412,64 @@ async fn read_table(magento: &Magento, table: &str) -> Result<Vec<QueRow>, Impor
         })?;
     rows.into_iter()
         .map(|r| {
-            QueRow::from_row_opt(r).map_err(|_| ImportError::Table {
+            QueRow::from_row_opt(r).map_err(|e| ImportError::BadRow {
                 table: table.to_owned(),
-                source: mysql_async::Error::Other("a row of unexpected shape".into()),
+                problem: bad_row(&e.0),
             })
         })
         .collect()
+}
+
+/// Which column of a row of the queue table does not hold what the module
+/// writes there, with the row's id and the value: the first found.
+fn bad_row(row: &mysql_async::Row) -> String {
+    use mysql_async::prelude::FromValue;
+    fn fits<T: FromValue>(row: &mysql_async::Row, column: &str) -> Option<String> {
+        let value: mysql_async::Value = row.get(column)?;
+        match T::from_value_opt(value.clone()) {
+            Ok(_) => None,
+            Err(_) => Some(crate::message::truncate(&value.as_sql(true), 64)),
+        }
+    }
+    let id = match row.get_opt::<u32, _>("id") {
+        Some(Ok(id)) => id.to_string(),
+        _ => row
+            .get::<mysql_async::Value, _>("id")
+            .map(|v| crate::message::truncate(&v.as_sql(true), 64))
+            .unwrap_or_else(|| "?".into()),
+    };
+    let columns: [(&str, &str, Option<String>); 5] = [
+        ("id", "a positive whole number", fits::<u32>(row, "id")),
+        (
+            "entity_id",
+            "an order's entity_id (a positive whole number) or NULL",
+            fits::<Option<u32>>(row, "entity_id"),
+        ),
+        (
+            "increment_id",
+            "text or NULL",
+            fits::<Option<String>>(row, "increment_id"),
+        ),
+        (
+            "synced_at",
+            "a date and time or NULL",
+            fits::<Option<NaiveDateTime>>(row, "synced_at"),
+        ),
+        (
+            "is_new_order",
+            "a whole number",
+            fits::<i64>(row, "is_new_order"),
+        ),
+    ];
+    match columns
+        .into_iter()
+        .find_map(|(c, want, bad)| bad.map(|v| (c, want, v)))
+    {
+        Some((column, want, value)) => {
+            format!("row id {id}: column `{column}` holds {value}, where the module writes {want}")
+        }
+        None => format!("row id {id} does not have the module's columns"),
+    }
 }
 
 /// The highest of these orders still in Magento: one deleted since may have

@@ -184,8 +184,29 @@ async fn import_one_variant(early: bool) {
 
     crate::support::assert_counts_exact(&ledger).await;
 
-    // Twice: the same ledger.
-    assert!(import(&env, &[]).contains("0 ledger row(s) created"));
+    // Twice: the same ledger, the same capture position (not even its
+    // `updated_at`), and a report that says nothing changed.
+    let position_row = || async {
+        let mut c = env.parts().deps.ledger.pool().get_conn().await.unwrap();
+        let row: Option<(u32, String)> = c
+            .query_first(
+                "SELECT last_entity_id, CAST(updated_at AS CHAR) FROM order_sync_capture_position",
+            )
+            .await
+            .unwrap();
+        row
+    };
+    let before = position_row().await;
+    let again = import(&env, &[]);
+    assert!(again.contains("0 ledger row(s) created"), "{again}");
+    assert!(
+        again.contains("already in the ledger and left unchanged")
+            && again.contains("position is already at or past")
+            && !again.contains(" took ")
+            && !again.contains("goes on after"),
+        "{again}"
+    );
+    assert_eq!(position_row().await, before, "the position was rewritten");
     crate::support::assert_counts_exact(&ledger).await;
     assert_eq!(
         ledger.deliveries().await.unwrap(),
@@ -312,6 +333,51 @@ async fn an_import_after_the_modules_cleanup_cron_is_refused_with_the_counts_unt
     let rows = ledger.deliveries().await.unwrap();
     assert_eq!(rows.len(), 1, "order 1, pending: {rows:#?}");
     assert_eq!((rows[0].entity_id, rows[0].state), (ids[0], State::Pending));
+    drop(conn);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_queue_table_row_of_unexpected_type_is_refused_naming_its_row_column_and_value() {
+    let env = TestEnv::new(
+        &["erp"],
+        &[
+            ("ORDER_SYNC__MAGENTO__VERSION", "1"),
+            ("ORDER_SYNC__MAGENTO__TABLE_PREFIX", "magev1_"),
+        ],
+    )
+    .await;
+    let mut conn = env.magento_conn().await;
+    // A hand-made copy of the table, entity_id as text, one value no id.
+    conn.query_drop(
+        "CREATE TABLE magev1_ordersyncquerunner_que (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+         increment_id VARCHAR(50) NULL, entity_id VARCHAR(20) NULL, created_at DATETIME NULL, \
+         synced_at DATETIME NULL)",
+    )
+    .await
+    .unwrap();
+    conn.query_drop(
+        "INSERT INTO magev1_ordersyncquerunner_que (id, increment_id, entity_id) \
+         VALUES (1, '100000001', '1'), (7, '100000007', 'x7')",
+    )
+    .await
+    .unwrap();
+    let (code, stderr) = import_refused(&env, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("row id 7") && stderr.contains("`entity_id`") && stderr.contains("'x7'"),
+        "{stderr}"
+    );
+    assert!(
+        env.parts()
+            .deps
+            .ledger
+            .deliveries()
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing written"
+    );
     drop(conn);
     env.cleanup().await;
 }
