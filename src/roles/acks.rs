@@ -215,21 +215,16 @@ impl AckListener {
     }
 
     /// Keeps a refused ack for a person: republished to the dead-letter
-    /// exchange with the reason in a header (true), or, for an oversized one
-    /// (whose body is not copied again) or when that fails, rejected to the
-    /// queue's own dead-letter queue (false).
+    /// exchange with the reason in a header (true), or, when that fails,
+    /// rejected to the queue's own dead-letter queue (false). An oversized
+    /// one too: unparsed, but with its reason (its one extra copy is of a
+    /// message the broker already bounds, `max_message_size`).
     async fn dead_letter(
         &self,
         publisher: &Publisher,
         delivery: &Delivery,
         reason: &AckRejection,
     ) -> Result<bool, RoleError> {
-        if matches!(reason, AckRejection::TooLarge { .. }) {
-            delivery
-                .reject(BasicRejectOptions { requeue: false })
-                .await?;
-            return Ok(false);
-        }
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         headers.insert(
             "x-order-sync-reason".into(),
