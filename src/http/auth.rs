@@ -9,9 +9,10 @@
 //! | [`PageReader`] | a bearer token or the status page's session cookie | the sign-in page |
 //! | [`PageWriter`] | as `PageReader`, and the form posted from this site | a "not allowed" page |
 //!
-//! The session cookie holds `<expiry>.<HMAC-SHA256 of it, keyed with the API
-//! token>`: never the token itself, useless after it expires or the token
-//! changes, and not accepted by `/api/*`.
+//! The session cookie holds `<expiry>.<random id>.<HMAC-SHA256 of both, keyed
+//! with the API token>`: never the token itself, useless after it expires,
+//! the token changes or it is signed out (its id is then listed in the
+//! ledger, so every instance refuses it), and not accepted by `/api/*`.
 
 use axum::{
     extract::{FromRequestParts, Path},
@@ -77,10 +78,10 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
-fn session_mac(token: &Secret, expires: i64) -> String {
+fn session_mac(token: &Secret, expires: i64, id: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(token.expose().as_bytes())
         .expect("HMAC takes a key of any length");
-    mac.update(format!("order-sync status page session until {expires}").as_bytes());
+    mac.update(format!("order-sync status page session {id} until {expires}").as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
@@ -98,26 +99,45 @@ pub(super) fn notice_is_ours(token: &Secret, text: &str, sig: &str) -> bool {
     !token.is_empty() && same(&sign_notice(token, text), sig)
 }
 
-/// A session value for the status page's cookie, valid until `expires` (unix time).
+/// A session value for the status page's cookie, valid until `expires` (unix
+/// time), with a random id of its own.
 pub(super) fn new_session(token: &Secret, expires: i64) -> String {
-    format!("{expires}.{}", session_mac(token, expires))
+    let id = hex::encode(rand::random::<[u8; 16]>());
+    format!("{expires}.{id}.{}", session_mac(token, expires, &id))
 }
 
-fn valid_session(token: &Secret, value: &str, now: i64) -> bool {
-    let Some((expires, mac)) = value.split_once('.') else {
-        return false;
-    };
-    let Ok(expires) = expires.parse::<i64>() else {
-        return false;
-    };
-    expires > now && !token.is_empty() && same(mac, &session_mac(token, expires))
+/// A session the cookie proves: its id and when it expires.
+pub(super) struct Session {
+    pub(super) id: String,
+    pub(super) expires: i64,
+}
+
+/// The session `value` proves, if it is one of ours and not expired at
+/// `now` (whether it was signed out is the ledger's to say).
+fn valid_session(token: &Secret, value: &str, now: i64) -> Option<Session> {
+    let mut parts = value.splitn(3, '.');
+    let (expires, id, mac) = (parts.next()?, parts.next()?, parts.next()?);
+    let expires = expires.parse::<i64>().ok()?;
+    (expires > now
+        && id.len() == 32
+        && !token.is_empty()
+        && same(mac, &session_mac(token, expires, id)))
+    .then(|| Session {
+        id: id.to_owned(),
+        expires,
+    })
 }
 
 impl Surface {
     /// Lets the request through, or says why not: 403 when no token is
     /// configured for what it needs, 401 when the token is missing or wrong.
     /// The status page's session counts only when `page` is set.
-    fn authorize(&self, headers: &HeaderMap, access: Access, page: bool) -> Result<(), ApiError> {
+    async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        access: Access,
+        page: bool,
+    ) -> Result<(), ApiError> {
         let http = &self.http;
         if access == Access::Read && !http.protect_reads {
             return Ok(());
@@ -140,9 +160,14 @@ impl Surface {
             };
         }
         if page {
-            if let Some(s) = session_cookie(headers) {
-                if valid_session(&http.api_token, &s, chrono::Utc::now().timestamp()) {
-                    return Ok(());
+            if let Some(session) = self.session(headers) {
+                match self.deps.ledger.session_revoked(&session.id).await {
+                    Ok(false) => return Ok(()),
+                    Ok(true) => {}
+                    // Fail closed: a ledger that cannot say is no sign-in.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Could not check a status page session against the ledger.")
+                    }
                 }
             }
         }
@@ -152,9 +177,15 @@ impl Surface {
         ))
     }
 
+    /// The session the request's cookie proves, signed out or not.
+    pub(super) fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        let value = session_cookie(headers)?;
+        valid_session(&self.http.api_token, &value, chrono::Utc::now().timestamp())
+    }
+
     /// Whether the page may show its buttons enabled.
-    pub(super) fn may_write(&self, headers: &HeaderMap) -> bool {
-        self.authorize(headers, Access::Write, true).is_ok()
+    pub(super) async fn may_write(&self, headers: &HeaderMap) -> bool {
+        self.authorize(headers, Access::Write, true).await.is_ok()
     }
 
     /// Whether `token` is the operators' token (the page's sign-in form).
@@ -204,6 +235,7 @@ impl FromRequestParts<Surface> for Reader {
 
     async fn from_request_parts(parts: &mut Parts, s: &Surface) -> Result<Self, ApiError> {
         s.authorize(&parts.headers, Access::Read, false)
+            .await
             .map(|()| Reader)
     }
 }
@@ -213,6 +245,7 @@ impl FromRequestParts<Surface> for Writer {
 
     async fn from_request_parts(parts: &mut Parts, s: &Surface) -> Result<Self, ApiError> {
         s.authorize(&parts.headers, Access::Write, false)
+            .await
             .map(|()| Writer)
     }
 }
@@ -254,6 +287,7 @@ impl FromRequestParts<Surface> for PageReader {
 
     async fn from_request_parts(parts: &mut Parts, s: &Surface) -> Result<Self, Response> {
         s.authorize(&parts.headers, Access::Read, true)
+            .await
             .map(|()| PageReader)
             .map_err(|e| page::login_page(s, e))
     }
@@ -265,6 +299,7 @@ impl FromRequestParts<Surface> for PageWriter {
     async fn from_request_parts(parts: &mut Parts, s: &Surface) -> Result<Self, Response> {
         same_site(&parts.headers).map_err(page::refused)?;
         s.authorize(&parts.headers, Access::Write, true)
+            .await
             .map(|()| PageWriter)
             .map_err(page::refused)
     }
@@ -279,16 +314,19 @@ mod tests {
         let token = Secret::new("operators-token-0123456789");
         let value = new_session(&token, 2_000);
         assert!(!value.contains(token.expose()));
-        assert!(valid_session(&token, &value, 1_999));
-        assert!(!valid_session(&token, &value, 2_000));
-        assert!(!valid_session(
-            &Secret::new("another-token-0123456789"),
-            &value,
-            1_000
-        ));
+        assert!(valid_session(&token, &value, 1_999).is_some());
+        assert!(valid_session(&token, &value, 2_000).is_none());
+        assert!(valid_session(&Secret::new("another-token-0123456789"), &value, 1_000).is_none());
         let forged = value.replacen("2000", "9999", 1);
-        assert!(!valid_session(&token, &forged, 1_000));
-        assert!(!valid_session(&token, token.expose(), 1_000));
+        assert!(valid_session(&token, &forged, 1_000).is_none());
+        assert!(valid_session(&token, token.expose(), 1_000).is_none());
+        // Each sign-in is a session of its own: signing one out ends only it.
+        let other = new_session(&token, 2_000);
+        let (a, b) = (
+            valid_session(&token, &value, 1_000).unwrap().id,
+            valid_session(&token, &other, 1_000).unwrap().id,
+        );
+        assert_ne!(a, b);
     }
 
     #[test]

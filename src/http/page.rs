@@ -178,7 +178,7 @@ pub(super) async fn index(
         Ok(c) => c,
         Err(e) => return failed(e),
     };
-    let can_write = s.may_write(&headers);
+    let can_write = s.may_write(&headers).await;
     let token_configured = !s.http.api_token.is_empty();
     let all_paused = summary.pauses.iter().find(|p| p.consumer == "*");
     let disabled = !can_write;
@@ -414,7 +414,7 @@ pub(super) async fn order(
         }
         Err(e) => return failed(e),
     };
-    let disabled = !s.may_write(&headers);
+    let disabled = !s.may_write(&headers).await;
     let o = &detail.order;
     let body = html! {
         p { a href="/" { "← status" } }
@@ -519,7 +519,20 @@ pub(super) async fn login(State(s): State<Surface>, headers: HeaderMap, bytes: B
     r
 }
 
-pub(super) async fn logout(State(s): State<Surface>) -> Response {
+/// Signs the session out: its cookie is cleared, and its id listed in the
+/// ledger so the value no longer works anywhere, copied or not.
+pub(super) async fn logout(State(s): State<Surface>, headers: HeaderMap) -> Response {
+    if let Some(session) = s.session(&headers) {
+        let expires = DateTime::from_timestamp(session.expires, 0).unwrap_or_else(Utc::now);
+        if let Err(e) = s
+            .deps
+            .ledger
+            .revoke_session(&session.id, expires, Utc::now())
+            .await
+        {
+            return failed(e.into());
+        }
+    }
     let c = cookie::Cookie::build((auth::SESSION_COOKIE, ""))
         .path("/")
         .max_age(cookie::time::Duration::ZERO)

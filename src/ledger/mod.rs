@@ -28,6 +28,7 @@ pub mod pauses;
 pub mod position;
 pub mod recording;
 pub mod schema;
+mod sessions;
 mod state;
 
 use std::time::Duration;

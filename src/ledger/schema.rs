@@ -175,6 +175,19 @@ pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[
             "ALTER TABLE order_sync_capture_position ADD COLUMN starts_at DATETIME NULL",
         ],
     ),
+    (
+        8,
+        "status page sessions signed out",
+        &[
+            // A session cookie is an HMAC that every instance can check; one
+            // signed out is listed here until it would have expired anyway.
+            "CREATE TABLE IF NOT EXISTS order_sync_revoked_sessions (
+            id CHAR(32) NOT NULL PRIMARY KEY,
+            expires_at DATETIME NOT NULL,
+            KEY order_sync_revoked_sessions_expires (expires_at)
+        ) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin",
+        ],
+    ),
 ];
 
 /// Server errors that mean an `ALTER` of an interrupted migration already
@@ -185,7 +198,7 @@ pub fn already_applied(e: &mysql_async::Error) -> bool {
 }
 
 /// Every table of a fully migrated ledger.
-pub const TABLES: [&str; 9] = [
+pub const TABLES: [&str; 10] = [
     "order_sync_migrations",
     "order_sync_orders",
     "order_sync_deliveries",
@@ -195,6 +208,7 @@ pub const TABLES: [&str; 9] = [
     "order_sync_instances",
     "order_sync_pauses",
     "order_sync_synced_counts",
+    "order_sync_revoked_sessions",
 ];
 
 /// The version a fully migrated ledger is at.

@@ -221,7 +221,8 @@ async fn with_no_token_configured_changes_over_http_are_off_and_reads_can_be_pro
 }
 
 #[tokio::test]
-async fn the_status_page_refuses_cross_site_forms_and_its_session_is_no_api_credential() {
+async fn the_status_page_refuses_cross_site_forms_and_its_session_is_no_api_credential_and_ends_at_sign_out(
+) {
     let (env, base) = env_with_api(&[]).await;
     let (shutdown, pipeline) = env.spawn_pipeline();
     wait_http(&base).await;
@@ -286,6 +287,23 @@ async fn the_status_page_refuses_cross_site_forms_and_its_session_is_no_api_cred
         client_get(cookie.clone()).await,
         401,
         "the API takes no cookie"
+    );
+    // Signing out ends the session on the server: the value, kept or
+    // copied, no longer works, while another sign-in's session still does.
+    let (other, _) = sign_in(&base, TOKEN).await;
+    let headers = [
+        ("cookie", cookie.as_str()),
+        ("origin", base.as_str()),
+        ("host", host),
+    ];
+    let (status, _) = http_form_with(&format!("{base}/ui/logout"), None, "", &headers).await;
+    assert_eq!(status, 303);
+    assert_eq!(pause_from_the_page(&base, &cookie).await, 401, "signed out");
+    assert!(ledger.pauses().await.unwrap().is_empty(), "nothing paused");
+    assert_eq!(
+        pause_from_the_page(&base, &other).await,
+        303,
+        "the other session"
     );
     shutdown.cancel();
     pipeline.await.unwrap();
