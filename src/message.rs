@@ -89,8 +89,11 @@ struct QueMessage<'a> {
     source: &'a str,
     consumer: &'a str,
     captured_at: DateTime<Utc>,
-    /// 1 for the first delivery, growing with each re-delivery.
+    /// 1 for the first delivery, growing with each further copy.
     attempt: u32,
+    /// Deliveries before the order is parked (`relay.max_attempts`): the
+    /// last attempt is the one where `attempt == max_attempts`.
+    max_attempts: u32,
     /// The order (placed), or the order's identifiers, state and status.
     order: &'a RawValue,
     /// The event's position in the order's life: 0 placed, then 1, 2, ….
@@ -139,6 +142,9 @@ pub struct Delivering<'a> {
     pub captured_at: DateTime<Utc>,
     /// 1 for the first delivery.
     pub attempt: u32,
+    /// `relay.max_attempts`: a failure on the attempt that reaches it parks
+    /// the order instead of bringing it again.
+    pub max_attempts: u32,
     /// The order JSON as stored in the ledger.
     pub order: &'a str,
 }
@@ -162,6 +168,7 @@ impl Delivering<'_> {
             consumer: self.consumer,
             captured_at: self.captured_at,
             attempt: self.attempt,
+            max_attempts: self.max_attempts,
             order: details.as_ref().map_or(&*stored, |d| d.order),
             sequence: self.seq,
             invoice: details.as_ref().and_then(|d| d.invoice),

@@ -115,6 +115,7 @@ pub(super) async fn detail_of(s: &Surface, entity_id: u32) -> Result<Option<Deta
                 consumer: &d.consumer,
                 captured_at: d.captured_at,
                 attempt: d.attempts.max(1),
+                max_attempts: s.acks.policy().max_attempts,
                 order: &stored,
             };
             (d.consumer.clone(), msg.json(&s.deps.shop))
@@ -298,7 +299,10 @@ pub(super) async fn pull(
         .await?;
     let messages: Vec<Value> = rows
         .iter()
-        .map(|r| r.next_delivery().json(&s.deps.shop))
+        .map(|r| {
+            r.next_delivery(s.acks.policy().max_attempts)
+                .json(&s.deps.shop)
+        })
         .collect();
     Ok(Json(json!({ "messages": messages, "paused": false })))
 }

@@ -89,8 +89,9 @@ pub struct Claimed {
 
 impl Claimed {
     /// The delivery this claim is for, the one after its `attempts`: the same
-    /// message whether a queue, a webhook or the pull API carries it.
-    pub fn next_delivery(&self) -> Delivering<'_> {
+    /// message whether a queue, a webhook or the pull API carries it, with
+    /// the `max_attempts` after which a failure parks it.
+    pub fn next_delivery(&self, max_attempts: u32) -> Delivering<'_> {
         Delivering {
             event: self.event,
             seq: self.seq,
@@ -98,6 +99,7 @@ impl Claimed {
             consumer: &self.consumer,
             captured_at: self.captured_at,
             attempt: self.attempts + 1,
+            max_attempts,
             order: &self.message,
         }
     }

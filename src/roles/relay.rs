@@ -426,7 +426,7 @@ impl Relay {
             "consumer".into(),
             AMQPValue::LongString(row.consumer.as_str().into()),
         );
-        let delivery = row.next_delivery();
+        let delivery = row.next_delivery(self.policy.max_attempts);
         let format = self
             .deps
             .consumers

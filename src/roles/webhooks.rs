@@ -173,9 +173,10 @@ impl Webhooks {
                 continue;
             };
             let (t, client, shop) = (t.clone(), self.client.clone(), self.deps.shop.clone());
+            let max_attempts = self.policy.max_attempts;
             posts.spawn(async move {
                 let _slot = t.slots.clone().acquire_owned().await;
-                let result = post(&client, &t, &shop, &row).await;
+                let result = post(&client, &t, &shop, &row, max_attempts).await;
                 (row, result)
             });
         }
@@ -235,8 +236,9 @@ async fn post(
     t: &Target,
     shop: &str,
     row: &Claimed,
+    max_attempts: u32,
 ) -> Result<(), String> {
-    let delivery = row.next_delivery();
+    let delivery = row.next_delivery(max_attempts);
     let body = delivery.body(shop);
     let timestamp = Utc::now().timestamp();
     let mut request = client

@@ -19,8 +19,12 @@ pub struct OrderMessage {
     pub consumer: String,
     /// When order-sync captured the order.
     pub captured_at: DateTime<Utc>,
-    /// 1 for the first delivery, growing with each re-delivery.
+    /// 1 for the first delivery, growing with each further copy.
     pub attempt: u32,
+    /// Deliveries before order-sync parks the order (`relay.max_attempts`);
+    /// `None` from an order-sync older than this field.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
     /// The order, shaped like Magento's REST order (for a later event: its
     /// identifiers, state and status).
     pub order: Value,

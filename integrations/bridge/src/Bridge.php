@@ -202,9 +202,17 @@ final class Bridge
             // the message back, and it is recognised above.
             $this->synced->remember($messageId, $this->settings->consumer);
         } else {
-            $this->magento->log('warning', "order-sync bridge: $event failed; order-sync sends it again", [
+            $attempt = (int) ($message['attempt'] ?? 1);
+            $max = isset($message['max_attempts']) ? (int) $message['max_attempts'] : null;
+            // On the last attempt order-sync parks the order: say so, it now
+            // needs a person (re-send or un-park on the status page).
+            $last = $max !== null && $attempt >= $max;
+            $this->magento->log($last ? 'error' : 'warning', $last
+                ? "order-sync bridge: $event failed on its last attempt; order-sync parks the order until someone re-sends it"
+                : "order-sync bridge: $event failed; order-sync sends it again", [
                 'entity_id' => $entityId,
-                'attempt' => $message['attempt'] ?? null,
+                'attempt' => $attempt,
+                'max_attempts' => $max,
                 'error' => mb_substr($error, 0, Settings::MAX_ERROR),
             ]);
         }

@@ -68,6 +68,14 @@ final class BridgeTest extends TestCase
             };
             self::assertSame($expected, $magento->calls((int) $id), "dispatches of order $id ($what)");
         }
+        // The log says which failure was the last, after which order-sync
+        // parks the order, and does not promise another attempt then.
+        $gaveUp = array_filter($observers, fn ($what) => in_array($what, ['always', 'missing'], true));
+        $last = array_filter($magento->logged, fn ($l) => str_contains($l, 'failed on its last attempt'));
+        self::assertCount(count($gaveUp), $last, implode("\n", $magento->logged));
+        foreach ($last as $line) {
+            self::assertStringStartsWith('error: ', $line);
+        }
     }
 
     public function test_an_orders_later_events_are_dispatched_with_magentos_arguments(): void
