@@ -229,7 +229,7 @@ impl Known {
 /// Records a batch in the caller's transaction: what the ledger holds is
 /// read once, each change is decided in order against it, and every kind of
 /// write goes as one batched statement.
-async fn record_all(
+pub(super) async fn record_all(
     tx: &mut mysql_async::Transaction<'_>,
     changes: &[Change],
     subscribers: &HashMap<Event, Vec<String>>,

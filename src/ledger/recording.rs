@@ -9,7 +9,7 @@ use mysql_async::{prelude::*, Params};
 
 use super::{
     after, counts::SyncedDelta, from_rows, id_params, marks, naive, read_committed, transaction,
-    Claimed, Ledger, LedgerError, State,
+    Change, Claimed, Ledger, LedgerError, State,
 };
 use crate::{
     magento::PlacedOrder,
@@ -50,16 +50,51 @@ impl NewOrder {
     }
 }
 
+/// The cancellation of an order first seen already cancelled: its identifiers
+/// as captured, and no state seen before it.
+fn canceled_at_first_sight(o: &NewOrder) -> Change {
+    let k = &o.key;
+    let json = serde_json::json!({
+        "order": {
+            "entity_id": k.entity_id,
+            "increment_id": k.increment_id,
+            "store_id": k.store_id,
+            "state": k.state,
+            "status": k.status,
+            "created_at": k.created_at,
+        },
+        "previous": { "state": null, "status": null },
+    });
+    Change {
+        entity_id: k.entity_id,
+        increment_id: k.increment_id.clone(),
+        store_id: k.store_id,
+        document: None,
+        // The ledger already holds `canceled` from the placement.
+        moved_to: None,
+        occurred_at: None,
+        release: None,
+        events: vec![(Event::Canceled, json.to_string())],
+    }
+}
+
 impl Ledger {
     /// Records orders and creates their rows for every consumer, in one
     /// transaction. Returns the rows that are new, already reserved for the
     /// caller to publish at once (until `now + lease`, after which the
     /// re-delivery round takes them if the caller died). Orders already in the
     /// ledger (a re-published capture) produce no new rows: nothing twice.
+    ///
+    /// An order already `canceled` when first seen (declined and cancelled
+    /// at checkout, or while order-sync was stopped) also gets its
+    /// cancellation, as its event 1 for the consumers in `canceled_to`, in
+    /// the same transaction: the change scan never sees it move to
+    /// `canceled`, since the ledger learns it as `canceled`.
     pub async fn record_orders(
         &self,
         orders: &[NewOrder],
         consumers: &[String],
+        canceled_to: &[String],
         source: &str,
         now: DateTime<Utc>,
         lease: Duration,
@@ -94,6 +129,19 @@ impl Ledger {
                 }
             })
             .await?;
+            if !canceled_to.is_empty() {
+                let new: std::collections::HashSet<u32> =
+                    fresh.iter().map(|(f, _)| f.entity_id).collect();
+                let cancellations: Vec<Change> = orders
+                    .iter()
+                    .filter(|o| new.contains(&o.key.entity_id) && !o.held)
+                    .filter(|o| o.key.state.as_deref() == Some("canceled"))
+                    .map(canceled_at_first_sight)
+                    .collect();
+                let subscribers = HashMap::from([(Event::Canceled, canceled_to.to_vec())]);
+                super::events::record_all(&mut tx, &cancellations, &subscribers, source, now)
+                    .await?;
+            }
             fresh
                 .into_iter()
                 .map(|(f, _)| f)

@@ -226,6 +226,7 @@ impl Relay {
             .record_orders(
                 &orders,
                 &self.deps.consumers.subscribed(Event::Placed),
+                &self.deps.consumers.subscribed(Event::Canceled),
                 &self.deps.shop,
                 now,
                 self.settings.claim_timeout,

@@ -866,6 +866,48 @@ async fn an_unpaid_order_is_held_then_sent_when_paid_and_one_cancelled_while_hel
 }
 
 #[tokio::test]
+async fn an_order_already_cancelled_when_first_read_gives_its_cancellation_after_the_placement_once(
+) {
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &fast(&[
+            ("ORDER_SYNC__CONSUMERS__ERP__EVENTS", "placed,canceled"),
+            ("ORDER_SYNC__CONSUMERS__WMS__EVENTS", "placed"),
+        ]),
+    )
+    .await;
+    let shop = Shop { magento1: false };
+    // Declined and cancelled at checkout, or while order-sync was stopped:
+    // it is `canceled` before order-sync ever reads it.
+    let gone = shop.place(&env, "canceled", "canceled").await;
+    let (erp, task) = sync_service(&env, "erp").await;
+    let (wms, wms_task) = sync_service(&env, "wms").await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let long = Duration::from_secs(20);
+    until("placed, then cancelled", long, || {
+        events_of(&erp, gone) == [PLACE, CANCEL]
+    })
+    .await;
+    let cancel = message_of(&erp, gone, CANCEL);
+    assert_eq!(cancel["order"]["state"], "canceled");
+    assert_eq!(cancel["sequence"], 1);
+    assert_eq!(
+        cancel["previous"],
+        json!({"state": null, "status": null}),
+        "no state was seen before it"
+    );
+    env.wait_for_ledger(long, "all synced", |rows| {
+        rows.len() == 3 && rows.iter().all(|r| r.state == State::Synced)
+    })
+    .await;
+    // The change scan, which runs meanwhile, adds no second one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(events_of(&erp, gone), [PLACE, CANCEL]);
+    assert_eq!(events_of(&wms, gone), [PLACE], "wms takes no cancellations");
+    finish(env, shutdown, pipeline, [task, wms_task]).await;
+}
+
+#[tokio::test]
 async fn an_order_cancelled_while_held_is_kept_as_skipped_when_holds_drop_cancellations() {
     let env = TestEnv::new(
         &["erp", "wms"],
