@@ -216,15 +216,54 @@ impl AckListener {
 
     /// Keeps a refused ack for a person: republished to the dead-letter
     /// exchange with the reason in a header (true), or, when that fails,
-    /// rejected to the queue's own dead-letter queue (false). An oversized
-    /// one too: unparsed, but with its reason (its one extra copy is of a
-    /// message the broker already bounds, `max_message_size`).
+    /// rejected to the queue's own dead-letter queue (false).
+    ///
+    /// An oversized ack is rejected whole to the dead-letter queue by the
+    /// broker (no copy of its body in this process: that is what keeps the
+    /// listener's memory bound), and a small note follows it there with the
+    /// reason header, its size, routing key and sender (false).
     async fn dead_letter(
         &self,
         publisher: &Publisher,
         delivery: &Delivery,
         reason: &AckRejection,
     ) -> Result<bool, RoleError> {
+        if matches!(reason, AckRejection::TooLarge { .. }) {
+            delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await?;
+            let note = serde_json::json!({
+                "note": "the ack before this one in this queue was refused unread",
+                "reason": reason.to_string(),
+                "bytes": delivery.data.len(),
+                "routing_key": delivery.routing_key.as_str(),
+                "user_id": delivery.properties.user_id().as_ref().map(|u| u.as_str()),
+                "message_id": delivery.properties.message_id().as_ref().map(|m| m.as_str()),
+            });
+            let mut headers = FieldTable::default();
+            headers.insert(
+                "x-order-sync-reason".into(),
+                AMQPValue::LongString(truncate(&reason.to_string(), 500).into()),
+            );
+            headers.insert(
+                "x-original-routing-key".into(),
+                AMQPValue::LongString(delivery.routing_key.as_str().into()),
+            );
+            let msg = Outgoing {
+                exchange: self.deps.broker.topology().dead_exchange(),
+                routing_key: "acks".into(),
+                body: note.to_string().into_bytes(),
+                properties: BasicProperties::default()
+                    .with_content_type("application/json".into())
+                    .with_type("order-sync.refused-ack-note".into())
+                    .with_headers(headers),
+            };
+            if let Err(e) = publisher.publish(msg).await {
+                // The ack itself is kept whole; only the note is missing.
+                tracing::warn!(error = %e, "Could not publish the note on an oversized ack.");
+            }
+            return Ok(false);
+        }
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         headers.insert(
             "x-order-sync-reason".into(),

@@ -229,14 +229,20 @@ async fn the_python_consumer_acks_a_batch_of_orders_and_their_invoices_and_the_l
         check.status.success(),
         "the Python consumer needs pika: pip install -r deploy/consumers/python/requirements.txt (deploy/test.sh does)"
     );
+    let synced_db = std::env::temp_dir().join(format!("{}-synced.sqlite3", env.id));
     let out = tokio::task::spawn_blocking({
-        let (url, prefix) = (crate::support::amqp_url(), env.id.clone());
+        let (url, prefix, db) = (
+            crate::support::amqp_url(),
+            env.id.clone(),
+            synced_db.clone(),
+        );
         move || {
             python
                 .arg(script)
                 .env("AMQP_URL", url)
                 .env("PREFIX", prefix)
                 .env("CONSUMER", "erp")
+                .env("SYNCED_DB", db)
                 .env("MAX_MESSAGES", "8")
                 .env("IDLE_EXIT", "30")
                 .output()
@@ -260,6 +266,50 @@ async fn the_python_consumer_acks_a_batch_of_orders_and_their_invoices_and_the_l
         |rows| rows.len() == 8 && rows.iter().all(|r| r.state == State::Synced),
     )
     .await;
+    // A copy of a synced order comes again (as after a crash): a restarted
+    // consumer recognises it from its file and does not sync it again.
+    let first = env
+        .parts()
+        .deps
+        .ledger
+        .delivery(ids[0], "erp")
+        .await
+        .unwrap()
+        .unwrap();
+    let copy = serde_json::json!({
+        "schema_version": 1, "event": "sales_order_place_after_que",
+        "message_id": first.message_id, "source": env.id, "consumer": "erp",
+        "captured_at": "2026-11-27T10:00:00Z", "attempt": 1, "order": {"entity_id": ids[0]}
+    });
+    env.channel
+        .basic_publish(
+            "".into(),
+            env.topology().consumer_queue("erp").as_str().into(),
+            BasicPublishOptions::default(),
+            &serde_json::to_vec(&copy).unwrap(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let out = Command::new("python3")
+        .arg(script)
+        .env("AMQP_URL", crate::support::amqp_url())
+        .env("PREFIX", &env.id)
+        .env("CONSUMER", "erp")
+        .env("SYNCED_DB", &synced_db)
+        .env("MAX_MESSAGES", "1")
+        .env("IDLE_EXIT", "30")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&synced_db);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "consumer.py failed:\n{log}");
+    assert!(
+        log.contains("already synced; not synced again") && !log.contains("(entity_id"),
+        "{log}"
+    );
     shutdown.cancel();
     pipeline.await.unwrap();
     env.cleanup().await;

@@ -196,15 +196,25 @@ async fn a_vhost_created_after_start_up_is_waited_for_and_used() {
     rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
 
     let id = env.place_order().await;
-    let conn = lapin::Connection::connect(&url, Default::default())
+    let mut conn = lapin::Connection::connect(&url, Default::default())
         .await
         .unwrap();
     let queue = env.topology().consumer_queue("erp");
     let deadline = Instant::now() + Duration::from_secs(30);
     let got = loop {
         // The queue appears once order-sync has connected and declared its
-        // topology; asking for a queue that does not exist closes the channel.
-        let ch = conn.create_channel().await.unwrap();
+        // topology; asking for a queue that does not exist closes the channel
+        // (and, under load, the broker has been seen to close the connection
+        // too: then a new one).
+        let ch = match conn.create_channel().await {
+            Ok(ch) => ch,
+            Err(_) => {
+                conn = lapin::Connection::connect(&url, Default::default())
+                    .await
+                    .unwrap();
+                conn.create_channel().await.unwrap()
+            }
+        };
         if let Ok(Some(m)) = ch
             .basic_get(queue.as_str().into(), Default::default())
             .await

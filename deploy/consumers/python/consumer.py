@@ -3,21 +3,24 @@
 
 Consumes <PREFIX>.que.<CONSUMER>, hands each order to sync_order(), publishes
 the ack to <PREFIX>.acks with publisher confirms, and only then acknowledges
-the delivery, as docs/asyncapi.yaml asks. Re-deliveries of an order it already
-synced are not synced again (their ack is re-sent); a message that is not an
-order is rejected to the dead-letter queue; a lost connection is retried.
+the delivery, as docs/asyncapi.yaml asks. A message it already synced (same
+message_id, also after a restart: they are kept in a SQLite file, SYNCED_DB) is
+not synced again, its ack is re-sent; a message that is not an order is
+rejected to the dead-letter queue; a lost connection is retried.
 
     pip install -r requirements.txt
     AMQP_URL=amqp://erp:erp@localhost:5672/shop PREFIX=demo CONSUMER=erp python3 consumer.py
 
 Settings (environment): AMQP_URL, PREFIX, CONSUMER, PREFETCH (default 20),
-MAX_MESSAGES (stop after this many; for tests), IDLE_EXIT (stop after this
+SYNCED_DB (default order-sync-synced.sqlite3: the message_ids synced, kept 30
+days; written before the ack goes, so a crash after it brings the message
+back and it is recognised), MAX_MESSAGES (stop after this many; for tests), IDLE_EXIT (stop after this
 many seconds without a message; for tests).
 """
-import collections
 import json
 import logging
 import os
+import sqlite3
 import time
 
 import pika
@@ -60,15 +63,32 @@ def sync_event(message):
 HANDLERS = {"sales_order_place_after_que": sync_order}
 
 
+class SyncedLog:
+    """The message_ids this service synced, in a SQLite file: durable across
+    restarts, cleaned of rows older than keep_days."""
+
+    def __init__(self, path, keep_days=30):
+        self.db = sqlite3.connect(path)
+        self.db.execute("CREATE TABLE IF NOT EXISTS synced (message_id TEXT PRIMARY KEY, synced_at REAL NOT NULL)")
+        self.db.execute("DELETE FROM synced WHERE synced_at < ?", (time.time() - keep_days * 86400,))
+        self.db.commit()
+
+    def __contains__(self, message_id):
+        return self.db.execute("SELECT 1 FROM synced WHERE message_id = ?", (message_id,)).fetchone() is not None
+
+    def remember(self, message_id):
+        with self.db:  # committed (and on disk) before the ack is published
+            self.db.execute("INSERT OR IGNORE INTO synced VALUES (?, ?)", (message_id, time.time()))
+
+
 class Consumer:
-    def __init__(self, url, prefix, consumer, prefetch=20):
+    def __init__(self, url, prefix, consumer, prefetch=20, synced_db="order-sync-synced.sqlite3"):
         self.params = pika.URLParameters(url)
         self.queue = f"{prefix}.que.{consumer}"
         self.acks = f"{prefix}.acks"
         self.consumer = consumer
         self.prefetch = prefetch
-        # message_ids synced by this process, oldest forgotten first
-        self.synced = collections.OrderedDict()
+        self.synced = SyncedLog(synced_db)
         self.handled = 0
 
     def ack_for(self, message, error):
@@ -89,23 +109,21 @@ class Consumer:
             return
         error = None
         if message_id in self.synced:
-            log.info("%s already synced here; sending its ack again", message_id)
+            log.info("%s already synced; not synced again, its ack sent again", message_id)
         else:
             try:
                 HANDLERS.get(message.get("event"), sync_event)(message)
             except Exception as e:  # the remote system's failure, reported to order-sync
                 error = f"{type(e).__name__}: {e}"
                 log.warning("%s failed: %s", message_id, error)
+            else:
+                self.synced.remember(message_id)
         # Confirmed (confirm_delivery) and routable (mandatory) before the delivery is acked:
         # if this process dies in between, the order comes again; it is never lost.
         channel.basic_publish(
             exchange=self.acks, routing_key=self.consumer, mandatory=True,
             body=json.dumps(self.ack_for(message, error)),
             properties=pika.BasicProperties(content_type="application/json", delivery_mode=2))
-        if error is None:
-            self.synced[message_id] = True
-            while len(self.synced) > 10000:
-                self.synced.popitem(last=False)
         channel.basic_ack(method.delivery_tag)
         self.handled += 1
 
@@ -136,7 +154,8 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     env = os.environ.get
     consumer = Consumer(env("AMQP_URL", "amqp://guest:guest@localhost:5672/%2f"),
-                        env("PREFIX", "demo"), env("CONSUMER", "erp"), int(env("PREFETCH", "20")))
+                        env("PREFIX", "demo"), env("CONSUMER", "erp"), int(env("PREFETCH", "20")),
+                        env("SYNCED_DB", "order-sync-synced.sqlite3"))
     max_messages = int(env("MAX_MESSAGES", "0")) or None
     idle_exit = float(env("IDLE_EXIT", "0")) or None
     try:
