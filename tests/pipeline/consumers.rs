@@ -129,6 +129,56 @@ async fn the_consumer_helper_acks_each_order_by_its_result_and_skips_what_it_alr
 }
 
 #[tokio::test]
+async fn with_a_synced_file_the_consumer_helper_recognises_a_repeat_after_a_restart() {
+    let env = TestEnv::new(&["erp"], &[]).await;
+    let queue = env.topology().consumer_queue("erp");
+    let order = serde_json::json!({
+        "schema_version": 1, "event": "sales_order_place_after_que",
+        "message_id": format!("{}:7:erp", env.id), "source": env.id, "consumer": "erp",
+        "captured_at": "2026-11-27T10:00:00Z", "attempt": 1, "order": {"entity_id": 7}
+    });
+    for _ in 0..2 {
+        env.channel
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                &serde_json::to_vec(&order).unwrap(),
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let path = std::env::temp_dir().join(format!("{}-synced.log", env.id));
+    let calls = Arc::new(Mutex::new(0));
+    let handler = |_m: OrderMessage| {
+        let calls = calls.clone();
+        async move {
+            *calls.lock().unwrap() += 1;
+            Ok::<(), String>(())
+        }
+    };
+    let mut outcomes = Vec::new();
+    // Two processes one after the other, sharing only the file.
+    for _ in 0..2 {
+        let file = order_sync_consumer::SyncedFile::open(&path).unwrap();
+        let consumer = sync_consumer(&env.settings.broker, "erp").with_synced_file(file);
+        let publisher = consumer.publisher().await.unwrap();
+        let d = env
+            .get(&queue, Duration::from_secs(10))
+            .await
+            .expect("a message");
+        outcomes.push(consumer.handle(&publisher, &d, &handler).await.unwrap());
+    }
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(outcomes, [Handled::Synced, Handled::Duplicate]);
+    assert_eq!(*calls.lock().unwrap(), 1, "the function ran once");
+    env.cleanup().await;
+}
+
+#[tokio::test]
 async fn the_demo_places_orders_and_its_sync_services_get_every_one_synced() {
     let env = TestEnv::new(&["erp", "wms"], &[]).await;
     let demo_db = format!("{}/{}_demo", mysql_server(), env.id);

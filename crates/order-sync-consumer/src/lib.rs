@@ -10,7 +10,8 @@
 //!   is lost;
 //! * a re-delivery of an order already synced by this process (same
 //!   `message_id`) is not handed to your function again: its synced ack is
-//!   re-sent instead (the first one may be what got lost);
+//!   re-sent instead (the first one may be what got lost); with
+//!   [`SyncConsumer::with_synced_file`] also after a restart ([`SyncedFile`]);
 //! * a message that is not an order message is rejected to the queue's
 //!   dead-letter queue, not retried forever;
 //! * a lost connection is retried with backoff, across the configured nodes.
@@ -47,6 +48,8 @@ pub mod amqp;
 mod message;
 pub mod supervise;
 mod sync;
+mod synced;
 
 pub use message::{Event, OrderMessage};
 pub use sync::{AckPublisher, ConsumerError, Handled, SyncConsumer};
+pub use synced::SyncedFile;

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     amqp::{self, Next, Refused},
     supervise::Reconnect,
-    OrderMessage,
+    OrderMessage, SyncedFile,
 };
 
 /// What became of one delivery.
@@ -55,6 +55,10 @@ pub enum ConsumerError {
     /// The channel or connection failed mid-work.
     #[error("RabbitMQ channel failed: {0}")]
     Channel(#[from] lapin::Error),
+    /// What was synced could not be written to the [`SyncedFile`]: the
+    /// delivery is not acknowledged, and comes again.
+    #[error("cannot record the synced message in the synced file: {0}")]
+    Synced(std::io::Error),
     /// The broker did not take the ack.
     #[error("the ack was not taken by the broker: {0}")]
     Refused(#[from] Refused),
@@ -103,6 +107,8 @@ pub struct SyncConsumer {
     acks_exchange: String,
     prefetch: u16,
     seen: Mutex<Seen>,
+    /// What was synced, kept across restarts (when given).
+    synced: Option<SyncedFile>,
 }
 
 impl SyncConsumer {
@@ -122,7 +128,17 @@ impl SyncConsumer {
                 set: HashSet::new(),
                 capacity: 10_000,
             }),
+            synced: None,
         }
+    }
+
+    /// Keeps what this service synced in `file` too, so a repeat of a
+    /// message is recognised after a restart: written (and on disk) before
+    /// the ack is published. Only a crash while your function runs, or
+    /// before that write, brings an order to it twice.
+    pub fn with_synced_file(mut self, file: SyncedFile) -> Self {
+        self.synced = Some(file);
+        self
     }
 
     /// Other nodes of the cluster, tried in turn when the current one is lost.
@@ -288,7 +304,11 @@ impl SyncConsumer {
             .seen
             .lock()
             .expect("no code panics while holding this lock")
-            .contains(&msg.message_id);
+            .contains(&msg.message_id)
+            || self
+                .synced
+                .as_ref()
+                .is_some_and(|f| f.contains(&msg.message_id));
         let (message_id, entity_id) = (msg.message_id.clone(), msg.entity_id());
         let outcome = if duplicate {
             Handled::Duplicate
@@ -306,6 +326,9 @@ impl SyncConsumer {
         });
         if let Handled::Failed(e) = &outcome {
             ack["error"] = Value::String(e.clone());
+        }
+        if let (Handled::Synced, Some(file)) = (&outcome, &self.synced) {
+            file.remember(&message_id).map_err(ConsumerError::Synced)?;
         }
         // Routed by the consumer's own name: order-sync applies an ack only
         // when its routing key names the consumer it is for.
