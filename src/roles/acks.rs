@@ -240,15 +240,7 @@ impl AckListener {
                 "user_id": delivery.properties.user_id().as_ref().map(|u| u.as_str()),
                 "message_id": delivery.properties.message_id().as_ref().map(|m| m.as_str()),
             });
-            let mut headers = FieldTable::default();
-            headers.insert(
-                "x-order-sync-reason".into(),
-                AMQPValue::LongString(truncate(&reason.to_string(), 500).into()),
-            );
-            headers.insert(
-                "x-original-routing-key".into(),
-                AMQPValue::LongString(delivery.routing_key.as_str().into()),
-            );
+            let headers = with_reason(FieldTable::default(), reason, delivery);
             let msg = Outgoing {
                 exchange: self.deps.broker.topology().dead_exchange(),
                 routing_key: "acks".into(),
@@ -264,14 +256,10 @@ impl AckListener {
             }
             return Ok(false);
         }
-        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        headers.insert(
-            "x-order-sync-reason".into(),
-            AMQPValue::LongString(truncate(&reason.to_string(), 500).into()),
-        );
-        headers.insert(
-            "x-original-routing-key".into(),
-            AMQPValue::LongString(delivery.routing_key.as_str().into()),
+        let headers = with_reason(
+            delivery.properties.headers().clone().unwrap_or_default(),
+            reason,
+            delivery,
         );
         let topology = self.deps.broker.topology();
         let msg = Outgoing {
@@ -299,6 +287,19 @@ impl AckListener {
         }
         Ok(true)
     }
+}
+
+/// `headers` with why an ack was refused and the routing key it came with.
+fn with_reason(mut headers: FieldTable, reason: &AckRejection, delivery: &Delivery) -> FieldTable {
+    headers.insert(
+        "x-order-sync-reason".into(),
+        AMQPValue::LongString(truncate(&reason.to_string(), 500).into()),
+    );
+    headers.insert(
+        "x-original-routing-key".into(),
+        AMQPValue::LongString(delivery.routing_key.as_str().into()),
+    );
+    headers
 }
 
 impl Role for AckListener {
