@@ -423,42 +423,43 @@ async fn read_table(magento: &Magento, table: &str) -> Result<Vec<QueRow>, Impor
 /// Which column of a row of the queue table does not hold what the module
 /// writes there, with the row's id and the value: the first found.
 fn bad_row(row: &mysql_async::Row) -> String {
-    use mysql_async::prelude::FromValue;
-    fn fits<T: FromValue>(row: &mysql_async::Row, column: &str) -> Option<String> {
-        let value: mysql_async::Value = row.get(column)?;
-        match T::from_value_opt(value.clone()) {
-            Ok(_) => None,
-            Err(_) => Some(crate::message::truncate(&value.as_sql(true), 64)),
-        }
+    use mysql_async::{prelude::FromValue, Value};
+    let shown = |v: &Value| crate::message::truncate(&v.as_sql(true), 64);
+    // The column's value as SQL, when it is not a `T`.
+    let fits = |column: &str, fits: fn(Value) -> bool| -> Option<String> {
+        let value: Value = row.get(column)?;
+        (!fits(value.clone())).then(|| shown(&value))
+    };
+    fn is<T: FromValue>(v: Value) -> bool {
+        T::from_value_opt(v).is_ok()
     }
     let id = match row.get_opt::<u32, _>("id") {
         Some(Ok(id)) => id.to_string(),
         _ => row
-            .get::<mysql_async::Value, _>("id")
-            .map(|v| crate::message::truncate(&v.as_sql(true), 64))
-            .unwrap_or_else(|| "?".into()),
+            .get::<Value, _>("id")
+            .map_or_else(|| "?".into(), |v| shown(&v)),
     };
     let columns: [(&str, &str, Option<String>); 5] = [
-        ("id", "a positive whole number", fits::<u32>(row, "id")),
+        ("id", "a positive whole number", fits("id", is::<u32>)),
         (
             "entity_id",
             "an order's entity_id (a positive whole number) or NULL",
-            fits::<Option<u32>>(row, "entity_id"),
+            fits("entity_id", is::<Option<u32>>),
         ),
         (
             "increment_id",
             "text or NULL",
-            fits::<Option<String>>(row, "increment_id"),
+            fits("increment_id", is::<Option<String>>),
         ),
         (
             "synced_at",
             "a date and time or NULL",
-            fits::<Option<NaiveDateTime>>(row, "synced_at"),
+            fits("synced_at", is::<Option<NaiveDateTime>>),
         ),
         (
             "is_new_order",
             "a whole number",
-            fits::<i64>(row, "is_new_order"),
+            fits("is_new_order", is::<i64>),
         ),
     ];
     match columns

@@ -129,15 +129,16 @@ impl Ledger {
                 }
             })
             .await?;
-            if !canceled_to.is_empty() {
-                let new: std::collections::HashSet<u32> =
-                    fresh.iter().map(|(f, _)| f.entity_id).collect();
-                let cancellations: Vec<Change> = orders
-                    .iter()
-                    .filter(|o| new.contains(&o.key.entity_id) && !o.held)
-                    .filter(|o| o.key.state.as_deref() == Some("canceled"))
-                    .map(canceled_at_first_sight)
-                    .collect();
+            let new: std::collections::HashSet<u32> =
+                fresh.iter().map(|(f, _)| f.entity_id).collect();
+            let cancellations: Vec<Change> = orders
+                .iter()
+                .filter(|o| o.key.state.as_deref() == Some("canceled") && !o.held)
+                .filter(|o| new.contains(&o.key.entity_id))
+                .map(canceled_at_first_sight)
+                .collect();
+            // Nothing more to write for a batch without one (the usual case).
+            if !canceled_to.is_empty() && !cancellations.is_empty() {
                 let subscribers = HashMap::from([(Event::Canceled, canceled_to.to_vec())]);
                 super::events::record_all(&mut tx, &cancellations, &subscribers, source, now)
                     .await?;
