@@ -260,10 +260,13 @@ pub fn event_message_id(
 /// ```json
 /// {"message_id": "default:42:erp", "consumer": "erp", "entity_id": 42, "status": "synced"}
 /// {"consumer": "erp", "increment_id": "000000042", "store_id": 1, "status": "failed", "error": "ERP timeout"}
+/// {"message_id": "default:42:erp", "consumer": "erp", "status": "synced", "remote_id": "SO-4711", "remote_url": "https://erp.example/so/4711"}
 /// ```
 /// The order is named by `entity_id`, or by `increment_id` with `store_id`, or by
 /// `message_id` alone; every identifier given must name the same order. Any
 /// other field is refused. Over AMQP the routing key must be `consumer`.
+/// `remote_id` and `remote_url` say what the order became in the sync
+/// service (its record there); the ledger keeps them on the row.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Ack {
@@ -279,7 +282,20 @@ pub struct Ack {
     pub store_id: Option<u16>,
     #[serde(default)]
     pub error: Option<String>,
+    /// The sync service's own id for the order (at most
+    /// [`MAX_REMOTE_ID`] characters, no control characters).
+    #[serde(default)]
+    pub remote_id: Option<String>,
+    /// Where the service shows that record: an `https://` or `http://` URL
+    /// of at most [`MAX_REMOTE_URL`] characters.
+    #[serde(default)]
+    pub remote_url: Option<String>,
 }
+
+/// Longest `remote_id` an ack may carry.
+pub const MAX_REMOTE_ID: usize = 255;
+/// Longest `remote_url` an ack may carry.
+pub const MAX_REMOTE_URL: usize = 2000;
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -321,6 +337,51 @@ pub enum AckRejection {
     Duplicate,
     #[error("late ack: the order is already {0} for this consumer")]
     Late(String),
+    #[error("ack field `{field}` {problem}")]
+    BadRemote {
+        field: &'static str,
+        problem: String,
+    },
+}
+
+/// Checks what an ack says the order became in the sync service.
+pub fn check_remote(ack: &Ack) -> Result<(), AckRejection> {
+    let bad = |field, problem: String| Err(AckRejection::BadRemote { field, problem });
+    if let Some(id) = &ack.remote_id {
+        let chars = id.chars().count();
+        if id.trim().is_empty() {
+            return bad("remote_id", "is empty".into());
+        }
+        if chars > MAX_REMOTE_ID {
+            return bad(
+                "remote_id",
+                format!("is {chars} characters long; at most {MAX_REMOTE_ID} are kept"),
+            );
+        }
+        if id.chars().any(char::is_control) {
+            return bad("remote_id", "holds a control character".into());
+        }
+    }
+    if let Some(u) = &ack.remote_url {
+        let chars = u.chars().count();
+        if chars > MAX_REMOTE_URL {
+            return bad(
+                "remote_url",
+                format!("is {chars} characters long; at most {MAX_REMOTE_URL} are kept"),
+            );
+        }
+        match url::Url::parse(u) {
+            Ok(p) if matches!(p.scheme(), "https" | "http") => {}
+            Ok(p) => {
+                return bad(
+                    "remote_url",
+                    format!("must be http(s)://, not {}:", p.scheme()),
+                )
+            }
+            Err(e) => return bad("remote_url", format!("is not a URL ({e})")),
+        }
+    }
+    Ok(())
 }
 
 /// Parses an ack body, refusing anything that is not exactly an ack.
@@ -343,6 +404,7 @@ pub fn parse_ack(body: &[u8], limit: usize, consumers: &[String]) -> Result<Ack,
     if !named {
         return Err(AckRejection::NoOrder);
     }
+    check_remote(&ack)?;
     Ok(ack)
 }
 
@@ -384,6 +446,64 @@ mod tests {
         .unwrap();
         assert_eq!(ack.entity_id, Some(7));
         assert_eq!(ack.status, AckStatus::Synced);
+    }
+
+    #[test]
+    fn an_ack_may_say_what_the_order_became_and_a_bad_answer_is_refused_naming_the_field() {
+        let c = consumers();
+        let ack = parse_ack(
+            br#"{"consumer":"erp","entity_id":7,"status":"synced","remote_id":"SO-4711","remote_url":"https://erp.example/so/4711"}"#,
+            10_000,
+            &c,
+        )
+        .unwrap();
+        assert_eq!(ack.remote_id.as_deref(), Some("SO-4711"));
+        assert_eq!(
+            ack.remote_url.as_deref(),
+            Some("https://erp.example/so/4711")
+        );
+        let long = format!(
+            r#"{{"consumer":"erp","entity_id":7,"status":"synced","remote_id":"{}"}}"#,
+            "é".repeat(MAX_REMOTE_ID + 1)
+        );
+        let cases: Vec<(String, &str, &str)> = vec![
+            (long, "remote_id", "256 characters long"),
+            (
+                r#"{"consumer":"erp","entity_id":7,"status":"synced","remote_id":"  "}"#.into(),
+                "remote_id",
+                "empty",
+            ),
+            (
+                r#"{"consumer":"erp","entity_id":7,"status":"synced","remote_id":"SO\n1"}"#.into(),
+                "remote_id",
+                "control character",
+            ),
+            (
+                r#"{"consumer":"erp","entity_id":7,"status":"synced","remote_url":"javascript:alert(1)"}"#.into(),
+                "remote_url",
+                "http(s)",
+            ),
+            (
+                r#"{"consumer":"erp","entity_id":7,"status":"synced","remote_url":"not a url"}"#.into(),
+                "remote_url",
+                "not a URL",
+            ),
+        ];
+        for (body, field, says) in cases {
+            let r = parse_ack(body.as_bytes(), 10_000, &c).unwrap_err();
+            let text = r.to_string();
+            assert!(
+                matches!(r, AckRejection::BadRemote { field: f, .. } if f == field)
+                    && text.contains(says),
+                "{body} gave {text}"
+            );
+        }
+        // Exactly the limit is kept.
+        let max = format!(
+            r#"{{"consumer":"erp","entity_id":7,"status":"synced","remote_id":"{}"}}"#,
+            "é".repeat(MAX_REMOTE_ID)
+        );
+        assert!(parse_ack(max.as_bytes(), 10_000, &c).is_ok());
     }
 
     #[test]

@@ -82,6 +82,14 @@ pub fn render_order(view: &OrderView) -> String {
         if let Some(e) = &d.last_error {
             let _ = writeln!(out, "  {:<16} last error: {e}", "");
         }
+        if d.remote_id.is_some() || d.remote_url.is_some() {
+            let remote = [d.remote_id.as_deref(), d.remote_url.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("  ");
+            let _ = writeln!(out, "  {:<16} in {}: {remote}", "", d.consumer);
+        }
     }
     out
 }

@@ -358,12 +358,24 @@ async fn charts(s: &Surface, consumers: &[String]) -> Result<Markup, ApiError> {
     })
 }
 
+/// The sync service's id for an order, linked to where it shows it when
+/// that is an http(s) URL (the ack's `remote_url` was checked to be one).
+fn remote(id: &str, url: Option<&str>) -> Markup {
+    html! {
+        @match url.filter(|u| u.starts_with("https://") || u.starts_with("http://")) {
+            Some(u) => { a href=(u) rel="noreferrer noopener" target="_blank" { (id) } }
+            None => { (id) }
+        }
+    }
+}
+
 fn delivery_cell(d: Option<&Delivery>) -> Markup {
     html! {
         @if let Some(d) = d {
             td data-consumer=(d.consumer) data-state=(d.state.as_str()) {
                 span class=(format!("state state-{}", d.state.as_str())) { (d.state.as_str()) }
                 @if d.state == RowState::Synced { br; small { (when(d.synced_at)) } }
+                @if let Some(r) = &d.remote_id { br; small.remote { "as " (remote(r, d.remote_url.as_deref())) } }
                 @else { br; small { (d.attempts) " attempt" @if d.attempts != 1 { "s" } } }
                 @if let Some(e) = &d.last_error { @if d.state != RowState::Synced { div.err { (e) } } }
             }
@@ -422,7 +434,7 @@ pub(super) async fn order(
         p { "entity_id " (o.entity_id) " · store " (o.store_id.map(|s| s.to_string()).unwrap_or_default())
             " · placed " (when(o.placed_at)) " · captured " (when(Some(o.captured_at))) }
         table #deliveries {
-            tr { th { "consumer" } th { "event" } th { "state" } th { "attempts" } th { "last published" } th { "next attempt" } th { "synced" } th { "re-sent" } th { "message_id" } th { "last error" } th {} }
+            tr { th { "consumer" } th { "event" } th { "state" } th { "attempts" } th { "last published" } th { "next attempt" } th { "synced" } th { "re-sent" } th { "message_id" } th { "remote record" } th { "last error" } th {} }
             @for d in &o.deliveries {
                 tr class=[(d.state == RowState::Parked).then_some("parked")] data-consumer=(d.consumer) data-seq=(d.seq) data-state=(d.state.as_str()) {
                     td { (d.consumer) }
@@ -439,6 +451,13 @@ pub(super) async fn order(
                     td { (when(d.synced_at)) }
                     td.n { (d.resyncs) }
                     td { code { (d.message_id) } }
+                    td.remote {
+                        @match (&d.remote_id, &d.remote_url) {
+                            (Some(r), url) => { (remote(r, url.as_deref())) }
+                            (None, Some(u)) => { (remote(u, Some(u))) }
+                            (None, None) => {}
+                        }
+                    }
                     td.err { (d.last_error.as_deref().unwrap_or("")) }
                     td {
                         form.inline method="post" action="/ui/resync" {

@@ -221,11 +221,14 @@ async fn apply_one(
             // there in the end, so it is taken.
             tx.exec_drop(
                 "UPDATE order_sync_deliveries SET state = 'synced', synced_at = ?, \
-                 next_attempt_at = NULL, updated_at = ? \
+                 next_attempt_at = NULL, updated_at = ?, \
+                 remote_id = COALESCE(?, remote_id), remote_url = COALESCE(?, remote_url) \
                  WHERE entity_id = ? AND consumer = ? AND seq = ?",
                 (
                     naive(now),
                     naive(now),
+                    ack.remote_id.as_deref(),
+                    ack.remote_url.as_deref(),
                     entity_id,
                     ack.consumer.as_str(),
                     seq,
@@ -249,12 +252,15 @@ async fn apply_one(
                 .unwrap_or_else(|| "failed (no error text given)".into());
             tx.exec_drop(
                 "UPDATE order_sync_deliveries SET state = 'failed', last_error = ?, \
-                 next_attempt_at = ?, updated_at = ? \
+                 next_attempt_at = ?, updated_at = ?, \
+                 remote_id = COALESCE(?, remote_id), remote_url = COALESCE(?, remote_url) \
                  WHERE entity_id = ? AND consumer = ? AND seq = ?",
                 (
                     error,
                     naive(retry_at),
                     naive(now),
+                    ack.remote_id.as_deref(),
+                    ack.remote_url.as_deref(),
                     entity_id,
                     ack.consumer.as_str(),
                     seq,

@@ -54,6 +54,10 @@ pub struct Delivery {
     )]
     pub synced_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// What the order became in the sync service, as its ack said.
+    pub remote_id: Option<String>,
+    /// Where the sync service shows it, as its ack said.
+    pub remote_url: Option<String>,
     /// Times an operator re-sent this row.
     pub resyncs: u32,
     /// The earliest event of the same order for the same consumer that is
@@ -65,7 +69,8 @@ pub struct Delivery {
 /// (unaliased: `blocked_by` refers to it by name).
 pub(super) const DELIVERY_COLUMNS: &str =
     "entity_id, consumer, seq, event, increment_id, store_id, message_id, state, attempts, \
-     captured_at, last_published_at, next_attempt_at, synced_at, last_error, resyncs, \
+     captured_at, last_published_at, next_attempt_at, synced_at, last_error, remote_id, \
+     remote_url, resyncs, \
      (SELECT MIN(b.seq) FROM order_sync_deliveries b \
       WHERE b.entity_id = order_sync_deliveries.entity_id \
         AND b.consumer = order_sync_deliveries.consumer \

@@ -41,7 +41,7 @@ pub use acks::AckOutcome;
 pub use deliveries::{Carried, Claimed, Delivery, Round, RowKey, Unanswered};
 pub use events::{Change, KnownOrder, Recorded, Release};
 pub use instances::Instance;
-pub use notes::ParkedNote;
+pub use notes::{ParkedNote, SyncedNote};
 pub use operator::{OrderFilter, OrderPage, OrderView, Selection};
 pub use pauses::{Pause, ALL_CONSUMERS};
 pub use position::{BinlogPosition, CaptureLock, CapturePosition, Start};

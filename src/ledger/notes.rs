@@ -6,7 +6,30 @@
 use chrono::{DateTime, Utc};
 use mysql_async::prelude::*;
 
-use super::{from_rows, naive, Ledger, LedgerError};
+use super::{from_rows, id_params, marks, naive, Ledger, LedgerError};
+
+/// An order synced for every consumer, whose comment is not written yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncedNote {
+    pub entity_id: u32,
+    /// Each consumer, with the id the order has there if it said one.
+    pub consumers: Vec<(String, Option<String>)>,
+}
+
+impl SyncedNote {
+    /// "Order synced: erp (SO-4711), wms".
+    pub fn comment(&self) -> String {
+        let each: Vec<String> = self
+            .consumers
+            .iter()
+            .map(|(c, remote)| match remote {
+                Some(r) => format!("{c} ({r})"),
+                None => c.clone(),
+            })
+            .collect();
+        format!("Order synced: {}", each.join(", "))
+    }
+}
 
 /// A parked row whose comment is not written yet.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -18,26 +41,46 @@ pub struct ParkedNote {
 
 impl Ledger {
     /// Orders whose placement is synced for every consumer and whose history
-    /// comment is not written yet, with their consumers; at most `limit`.
+    /// comment is not written yet, with their consumers (ordered by name)
+    /// and what each said the order became there; at most `limit` orders.
     /// Later events do not count: the comment says the order reached them.
-    pub async fn synced_to_note(&self, limit: u32) -> Result<Vec<(u32, Vec<String>)>, LedgerError> {
+    pub async fn synced_to_note(&self, limit: u32) -> Result<Vec<SyncedNote>, LedgerError> {
         let mut conn = self.pool.get_conn().await?;
-        let rows: Vec<(u32, String)> = from_rows(
-            conn.exec(
-                "SELECT o.entity_id, GROUP_CONCAT(d.consumer ORDER BY d.consumer SEPARATOR ',') \
-                 FROM order_sync_orders o \
+        let ids: Vec<u32> = conn
+            .exec(
+                "SELECT o.entity_id FROM order_sync_orders o \
                  JOIN order_sync_deliveries d ON d.entity_id = o.entity_id AND d.seq = 0 \
                  WHERE o.written_back_at IS NULL \
                  GROUP BY o.entity_id HAVING SUM(d.state <> 'synced') = 0 \
                  ORDER BY o.entity_id LIMIT ?",
                 (limit,),
             )
+            .await?;
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows: Vec<(u32, String, Option<String>)> = from_rows(
+            conn.exec(
+                format!(
+                    "SELECT entity_id, consumer, remote_id FROM order_sync_deliveries \
+                     WHERE entity_id IN ({}) AND seq = 0 ORDER BY entity_id, consumer",
+                    marks(ids.len())
+                ),
+                id_params(&ids),
+            )
             .await?,
         )?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, c)| (id, c.split(',').map(str::to_owned).collect()))
-            .collect())
+        let mut notes: Vec<SyncedNote> = Vec::with_capacity(ids.len());
+        for (entity_id, consumer, remote_id) in rows {
+            match notes.last_mut() {
+                Some(n) if n.entity_id == entity_id => n.consumers.push((consumer, remote_id)),
+                _ => notes.push(SyncedNote {
+                    entity_id,
+                    consumers: vec![(consumer, remote_id)],
+                }),
+            }
+        }
+        Ok(notes)
     }
 
     /// Takes the write-back of an order's "synced" comment; false if another

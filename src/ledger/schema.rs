@@ -188,6 +188,16 @@ pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[
         ) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin",
         ],
     ),
+    (
+        9,
+        "what each order became in the sync service",
+        &[
+            // The sync service's answer, from its synced (or failed) ack:
+            // its own id for the order and where it shows it.
+            "ALTER TABLE order_sync_deliveries ADD COLUMN remote_id VARCHAR(255) NULL, \
+             ADD COLUMN remote_url VARCHAR(2000) NULL",
+        ],
+    ),
 ];
 
 /// Server errors that mean an `ALTER` of an interrupted migration already

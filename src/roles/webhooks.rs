@@ -1,6 +1,7 @@
 //! Webhook consumers: each message POSTed to the consumer's HTTPS endpoint
 //! instead of published to a queue, signed so the receiver can reject
-//! forgeries and replays. A 2xx answer is a `synced` ack; anything else, a
+//! forgeries and replays. A 2xx answer is a `synced` ack (a JSON answer may
+//! carry `remote_id` and `remote_url`, as an ack does); anything else, a
 //! timeout or a connection error is a `failed` one with the status or reason
 //! kept — re-delivered with the same back-off and parking as every consumer.
 //!
@@ -28,7 +29,7 @@ use super::{acks::AckListener, sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
     config::{AckSettings, MessageFormat, MessageSettings, RelaySettings, Secret},
     ledger::{Carried, Claimed, Unanswered},
-    message::{ce_header_value, cloud_event_attributes, truncate, Ack, AckStatus},
+    message::{ce_header_value, check_remote, cloud_event_attributes, truncate, Ack, AckStatus},
     retry::RetryPolicy,
 };
 
@@ -199,24 +200,35 @@ impl Webhooks {
                     attempt = row.attempts + 1
                 );
                 match &result {
-                    Ok(()) => span.in_scope(|| tracing::debug!("Webhook delivered.")),
+                    Ok(_) => span.in_scope(|| tracing::debug!("Webhook delivered.")),
                     Err(e) => span.in_scope(
                         || tracing::warn!(error = %e, "Webhook failed; will re-deliver."),
                     ),
                 }
-                Ack {
+                let (status, remote, error) = match result {
+                    Ok(remote) => (AckStatus::Synced, remote, None),
+                    Err(e) => (AckStatus::Failed, Remote::default(), Some(e)),
+                };
+                let mut ack = Ack {
                     consumer: row.consumer.clone(),
-                    status: if result.is_ok() {
-                        AckStatus::Synced
-                    } else {
-                        AckStatus::Failed
-                    },
+                    status,
                     message_id: Some(row.message_id.clone()),
                     entity_id: Some(row.entity_id),
                     increment_id: None,
                     store_id: None,
-                    error: result.err(),
+                    error,
+                    remote_id: remote.remote_id,
+                    remote_url: remote.remote_url,
+                };
+                // The delivery worked: a bad answer loses the answer, not the
+                // delivery (failing it would POST the order again).
+                if let Err(e) = check_remote(&ack) {
+                    span.in_scope(
+                        || tracing::warn!(error = %e, "The webhook's answer is not kept."),
+                    );
+                    (ack.remote_id, ack.remote_url) = (None, None);
                 }
+                ack
             })
             .collect();
         round.synced = acks
@@ -237,7 +249,7 @@ async fn post(
     shop: &str,
     row: &Claimed,
     max_attempts: u32,
-) -> Result<(), String> {
+) -> Result<Remote, String> {
     let delivery = row.next_delivery(max_attempts);
     let body = delivery.body(shop);
     let timestamp = Utc::now().timestamp();
@@ -269,7 +281,9 @@ async fn post(
         }
     }
     if status.is_success() {
-        Ok(())
+        // A JSON answer may say what the order became there; any other
+        // answer (none, text, other fields) says nothing more.
+        Ok(serde_json::from_slice(&answer).unwrap_or_default())
     } else {
         let text = truncate(String::from_utf8_lossy(&answer).trim(), 200);
         Err(if status.is_redirection() {
@@ -278,6 +292,13 @@ async fn post(
             format!("HTTP {}: {text}", status.as_u16())
         })
     }
+}
+
+/// What a receiver's 2xx answer may say, as an ack would.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Remote {
+    remote_id: Option<String>,
+    remote_url: Option<String>,
 }
 
 /// `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.

@@ -1,5 +1,5 @@
 //! The optional write-back of sync results into Magento's order history, as
-//! the original module did: "Order synced: erp, wms" once an order is synced
+//! the original module did: "Order synced: erp (SO-4711), wms" once an order is synced
 //! for every consumer, "Order sync parked for erp: …" when a row is parked.
 //! It is order-sync's only write to Magento, off by default. Each comment is
 //! taken in the ledger before it is written, so it is written at most once; a
@@ -62,11 +62,12 @@ impl WriteBack {
     /// Writes the comments that are due; a failed write is given back to retry.
     pub async fn step(&self, now: DateTime<Utc>) -> Result<Written, LedgerError> {
         let mut written = Written::default();
-        for (entity_id, consumers) in self.ledger.synced_to_note(100).await? {
+        for note in self.ledger.synced_to_note(100).await? {
+            let entity_id = note.entity_id;
             if !self.ledger.take_synced_note(entity_id, now).await? {
                 continue;
             }
-            let comment = format!("Order synced: {}", consumers.join(", "));
+            let comment = note.comment();
             match self.comment(entity_id, &comment).await {
                 Ok(()) => written.synced += 1,
                 Err(e) => {

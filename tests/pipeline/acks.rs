@@ -139,7 +139,7 @@ async fn rows(env: &TestEnv) -> Vec<(u32, String, State)> {
 }
 
 /// The reason of the next dead-lettered ack.
-async fn next_reason(env: &TestEnv) -> String {
+pub(crate) async fn next_reason(env: &TestEnv) -> String {
     let d = env
         .get(&env.topology().dead_queue("acks"), Duration::from_secs(20))
         .await

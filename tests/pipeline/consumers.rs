@@ -9,7 +9,7 @@ use std::{
 
 use lapin::{options::BasicPublishOptions, BasicProperties};
 use order_sync::{broker::sync_consumer, ledger::State};
-use order_sync_consumer::{Handled, OrderMessage};
+use order_sync_consumer::{Handled, OrderMessage, Remote};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{mysql_server, TestEnv};
@@ -45,7 +45,9 @@ async fn the_consumer_helper_acks_each_order_by_its_result_and_skips_what_it_alr
                             if id == failing && msg.attempt == 1 {
                                 Err("ERP busy".to_owned())
                             } else {
-                                Ok(())
+                                // What the order became in the ERP goes back with the ack.
+                                Ok(Remote::id(format!("SO-{id}"))
+                                    .with_url(format!("https://erp.example/so/{id}")))
                             }
                         }
                     },
@@ -74,6 +76,11 @@ async fn the_consumer_helper_acks_each_order_by_its_result_and_skips_what_it_alr
         .unwrap()
         .unwrap();
     assert_eq!(row.attempts, 2);
+    assert_eq!(row.remote_id, Some(format!("SO-{}", ids[1])));
+    assert_eq!(
+        row.remote_url,
+        Some(format!("https://erp.example/so/{}", ids[1]))
+    );
     stop.cancel();
     task.await.unwrap();
     shutdown.cancel();

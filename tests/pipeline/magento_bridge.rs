@@ -96,6 +96,14 @@ async fn an_observer_inside_magento_syncs_orders_through_the_bridge_with_retries
         (row(ids[1]).state, row(ids[1]).attempts),
         (State::Synced, 2)
     );
+    // What the observer said the order became in the ERP came back with the ack.
+    for id in [ids[0], ids[1]] {
+        assert_eq!(row(id).remote_id, Some(format!("ERP-{id}")));
+        assert_eq!(
+            row(id).remote_url,
+            Some(format!("https://erp.example/orders/{id}"))
+        );
+    }
     assert_eq!(row(ids[2]).state, State::Parked);
     let error = row(ids[2]).last_error.as_deref().unwrap_or("");
     assert!(

@@ -27,6 +27,7 @@ mod ops;
 mod page;
 mod process;
 mod redelivery;
+mod remote;
 mod scale;
 mod support;
 mod tls;

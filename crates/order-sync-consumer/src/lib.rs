@@ -12,6 +12,8 @@
 //!   `message_id`) is not handed to your function again: its synced ack is
 //!   re-sent instead (the first one may be what got lost); with
 //!   [`SyncConsumer::with_synced_file`] also after a restart ([`SyncedFile`]);
+//! * what the order became in the service (its id there, a link) goes back
+//!   with the ack when the function returns a [`Remote`] instead of `()`;
 //! * a message that is not an order message is rejected to the queue's
 //!   dead-letter queue, not retried forever;
 //! * a lost connection is retried with backoff, across the configured nodes.
@@ -51,5 +53,5 @@ mod sync;
 mod synced;
 
 pub use message::{Event, OrderMessage};
-pub use sync::{AckPublisher, ConsumerError, Handled, SyncConsumer};
+pub use sync::{AckPublisher, ConsumerError, Handled, Remote, SyncConsumer};
 pub use synced::SyncedFile;

@@ -90,6 +90,46 @@ impl Seen {
     }
 }
 
+/// What an order became in the sync service, for its `synced` ack: the
+/// service's own id for it (`remote_id`, at most 255 characters) and where it
+/// shows it (`remote_url`, http(s)). order-sync keeps both and shows them
+/// with the order. A function that returns `Ok(())` says nothing more.
+///
+/// ```
+/// use order_sync_consumer::Remote;
+/// let r = Remote::id("SO-4711").with_url("https://erp.example/so/4711");
+/// assert_eq!(r.id.as_deref(), Some("SO-4711"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remote {
+    /// The service's own id for the order.
+    pub id: Option<String>,
+    /// Where the service shows that record.
+    pub url: Option<String>,
+}
+
+impl Remote {
+    /// The order became `id` in the sync service.
+    pub fn id(id: impl Into<String>) -> Self {
+        Self {
+            id: Some(id.into()),
+            url: None,
+        }
+    }
+
+    /// And is shown at `url`.
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+}
+
+impl From<()> for Remote {
+    fn from(_: ()) -> Self {
+        Self::default()
+    }
+}
+
 /// A confirm-mode channel that publishes acks, and the connection it lives on.
 pub struct AckPublisher {
     channel: Channel,
@@ -220,10 +260,11 @@ impl SyncConsumer {
     /// Consumes until shutdown, reconnecting as needed. The queue must exist
     /// (order-sync declares it); this needs only read access to it and write
     /// access to the acks exchange.
-    pub async fn run<F, Fut>(&self, handler: F, shutdown: CancellationToken)
+    pub async fn run<F, Fut, R>(&self, handler: F, shutdown: CancellationToken)
     where
         F: Fn(OrderMessage) -> Fut,
-        Fut: Future<Output = Result<(), String>>,
+        Fut: Future<Output = Result<R, String>>,
+        R: Into<Remote>,
     {
         let mut reconnect = Reconnect::new("sync consumer");
         loop {
@@ -239,14 +280,15 @@ impl SyncConsumer {
         }
     }
 
-    async fn session<F, Fut>(
+    async fn session<F, Fut, R>(
         &self,
         handler: &F,
         shutdown: &CancellationToken,
     ) -> Result<(), ConsumerError>
     where
         F: Fn(OrderMessage) -> Fut,
-        Fut: Future<Output = Result<(), String>>,
+        Fut: Future<Output = Result<R, String>>,
+        R: Into<Remote>,
     {
         let publisher = self.publisher().await?;
         let channel = publisher.connection.create_channel().await?;
@@ -280,7 +322,7 @@ impl SyncConsumer {
 
     /// One delivery: hand it over (unless already synced), publish the ack,
     /// and only then acknowledge the broker message.
-    pub async fn handle<F, Fut>(
+    pub async fn handle<F, Fut, R>(
         &self,
         publisher: &AckPublisher,
         delivery: &Delivery,
@@ -288,7 +330,8 @@ impl SyncConsumer {
     ) -> Result<Handled, ConsumerError>
     where
         F: Fn(OrderMessage) -> Fut,
-        Fut: Future<Output = Result<(), String>>,
+        Fut: Future<Output = Result<R, String>>,
+        R: Into<Remote>,
     {
         let msg: OrderMessage = match serde_json::from_slice(&delivery.data) {
             Ok(m) => m,
@@ -310,11 +353,15 @@ impl SyncConsumer {
                 .as_ref()
                 .is_some_and(|f| f.contains(&msg.message_id));
         let (message_id, entity_id) = (msg.message_id.clone(), msg.entity_id());
+        let mut remote = Remote::default();
         let outcome = if duplicate {
             Handled::Duplicate
         } else {
             match handler(msg).await {
-                Ok(()) => Handled::Synced,
+                Ok(r) => {
+                    remote = r.into();
+                    Handled::Synced
+                }
                 Err(e) => Handled::Failed(e),
             }
         };
@@ -326,6 +373,12 @@ impl SyncConsumer {
         });
         if let Handled::Failed(e) = &outcome {
             ack["error"] = Value::String(e.clone());
+        }
+        if let Some(id) = remote.id {
+            ack["remote_id"] = Value::String(id);
+        }
+        if let Some(url) = remote.url {
+            ack["remote_url"] = Value::String(url);
         }
         if let (Handled::Synced, Some(file)) = (&outcome, &self.synced) {
             file.remember(&message_id).map_err(ConsumerError::Synced)?;

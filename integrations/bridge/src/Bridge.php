@@ -180,6 +180,7 @@ final class Bridge
             return 'duplicate';
         }
         $error = null;
+        $answer = new Answer();
         try {
             $order = $this->magento->loadOrder($entityId);
             if ($order === null) {
@@ -191,6 +192,7 @@ final class Bridge
                         'order_sync_message_id' => $messageId,
                         'order_sync_attempt' => (int) ($message['attempt'] ?? 1),
                         'order_sync_sequence' => (int) ($message['sequence'] ?? 0),
+                        'order_sync_answer' => $answer,
                     ]);
                 }
             }
@@ -217,6 +219,15 @@ final class Bridge
             ]);
         }
         $ack = $this->ack($messageId, $entityId, $error);
+        if ($error === null) {
+            $problems = [];
+            $ack += $answer->ackFields($problems);
+            foreach ($problems as $problem) {
+                $this->magento->log('warning', "order-sync bridge: $event synced, but the observer's $problem", [
+                    'entity_id' => $entityId,
+                ]);
+            }
+        }
         $this->answer($delivery, $channel, $ack);
         return $ack['status'];
     }

@@ -152,7 +152,7 @@ final class BridgeTest extends TestCase
     /** @param list<string> $magento Magento's own argument names */
     private static function withExtras(array $magento): array
     {
-        return [...$magento, 'order_sync_message_id', 'order_sync_attempt', 'order_sync_sequence'];
+        return [...$magento, 'order_sync_message_id', 'order_sync_attempt', 'order_sync_sequence', 'order_sync_answer'];
     }
 
     public function test_sigterm_finishes_the_order_in_hand_then_stops(): void

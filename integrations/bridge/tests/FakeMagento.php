@@ -100,6 +100,8 @@ final class FakeMagento implements Adapter
         if ($what === 'always' || ($what === 'once' && $n === 1)) {
             throw new \RuntimeException("ERP rejected order $id (call $n)");
         }
+        // What an ERP observer says back: the order's number there.
+        $arguments['order_sync_answer']->setRemoteId("ERP-$id")->setRemoteUrl("https://erp.example/orders/$id");
     }
 
     public function log(string $level, string $message, array $context = []): void
