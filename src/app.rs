@@ -84,6 +84,9 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    /// Consumers' `fields` or `deny_fields` naming what no order has.
+    #[error("{}", .0.join("; "))]
+    Fields(Vec<String>),
     #[error("shop.name is `{name}`, but the ledger holds capture positions only for {others}: a renamed shop would start again from capture.start_from and miss or repeat orders. Set shop.name back, or move the position to the new name first: UPDATE order_sync_capture_position SET source = '{name}' WHERE source = '<old name>' (and the same in order_sync_capture_gaps)")]
     ShopRenamed { name: String, others: String },
 }
@@ -158,6 +161,8 @@ impl Parts {
         Ok(Self {
             settings: settings.clone(),
             deps: Deps {
+                audience: Default::default(),
+                shapes: Arc::new(crate::magento::shape::Shapes::new(&settings.consumers)),
                 shop: settings.shop.name.clone(),
                 consumers: settings.consumers.clone(),
                 ledger: Ledger::new(&settings.ledger).map_err(|source| StartError::Ledger {
@@ -197,6 +202,33 @@ impl Parts {
         )
     }
 
+    /// Each consumer's `fields` and `deny_fields` that name nothing an order
+    /// has (from Magento's columns), each with its key; none read when no
+    /// consumer has either.
+    pub async fn check_fields(&self) -> Result<Option<StartError>, MagentoError> {
+        let c = &self.settings.consumers;
+        let shaped = c.names.iter().any(|n| {
+            let o = c.options(n);
+            !o.fields.is_empty() || !o.deny_fields.is_empty()
+        });
+        if !shaped {
+            return Ok(None);
+        }
+        let paths = self.deps.magento.order_paths().await?;
+        let mut problems = vec![];
+        for n in &c.names {
+            let o = c.options(n);
+            for (key, list) in [("fields", &o.fields), ("deny_fields", &o.deny_fields)] {
+                for f in list {
+                    if let Some(why) = paths.unknown(f) {
+                        problems.push(format!("consumers.{n}.{key}: `{f}`: {why}"));
+                    }
+                }
+            }
+        }
+        Ok((!problems.is_empty()).then_some(StartError::Fields(problems)))
+    }
+
     /// `check-config --live`: what start-up checks of the services, without
     /// migrating, declaring or running anything: the ledger answers and is
     /// migrated (or can be), and the Magento user may read every table
@@ -213,6 +245,9 @@ impl Parts {
             .await
             .map_err(magento_error)?;
         d.magento.check_schema().await.map_err(magento_error)?;
+        if let Some(e) = self.check_fields().await.map_err(magento_error)? {
+            return Err(e);
+        }
         let mut said = vec![format!(
             "magento: the user may read all {} table(s) capture reads ({})",
             reads.len(),
@@ -304,6 +339,9 @@ impl Parts {
                     d.ledger.migrate().await?;
                 } else {
                     d.ledger.check_version().await?;
+                }
+                if let Some(e) = self.check_fields().await? {
+                    return Ok(Some(e));
                 }
                 if roles.capture {
                     d.magento.check_access(&self.capture_reads()).await?;

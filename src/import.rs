@@ -21,7 +21,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use mysql_async::prelude::*;
 
 use crate::{
-    ledger::{Ledger, LedgerError, NewOrder},
+    ledger::{Audience, Ledger, LedgerError, NewOrder},
     magento::{Magento, MagentoError},
 };
 
@@ -219,7 +219,8 @@ fn list(ids: &[u32]) -> String {
 }
 
 /// Reads the original module's table and records its state in the ledger
-/// (unless `dry_run`), for `consumers`; capture goes on where `go_on` says.
+/// (unless `dry_run`), for the consumers of `audience` (each only the orders
+/// it is for); capture goes on where `go_on` says.
 ///
 /// Before anything is recorded, the orders capture would then send as new
 /// are counted: the module's cleanup cron deletes synced rows, so one old
@@ -232,7 +233,7 @@ pub async fn import_seed_queue(
     magento: &Magento,
     ledger: &Ledger,
     table: &str,
-    consumers: &[String],
+    audience: &Audience,
     source: &str,
     go_on: GoOn,
     dry_run: bool,
@@ -358,7 +359,7 @@ pub async fn import_seed_queue(
         }
         if !dry_run {
             report.created += ledger
-                .record_imported(&records, consumers, source, now)
+                .record_imported(&records, audience, source, now)
                 .await?;
         }
     }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::broker::topology::CAPTURE_ROUTING_KEY;
+use crate::{broker::topology::CAPTURE_ROUTING_KEY, magento::shape::Shape};
 
 /// Version of the envelope layout; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -147,6 +147,9 @@ pub struct Delivering<'a> {
     pub max_attempts: u32,
     /// The order JSON as stored in the ledger.
     pub order: &'a str,
+    /// What of the order this consumer gets (`consumers.<name>.fields`,
+    /// `deny_fields`); `None`: all of it, passed through as stored.
+    pub shape: Option<&'a Shape>,
 }
 
 impl Delivering<'_> {
@@ -160,6 +163,8 @@ impl Delivering<'_> {
             Event::Placed => None,
             _ => serde_json::from_str::<EventDetails>(stored.get()).ok(),
         };
+        let order: &RawValue = details.as_ref().map_or(&*stored, |d| d.order);
+        let shaped = self.shape.and_then(|shape| shaped(order, shape));
         serde_json::to_vec(&QueMessage {
             schema_version: SCHEMA_VERSION,
             event: self.event.que_name(),
@@ -169,7 +174,7 @@ impl Delivering<'_> {
             captured_at: self.captured_at,
             attempt: self.attempt,
             max_attempts: self.max_attempts,
-            order: details.as_ref().map_or(&*stored, |d| d.order),
+            order: shaped.as_deref().unwrap_or(order),
             sequence: self.seq,
             invoice: details.as_ref().and_then(|d| d.invoice),
             shipment: details.as_ref().and_then(|d| d.shipment),
@@ -222,6 +227,16 @@ const CE_HEADER: &percent_encoding::AsciiSet =
 /// valid header and reads back as it was.
 pub fn ce_header_value(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, CE_HEADER).to_string()
+}
+
+/// The order cut to a consumer's shape (`None` if it is not a JSON object,
+/// which then goes as stored). Key order is kept and DECIMAL strings stay
+/// strings; numbers pass through serde_json's own representation.
+fn shaped(order: &RawValue, shape: &Shape) -> Option<Box<RawValue>> {
+    let mut map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(order.get()).ok()?;
+    shape.apply(&mut map);
+    serde_json::value::to_raw_value(&map).ok()
 }
 
 /// The stored order JSON, as it goes into a message: borrowed as is (it is

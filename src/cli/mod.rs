@@ -225,7 +225,9 @@ pub enum Command {
     /// capture goes on after the last order it knew. Run `order-sync migrate`
     /// first. Running it twice changes nothing.
     ImportSeedQueue {
-        /// The consumers its synced rows count for (default: every one in consumers.names).
+        /// The consumers that get rows for the imported orders, synced and
+        /// pending alike (default: every one in consumers.names). A consumer
+        /// left out gets none of them; `backfill` can give it them later.
         #[arg(long, value_delimiter = ',')]
         consumers: Vec<String>,
         /// Print what it would do; change nothing.

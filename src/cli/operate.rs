@@ -195,11 +195,21 @@ pub(super) async fn operate(command: Command, settings: Settings) -> Result<(), 
                     .table_prefix
                     .table("ordersyncquerunner_que")
             });
+            let audience = parts
+                .deps
+                .audience()
+                .await
+                .map_err(|e| {
+                    CliError::Failed(
+                        anyhow::Error::new(e).context("reading the consumers' websites"),
+                    )
+                })?
+                .only(&consumers);
             let report = import::import_seed_queue(
                 &parts.deps.magento,
                 &ledger,
                 &table,
-                &consumers,
+                &audience,
                 &settings.shop.name,
                 go_on,
                 dry_run,

@@ -164,6 +164,47 @@ pub struct ConsumerOptions {
     /// `invoiced`, `shipped`, `refunded`, `canceled`, `status_changed`;
     /// unset means `["placed"]` (what every consumer got before events).
     pub events: Option<Vec<String>>,
+    /// Only orders of these store ids reach this consumer (with `websites`:
+    /// either); empty means every store `capture.filter` lets through.
+    #[serde(deserialize_with = "store_ids")]
+    pub stores: Vec<u16>,
+    /// Only orders of the stores in these websites (codes, e.g. `base`).
+    pub websites: Vec<String>,
+    /// Only orders in one of these states when their `placed` goes (for a
+    /// held order, when it is released: `capture.hold_states` still apply);
+    /// empty means every state.
+    pub states: Vec<String>,
+    /// The order fields this consumer gets, as paths (`increment_id`,
+    /// `items.sku`, `shipping_address`, a `*` may end one); empty means the
+    /// whole order. `entity_id`, `increment_id`, `store_id`, `state` and
+    /// `status` are always kept.
+    pub fields: Vec<String>,
+    /// Order fields removed for this consumer, beside `message.deny_fields`.
+    pub deny_fields: Vec<String>,
+    /// Statuses this consumer writes into Magento itself: a `status_changed`
+    /// to one of them is recorded for the others, not sent back to it.
+    pub own_statuses: Vec<String>,
+}
+
+/// Store ids as numbers, or as the text an environment variable gives
+/// (`ORDER_SYNC__CONSUMERS__WMS__STORES=1,2`): per-consumer tables are read
+/// through a map, where the config crate keeps every value as it found it.
+fn store_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Number(u16),
+        Text(String),
+    }
+    Vec::<Id>::deserialize(d)?
+        .into_iter()
+        .map(|id| match id {
+            Id::Number(n) => Ok(n),
+            Id::Text(t) => t.trim().parse().map_err(|_| {
+                serde::de::Error::custom(format!("`{t}` is not a store id (0 to 65535)"))
+            }),
+        })
+        .collect()
 }
 
 /// A consumer delivered by HTTPS POST (`[consumers.<name>.webhook]`).
@@ -322,6 +363,31 @@ impl ConsumerSettings {
                 &format!("consumers.{name}.token"),
                 "only pull consumers (consumers.pull) use a token",
             );
+            for (key, paths) in [
+                ("fields", &options.fields),
+                ("deny_fields", &options.deny_fields),
+            ] {
+                for field in paths {
+                    p.check(
+                        super::surface::is_field_path(field),
+                        &format!("consumers.{name}.{key}"),
+                        format!(
+                            "`{field}` is not a field path like `items.sku` (a `*` may end it)"
+                        ),
+                    );
+                }
+            }
+            for (key, list) in [
+                ("websites", &options.websites),
+                ("states", &options.states),
+                ("own_statuses", &options.own_statuses),
+            ] {
+                p.check(
+                    list.iter().all(|v| !v.trim().is_empty()),
+                    &format!("consumers.{name}.{key}"),
+                    "lists an empty name",
+                );
+            }
         }
     }
 
@@ -334,6 +400,12 @@ impl ConsumerSettings {
             format: None,
             webhook: None,
             events: None,
+            stores: Vec::new(),
+            websites: Vec::new(),
+            states: Vec::new(),
+            fields: Vec::new(),
+            deny_fields: Vec::new(),
+            own_statuses: Vec::new(),
         };
         self.each.get(name).unwrap_or(NONE)
     }

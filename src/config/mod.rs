@@ -227,10 +227,60 @@ impl Settings {
             ("write-back", yes_no(self.write_back.enabled).into()),
             ("log", format!("{:?}, {}", self.log.format, self.log.filter)),
         ];
-        lines
+        let mut out: String = lines
             .iter()
             .map(|(k, v)| format!("{k:<11} {v}\n"))
-            .collect()
+            .collect();
+        // Each consumer's part of the shop and of each order, when it has one.
+        for n in &self.consumers.names {
+            let o = self.consumers.options(n);
+            let mut said = vec![format!(
+                "events {}",
+                self.consumers
+                    .events(n)
+                    .iter()
+                    .map(|e| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )];
+            let list = |v: &[String]| v.join(", ");
+            if !o.stores.is_empty() || !o.websites.is_empty() {
+                let stores: Vec<String> = o.stores.iter().map(u16::to_string).collect();
+                let mut parts = vec![];
+                if !stores.is_empty() {
+                    parts.push(format!("stores {}", stores.join(", ")));
+                }
+                if !o.websites.is_empty() {
+                    parts.push(format!("websites {}", list(&o.websites)));
+                }
+                said.push(format!("only {}", parts.join(" or ")));
+            }
+            if !o.states.is_empty() {
+                said.push(format!("only orders placed in {}", list(&o.states)));
+            }
+            if o.fields.is_empty() {
+                said.push("the whole order".into());
+            } else {
+                said.push(format!(
+                    "only the fields {} (and {})",
+                    list(&o.fields),
+                    crate::magento::shape::ALWAYS_KEPT.join(", ")
+                ));
+            }
+            let mut deny = self.message.deny_fields.clone();
+            deny.extend(o.deny_fields.iter().cloned());
+            if !deny.is_empty() {
+                said.push(format!("without {}", list(&deny)));
+            }
+            if !o.own_statuses.is_empty() {
+                said.push(format!(
+                    "not sent its own status changes to {}",
+                    list(&o.own_statuses)
+                ));
+            }
+            out.push_str(&format!("{:<11} {n}: {}\n", "consumer", said.join("; ")));
+        }
+        out
     }
 
     /// Checks everything a type cannot: ranges, URL schemes, names; every
@@ -302,14 +352,26 @@ const LIST_KEYS: &[&str] = &[
     "capture.hold_states",
 ];
 
-/// A consumer's `events` from `ORDER_SYNC__CONSUMERS__<NAME>__EVENTS`: the key
-/// it sets, for the list variables whose key holds a name.
-fn consumer_events_key(var: &str) -> Option<String> {
-    let name = var
-        .strip_prefix("ORDER_SYNC__CONSUMERS__")?
-        .strip_suffix("__EVENTS")?;
-    (!name.is_empty() && !name.contains("__"))
-        .then(|| format!("consumers.{}.events", name.to_lowercase()))
+/// A consumer's list keys, `ORDER_SYNC__CONSUMERS__<NAME>__<KEY>`.
+const CONSUMER_LIST_KEYS: &[&str] = &[
+    "events",
+    "stores",
+    "websites",
+    "states",
+    "fields",
+    "deny_fields",
+    "own_statuses",
+];
+
+/// The key a per-consumer list variable (`ORDER_SYNC__CONSUMERS__WMS__STORES`)
+/// sets, for the list variables whose key holds a name.
+fn consumer_list_key(var: &str) -> Option<String> {
+    let rest = var.strip_prefix("ORDER_SYNC__CONSUMERS__")?;
+    CONSUMER_LIST_KEYS.iter().find_map(|key| {
+        let name = rest.strip_suffix(&format!("__{}", key.to_uppercase()))?;
+        (!name.is_empty() && !name.contains("__"))
+            .then(|| format!("consumers.{}.{key}", name.to_lowercase()))
+    })
 }
 
 /// Loads settings from the compiled-in defaults, an optional file and the environment.
@@ -345,7 +407,7 @@ pub fn load_with_env(
     // number. An empty variable is an empty list.
     let named: Vec<(String, String)> = env
         .keys()
-        .filter_map(|var| Some((var.clone(), consumer_events_key(var)?)))
+        .filter_map(|var| Some((var.clone(), consumer_list_key(var)?)))
         .collect();
     let fixed = LIST_KEYS.iter().map(|key| {
         (

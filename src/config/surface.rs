@@ -98,9 +98,7 @@ impl MessageSettings {
     pub(super) fn validate(&self, p: &mut Problems) {
         for field in &self.deny_fields {
             p.check(
-                !field.is_empty()
-                    && field.split('.').all(|seg| !seg.is_empty())
-                    && !field.trim_end_matches('*').contains('*'),
+                is_field_path(field),
                 "message.deny_fields",
                 format!(
                     "`{field}` is not a field path like `payment.cc_number_enc` (a `*` may end it)"
@@ -108,6 +106,14 @@ impl MessageSettings {
             );
         }
     }
+}
+
+/// A path into the order like `payment.cc_number_enc` or `items.*`: dotted
+/// names, none empty, a `*` only at the end.
+pub(super) fn is_field_path(field: &str) -> bool {
+    !field.is_empty()
+        && field.split('.').all(|seg| !seg.is_empty())
+        && !field.trim_end_matches('*').contains('*')
 }
 
 /// Logging.

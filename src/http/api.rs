@@ -117,6 +117,7 @@ pub(super) async fn detail_of(s: &Surface, entity_id: u32) -> Result<Option<Deta
                 attempt: d.attempts.max(1),
                 max_attempts: s.acks.policy().max_attempts,
                 order: &stored,
+                shape: s.deps.shapes.of(&d.consumer),
             };
             (d.consumer.clone(), msg.json(&s.deps.shop))
         })
@@ -300,7 +301,7 @@ pub(super) async fn pull(
     let messages: Vec<Value> = rows
         .iter()
         .map(|r| {
-            r.next_delivery(s.acks.policy().max_attempts)
+            r.next_delivery(s.acks.policy().max_attempts, &s.deps.shapes)
                 .json(&s.deps.shop)
         })
         .collect();

@@ -17,6 +17,7 @@ use super::{
     State,
 };
 use crate::{
+    magento::shape::Shapes,
     message::{event_to_value, event_value, truncate, Delivering, Event},
     retry::RetryPolicy,
 };
@@ -95,8 +96,9 @@ pub struct Claimed {
 impl Claimed {
     /// The delivery this claim is for, the one after its `attempts`: the same
     /// message whether a queue, a webhook or the pull API carries it, with
-    /// the `max_attempts` after which a failure parks it.
-    pub fn next_delivery(&self, max_attempts: u32) -> Delivering<'_> {
+    /// the `max_attempts` after which a failure parks it, and as much of the
+    /// order as the consumer's shape in `shapes` lets through.
+    pub fn next_delivery<'a>(&'a self, max_attempts: u32, shapes: &'a Shapes) -> Delivering<'a> {
         Delivering {
             event: self.event,
             seq: self.seq,
@@ -106,6 +108,7 @@ impl Claimed {
             attempt: self.attempts + 1,
             max_attempts,
             order: &self.message,
+            shape: shapes.of(&self.consumer),
         }
     }
 }

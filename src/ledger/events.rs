@@ -13,7 +13,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use mysql_async::{prelude::*, Params, TxOpts, Value};
 
-use super::{from_rows, id_params, marks, naive, transaction, Ledger, LedgerError, State};
+use super::{
+    audience::Audience, from_rows, id_params, marks, naive, transaction, Ledger, LedgerError, State,
+};
 use crate::message::{event_message_id, truncate, Event};
 
 /// What happened to one order, to record as one unit.
@@ -101,13 +103,14 @@ impl Ledger {
 
     /// Records changes in one transaction, in the order given: releases,
     /// then each event with the next `seq` of its order and a pending row,
-    /// due now, for each consumer in `subscribers` of it. A document already
-    /// recorded, or a move to the state and status the ledger already holds,
-    /// is skipped whole.
+    /// due now, for each subscriber of it in `audience` that holds the
+    /// order's placement (a `status_changed` to a status the consumer writes
+    /// itself excepted). A document already recorded, or a move to the state
+    /// and status the ledger already holds, is skipped whole.
     pub async fn record_changes(
         &self,
         changes: &[Change],
-        subscribers: &HashMap<Event, Vec<String>>,
+        audience: &Audience,
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<Recorded, LedgerError> {
@@ -115,7 +118,7 @@ impl Ledger {
             return Ok(Recorded::default());
         }
         transaction!(self, TxOpts::default(), |tx| {
-            record_all(&mut tx, changes, subscribers, source, now).await?
+            record_all(&mut tx, changes, audience, source, now).await?
         })
     }
 
@@ -157,6 +160,9 @@ struct Known {
     documents: HashSet<(Event, u32)>,
     states: HashMap<u32, (Option<String>, Option<String>)>,
     last_seq: HashMap<u32, u16>,
+    /// (order, consumer) holding the order's placement: the only consumers
+    /// its later events go to.
+    placed: HashSet<(u32, String)>,
 }
 
 impl Known {
@@ -172,6 +178,7 @@ impl Known {
             documents: HashSet::new(),
             states: HashMap::new(),
             last_seq: HashMap::new(),
+            placed: HashSet::new(),
         };
         for chunk in documents.chunks(1000) {
             let params: Vec<Value> = chunk
@@ -221,6 +228,18 @@ impl Known {
                 .await?,
             )?;
             known.last_seq.extend(rows);
+            let rows: Vec<(u32, String)> = from_rows(
+                tx.exec(
+                    format!(
+                        "SELECT entity_id, consumer FROM order_sync_deliveries \
+                         WHERE entity_id IN ({}) AND seq = 0",
+                        marks(chunk.len())
+                    ),
+                    id_params(chunk),
+                )
+                .await?,
+            )?;
+            known.placed.extend(rows);
         }
         Ok(known)
     }
@@ -232,7 +251,7 @@ impl Known {
 pub(super) async fn record_all(
     tx: &mut mysql_async::Transaction<'_>,
     changes: &[Change],
-    subscribers: &HashMap<Event, Vec<String>>,
+    audience: &Audience,
     source: &str,
     now: DateTime<Utc>,
 ) -> Result<Recorded, LedgerError> {
@@ -242,6 +261,8 @@ pub(super) async fn record_all(
     let mut messages: Vec<(&str, u32)> = vec![];
     let mut sent: Vec<u32> = vec![];
     let mut dropped: Vec<(String, u32)> = vec![];
+    // Held placements released in a state a consumer does not take.
+    let mut not_for: Vec<(u32, String)> = vec![];
     let mut events: Vec<Params> = vec![];
     let mut rows: Vec<Params> = vec![];
     for change in changes {
@@ -264,14 +285,39 @@ pub(super) async fn record_all(
                     messages.push((m.as_str(), id));
                 }
                 sent.push(id);
+                // The state it is sent in decides who takes it.
+                let state = known.states.get(&id).and_then(|(st, _)| st.clone());
+                for c in audience.subscribers(Event::Placed) {
+                    if !audience.takes_state(c, state.as_deref())
+                        && known.placed.remove(&(id, c.to_owned()))
+                    {
+                        not_for.push((id, c.to_owned()));
+                    }
+                }
             }
             Some(Release::Drop { reason }) => dropped.push((truncate(reason, 2000), id)),
             None => {}
         }
+        let status = change.moved_to.as_ref().and_then(|(_, st)| st.as_deref());
         for (event, message) in &change.events {
-            let Some(consumers) = subscribers.get(event).filter(|c| !c.is_empty()) else {
+            let consumers: Vec<&str> = audience
+                .subscribers(*event)
+                // A consumer of placements gets the events of the orders it
+                // was given; one of later events only, those of its stores.
+                .filter(|c| {
+                    if audience.gets(c, Event::Placed) {
+                        known.placed.contains(&(id, (*c).to_owned()))
+                    } else {
+                        audience.takes_store(c, change.store_id)
+                    }
+                })
+                .filter(|c| !(*event == Event::StatusChanged && audience.is_own_status(c, status)))
+                .collect();
+            // Recorded while anyone subscribes, so the order's history is
+            // whole for a consumer given the order later (a backfill).
+            if !audience.wants(*event) {
                 continue;
-            };
+            }
             let seq = known.last_seq.get(&id).copied().unwrap_or(0) + 1;
             known.last_seq.insert(id, seq);
             let document = change.document.filter(|(e, _)| e == event).map(|(_, d)| d);
@@ -287,7 +333,7 @@ pub(super) async fn record_all(
             rows.extend(consumers.iter().map(|c| {
                 Params::Positional(vec![
                     id.into(),
-                    c.as_str().into(),
+                    (*c).into(),
                     seq.into(),
                     event.as_str().into(),
                     change.increment_id.clone().into(),
@@ -330,6 +376,16 @@ pub(super) async fn record_all(
         )
         .await?;
         done.released += tx.affected_rows() as usize;
+    }
+    for (id, consumer) in &not_for {
+        // Its placement, and any event recorded while it was held: none
+        // was ever sent, and none is for this consumer.
+        tx.exec_drop(
+            "DELETE FROM order_sync_deliveries WHERE entity_id = ? AND consumer = ? \
+             AND state IN ('held', 'pending')",
+            (id, consumer.as_str()),
+        )
+        .await?;
     }
     for (reason, id) in dropped {
         tx.exec_drop(

@@ -18,6 +18,7 @@
 //! * [`pauses`], [`instances`], [`notes`] (the Magento write-back's bookkeeping).
 
 pub mod acks;
+pub mod audience;
 pub mod counts;
 pub mod deliveries;
 pub mod events;
@@ -38,6 +39,7 @@ use mysql_async::{prelude::*, FromValueError, Pool, Row, Value};
 
 use crate::{config::LedgerSettings, db};
 pub use acks::AckOutcome;
+pub use audience::Audience;
 pub use deliveries::{Carried, Claimed, Delivery, Round, RowKey, Unanswered};
 pub use events::{Change, KnownOrder, Recorded, Release};
 pub use instances::Instance;
@@ -45,7 +47,7 @@ pub use notes::{ParkedNote, SyncedNote};
 pub use operator::{OrderFilter, OrderPage, OrderView, Selection};
 pub use pauses::{Pause, ALL_CONSUMERS};
 pub use position::{BinlogPosition, CaptureLock, CapturePosition, Start};
-pub use recording::NewOrder;
+pub use recording::{Backfilled, NewOrder};
 pub use schema::ensure_database;
 pub use state::State;
 

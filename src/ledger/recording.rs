@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use mysql_async::{prelude::*, Params};
 
 use super::{
-    after, counts::SyncedDelta, from_rows, id_params, marks, naive, read_committed, transaction,
-    Change, Claimed, Ledger, LedgerError, State,
+    after, audience::Audience, counts::SyncedDelta, from_rows, id_params, marks, naive,
+    read_committed, transaction, Change, Claimed, Ledger, LedgerError, State,
 };
 use crate::{
     magento::PlacedOrder,
@@ -93,8 +93,7 @@ impl Ledger {
     pub async fn record_orders(
         &self,
         orders: &[NewOrder],
-        consumers: &[String],
-        canceled_to: &[String],
+        audience: &Audience,
         source: &str,
         now: DateTime<Utc>,
         lease: Duration,
@@ -103,7 +102,7 @@ impl Ledger {
             return Ok(vec![]);
         }
         transaction!(self, read_committed(), |tx| {
-            let fresh = insert_orders(&mut tx, orders.iter(), consumers, source).await?;
+            let fresh = insert_orders(&mut tx, orders.iter(), audience, source).await?;
             let held: std::collections::HashSet<u32> = orders
                 .iter()
                 .filter(|o| o.held)
@@ -138,10 +137,8 @@ impl Ledger {
                 .map(canceled_at_first_sight)
                 .collect();
             // Nothing more to write for a batch without one (the usual case).
-            if !canceled_to.is_empty() && !cancellations.is_empty() {
-                let subscribers = HashMap::from([(Event::Canceled, canceled_to.to_vec())]);
-                super::events::record_all(&mut tx, &cancellations, &subscribers, source, now)
-                    .await?;
+            if audience.wants(Event::Canceled) && !cancellations.is_empty() {
+                super::events::record_all(&mut tx, &cancellations, audience, source, now).await?;
             }
             fresh
                 .into_iter()
@@ -157,7 +154,7 @@ impl Ledger {
     pub async fn record_parked(
         &self,
         orders: &[NewOrder],
-        consumers: &[String],
+        audience: &Audience,
         source: &str,
         reason: &str,
         now: DateTime<Utc>,
@@ -167,7 +164,7 @@ impl Ledger {
         }
         let reason = truncate(reason, 2000);
         transaction!(self, read_committed(), |tx| {
-            let fresh = insert_orders(&mut tx, orders.iter(), consumers, source).await?;
+            let fresh = insert_orders(&mut tx, orders.iter(), audience, source).await?;
             let start = RowStart {
                 state: State::Parked,
                 next_attempt_at: None,
@@ -179,13 +176,14 @@ impl Ledger {
     }
 
     /// Records orders taken over from another sync tool: each either synced
-    /// (at the time given) or pending and due at once, for every consumer.
-    /// Orders and rows already in the ledger are left as they are, so an
-    /// import run twice changes nothing. One transaction.
+    /// (at the time given) or pending and due at once, for every consumer of
+    /// `audience` the order is for. Orders and rows already in the ledger are
+    /// left as they are, so an import run twice changes nothing. One
+    /// transaction.
     pub async fn record_imported(
         &self,
         orders: &[(NewOrder, Option<DateTime<Utc>>)],
-        consumers: &[String],
+        audience: &Audience,
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<usize, LedgerError> {
@@ -199,7 +197,7 @@ impl Ledger {
         }
         transaction!(self, read_committed(), |tx| {
             let fresh =
-                insert_orders(&mut tx, orders.iter().map(|(o, _)| o), consumers, source).await?;
+                insert_orders(&mut tx, orders.iter().map(|(o, _)| o), audience, source).await?;
             insert_deliveries(&mut tx, &fresh, now, |row| {
                 match synced.get(&row.entity_id).copied().flatten() {
                     Some(at) => RowStart {
@@ -229,10 +227,164 @@ impl Ledger {
     }
 }
 
+/// What one chunk of a backfill recorded.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Backfilled {
+    /// Orders given to the consumer (placement rows created).
+    pub orders: usize,
+    /// Orders it already had (or that are not for it): nothing done.
+    pub skipped: usize,
+    /// Rows of later events created for it.
+    pub events: usize,
+}
+
+impl Ledger {
+    /// Gives `consumer` (the one consumer of `audience`) the orders it does
+    /// not have yet, in one transaction: each order's placement row, due now
+    /// (held if the order is in a hold state), then its later events — those
+    /// the ledger already recorded, then `documents` it had not (read from
+    /// Magento for these orders), and for an order new to the ledger that is
+    /// already cancelled, its cancellation — each a pending row behind the
+    /// placement, as the claim's order rule keeps them. An order new to the
+    /// ledger is recorded as read now. Run twice, the second run adds
+    /// nothing: orders the consumer has are skipped whole.
+    pub async fn record_backfill(
+        &self,
+        orders: &[NewOrder],
+        documents: &[Change],
+        audience: &Audience,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Backfilled, LedgerError> {
+        if orders.is_empty() {
+            return Ok(Backfilled::default());
+        }
+        let Some(consumer) = audience
+            .subscribers(Event::Placed)
+            .next()
+            .map(str::to_owned)
+        else {
+            return Ok(Backfilled::default());
+        };
+        let ids: Vec<u32> = orders.iter().map(|o| o.key.entity_id).collect();
+        transaction!(self, read_committed(), |tx| {
+            let known: std::collections::HashSet<u32> = from_rows::<u32>(
+                tx.exec(
+                    format!(
+                        "SELECT entity_id FROM order_sync_orders WHERE entity_id IN ({}) FOR UPDATE",
+                        marks(ids.len())
+                    ),
+                    id_params(&ids),
+                )
+                .await?,
+            )?
+            .into_iter()
+            .collect();
+            let fresh = insert_orders(&mut tx, orders.iter(), audience, source).await?;
+            let held: std::collections::HashSet<u32> = orders
+                .iter()
+                .filter(|o| o.held)
+                .map(|o| o.key.entity_id)
+                .collect();
+            insert_deliveries(&mut tx, &fresh, now, |row| RowStart {
+                state: if held.contains(&row.entity_id) {
+                    State::Held
+                } else {
+                    State::Pending
+                },
+                next_attempt_at: (!held.contains(&row.entity_id)).then_some(now),
+                synced_at: None,
+                last_error: None,
+            })
+            .await?;
+            let given: Vec<u32> = fresh.iter().map(|(f, _)| f.entity_id).collect();
+            let mut done = Backfilled {
+                orders: given.len(),
+                skipped: orders.len() - given.len(),
+                events: 0,
+            };
+            let events: Vec<&str> = Event::ALL
+                .into_iter()
+                .filter(|e| *e != Event::Placed && audience.wants(*e))
+                .map(Event::as_str)
+                .collect();
+            if !given.is_empty() && !events.is_empty() {
+                // What the ledger already knows happened to these orders.
+                let mut params: Vec<mysql_async::Value> = vec![
+                    consumer.as_str().into(),
+                    source.into(),
+                    consumer.as_str().into(),
+                    naive(now).into(),
+                    naive(now).into(),
+                ];
+                params.extend(id_params(&given));
+                params.extend(events.iter().map(|e| (*e).into()));
+                tx.exec_drop(
+                    format!(
+                        "INSERT IGNORE INTO order_sync_deliveries \
+                         (entity_id, consumer, seq, event, increment_id, store_id, message_id, \
+                          state, attempts, captured_at, next_attempt_at, updated_at) \
+                         SELECT e.entity_id, ?, e.seq, e.event, o.increment_id, o.store_id, \
+                          CONCAT(?, ':', e.entity_id, ':', e.seq, '-', e.event, ':', ?), \
+                          'pending', 0, e.captured_at, ?, ? \
+                         FROM order_sync_events e JOIN order_sync_orders o ON o.entity_id = e.entity_id \
+                         WHERE e.entity_id IN ({}) AND e.event IN ({}) ORDER BY e.entity_id, e.seq",
+                        marks(given.len()),
+                        marks(events.len())
+                    ),
+                    params,
+                )
+                .await?;
+                done.events += tx.affected_rows() as usize;
+                // Then what Magento holds that the ledger did not, and the
+                // cancellation of an order new to the ledger.
+                let given: std::collections::HashSet<u32> = given.into_iter().collect();
+                let mut later: Vec<Change> = documents
+                    .iter()
+                    .filter(|c| given.contains(&c.entity_id))
+                    .cloned()
+                    .collect();
+                later.extend(
+                    orders
+                        .iter()
+                        .filter(|o| o.key.state.as_deref() == Some("canceled") && !o.held)
+                        .filter(|o| {
+                            given.contains(&o.key.entity_id) && !known.contains(&o.key.entity_id)
+                        })
+                        .map(canceled_at_first_sight),
+                );
+                if !later.is_empty() {
+                    done.events +=
+                        super::events::record_all(&mut tx, &later, audience, source, now)
+                            .await?
+                            .rows;
+                }
+            }
+            done
+        })
+    }
+
+    /// The placements `consumer` has that are not settled yet (pending,
+    /// published or failed): what a backfill waits on before giving more.
+    pub async fn unsettled_placements(&self, consumer: &str) -> Result<u64, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        Ok(conn
+            .exec_first(
+                "SELECT COUNT(*) FROM order_sync_deliveries \
+                 WHERE state IN ('pending', 'published', 'failed') AND consumer = ? AND seq = 0",
+                (consumer,),
+            )
+            .await?
+            .unwrap_or(0))
+    }
+}
+
 /// Inserts the order rows of `orders` (deduplicated) in the caller's
 /// transaction and returns the delivery rows to create, with each order's
-/// store: every consumer's for a new order, and for an order already recorded
-/// only those of consumers added since.
+/// store: for a new order, those of the consumers of `audience` it is for
+/// (its store; its state, unless it starts held: a held order's state is
+/// asked when it is released), and for an order already recorded only those
+/// of consumers added since.
 ///
 /// One statement per order: the relay whose insert creates the order row owns
 /// its delivery rows. A second relay given the same order (capture published
@@ -241,7 +393,7 @@ impl Ledger {
 async fn insert_orders<'o>(
     tx: &mut mysql_async::Transaction<'_>,
     orders: impl Iterator<Item = &'o NewOrder>,
-    consumers: &[String],
+    audience: &Audience,
     source: &str,
 ) -> Result<Vec<(Claimed, Option<u16>)>, LedgerError> {
     let mut orders: Vec<&NewOrder> = orders.collect();
@@ -277,6 +429,18 @@ async fn insert_orders<'o>(
     let existing: Vec<(u32, String)> = if known_ids.is_empty() {
         vec![]
     } else {
+        // A known order's row, locked: two writers giving the same order to
+        // one consumer (the relay and a backfill) take turns here, and the
+        // second reads the rows the first committed, so neither publishes a
+        // row the other created.
+        tx.exec_drop(
+            format!(
+                "SELECT entity_id FROM order_sync_orders WHERE entity_id IN ({}) FOR UPDATE",
+                marks(known_ids.len())
+            ),
+            id_params(&known_ids),
+        )
+        .await?;
         from_rows(
             tx.exec(
                 format!(
@@ -291,15 +455,17 @@ async fn insert_orders<'o>(
     };
     let mut fresh = Vec::new();
     for o in &orders {
-        for c in consumers {
+        for c in audience.subscribers(Event::Placed) {
             let seen = existing
                 .iter()
                 .any(|(id, ec)| *id == o.key.entity_id && ec == c);
-            if !seen {
+            let for_it = audience.takes_store(c, o.key.store_id)
+                && (o.held || audience.takes_state(c, o.key.state.as_deref()));
+            if !seen && for_it {
                 fresh.push((
                     Claimed {
                         entity_id: o.key.entity_id,
-                        consumer: c.clone(),
+                        consumer: c.to_owned(),
                         seq: 0,
                         event: Event::Placed,
                         message_id: message_id(source, o.key.entity_id, c),

@@ -194,7 +194,6 @@ impl Snapshot {
         limit: u32,
         also: &[u32],
     ) -> Result<Vec<Document>, MagentoError> {
-        let this = &self.magento;
         let tx = &mut self.tx;
         let mut found: Vec<mysql_async::Row> = tx
             .query(format!(
@@ -212,6 +211,41 @@ impl Snapshot {
                 .await?;
             found.extend(rows);
         }
+        self.whole(kind, found).await
+    }
+
+    /// Every committed document of one kind of the orders `order_ids`, each
+    /// with its children and its order's identifiers, lowest id first (a
+    /// backfill's reading of an order's past).
+    pub async fn documents_of(
+        &mut self,
+        kind: &DocumentTables,
+        order_ids: &[u32],
+    ) -> Result<Vec<Document>, MagentoError> {
+        let mut found: Vec<mysql_async::Row> = Vec::new();
+        for chunk in order_ids.chunks(super::GAP_CHUNK) {
+            let rows: Vec<mysql_async::Row> = self
+                .tx
+                .query(format!(
+                    "SELECT * FROM `{}` WHERE order_id IN ({}) ORDER BY entity_id",
+                    kind.main,
+                    id_list(chunk)
+                ))
+                .await?;
+            found.extend(rows);
+        }
+        self.whole(kind, found).await
+    }
+
+    /// Documents' main rows made whole: children, the order's identifiers,
+    /// the deny list.
+    async fn whole(
+        &mut self,
+        kind: &DocumentTables,
+        found: Vec<mysql_async::Row>,
+    ) -> Result<Vec<Document>, MagentoError> {
+        let this = &self.magento;
+        let tx = &mut self.tx;
         let mut docs: Vec<Map<String, Value>> = found.into_iter().map(rows::row_to_json).collect();
         docs.sort_by_key(|d| u32_of(d, "entity_id"));
         docs.dedup_by_key(|d| u32_of(d, "entity_id"));

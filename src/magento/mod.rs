@@ -41,6 +41,48 @@ pub enum MagentoError {
     },
 }
 
+/// Which orders a backfill takes, beside its id range; empty means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackfillFilter {
+    /// Placed at or after (UTC).
+    pub since: Option<chrono::NaiveDateTime>,
+    /// Placed before (UTC).
+    pub until: Option<chrono::NaiveDateTime>,
+    /// In one of these states now.
+    pub states: Vec<String>,
+    pub stores: Vec<u16>,
+}
+
+impl BackfillFilter {
+    fn sql(&self, select: &str, after: u32, upto: u32) -> (String, Vec<mysql_async::Value>) {
+        let mut sql = format!("{select} WHERE entity_id > ? AND entity_id <= ?");
+        let mut params: Vec<mysql_async::Value> = vec![after.into(), upto.into()];
+        if let Some(t) = self.since {
+            sql.push_str(" AND created_at >= ?");
+            params.push(t.into());
+        }
+        if let Some(t) = self.until {
+            sql.push_str(" AND created_at < ?");
+            params.push(t.into());
+        }
+        if !self.states.is_empty() {
+            sql.push_str(&format!(
+                " AND state IN ({})",
+                vec!["?"; self.states.len()].join(", ")
+            ));
+            params.extend(self.states.iter().map(|s| s.as_str().into()));
+        }
+        if !self.stores.is_empty() {
+            sql.push_str(&format!(
+                " AND store_id IN ({})",
+                vec!["?"; self.stores.len()].join(", ")
+            ));
+            params.extend(self.stores.iter().map(|s| (*s).into()));
+        }
+        (sql, params)
+    }
+}
+
 /// Physical table names, with the shop's prefix. Built only from a
 /// [`TablePrefix`], so every name is safe between backticks.
 #[derive(Debug, Clone)]
@@ -239,6 +281,67 @@ impl Magento {
             }
         }
         Ok(())
+    }
+
+    /// The paths an order message has, two levels deep, from Magento's own
+    /// columns: each top-level field with the fields under it (none for a
+    /// plain column). For checking consumers' `fields` and `deny_fields`.
+    pub async fn order_paths(&self) -> Result<shape::OrderPaths, MagentoError> {
+        let mut conn = self.pool.get_conn().await?;
+        let t = &self.tables;
+        let mut of = Vec::with_capacity(5);
+        for table in [&t.order, &t.item, &t.address, &t.payment, &t.status_history] {
+            let columns: Vec<String> = conn
+                .exec(
+                    "SELECT column_name FROM information_schema.columns \
+                     WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",
+                    (table,),
+                )
+                .await?;
+            of.push(columns);
+        }
+        let [order, item, address, payment, history]: [Vec<String>; 5] =
+            of.try_into().expect("five tables read");
+        Ok(shape::OrderPaths::new(
+            order, item, address, payment, history,
+        ))
+    }
+
+    /// The ids of the orders a backfill takes, above `after` and at most
+    /// `upto`, that match `filter`: lowest first, at most `limit`. A range
+    /// scan of the primary key, filtered.
+    pub async fn backfill_ids(
+        &self,
+        after: u32,
+        upto: u32,
+        filter: &BackfillFilter,
+        limit: u32,
+    ) -> Result<Vec<u32>, MagentoError> {
+        let (sql, params) = filter.sql(
+            &format!("SELECT entity_id FROM `{}`", self.tables.order),
+            after,
+            upto,
+        );
+        let mut conn = self.pool.get_conn().await?;
+        Ok(conn
+            .exec(format!("{sql} ORDER BY entity_id LIMIT {limit}"), params)
+            .await?)
+    }
+
+    /// How many orders [`Magento::backfill_ids`] would give, all chunks together.
+    pub async fn backfill_count(
+        &self,
+        after: u32,
+        upto: u32,
+        filter: &BackfillFilter,
+    ) -> Result<u64, MagentoError> {
+        let (sql, params) = filter.sql(
+            &format!("SELECT COUNT(*) FROM `{}`", self.tables.order),
+            after,
+            upto,
+        );
+        let mut conn = self.pool.get_conn().await?;
+        Ok(conn.exec_first(sql, params).await?.unwrap_or(0))
     }
 
     /// The highest order id committed now (0 for none).

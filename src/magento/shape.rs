@@ -157,6 +157,191 @@ impl DenyList {
     }
 }
 
+/// The order fields every shaped message still has: what names the order
+/// and what its events are about.
+pub const ALWAYS_KEPT: [&str; 5] = ["entity_id", "increment_id", "store_id", "state", "status"];
+
+/// What one consumer gets of each order (`consumers.<name>.fields` and
+/// `deny_fields`): only the fields on its allow-list, if it has one (plus
+/// [`ALWAYS_KEPT`]), then without those on its deny list.
+#[derive(Debug, Clone, Default)]
+pub struct Shape {
+    allow: Option<Tree>,
+    deny: DenyList,
+}
+
+/// Allowed paths: each name with what is allowed under it (`None`: all).
+#[derive(Debug, Clone, Default)]
+struct Tree(Vec<(String, Option<Tree>)>);
+
+impl Tree {
+    fn add(&mut self, path: &[&str]) {
+        let Some((head, rest)) = path.split_first() else {
+            return;
+        };
+        let i = match self.0.iter().position(|(k, _)| k == head) {
+            Some(i) => i,
+            None => {
+                self.0.push(((*head).to_owned(), Some(Tree::default())));
+                self.0.len() - 1
+            }
+        };
+        let slot = &mut self.0[i].1;
+        if rest.is_empty() || rest == ["*"] {
+            *slot = None;
+        } else if let Some(sub) = slot {
+            sub.add(rest);
+        }
+    }
+
+    /// What is allowed under `key`: `Some(None)` all of it, `Some(Some(t))`
+    /// what `t` allows, `None` nothing.
+    fn get(&self, key: &str) -> Option<Option<&Tree>> {
+        self.0
+            .iter()
+            .find(|(k, _)| match k.strip_suffix('*') {
+                Some(prefix) => key.starts_with(prefix),
+                None => k == key,
+            })
+            .map(|(_, t)| t.as_ref())
+    }
+
+    fn keep(&self, obj: &mut Map<String, Value>, top: bool) {
+        obj.retain(|k, v| {
+            if top && ALWAYS_KEPT.contains(&k.as_str()) {
+                return true;
+            }
+            match self.get(k) {
+                None => false,
+                Some(None) => true,
+                Some(Some(sub)) => {
+                    match v {
+                        Value::Object(inner) => sub.keep(inner, false),
+                        Value::Array(list) => {
+                            for item in list {
+                                if let Value::Object(inner) = item {
+                                    sub.keep(inner, false);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                    true
+                }
+            }
+        });
+    }
+}
+
+impl Shape {
+    /// From a consumer's `fields` (empty: the whole order) and `deny_fields`.
+    pub fn new(fields: &[String], deny: &[String]) -> Self {
+        let allow = (!fields.is_empty()).then(|| {
+            let mut t = Tree::default();
+            for f in fields {
+                t.add(&f.split('.').collect::<Vec<_>>());
+            }
+            t
+        });
+        Self {
+            allow,
+            deny: DenyList::new(deny),
+        }
+    }
+
+    /// Whether this shape changes anything.
+    pub fn is_whole(&self) -> bool {
+        self.allow.is_none() && self.deny.paths.is_empty()
+    }
+
+    pub fn apply(&self, order: &mut Map<String, Value>) {
+        if let Some(allow) = &self.allow {
+            allow.keep(order, true);
+        }
+        self.deny.apply(order);
+    }
+}
+
+/// The fields an order message has (see [`order`]), two levels deep.
+#[derive(Debug, Clone, Default)]
+pub struct OrderPaths(Vec<(String, Vec<String>)>);
+
+impl OrderPaths {
+    /// From the columns of the order, item, address, payment and status
+    /// history tables.
+    pub fn new(
+        order: Vec<String>,
+        item: Vec<String>,
+        address: Vec<String>,
+        payment: Vec<String>,
+        history: Vec<String>,
+    ) -> Self {
+        let mut paths: Vec<(String, Vec<String>)> =
+            order.into_iter().map(|c| (c, vec![])).collect();
+        paths.push(("items".into(), item));
+        paths.push(("billing_address".into(), address.clone()));
+        paths.push(("addresses".into(), address));
+        paths.push(("payment".into(), payment));
+        paths.push(("status_histories".into(), history));
+        paths.push((
+            "extension_attributes".into(),
+            vec!["shipping_assignments".into()],
+        ));
+        Self(paths)
+    }
+
+    /// Why `path` names nothing an order message has, if it does not: its
+    /// first two names are checked (deeper ones are inside decoded JSON or
+    /// shipping assignments, whose keys vary).
+    pub fn unknown(&self, path: &str) -> Option<String> {
+        let segs: Vec<&str> = path.split('.').collect();
+        let matches = |pattern: &str, name: &str| match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => pattern == name,
+        };
+        let tops: Vec<&(String, Vec<String>)> =
+            self.0.iter().filter(|(k, _)| matches(segs[0], k)).collect();
+        if tops.is_empty() {
+            return Some(format!("an order has no field `{}`", segs[0]));
+        }
+        if let Some(second) = segs.get(1) {
+            let under: Vec<&String> = tops.iter().flat_map(|(_, sub)| sub).collect();
+            if tops.iter().all(|(_, sub)| sub.is_empty()) {
+                return Some(format!("`{}` has no fields under it", segs[0]));
+            }
+            if !under.iter().any(|k| matches(second, k)) {
+                return Some(format!("`{}` has no field `{second}`", segs[0]));
+            }
+        }
+        None
+    }
+}
+
+/// Each consumer's [`Shape`], for those that have one.
+#[derive(Debug, Clone, Default)]
+pub struct Shapes(std::collections::HashMap<String, Shape>);
+
+impl Shapes {
+    pub fn new(consumers: &crate::config::ConsumerSettings) -> Self {
+        Self(
+            consumers
+                .names
+                .iter()
+                .map(|n| {
+                    let o = consumers.options(n);
+                    (n.clone(), Shape::new(&o.fields, &o.deny_fields))
+                })
+                .filter(|(_, s)| !s.is_whole())
+                .collect(),
+        )
+    }
+
+    /// The shape of `consumer`'s messages; `None`: the whole order.
+    pub fn of(&self, consumer: &str) -> Option<&Shape> {
+        self.0.get(consumer)
+    }
+}
+
 fn remove(obj: &mut Map<String, Value>, path: &[String]) {
     let Some((head, rest)) = path.split_first() else {
         return;
@@ -192,6 +377,78 @@ mod tests {
             Value::Object(m) => m,
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn a_shape_keeps_the_allowed_paths_and_the_identifiers_then_removes_the_denied() {
+        let mut order = obj(json!({
+            "entity_id": 7, "increment_id": "000000007", "store_id": 2, "state": "new",
+            "status": "pending", "grand_total": "10.0000", "customer_email": "a@example.com",
+            "base_grand_total": "10.0000", "base_subtotal": "9.0000",
+            "items": [{"sku": "A", "qty_ordered": "1.0000", "price": "5.0000"},
+                      {"sku": "B", "qty_ordered": "2.0000", "price": "2.5000"}],
+            "billing_address": {"city": "Calder", "telephone": "555"},
+            "payment": null,
+        }));
+        let shape = Shape::new(
+            &[
+                "items.sku".into(),
+                "items.qty_ordered".into(),
+                "billing_address".into(),
+                "base_*".into(),
+                "payment.method".into(),
+            ],
+            &["billing_address.telephone".into()],
+        );
+        shape.apply(&mut order);
+        assert_eq!(
+            Value::Object(order),
+            json!({
+                "entity_id": 7, "increment_id": "000000007", "store_id": 2, "state": "new",
+                "status": "pending", "base_grand_total": "10.0000", "base_subtotal": "9.0000",
+                "items": [{"sku": "A", "qty_ordered": "1.0000"}, {"sku": "B", "qty_ordered": "2.0000"}],
+                "billing_address": {"city": "Calder"},
+                "payment": null,
+            })
+        );
+        assert!(Shape::new(&[], &[]).is_whole());
+    }
+
+    #[test]
+    fn a_field_path_is_checked_against_the_columns_two_levels_deep() {
+        let paths = OrderPaths::new(
+            vec!["entity_id".into(), "base_grand_total".into()],
+            vec!["sku".into(), "product_options".into()],
+            vec!["city".into()],
+            vec!["method".into()],
+            vec!["comment".into()],
+        );
+        for ok in [
+            "entity_id",
+            "base_*",
+            "items.sku",
+            "items.*",
+            "billing_address.city",
+            "addresses.city",
+            "payment.method",
+            "extension_attributes.shipping_assignments.x",
+            "items.product_options.info_buyRequest",
+        ] {
+            assert_eq!(paths.unknown(ok), None, "{ok}");
+        }
+        assert_eq!(
+            paths.unknown("shipping_address").unwrap(),
+            "an order has no field `shipping_address`"
+        );
+        assert_eq!(
+            paths.unknown("items.skew").unwrap(),
+            "`items` has no field `skew`"
+        );
+        assert_eq!(
+            paths.unknown("entity_id.x").unwrap(),
+            "`entity_id` has no fields under it"
+        );
+        assert!(paths.unknown("grand_*").is_some());
     }
 
     #[test]

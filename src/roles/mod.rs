@@ -36,8 +36,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     broker::{Broker, BrokerError},
     config::ConsumerSettings,
-    ledger::{Ledger, LedgerError},
-    magento::{Magento, MagentoError},
+    ledger::{Audience, Ledger, LedgerError},
+    magento::{shape::Shapes, Magento, MagentoError},
     metrics::Metrics,
 };
 
@@ -83,6 +83,33 @@ pub struct Deps {
     pub metrics: Arc<Metrics>,
     /// Whether capture's parts are working (written by capture, read by `/readyz`).
     pub capture_health: Arc<capture::health::CaptureHealth>,
+    /// What of each order each consumer gets (`fields`, `deny_fields`).
+    pub shapes: Arc<Shapes>,
+    /// Who gets which orders, resolved once (website codes need Magento).
+    pub audience: Arc<tokio::sync::OnceCell<Audience>>,
+}
+
+impl Deps {
+    /// Who gets which orders: `consumers` with each consumer's websites
+    /// resolved to their stores, read from Magento the first time only.
+    pub async fn audience(&self) -> Result<&Audience, MagentoError> {
+        self.audience
+            .get_or_try_init(|| async {
+                let mut stores = std::collections::HashMap::new();
+                for code in Audience::websites(&self.consumers) {
+                    let ids = self
+                        .magento
+                        .store_ids_of_websites(std::slice::from_ref(&code))
+                        .await?;
+                    if ids.is_empty() {
+                        tracing::warn!(website = %code, "A consumer's website has no stores in Magento; it gets none of their orders.");
+                    }
+                    stores.insert(code, ids);
+                }
+                Ok(Audience::new(&self.consumers, &stores))
+            })
+            .await
+    }
 }
 
 /// A long-running role: sessions, and one supervisor loop around them.

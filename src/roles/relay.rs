@@ -27,7 +27,7 @@ use crate::{
     broker::{BrokerError, Outgoing, Publisher},
     config::{MessageFormat, MessageSettings, RelaySettings},
     ledger::{Carried, Claimed, NewOrder, RowKey, Unanswered},
-    message::{self, cloud_event_attributes, CapturedOrder, Event},
+    message::{self, cloud_event_attributes, CapturedOrder},
     metrics::Metrics,
     retry::RetryPolicy,
 };
@@ -220,13 +220,13 @@ impl Relay {
                 }
             }
         }
+        let audience = self.deps.audience().await?;
         let fresh = self
             .deps
             .ledger
             .record_orders(
                 &orders,
-                &self.deps.consumers.subscribed(Event::Placed),
-                &self.deps.consumers.subscribed(Event::Canceled),
+                audience,
                 &self.deps.shop,
                 now,
                 self.settings.claim_timeout,
@@ -427,7 +427,7 @@ impl Relay {
             "consumer".into(),
             AMQPValue::LongString(row.consumer.as_str().into()),
         );
-        let delivery = row.next_delivery(self.policy.max_attempts);
+        let delivery = row.next_delivery(self.policy.max_attempts, &self.deps.shapes);
         let format = self
             .deps
             .consumers

@@ -29,7 +29,9 @@ use super::{acks::AckListener, sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
     config::{AckSettings, MessageFormat, MessageSettings, RelaySettings, Secret},
     ledger::{Carried, Claimed, Unanswered},
-    message::{ce_header_value, check_remote, cloud_event_attributes, truncate, Ack, AckStatus},
+    message::{
+        ce_header_value, check_remote, cloud_event_attributes, truncate, Ack, AckStatus, Delivering,
+    },
     retry::RetryPolicy,
 };
 
@@ -173,11 +175,17 @@ impl Webhooks {
             let Some(t) = self.targets.iter().find(|t| t.consumer == row.consumer) else {
                 continue;
             };
-            let (t, client, shop) = (t.clone(), self.client.clone(), self.deps.shop.clone());
+            let (t, client, shop, shapes) = (
+                t.clone(),
+                self.client.clone(),
+                self.deps.shop.clone(),
+                self.deps.shapes.clone(),
+            );
             let max_attempts = self.policy.max_attempts;
             posts.spawn(async move {
                 let _slot = t.slots.clone().acquire_owned().await;
-                let result = post(&client, &t, &shop, &row, max_attempts).await;
+                let delivery = row.next_delivery(max_attempts, &shapes);
+                let result = post(&client, &t, &shop, &row, &delivery).await;
                 (row, result)
             });
         }
@@ -248,9 +256,8 @@ async fn post(
     t: &Target,
     shop: &str,
     row: &Claimed,
-    max_attempts: u32,
+    delivery: &Delivering<'_>,
 ) -> Result<Remote, String> {
-    let delivery = row.next_delivery(max_attempts);
     let body = delivery.body(shop);
     let timestamp = Utc::now().timestamp();
     let mut request = client
@@ -264,7 +271,7 @@ async fn post(
         );
     if t.format == MessageFormat::CloudEvents {
         // The HTTP binding's binary content mode.
-        for (name, value) in cloud_event_attributes(&delivery, row.increment_id.as_deref(), shop) {
+        for (name, value) in cloud_event_attributes(delivery, row.increment_id.as_deref(), shop) {
             request = request.header(format!("ce-{name}"), ce_header_value(&value));
         }
     }

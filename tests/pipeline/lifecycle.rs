@@ -1206,3 +1206,84 @@ async fn a_pull_consumer_fetches_an_orders_events_in_order_and_the_api_shows_wha
     .await;
     finish(env, shutdown, pipeline, []).await;
 }
+
+#[tokio::test]
+async fn a_consumer_of_paid_orders_gets_each_when_released_and_no_sync_service_is_sent_its_own_status_back(
+) {
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &fast(&[
+            (
+                "ORDER_SYNC__CONSUMERS__ERP__EVENTS",
+                "placed,status_changed",
+            ),
+            ("ORDER_SYNC__CONSUMERS__ERP__OWN_STATUSES", "exported"),
+            (
+                "ORDER_SYNC__CONSUMERS__WMS__EVENTS",
+                "placed,status_changed,canceled",
+            ),
+            ("ORDER_SYNC__CONSUMERS__WMS__STATES", "processing"),
+        ]),
+    )
+    .await;
+    let shop = Shop { magento1: false };
+    let (erp, erp_task) = sync_service(&env, "erp").await;
+    let (wms, wms_task) = sync_service(&env, "wms").await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let long = Duration::from_secs(20);
+    // Held until paid, for both; one never paid.
+    let paid = shop.place(&env, "pending_payment", "pending_payment").await;
+    let unpaid = shop.place(&env, "pending_payment", "pending_payment").await;
+    // Not held, and not in a state wms takes: erp only.
+    let fresh = shop.place(&env, "new", "pending").await;
+    until("erp got the new order", long, || {
+        events_of(&erp, fresh) == [PLACE]
+    })
+    .await;
+    shop.cancel(&env, unpaid).await;
+    shop.change(&env, paid, "processing", "processing").await;
+    until("both got the paid order", long, || {
+        events_of(&erp, paid) == [PLACE] && events_of(&wms, paid) == [PLACE]
+    })
+    .await;
+    until("erp got the cancelled one's placement", long, || {
+        events_of(&erp, unpaid) == [PLACE]
+    })
+    .await;
+    // The ERP writes its own status into Magento: the WMS hears of it, the
+    // ERP is not sent its own change back.
+    shop.change(&env, paid, "processing", "exported").await;
+    until("wms got the status change", long, || {
+        events_of(&wms, paid) == [PLACE, CHANGE]
+    })
+    .await;
+    // A change the ERP did not make still reaches it.
+    shop.change(&env, paid, "processing", "picking").await;
+    until("both got the next change", long, || {
+        events_of(&erp, paid) == [PLACE, CHANGE] && events_of(&wms, paid) == [PLACE, CHANGE, CHANGE]
+    })
+    .await;
+    assert_eq!(
+        message_of(&erp, paid, CHANGE)["previous"]["status"],
+        "exported"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        events_of(&wms, fresh).is_empty(),
+        "wms takes processing orders only"
+    );
+    assert!(
+        events_of(&wms, unpaid).is_empty(),
+        "released into `canceled`: not for wms, nor its cancellation"
+    );
+    let ledger = env.parts().deps.ledger;
+    let rows = ledger.deliveries().await.unwrap();
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r.consumer == "wms" && (r.entity_id == fresh || r.entity_id == unpaid)),
+        "no row waits for wms for orders not for it: {rows:?}"
+    );
+    assert_counts_exact(&ledger).await;
+    finish(env, shutdown, pipeline, [erp_task, wms_task]).await;
+}

@@ -741,3 +741,144 @@ async fn an_order_too_large_for_the_broker_is_parked_with_the_reason_not_lost() 
     }
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn each_consumer_gets_only_its_websites_orders_and_only_its_fields_as_golden_bodies() {
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &[
+            ("ORDER_SYNC__CONSUMERS__WMS__WEBSITES", "b2b"),
+            (
+                "ORDER_SYNC__CONSUMERS__WMS__FIELDS",
+                "increment_id,created_at,items.sku,items.qty_ordered,billing_address,payment.method",
+            ),
+            (
+                "ORDER_SYNC__CONSUMERS__WMS__DENY_FIELDS",
+                "billing_address.telephone",
+            ),
+        ],
+    )
+    .await;
+    let mut conn = env.magento_conn().await;
+    for sql in PREPARE_MAGENTO2.iter().copied().chain([
+        "INSERT INTO store_website (website_id, code, name, sort_order, default_group_id, is_default) VALUES (2, 'b2b', 'B2B', 0, 2, 0)",
+        "INSERT INTO store_group (group_id, website_id, name, root_category_id, default_store_id, code) VALUES (2, 2, 'B2B', 2, 2, 'b2b_group')",
+        "INSERT INTO store (store_id, code, website_id, group_id, name, sort_order, is_active) VALUES (2, 'b2b_en', 2, 2, 'B2B English', 0, 1)",
+    ]) {
+        conn.query_drop(sql).await.unwrap();
+    }
+    drop(conn);
+    let fixtures = magento2_fixtures();
+    place(&env, &fixtures).await;
+    // Two of them are the B2B website's.
+    let b2b = [1u64, 3];
+    let mut conn = env.magento_conn().await;
+    conn.query_drop("UPDATE sales_order SET store_id = 2 WHERE entity_id IN (1, 3)")
+        .await
+        .unwrap();
+    drop(conn);
+
+    let erp = deliver_all(&env, "erp").await;
+    assert_eq!(erp.len(), fixtures.len(), "erp gets every store's orders");
+    assert!(
+        erp[&1]["order"]["grand_total"].is_string(),
+        "and all of each"
+    );
+    let wms = deliver_all(&env, "wms").await;
+    let mut got: Vec<u64> = wms.keys().copied().collect();
+    got.sort_unstable();
+    assert_eq!(got, b2b, "wms gets only the b2b website's orders");
+    for id in b2b {
+        let order = &wms[&id]["order"];
+        let keys: Vec<&str> = order
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for k in &keys {
+            assert!(
+                [
+                    "entity_id",
+                    "increment_id",
+                    "store_id",
+                    "state",
+                    "status",
+                    "created_at",
+                    "items",
+                    "billing_address",
+                    "payment"
+                ]
+                .contains(k),
+                "order {id} has `{k}`, which wms did not ask for"
+            );
+        }
+        assert!(order["billing_address"].get("telephone").is_none());
+        check_golden("shaped", fixtures[id as usize - 1].name, order);
+    }
+    // Nothing of the other orders waits for wms in the ledger either.
+    let rows = env.parts().deps.ledger.deliveries().await.unwrap();
+    assert_eq!(
+        rows.iter().filter(|r| r.consumer == "wms").count(),
+        b2b.len()
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_field_path_no_order_has_stops_start_up_naming_its_key_and_check_config_shows_each_shape()
+{
+    let mut env = TestEnv::new(&["erp", "wms"], &[]).await;
+    env.env.extend([
+        (
+            "ORDER_SYNC__CONSUMERS__WMS__FIELDS".to_owned(),
+            "increment_id,shipping_address,items.skew,items.sku".to_owned(),
+        ),
+        (
+            "ORDER_SYNC__CONSUMERS__WMS__STORES".to_owned(),
+            "2".to_owned(),
+        ),
+    ]);
+    for args in [&["check-config", "--live"][..], &["run"][..]] {
+        let out = env.order_sync(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("consumers.wms.fields: `shipping_address`: an order has no field `shipping_address`")
+                && stderr.contains("consumers.wms.fields: `items.skew`: `items` has no field `skew`")
+                && !stderr.contains("`items.sku`"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // What each consumer gets, offline.
+    env.env
+        .retain(|(k, _)| k != "ORDER_SYNC__CONSUMERS__WMS__FIELDS");
+    env.env.push((
+        "ORDER_SYNC__CONSUMERS__WMS__FIELDS".to_owned(),
+        "increment_id,items.sku".to_owned(),
+    ));
+    let out = env.order_sync(&["check-config"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("consumer    erp: events placed; the whole order"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "consumer    wms: events placed; only stores 2; only the fields increment_id, items.sku \
+             (and entity_id, increment_id, store_id, state, status)"
+        ),
+        "{stdout}"
+    );
+    // A path that is not one at all is a configuration error.
+    env.env.push((
+        "ORDER_SYNC__CONSUMERS__WMS__DENY_FIELDS".to_owned(),
+        "items..sku".to_owned(),
+    ));
+    let out = env.order_sync(&["check-config"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("consumers.wms.deny_fields"), "{stderr}");
+    env.cleanup().await;
+}

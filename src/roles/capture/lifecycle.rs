@@ -96,10 +96,8 @@ impl Capture {
         &mut self,
         now: DateTime<Utc>,
     ) -> Result<LifecycleOutcome, RoleError> {
-        let subscribers: HashMap<Event, Vec<String>> = Event::ALL
-            .into_iter()
-            .map(|e| (e, self.deps.consumers.subscribed(e)))
-            .collect();
+        let deps = self.deps.clone();
+        let audience = deps.audience().await?;
         self.filter().await?;
         let mut outcome = LifecycleOutcome::default();
         let mut changes: Vec<Change> = Vec::new();
@@ -110,7 +108,7 @@ impl Capture {
             .magento
             .document_tables()
             .iter()
-            .filter(|k| subscribers.get(&k.event).is_some_and(|c| !c.is_empty()))
+            .filter(|k| audience.wants(k.event))
             .cloned()
             .collect();
         // Where each kind and the change scan had got to (from the ledger).
@@ -202,7 +200,7 @@ impl Capture {
         let recorded = self
             .deps
             .ledger
-            .record_changes(&changes, &subscribers, &self.deps.shop, now)
+            .record_changes(&changes, audience, &self.deps.shop, now)
             .await?;
         outcome.events = recorded.events;
         outcome.released = recorded.released;

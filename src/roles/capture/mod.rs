@@ -404,11 +404,12 @@ impl Capture {
                 msg.body.len()
             );
             let record = NewOrder::from_placed(order, now);
+            let audience = self.deps.audience().await?;
             self.deps
                 .ledger
                 .record_parked(
                     std::slice::from_ref(&record),
-                    &self.deps.consumers.names,
+                    audience,
                     &self.deps.shop,
                     &reason,
                     now,
