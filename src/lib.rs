@@ -31,6 +31,7 @@
 #![warn(unreachable_pub)]
 
 pub mod app;
+pub mod backfill;
 pub mod broker;
 pub mod cli;
 pub mod config;

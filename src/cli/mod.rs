@@ -246,6 +246,38 @@ pub enum Command {
         #[arg(long, value_name = "DATE")]
         after: Option<String>,
     },
+    /// Give one consumer the orders it never got (placed before it was added,
+    /// before order-sync started, left out of an import, or purged), read from
+    /// Magento as they are now, with their invoices, shipments and credit
+    /// memos for a consumer that subscribes to them; live capture goes on
+    /// meanwhile. At most --window of its orders wait unsettled at a time.
+    /// Run it again to go on after a stop: what it has is skipped.
+    Backfill {
+        /// The consumer, as in consumers.names.
+        #[arg(long)]
+        consumer: String,
+        /// Orders placed at or after this (UTC): 2026-11-01 or 2026-11-01T10:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        /// ... and before this.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only orders in these states now (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        state: Vec<String>,
+        /// Only orders of these store ids (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        store: Vec<u16>,
+        /// Orders read and recorded per step.
+        #[arg(long, default_value_t = 200)]
+        chunk: u32,
+        /// Most of the consumer's orders left unsettled before more are given.
+        #[arg(long, default_value_t = 200)]
+        window: u64,
+        /// Count what it would give; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Delete orders synced for every consumer longer ago than the given age.
     /// Never deletes an order with a row in any other state.
     Purge {
@@ -344,8 +376,103 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
             consumer,
             fail_rate,
         } => demo::consumer(settings, consumer, fail_rate).await,
+        Command::Backfill {
+            consumer,
+            since,
+            until,
+            state,
+            store,
+            chunk,
+            window,
+            dry_run,
+        } => {
+            backfill(
+                settings, consumer, since, until, state, store, chunk, window, dry_run,
+            )
+            .await
+        }
         other => operate::operate(other, settings).await,
     }
+}
+
+/// `order-sync backfill`, with a progress bar and a clean stop on a signal.
+#[allow(clippy::too_many_arguments)]
+async fn backfill(
+    settings: Settings,
+    consumer: String,
+    since: Option<String>,
+    until: Option<String>,
+    state: Vec<String>,
+    store: Vec<u16>,
+    chunk: u32,
+    window: u64,
+    dry_run: bool,
+) -> Result<(), CliError> {
+    use crate::backfill;
+    let time = |flag: &str, v: Option<String>| -> Result<_, CliError> {
+        v.map(|t| {
+            crate::control::input::parse_time(flag, &t)
+                .map(|t| t.naive_utc())
+                .map_err(|e| CliError::Usage(ControlError::Input(e)))
+        })
+        .transpose()
+    };
+    let request = backfill::Request {
+        consumer,
+        filter: crate::magento::BackfillFilter {
+            since: time("--since", since)?,
+            until: time("--until", until)?,
+            states: state,
+            stores: store,
+        },
+        chunk,
+        window,
+        dry_run,
+    };
+    let parts = Parts::new(&settings, "backfill")?;
+    parts
+        .deps
+        .ledger
+        .check_version()
+        .await
+        .with_context(|| format!("ledger at {}", settings.ledger.url))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} orders looked at, {msg}")
+            .expect("a valid template"),
+    );
+    let result = backfill::backfill(
+        &parts.deps,
+        &settings.capture.hold_states,
+        &request,
+        |p| {
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+            bar.set_message(if p.waiting {
+                format!(
+                    "{} given; waiting for {} to take them",
+                    p.given, request.consumer
+                )
+            } else {
+                format!("{} given", p.given)
+            });
+        },
+        &shutdown,
+    )
+    .await;
+    bar.finish_and_clear();
+    parts.close().await;
+    let report = result.map_err(|e| {
+        if e.is_caller_error() {
+            CliError::Input(format!("backfill: {e}"))
+        } else {
+            CliError::Failed(anyhow::Error::new(e).context("backfill"))
+        }
+    })?;
+    print!("{}", report.render(&request.consumer, dry_run));
+    Ok(())
 }
 
 async fn serve(settings: Settings, roles: Roles) -> Result<(), CliError> {

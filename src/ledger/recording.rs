@@ -364,6 +364,27 @@ impl Ledger {
         })
     }
 
+    /// How many of the orders `ids` `consumer` already has a placement row for.
+    pub async fn placed_for(&self, ids: &[u32], consumer: &str) -> Result<usize, LedgerError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.pool.get_conn().await?;
+        let mut params = id_params(ids);
+        params.push(consumer.into());
+        let n: Option<u64> = conn
+            .exec_first(
+                format!(
+                    "SELECT COUNT(*) FROM order_sync_deliveries \
+                     WHERE entity_id IN ({}) AND consumer = ? AND seq = 0",
+                    marks(ids.len())
+                ),
+                params,
+            )
+            .await?;
+        Ok(n.unwrap_or(0) as usize)
+    }
+
     /// The placements `consumer` has that are not settled yet (pending,
     /// published or failed): what a backfill waits on before giving more.
     pub async fn unsettled_placements(&self, consumer: &str) -> Result<u64, LedgerError> {

@@ -1287,3 +1287,106 @@ async fn a_consumer_of_paid_orders_gets_each_when_released_and_no_sync_service_i
     assert_counts_exact(&ledger).await;
     finish(env, shutdown, pipeline, [erp_task, wms_task]).await;
 }
+
+#[tokio::test]
+async fn a_backfill_gives_a_lifecycle_subscriber_the_older_orders_with_their_documents_in_order() {
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &fast(&[
+            ("ORDER_SYNC__CAPTURE__START_FROM", "latest"),
+            ("ORDER_SYNC__CONSUMERS__ERP__EVENTS", "placed,invoiced"),
+            (
+                "ORDER_SYNC__CONSUMERS__WMS__EVENTS",
+                "placed,invoiced,shipped,canceled",
+            ),
+        ]),
+    )
+    .await;
+    let shop = Shop { magento1: false };
+    // Before order-sync: invoiced and shipped, cancelled, and untouched.
+    let shipped = shop.place(&env, "new", "pending").await;
+    let invoice = shop.invoice(&env, shipped).await;
+    let shipment = shop.ship(&env, shipped).await;
+    let canceled = shop.place(&env, "new", "pending").await;
+    shop.cancel(&env, canceled).await;
+    let plain = shop.place(&env, "new", "pending").await;
+    let (erp, e1) = sync_service(&env, "erp").await;
+    let (wms, e2) = sync_service(&env, "wms").await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let long = Duration::from_secs(20);
+    let ledger = env.parts().deps.ledger;
+    let started = std::time::Instant::now();
+    while ledger.capture_position(&env.id).await.unwrap().is_none() {
+        assert!(started.elapsed() < long, "capture never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // One order the ledger knows, with an invoice it recorded, that wms
+    // does not have (as for a consumer added later).
+    let known = shop.place(&env, "new", "pending").await;
+    until("erp and wms got the known order", long, || {
+        events_of(&erp, known) == [PLACE] && events_of(&wms, known) == [PLACE]
+    })
+    .await;
+    shop.invoice(&env, known).await;
+    until("both got its invoice", long, || {
+        events_of(&erp, known) == [PLACE, INVOICE] && events_of(&wms, known) == [PLACE, INVOICE]
+    })
+    .await;
+    mysql_async::prelude::Queryable::exec_drop(
+        &mut ledger.pool().get_conn().await.unwrap(),
+        "DELETE FROM order_sync_deliveries WHERE consumer = 'wms' AND entity_id = ?",
+        (known,),
+    )
+    .await
+    .unwrap();
+    wms.lock().unwrap().clear();
+
+    let deps = env.parts().deps;
+    let request = order_sync::backfill::Request {
+        consumer: "wms".into(),
+        filter: Default::default(),
+        chunk: 2,
+        window: 10,
+        dry_run: false,
+    };
+    let report = order_sync::backfill::backfill(
+        &deps,
+        &[],
+        &request,
+        |_| {},
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.progress.given, 4, "{report:?}");
+    until("wms got each order's life in order", long, || {
+        events_of(&wms, shipped) == [PLACE, INVOICE, SHIP]
+            && events_of(&wms, canceled) == [PLACE, CANCEL]
+            && events_of(&wms, plain) == [PLACE]
+            && events_of(&wms, known) == [PLACE, INVOICE]
+    })
+    .await;
+    // As Magento has them now, documents whole.
+    assert_eq!(
+        message_of(&wms, shipped, INVOICE)["invoice"]["entity_id"],
+        invoice
+    );
+    assert_eq!(
+        message_of(&wms, shipped, SHIP)["shipment"]["entity_id"],
+        shipment
+    );
+    assert_eq!(
+        message_of(&wms, canceled, PLACE)["order"]["state"],
+        "canceled"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for id in [shipped, canceled, plain] {
+        assert!(events_of(&erp, id).is_empty(), "erp was not backfilled");
+    }
+    assert_eq!(
+        events_of(&erp, known),
+        [PLACE, INVOICE],
+        "nothing again for erp"
+    );
+    finish(env, shutdown, pipeline, [e1, e2]).await;
+}

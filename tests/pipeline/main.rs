@@ -3,6 +3,7 @@
 //! broker names (see `support`), so they run in parallel.
 
 mod acks;
+mod backfill;
 mod binlog;
 mod broker_setup;
 mod capture;

@@ -577,7 +577,7 @@ fn placement(known: bool, created: Option<NaiveDateTime>, now: DateTime<Utc>) ->
 /// second apart either way (whole seconds, and one column may be rounded
 /// where the other is truncated), and the document comes first. Orders are
 /// independent of each other, so they are simply kept apart.
-fn in_order(changes: &mut [Change]) {
+pub(crate) fn in_order(changes: &mut [Change]) {
     changes.sort_by_key(|c| {
         let at = c.occurred_at.map(|t| match c.moved_to {
             Some(_) => t + chrono::Duration::seconds(1),
@@ -587,7 +587,7 @@ fn in_order(changes: &mut [Change]) {
     });
 }
 
-fn document_change(doc: Document) -> Change {
+pub(crate) fn document_change(doc: Document) -> Change {
     let key = doc.event.document().expect("documents have a key");
     let order = doc.order.unwrap_or_default();
     let json = event_json(&order, Some((key, Value::Object(doc.json))));

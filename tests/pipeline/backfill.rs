@@ -1,0 +1,391 @@
+//! `order-sync backfill`: a consumer added later gets the older orders from
+//! Magento, each once, while live capture goes on and live orders are not
+//! held up behind them; a kill -9 half-way is resumed by running it again.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use mysql_async::prelude::*;
+use order_sync::{backfill, broker::sync_consumer, ledger::State, magento::BackfillFilter};
+use order_sync_consumer::OrderMessage;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{insert_order, Proc, TestEnv};
+
+/// What a consumer got: (entity_id, event, sequence) → when, each delivery.
+type Got = Arc<Mutex<Vec<(u32, String, u32, Instant)>>>;
+
+/// A sync service on `consumer`'s queue (the consumer crate, acking each).
+fn service(
+    env: &TestEnv,
+    consumer: &str,
+    stop: &CancellationToken,
+) -> (Got, tokio::task::JoinHandle<()>) {
+    let got: Got = Arc::default();
+    let c = sync_consumer(&env.settings.broker, consumer).with_prefetch(50);
+    let (keep, stop) = (got.clone(), stop.clone());
+    let task = tokio::spawn(async move {
+        c.run(
+            |m: OrderMessage| {
+                let keep = keep.clone();
+                async move {
+                    let id = m.entity_id().unwrap_or_default() as u32;
+                    keep.lock()
+                        .unwrap()
+                        .push((id, m.event.clone(), m.sequence, Instant::now()));
+                    Ok::<(), String>(())
+                }
+            },
+            stop,
+        )
+        .await
+    });
+    (got, task)
+}
+
+/// `n` orders placed at once, as older orders in a shop's database are: one
+/// template order, copied by set-based inserts.
+async fn older_orders(env: &TestEnv, n: u32) -> Vec<u32> {
+    let mut conn = env.magento_conn().await;
+    conn.query_drop("SET SESSION max_recursive_iterations = 1000000")
+        .await
+        .unwrap();
+    let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+    let first = insert_order(&mut tx).await;
+    tx.exec_drop(
+        "INSERT INTO sales_order (state, status, store_id, customer_email, customer_firstname, \
+         customer_lastname, customer_is_guest, base_currency_code, order_currency_code, \
+         grand_total, base_grand_total, subtotal, total_item_count, store_name) \
+         SELECT o.state, o.status, o.store_id, o.customer_email, o.customer_firstname, \
+         o.customer_lastname, o.customer_is_guest, o.base_currency_code, o.order_currency_code, \
+         o.grand_total, o.base_grand_total, o.subtotal, o.total_item_count, o.store_name \
+         FROM sales_order o JOIN (WITH RECURSIVE s(k) AS (SELECT 2 UNION ALL SELECT k + 1 FROM s WHERE k < ?) \
+         SELECT k FROM s) s WHERE o.entity_id = ?",
+        (n, first),
+    )
+    .await
+    .unwrap();
+    tx.query_drop(
+        "UPDATE sales_order SET increment_id = LPAD(entity_id, 9, '0') WHERE increment_id IS NULL",
+    )
+    .await
+    .unwrap();
+    tx.exec_drop(
+        "INSERT INTO sales_order_item (order_id, store_id, sku, name, product_type, qty_ordered, price, row_total) \
+         SELECT o.entity_id, 1, 'MH01-XS-Black', 'Chaz Kangeroo Hoodie', 'simple', 1, '52.0000', '52.0000' \
+         FROM sales_order o WHERE o.entity_id > ?",
+        (first,),
+    )
+    .await
+    .unwrap();
+    let ids: Vec<u32> = tx
+        .exec(
+            "SELECT entity_id FROM sales_order WHERE entity_id >= ? ORDER BY entity_id",
+            (first,),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids.len(), n as usize);
+    ids
+}
+
+fn request(consumer: &str) -> backfill::Request {
+    backfill::Request {
+        consumer: consumer.into(),
+        filter: BackfillFilter::default(),
+        chunk: 100,
+        window: 100,
+        dry_run: false,
+    }
+}
+
+/// Placement deliveries per order.
+fn placements(got: &Got) -> HashMap<u32, usize> {
+    let mut n = HashMap::new();
+    for (id, event, ..) in got.lock().unwrap().iter() {
+        if event == "sales_order_place_after_que" {
+            *n.entry(*id).or_default() += 1;
+        }
+    }
+    n
+}
+
+fn p99(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+#[tokio::test]
+async fn a_new_consumer_gets_five_thousand_older_orders_once_while_live_orders_still_arrive_within_a_second(
+) {
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &[("ORDER_SYNC__CAPTURE__START_FROM", "latest")],
+    )
+    .await;
+    // Placed before order-sync started: capture starts after them.
+    let older = older_orders(&env, 5000).await;
+    let stop = CancellationToken::new();
+    let (erp, erp_task) = service(&env, "erp", &stop);
+    let (wms, wms_task) = service(&env, "wms", &stop);
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    // Capture has its position once it has run.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env
+        .parts()
+        .deps
+        .ledger
+        .capture_position(&env.id)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "capture never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 20 orders a second keep coming while the backfill runs.
+    let placing = CancellationToken::new();
+    let live: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::default();
+    let placer = {
+        let (env_live, stop, magento) = (
+            live.clone(),
+            placing.clone(),
+            env.settings.magento.url.clone(),
+        );
+        tokio::spawn(async move {
+            let mut conn = mysql_async::Conn::from_url(magento.expose()).await.unwrap();
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            while !stop.is_cancelled() {
+                tick.tick().await;
+                let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+                let id = insert_order(&mut tx).await;
+                tx.commit().await.unwrap();
+                env_live.lock().unwrap().push((id, Instant::now()));
+            }
+        })
+    };
+    let deps = env.parts().deps;
+    let report = backfill::backfill(
+        &deps,
+        &[],
+        &request("wms"),
+        |_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    placing.cancel();
+    placer.await.unwrap();
+    assert_eq!(report.progress.total, 5000, "{report:?}");
+    assert_eq!(report.progress.given, 5000, "{report:?}");
+    let live: Vec<(u32, Instant)> = live.lock().unwrap().clone();
+    assert!(live.len() >= 20, "orders kept coming: {}", live.len());
+
+    let want = older.len() + live.len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while placements(&wms).len() < want || placements(&erp).len() < live.len() {
+        assert!(
+            Instant::now() < deadline,
+            "wms got {} of {want}, erp {} of {}",
+            placements(&wms).len(),
+            placements(&erp).len(),
+            live.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let at_wms = placements(&wms);
+    let twice: Vec<_> = at_wms.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered twice to wms: {twice:?}");
+    assert!(older.iter().all(|id| at_wms.contains_key(id)));
+    let at_erp = placements(&erp);
+    assert!(
+        older.iter().all(|id| !at_erp.contains_key(id)),
+        "the backfill was for wms alone"
+    );
+    assert!(at_erp.values().all(|n| *n == 1));
+    // Live orders did not wait behind the backfill.
+    for (name, got) in [("wms", &wms), ("erp", &erp)] {
+        let received: HashMap<u32, Instant> = got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _, _, at)| (*id, *at))
+            .collect();
+        let waits: Vec<Duration> = live
+            .iter()
+            .map(|(id, placed)| received[id].saturating_duration_since(*placed))
+            .collect();
+        let worst = p99(waits);
+        assert!(
+            worst <= Duration::from_secs(1),
+            "{name}: live orders' p99 from commit to delivery was {worst:?}"
+        );
+    }
+    env.wait_for_ledger(Duration::from_secs(30), "all synced", |rows| {
+        rows.len() == older.len() + 2 * live.len() && rows.iter().all(|r| r.state == State::Synced)
+    })
+    .await;
+    // Run again: nothing more.
+    let again = backfill::backfill(
+        &deps,
+        &[],
+        &request("wms"),
+        |_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.progress.given, 0, "{again:?}");
+    assert_eq!(again.skipped, again.progress.total, "{again:?}");
+    stop.cancel();
+    let _ = tokio::join!(erp_task, wms_task);
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_backfill_cut_by_kill_9_is_resumed_by_running_it_again_and_doubles_nothing() {
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &[("ORDER_SYNC__CAPTURE__START_FROM", "latest")],
+    )
+    .await;
+    let older = older_orders(&env, 1500).await;
+    let stop = CancellationToken::new();
+    let (wms, wms_task) = service(&env, "wms", &stop);
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env
+        .parts()
+        .deps
+        .ledger
+        .capture_position(&env.id)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "capture never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let args = [
+        "backfill",
+        "--consumer",
+        "wms",
+        "--chunk",
+        "50",
+        "--window",
+        "50",
+    ];
+    let mut first = Proc::spawn(
+        env.order_sync(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    env.wait_for_ledger(
+        Duration::from_secs(30),
+        "part of the backfill given",
+        |rows| rows.iter().filter(|r| r.consumer == "wms").count() >= 300,
+    )
+    .await;
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &first.id().to_string()])
+        .status();
+    let _ = first.wait();
+    let given = env
+        .parts()
+        .deps
+        .ledger
+        .deliveries()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.consumer == "wms")
+        .count();
+    assert!(given < older.len(), "killed before the end: {given}");
+
+    // Off the test's one thread: the pipeline and the service it waits on
+    // run here meanwhile.
+    let mut again = env.order_sync(&args);
+    let out = tokio::task::spawn_blocking(move || again.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("looked at 1500 of 1500 order(s)"))
+            && stdout.contains(&format!("gave {}", older.len() - given)),
+        "{stdout}"
+    );
+    let rows = env
+        .wait_for_ledger(
+            Duration::from_secs(60),
+            "every older order synced for wms",
+            |rows| {
+                rows.iter()
+                    .filter(|r| r.consumer == "wms" && r.state == State::Synced)
+                    .count()
+                    == older.len()
+            },
+        )
+        .await;
+    assert!(rows.iter().all(|r| r.attempts == 1), "one delivery each");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let at_wms = placements(&wms);
+    assert_eq!(at_wms.len(), older.len());
+    assert!(at_wms.values().all(|n| *n == 1), "nothing delivered twice");
+    stop.cancel();
+    let _ = wms_task.await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_backfill_asked_wrongly_changes_nothing_and_says_which_flag() {
+    let env = TestEnv::new(&["erp", "wms"], &[]).await;
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["backfill", "--consumer", "crm"],
+            "--consumer: `crm` is not in consumers.names",
+        ),
+        (
+            &["backfill", "--consumer", "wms", "--since", "last tuesday"],
+            "--since",
+        ),
+        (
+            &["backfill", "--consumer", "wms", "--window", "0"],
+            "--chunk and --window must be at least 1",
+        ),
+        // Capture never ran here: no watermark to stop at.
+        (
+            &["backfill", "--consumer", "wms"],
+            "capture has no position for shop",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = env.order_sync(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    assert!(env
+        .parts()
+        .deps
+        .ledger
+        .deliveries()
+        .await
+        .unwrap()
+        .is_empty());
+    env.cleanup().await;
+}
