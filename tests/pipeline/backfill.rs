@@ -323,7 +323,7 @@ async fn a_backfill_cut_by_kill_9_is_resumed_by_running_it_again_and_doubles_not
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains(&format!("looked at 1500 of 1500 order(s)"))
+        stdout.contains("looked at 1500 of 1500 order(s)")
             && stdout.contains(&format!("gave {}", older.len() - given)),
         "{stdout}"
     );
