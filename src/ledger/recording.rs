@@ -103,11 +103,7 @@ impl Ledger {
         }
         transaction!(self, read_committed(), |tx| {
             let fresh = insert_orders(&mut tx, orders.iter(), audience, source).await?;
-            let held: std::collections::HashSet<u32> = orders
-                .iter()
-                .filter(|o| o.held)
-                .map(|o| o.key.entity_id)
-                .collect();
+            let held = held_ids(orders);
             let pending = RowStart {
                 state: State::Pending,
                 next_attempt_at: Some(after(now, lease)),
@@ -281,11 +277,7 @@ impl Ledger {
             .into_iter()
             .collect();
             let fresh = insert_orders(&mut tx, orders.iter(), audience, source).await?;
-            let held: std::collections::HashSet<u32> = orders
-                .iter()
-                .filter(|o| o.held)
-                .map(|o| o.key.entity_id)
-                .collect();
+            let held = held_ids(orders);
             insert_deliveries(&mut tx, &fresh, now, |row| RowStart {
                 state: if held.contains(&row.entity_id) {
                     State::Held
@@ -501,6 +493,15 @@ async fn insert_orders<'o>(
         }
     }
     Ok(fresh)
+}
+
+/// The orders among `orders` that start held.
+fn held_ids(orders: &[NewOrder]) -> std::collections::HashSet<u32> {
+    orders
+        .iter()
+        .filter(|o| o.held)
+        .map(|o| o.key.entity_id)
+        .collect()
 }
 
 /// How a new delivery row starts.

@@ -134,19 +134,7 @@ async fn a_new_consumer_gets_five_thousand_older_orders_once_while_live_orders_s
     let (wms, wms_task) = service(&env, "wms", &stop);
     let (shutdown, pipeline) = env.spawn_pipeline();
     // Capture has its position once it has run.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env
-        .parts()
-        .deps
-        .ledger
-        .capture_position(&env.id)
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "capture never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    env.wait_for_capture_start(Duration::from_secs(20)).await;
 
     // 20 orders a second keep coming while the backfill runs.
     let placing = CancellationToken::new();
@@ -261,19 +249,7 @@ async fn a_backfill_cut_by_kill_9_is_resumed_by_running_it_again_and_doubles_not
     let stop = CancellationToken::new();
     let (wms, wms_task) = service(&env, "wms", &stop);
     let (shutdown, pipeline) = env.spawn_pipeline();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env
-        .parts()
-        .deps
-        .ledger
-        .capture_position(&env.id)
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "capture never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    env.wait_for_capture_start(Duration::from_secs(20)).await;
     let args = [
         "backfill",
         "--consumer",

@@ -1314,12 +1314,8 @@ async fn a_backfill_gives_a_lifecycle_subscriber_the_older_orders_with_their_doc
     let (wms, e2) = sync_service(&env, "wms").await;
     let (shutdown, pipeline) = env.spawn_pipeline();
     let long = Duration::from_secs(20);
+    env.wait_for_capture_start(long).await;
     let ledger = env.parts().deps.ledger;
-    let started = std::time::Instant::now();
-    while ledger.capture_position(&env.id).await.unwrap().is_none() {
-        assert!(started.elapsed() < long, "capture never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     // One order the ledger knows, with an invoice it recorded, that wms
     // does not have (as for a consumer added later).
     let known = shop.place(&env, "new", "pending").await;

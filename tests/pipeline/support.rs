@@ -389,6 +389,17 @@ impl TestEnv {
         self.publish_ack(&serde_json::to_vec(&ack).unwrap()).await;
     }
 
+    /// Waits until capture has saved a position (it has run once), or fails
+    /// after `within`: orders placed from then on are captured live.
+    pub async fn wait_for_capture_start(&self, within: Duration) {
+        let ledger = self.parts().deps.ledger;
+        let deadline = Instant::now() + within;
+        while ledger.capture_position(&self.id).await.unwrap().is_none() {
+            assert!(Instant::now() < deadline, "capture never started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until `check` holds for the ledger rows, or fails after `within`.
     pub async fn wait_for_ledger(
         &self,
