@@ -310,6 +310,7 @@ impl Parts {
         http::Surface::new(
             &self.deps,
             &self.settings.http,
+            &self.settings.capture.hold_states,
             self.ack_listener(),
             capture_leader,
             running,
@@ -417,12 +418,12 @@ impl Parts {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| StartError::Http { addr, source })?;
-            let surface = self.surface(leader.clone(), running.clone());
-            Some(tokio::spawn(http::serve(
-                listener,
-                surface,
-                shutdown.clone(),
-            )))
+            let surface = self
+                .surface(leader.clone(), running.clone())
+                .stopping_with(shutdown.clone());
+            let backfills = surface.backfill_tasks();
+            let serving = tokio::spawn(http::serve(listener, surface, shutdown.clone()));
+            Some((serving, backfills))
         } else {
             None
         };
@@ -476,8 +477,12 @@ impl Parts {
         }
         running.store(false, Ordering::Relaxed);
         let _ = heartbeat.await;
-        if let Some(h) = http {
-            let _ = h.await;
+        if let Some((serving, backfills)) = http {
+            let _ = serving.await;
+            // A backfill stops at its next chunk and records that it was
+            // interrupted; the orders it gave are committed already.
+            backfills.close();
+            backfills.wait().await;
         }
         self.close().await;
         Ok(())

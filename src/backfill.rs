@@ -20,14 +20,19 @@
 //! **Resume**: run the same command again; orders the consumer has are
 //! skipped (a kill -9 loses at most the chunk being written, whose
 //! transaction rolls back).
+//!
+//! **Record**: a run started with [`begin`] and carried out by [`carry_out`]
+//! (the CLI, the API, the status page's form) has a row in the ledger
+//! (`ledger::backfills`) with its progress after each chunk; one run per
+//! consumer at a time.
 
 use std::{collections::HashSet, time::Duration};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    ledger::{Audience, LedgerError, NewOrder},
+    ledger::{Audience, LedgerError, NewOrder, RunGuard, RunProgress, RunState},
     magento::{BackfillFilter, MagentoError},
     roles::{
         capture::lifecycle::{document_change, in_order},
@@ -48,7 +53,7 @@ pub struct Request {
 }
 
 /// Where a backfill is, for a progress bar or the log.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Progress {
     /// Orders in Magento the backfill looks at.
     pub total: u64,
@@ -61,7 +66,7 @@ pub struct Progress {
 }
 
 /// What a backfill did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
     pub progress: Progress,
     /// Orders it already had, or not of its stores or states.
@@ -109,6 +114,10 @@ pub enum BackfillError {
     NoPosition(String),
     #[error("--chunk and --window must be at least 1")]
     BadPace,
+    #[error("{consumer} has a backfill running ({run}): wait for it, or stop it, then start again (it goes on where it stopped)")]
+    AlreadyRunning { consumer: String, run: String },
+    #[error("the backfill lost its lock in the ledger database (its connection dropped), so another run may have taken over; run it again to go on where it stopped")]
+    LostLock,
     #[error(transparent)]
     Magento(#[from] MagentoError),
     #[error(transparent)]
@@ -120,27 +129,174 @@ impl BackfillError {
     pub fn is_caller_error(&self) -> bool {
         matches!(
             self,
-            Self::UnknownConsumer(_) | Self::NoPosition(_) | Self::BadPace
+            Self::UnknownConsumer(_)
+                | Self::NoPosition(_)
+                | Self::BadPace
+                | Self::AlreadyRunning { .. }
         )
     }
 }
 
-/// Runs a backfill to its end (or shutdown), calling `progress` after each
-/// step. `hold_states`: `capture.hold_states`, so an order still in one is
-/// given held, as capture would.
-pub async fn backfill(
-    deps: &Deps,
-    hold_states: &[String],
-    req: &Request,
-    mut progress: impl FnMut(&Progress),
-    shutdown: &CancellationToken,
-) -> Result<Report, BackfillError> {
+impl Request {
+    /// The request as the CLI's flags say it, for the record of a run.
+    pub fn describe(&self) -> String {
+        let f = &self.filter;
+        let mut out = format!("--consumer {}", self.consumer);
+        let day = |t: chrono::NaiveDateTime| t.and_utc().to_rfc3339_opts(SecondsFormat::Secs, true);
+        if let Some(t) = f.since {
+            out.push_str(&format!(" --since {}", day(t)));
+        }
+        if let Some(t) = f.until {
+            out.push_str(&format!(" --until {}", day(t)));
+        }
+        if !f.states.is_empty() {
+            out.push_str(&format!(" --state {}", f.states.join(",")));
+        }
+        if !f.stores.is_empty() {
+            let stores: Vec<String> = f.stores.iter().map(u16::to_string).collect();
+            out.push_str(&format!(" --store {}", stores.join(",")));
+        }
+        out.push_str(&format!(" --chunk {} --window {}", self.chunk, self.window));
+        if self.dry_run {
+            out.push_str(" --dry-run");
+        }
+        out
+    }
+}
+
+impl Report {
+    fn run_progress(&self) -> RunProgress {
+        RunProgress {
+            total: self.progress.total,
+            looked_at: self.progress.done,
+            given: self.progress.given,
+            skipped: self.skipped,
+            events: self.events,
+            upto: self.upto,
+            waiting: self.progress.waiting,
+        }
+    }
+}
+
+/// What a caller can get wrong, checked before anything is recorded.
+async fn check(deps: &Deps, req: &Request) -> Result<(), BackfillError> {
     if !deps.consumers.names.contains(&req.consumer) {
         return Err(BackfillError::UnknownConsumer(req.consumer.clone()));
     }
     if req.chunk == 0 || req.window == 0 {
         return Err(BackfillError::BadPace);
     }
+    if deps.ledger.capture_position(&deps.shop).await?.is_none() {
+        return Err(BackfillError::NoPosition(deps.shop.clone()));
+    }
+    Ok(())
+}
+
+/// Checks the request and records the start of its run (`by`: `cli`,
+/// `http`, `status page`); refused while the consumer has one going. A dry
+/// run is not recorded: use [`backfill`] for it.
+pub async fn begin(deps: &Deps, req: &Request, by: &str) -> Result<RunGuard, BackfillError> {
+    check(deps, req).await?;
+    match deps
+        .ledger
+        .start_backfill(&deps.shop, &req.consumer, &req.describe(), by, Utc::now())
+        .await?
+    {
+        Ok(run) => Ok(run),
+        Err(running) => Err(BackfillError::AlreadyRunning {
+            consumer: req.consumer.clone(),
+            run: match running {
+                Some(r) => format!("run {}, started by {}", r.id, r.started_by),
+                // Its lock is taken but its row not (or no longer) there.
+                None => "its start or end is being recorded".into(),
+            },
+        }),
+    }
+}
+
+/// Carries out the run [`begin`] recorded: the backfill, its progress in the
+/// ledger after each chunk, and how it ended.
+pub async fn carry_out(
+    deps: &Deps,
+    hold_states: &[String],
+    req: &Request,
+    mut run: RunGuard,
+    progress: impl FnMut(&Progress),
+    shutdown: &CancellationToken,
+) -> Result<Report, BackfillError> {
+    let mut report = Report::default();
+    let result = fill(
+        deps,
+        hold_states,
+        req,
+        Some(&mut run),
+        &mut report,
+        progress,
+        shutdown,
+    )
+    .await;
+    let (state, error) = match &result {
+        Ok(()) if report.interrupted => (RunState::Interrupted, None),
+        Ok(()) => (RunState::Done, None),
+        Err(e) => (RunState::Failed, Some(e.to_string())),
+    };
+    // The orders' rows are already committed; this is only the record. A
+    // ledger down now leaves the run shown stalled once its lock goes, and
+    // the next start takes over.
+    let id = run.id;
+    if let Err(e) = deps
+        .ledger
+        .finish_backfill(
+            id,
+            state,
+            &report.run_progress(),
+            error.as_deref(),
+            Utc::now(),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, run = id, "Could not record how the backfill ended.");
+    }
+    run.release().await;
+    result.map(|()| report)
+}
+
+/// Runs a backfill to its end (or shutdown), calling `progress` after each
+/// step, without a record in the ledger (a dry run, or a caller that keeps
+/// its own). `hold_states`: `capture.hold_states`, so an order still in one
+/// is given held, as capture would.
+pub async fn backfill(
+    deps: &Deps,
+    hold_states: &[String],
+    req: &Request,
+    progress: impl FnMut(&Progress),
+    shutdown: &CancellationToken,
+) -> Result<Report, BackfillError> {
+    check(deps, req).await?;
+    let mut report = Report::default();
+    fill(
+        deps,
+        hold_states,
+        req,
+        None,
+        &mut report,
+        progress,
+        shutdown,
+    )
+    .await?;
+    Ok(report)
+}
+
+/// The backfill itself, into `report` (so a failure still says how far it got).
+async fn fill(
+    deps: &Deps,
+    hold_states: &[String],
+    req: &Request,
+    mut run: Option<&mut RunGuard>,
+    report: &mut Report,
+    mut progress: impl FnMut(&Progress),
+    shutdown: &CancellationToken,
+) -> Result<(), BackfillError> {
     let position = deps
         .ledger
         .capture_position(&deps.shop)
@@ -159,21 +315,37 @@ pub async fn backfill(
         .filter(|k| audience.wants(k.event))
         .cloned()
         .collect();
-    let mut report = Report {
-        upto,
-        ..Default::default()
-    };
+    report.upto = upto;
     report.progress.total = deps.magento.backfill_count(0, upto, &req.filter).await?;
-    progress(&report.progress);
+    let id = run.as_ref().map(|r| r.id);
+    let mut tell = |report: &Report| {
+        progress(&report.progress);
+        let deps = deps.clone();
+        let p = report.run_progress();
+        async move {
+            if let Some(id) = id {
+                deps.ledger.backfill_progress(id, &p, Utc::now()).await?;
+            }
+            Ok::<(), BackfillError>(())
+        }
+    };
+    tell(report).await?;
     let mut cursor = 0;
     loop {
         if shutdown.is_cancelled() {
             report.interrupted = true;
             break;
         }
-        if !req.dry_run && !wait_for_room(deps, req, &mut report, &mut progress, shutdown).await? {
+        if !req.dry_run && !wait_for_room(deps, req, report, &mut tell, shutdown).await? {
             report.interrupted = true;
             break;
+        }
+        // Lost with its connection, the lock may already be another run's:
+        // two runs would pace the consumer twice, so this one gives way.
+        if let Some(run) = run.as_deref_mut() {
+            if !run.still_held().await {
+                return Err(BackfillError::LostLock);
+            }
         }
         let mut ids = deps
             .magento
@@ -198,38 +370,48 @@ pub async fn backfill(
             report.skipped += step.skipped as u64;
             report.events += step.events as u64;
         }
-        progress(&report.progress);
+        tell(report).await?;
     }
-    Ok(report)
+    Ok(())
 }
 
-/// Waits while the consumer has `window` or more placements unsettled;
-/// false on shutdown.
-async fn wait_for_room(
+/// Waits while the consumer has `window` or more placements unsettled,
+/// telling so (and, to the ledger, that the run is alive) every few
+/// seconds; false on shutdown.
+async fn wait_for_room<F, Fut>(
     deps: &Deps,
     req: &Request,
     report: &mut Report,
-    progress: &mut impl FnMut(&Progress),
+    tell: &mut F,
     shutdown: &CancellationToken,
-) -> Result<bool, BackfillError> {
+) -> Result<bool, BackfillError>
+where
+    F: FnMut(&Report) -> Fut,
+    Fut: std::future::Future<Output = Result<(), BackfillError>>,
+{
+    let mut told = std::time::Instant::now();
     loop {
         let open = deps.ledger.unsettled_placements(&req.consumer).await?;
         if open < req.window {
             if report.progress.waiting {
                 report.progress.waiting = false;
-                progress(&report.progress);
+                tell(report).await?;
             }
             return Ok(true);
         }
-        if !report.progress.waiting {
+        if !report.progress.waiting || told.elapsed() >= ALIVE_EVERY {
             report.progress.waiting = true;
-            progress(&report.progress);
+            tell(report).await?;
+            told = std::time::Instant::now();
         }
         if !sleep_or_shutdown(Duration::from_millis(100), shutdown).await {
             return Ok(false);
         }
     }
 }
+
+/// How often a waiting run writes its row, so the page shows it is alive.
+const ALIVE_EVERY: Duration = Duration::from_secs(5);
 
 /// One chunk: the orders as they are now and their documents, read from
 /// Magento, then recorded for the consumer in one ledger transaction.

@@ -443,25 +443,28 @@ async fn backfill(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} orders looked at, {msg}")
             .expect("a valid template"),
     );
-    let result = backfill::backfill(
-        &parts.deps,
-        &settings.capture.hold_states,
-        &request,
-        |p| {
-            bar.set_length(p.total);
-            bar.set_position(p.done);
-            bar.set_message(if p.waiting {
-                format!(
-                    "{} given; waiting for {} to take them",
-                    p.given, request.consumer
-                )
-            } else {
-                format!("{} given", p.given)
-            });
-        },
-        &shutdown,
-    )
-    .await;
+    let show = |p: &backfill::Progress| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+        bar.set_message(if p.waiting {
+            format!(
+                "{} given; waiting for {} to take them",
+                p.given, request.consumer
+            )
+        } else {
+            format!("{} given", p.given)
+        });
+    };
+    let hold = &settings.capture.hold_states;
+    // A real run is recorded, so the status page shows it; a dry one is not.
+    let result = if dry_run {
+        backfill::backfill(&parts.deps, hold, &request, show, &shutdown).await
+    } else {
+        match backfill::begin(&parts.deps, &request, "cli").await {
+            Ok(run) => backfill::carry_out(&parts.deps, hold, &request, run, show, &shutdown).await,
+            Err(e) => Err(e),
+        }
+    };
     bar.finish_and_clear();
     parts.close().await;
     let report = result.map_err(|e| {

@@ -20,11 +20,14 @@ use super::{
 };
 use crate::message::Event;
 use crate::{
+    backfill::{self, BackfillError},
     control::{
         input::{self, SelectionInput},
         ResyncReport,
     },
+    ledger::RunState,
     ledger::{AckOutcome, Claimed, Instance, OrderFilter, OrderPage, OrderView, Pause},
+    magento::BackfillFilter,
     message::{Ack, AckRejection, Delivering},
     status::ALIVE_WITHIN,
 };
@@ -362,4 +365,168 @@ pub(super) async fn pull_acks(
         })
         .collect();
     Ok(Json(json!({ "results": results })))
+}
+
+/// A backfill asked for over HTTP (the API's body, or the page's form).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BackfillRequest {
+    /// The consumer, as in consumers.names (required).
+    pub consumer: Option<String>,
+    /// Orders placed at or after (UTC; `2026-11-01` or RFC 3339).
+    pub since: Option<String>,
+    /// ... and before.
+    pub until: Option<String>,
+    /// Only orders in these states now.
+    #[serde(default)]
+    pub states: Vec<String>,
+    /// Only orders of these store ids.
+    #[serde(default)]
+    pub stores: Vec<u16>,
+    /// Orders per step (default 200).
+    pub chunk: Option<u32>,
+    /// Most of the consumer's orders unsettled before more (default 200).
+    pub window: Option<u64>,
+    /// Count what it would give; change nothing (answered at once).
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl BackfillRequest {
+    pub(super) fn parse(self) -> Result<backfill::Request, ApiError> {
+        let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+        let time = |field: &str, v: Option<String>| {
+            v.map(|t| input::parse_time(field, &t).map(|t| t.naive_utc()))
+                .transpose()
+                .map_err(|e| bad(e.to_string()))
+        };
+        let consumer = self
+            .consumer
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| bad("consumer: required (a name from consumers.names)".into()))?;
+        Ok(backfill::Request {
+            consumer: consumer.trim().to_owned(),
+            filter: BackfillFilter {
+                since: time("since", self.since)?,
+                until: time("until", self.until)?,
+                states: self.states,
+                stores: self.stores,
+            },
+            chunk: self.chunk.unwrap_or(200),
+            window: self.window.unwrap_or(200),
+            dry_run: self.dry_run,
+        })
+    }
+}
+
+impl From<BackfillError> for ApiError {
+    fn from(e: BackfillError) -> Self {
+        match e {
+            BackfillError::UnknownConsumer(c) => ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("consumer: `{c}` is not in consumers.names"),
+            ),
+            BackfillError::BadPace => ApiError(
+                StatusCode::BAD_REQUEST,
+                "chunk and window must be at least 1".into(),
+            ),
+            e @ (BackfillError::AlreadyRunning { .. }
+            | BackfillError::NoPosition(_)
+            | BackfillError::LostLock) => ApiError(StatusCode::CONFLICT, e.to_string()),
+            BackfillError::Ledger(l) => l.into(),
+            BackfillError::Magento(m) => {
+                tracing::warn!(error = %m, "Backfill could not read Magento.");
+                ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Magento's database is unavailable; try again later".into(),
+                )
+            }
+        }
+    }
+}
+
+/// What a started backfill answers.
+#[derive(Serialize)]
+pub(super) struct Started {
+    pub id: u64,
+    pub consumer: String,
+    pub state: &'static str,
+    pub request: String,
+}
+
+/// Records a run and carries it out in this process, in the background.
+pub(super) async fn start_backfill(
+    s: &Surface,
+    req: backfill::Request,
+    by: &'static str,
+) -> Result<Started, ApiError> {
+    let run = backfill::begin(&s.deps, &req, by).await?;
+    let id = run.id;
+    let (deps, hold, stop) = (s.deps.clone(), s.hold_states.clone(), s.stop.clone());
+    let started = Started {
+        id,
+        consumer: req.consumer.clone(),
+        state: RunState::Running.as_str(),
+        request: req.describe(),
+    };
+    tracing::info!(run = id, request = %started.request, by, "Backfill started.");
+    s.backfills.spawn(async move {
+        match backfill::carry_out(&deps, &hold, &req, run, |_| {}, &stop).await {
+            Ok(r) => tracing::info!(
+                run = id,
+                given = r.progress.given,
+                interrupted = r.interrupted,
+                "Backfill ended."
+            ),
+            Err(e) => tracing::error!(run = id, error = %e, "Backfill failed."),
+        }
+    });
+    Ok(started)
+}
+
+/// Starts a backfill (202, with the run's id; its progress is at
+/// `/api/backfills/{id}`), or with `dry_run` answers what it would give.
+pub(super) async fn backfill(
+    _: Writer,
+    State(s): State<Surface>,
+    bytes: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let mut req = body::<BackfillRequest>(&bytes)?.parse()?;
+    if req.dry_run {
+        // Only ids are read: big chunks, so the answer comes quickly.
+        req.chunk = req.chunk.max(10_000);
+        let report = backfill::backfill(&s.deps, &s.hold_states, &req, |_| {}, &s.stop).await?;
+        return Ok((
+            StatusCode::OK,
+            Json(json!({ "dry_run": true, "report": report })),
+        ));
+    }
+    let started = start_backfill(&s, req, "http").await?;
+    Ok((StatusCode::ACCEPTED, Json(json!(started))))
+}
+
+/// The latest backfill runs, newest first.
+pub(super) async fn backfills(_: Reader, State(s): State<Surface>) -> ApiResult<Value> {
+    let runs = s.deps.ledger.backfills(&s.deps.shop, 50).await?;
+    Ok(Json(json!({ "backfills": runs })))
+}
+
+pub(super) async fn backfill_run(
+    _: Reader,
+    State(s): State<Surface>,
+    Path(id): Path<String>,
+) -> ApiResult<Value> {
+    let id: u64 = id.parse().map_err(|_| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("id: `{id}` is not a run id"),
+        )
+    })?;
+    match s.deps.ledger.backfill_run(&s.deps.shop, id).await? {
+        Some(run) => Ok(Json(json!(run))),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no backfill run {id}"),
+        )),
+    }
 }

@@ -3,7 +3,8 @@
 //!   reachable, roles running), `/metrics` (Prometheus text format): always open;
 //! * `/` and `/orders/{id}`: the status page, server-rendered (`page.rs`);
 //! * `/api/...`: the JSON API (`api.rs`), including the pull interface for sync
-//!   services that cannot speak AMQP.
+//!   services that cannot speak AMQP, and backfills, which run in this
+//!   process (`POST /api/backfill`, or the page's form) until done or stopped.
 //!
 //! Changes need `http.api_token` as a bearer token, or on the status page its
 //! session cookie (an expiring HMAC of the token, never the token); with no
@@ -55,12 +56,18 @@ pub struct Surface {
     capture_leader: Arc<AtomicBool>,
     /// Cleared when the roles stop.
     running: Arc<AtomicBool>,
+    /// `capture.hold_states`, for backfills started here.
+    hold_states: Arc<[String]>,
+    /// Backfills started over HTTP run here until done or the roles stop.
+    backfills: tokio_util::task::TaskTracker,
+    stop: CancellationToken,
 }
 
 impl Surface {
     pub fn new(
         deps: &Deps,
         http: &HttpSettings,
+        hold_states: &[String],
         acks: AckListener,
         capture_leader: Arc<AtomicBool>,
         running: Arc<AtomicBool>,
@@ -76,7 +83,22 @@ impl Surface {
             acks,
             capture_leader,
             running,
+            hold_states: hold_states.into(),
+            backfills: Default::default(),
+            stop: CancellationToken::new(),
         }
+    }
+
+    /// Backfills started over HTTP stop (recorded interrupted) on this token.
+    pub fn stopping_with(mut self, shutdown: CancellationToken) -> Self {
+        self.stop = shutdown;
+        self
+    }
+
+    /// The backfills started over HTTP: wait on it after shutdown, so each
+    /// records how it ended before the process exits.
+    pub fn backfill_tasks(&self) -> tokio_util::task::TaskTracker {
+        self.backfills.clone()
     }
 }
 
@@ -94,6 +116,7 @@ pub fn router(surface: Surface) -> Router {
         .route("/ui/resume", post(page::resume))
         .route("/ui/unpark", post(page::unpark))
         .route("/ui/skip", post(page::skip))
+        .route("/ui/backfill", post(page::backfill))
         .route("/api/summary", get(api::summary))
         .route("/api/orders", get(api::list))
         .route("/api/orders/{entity_id}", get(api::detail))
@@ -102,6 +125,9 @@ pub fn router(surface: Surface) -> Router {
         .route("/api/resume", post(api::resume))
         .route("/api/unpark", post(api::unpark))
         .route("/api/skip", post(api::skip))
+        .route("/api/backfill", post(api::backfill))
+        .route("/api/backfills", get(api::backfills))
+        .route("/api/backfills/{id}", get(api::backfill_run))
         .route("/api/pull/{consumer}", get(api::pull))
         .route("/api/pull/{consumer}/acks", post(api::pull_acks))
         .layer(axum::middleware::map_response(no_framing))

@@ -2,7 +2,8 @@
 //! server-rendered HTML and forms, no JavaScript and no build step: totals by
 //! state per consumer, who captures, a filterable table of orders with each
 //! consumer's state, parked orders highlighted, re-send per order, per
-//! selection and per time range, pause and resume.
+//! selection and per time range, pause and resume, and backfills (their
+//! progress, and a form that starts one).
 //!
 //! Reading needs nothing (unless `http.protect_reads`); the buttons need the
 //! API token, entered once and kept in an HttpOnly, SameSite=Strict cookie.
@@ -19,13 +20,13 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::{
-    api::{detail_of, filter_from_query, summary_of},
+    api::{detail_of, filter_from_query, start_backfill, summary_of, BackfillRequest},
     auth::{self, PageReader, PageWriter},
     chart, ApiError, Surface,
 };
 use crate::{
     control::input::{self, SelectionInput},
-    ledger::{Delivery, OrderView, State as RowState},
+    ledger::{BackfillRun, Delivery, OrderView, State as RowState},
 };
 
 const STYLE: &str = r#"
@@ -178,6 +179,10 @@ pub(super) async fn index(
         Ok(c) => c,
         Err(e) => return failed(e),
     };
+    let runs = match s.deps.ledger.backfills(&s.deps.shop, 10).await {
+        Ok(r) => r,
+        Err(e) => return failed(e.into()),
+    };
     let can_write = s.may_write(&headers).await;
     let token_configured = !s.http.api_token.is_empty();
     let all_paused = summary.pauses.iter().find(|p| p.consumer == "*");
@@ -291,6 +296,8 @@ pub(super) async fn index(
                 }
             }
         }
+
+        (backfills(&runs, &consumers, disabled))
 
         h2 { "Orders" }
         form #filter method="get" action="/" {
@@ -672,5 +679,101 @@ pub(super) async fn unpark(_: PageWriter, State(s): State<Surface>, bytes: Bytes
     match s.control.unpark(only, consumer, Utc::now()).await {
         Ok(n) => back(&s.http.api_token, &format!("Un-parked {n} row(s).")),
         Err(e) => failed(e.into()),
+    }
+}
+
+/// The backfill form: a run for one consumer, carried out in this process.
+pub(super) async fn backfill(_: PageWriter, State(s): State<Surface>, bytes: Bytes) -> Response {
+    let f = form(&bytes);
+    let list = |name: &str| -> Vec<String> {
+        field(&f, name)
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let stores: Result<Vec<u16>, ApiError> = list("stores")
+        .iter()
+        .map(|v| {
+            v.parse().map_err(|_| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("stores: `{v}` is not a store id"),
+                )
+            })
+        })
+        .collect();
+    let asked = match stores {
+        Ok(stores) => BackfillRequest {
+            consumer: field(&f, "consumer").map(str::to_owned),
+            since: field(&f, "since").map(str::to_owned),
+            until: field(&f, "until").map(str::to_owned),
+            states: list("states"),
+            stores,
+            ..Default::default()
+        },
+        Err(e) => return failed(e),
+    };
+    let started = match asked.parse() {
+        Ok(req) => start_backfill(&s, req, "status page").await,
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok(run) => back(
+            &s.http.api_token,
+            &format!(
+                "Backfill for {} started (run {}); its progress is under Backfills.",
+                run.consumer, run.id
+            ),
+        ),
+        Err(e) => failed(e),
+    }
+}
+
+/// The latest backfill runs, and the form that starts one.
+fn backfills(runs: &[BackfillRun], consumers: &[String], disabled: bool) -> Markup {
+    html! {
+        h2 { "Backfills" }
+        p { small { "Gives a consumer the orders it never got, read from Magento as they are now, while live orders go on. Also from the CLI: " code { "order-sync backfill" } "." } }
+        table #backfills {
+            tr { th { "run" } th { "consumer" } th { "asked" } th { "by" } th { "state" } th { "looked at" } th { "given" } th { "skipped" } th { "events" } th { "started" } th { "ended" } }
+            @if runs.is_empty() { tr { td colspan="11" { "none yet" } } }
+            @for r in runs {
+                @let state = if r.stalled { "stalled" } else { r.state.as_str() };
+                tr data-run=(r.id) data-state=(state) {
+                    td.n { (r.id) }
+                    td { (r.consumer) }
+                    td { code { (r.request) } }
+                    td { (r.started_by) }
+                    td {
+                        (state)
+                        @if r.waiting && state == "running" { br; small { "waiting for " (r.consumer) " to take its orders" } }
+                        @if state == "stalled" { br; small { "its process ended without a word (last news " (when(Some(r.updated_at))) "); the next run takes over" } }
+                        @if let Some(e) = &r.error { div.err { (e) } }
+                    }
+                    td.n { (r.looked_at) " / " (r.total) }
+                    td.n { (r.given) }
+                    td.n { (r.skipped) }
+                    td.n { (r.events) }
+                    td { (when(Some(r.started_at))) }
+                    td { (when(r.finished_at)) }
+                }
+            }
+        }
+        form #backfill method="post" action="/ui/backfill" {
+            fieldset {
+                legend { "Backfill a consumer" }
+                label { "consumer " select name="consumer" required {
+                    @for c in consumers { option value=(c) { (c) } }
+                } } " "
+                label { "placed from " input type="date" name="since"; } " "
+                label { "to (excl.) " input type="date" name="until"; } " "
+                label { "states " input type="text" name="states" size="16" placeholder="processing,pending"; } " "
+                label { "stores " input type="text" name="stores" size="6" placeholder="1,2"; } " "
+                button type="submit" disabled[disabled] { "Backfill" }
+            }
+        }
     }
 }

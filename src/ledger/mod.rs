@@ -15,10 +15,12 @@
 //! * [`deliveries`]: claiming due rows, publish results, pull;
 //! * [`acks`]: applying sync services' acknowledgements;
 //! * [`operator`]: what people ask for — lists, lookups, re-send, un-park, purge;
+//! * [`backfills`]: backfill runs and their progress;
 //! * [`pauses`], [`instances`], [`notes`] (the Magento write-back's bookkeeping).
 
 pub mod acks;
 pub mod audience;
+pub mod backfills;
 pub mod counts;
 pub mod deliveries;
 pub mod events;
@@ -40,13 +42,14 @@ use mysql_async::{prelude::*, FromValueError, Pool, Row, Value};
 use crate::{config::LedgerSettings, db};
 pub use acks::AckOutcome;
 pub use audience::Audience;
+pub use backfills::{BackfillRun, RunGuard, RunProgress, RunState};
 pub use deliveries::{Carried, Claimed, Delivery, Round, RowKey, Unanswered};
 pub use events::{Change, KnownOrder, Recorded, Release};
 pub use instances::Instance;
 pub use notes::{ParkedNote, SyncedNote};
 pub use operator::{OrderFilter, OrderPage, OrderView, Selection};
 pub use pauses::{Pause, ALL_CONSUMERS};
-pub use position::{BinlogPosition, CaptureLock, CapturePosition, Start};
+pub use position::{BinlogPosition, CapturePosition, NamedLock, Start};
 pub use recording::{Backfilled, NewOrder};
 pub use schema::ensure_database;
 pub use state::State;

@@ -46,15 +46,16 @@ impl std::fmt::Display for BinlogPosition {
     }
 }
 
-/// Held by the one instance that captures for a shop: a MariaDB named lock on a
-/// connection of its own. The server frees it when that connection ends, so a
-/// crashed or cut-off holder gives way at once, without a lease to wait out.
-pub struct CaptureLock {
+/// A MariaDB named lock on a connection of its own: held by the one instance
+/// that captures for a shop, and by a backfill run for its consumer. The
+/// server frees it when that connection ends, so a crashed or cut-off holder
+/// gives way at once, without a lease to wait out.
+pub struct NamedLock {
     conn: mysql_async::Conn,
     name: String,
 }
 
-impl CaptureLock {
+impl NamedLock {
     /// True while this connection still holds the lock. Checked before every
     /// poll: a holder whose connection was killed must stop capturing.
     pub async fn still_held(&mut self) -> bool {
@@ -77,7 +78,8 @@ impl CaptureLock {
     }
 }
 
-/// A server-wide lock name for one shop's capture; MariaDB caps names at 64 characters.
+/// A server-wide lock name for `key` (a shop's capture, a backfill's consumer)
+/// in one database; MariaDB caps names at 64 characters.
 fn lock_name(database: &str, source: &str) -> String {
     let name = format!("order_sync:{database}:{source}");
     if name.len() <= 64 {
@@ -92,16 +94,21 @@ fn lock_name(database: &str, source: &str) -> String {
 
 impl Ledger {
     /// Tries to become the one capturing instance for `source` (non-blocking).
-    pub async fn try_capture_lock(&self, source: &str) -> Result<Option<CaptureLock>, LedgerError> {
+    pub async fn try_capture_lock(&self, source: &str) -> Result<Option<NamedLock>, LedgerError> {
+        self.try_named_lock(source).await
+    }
+
+    /// Tries to take the lock `key` names in this ledger's database (non-blocking).
+    pub(super) async fn try_named_lock(&self, key: &str) -> Result<Option<NamedLock>, LedgerError> {
         // A connection of its own, never pooled: the lock lives and dies with it.
         let mut conn = mysql_async::Conn::new(self.opts.clone()).await?;
         let database: Option<String> = conn.query_first("SELECT DATABASE()").await?.flatten();
-        let name = lock_name(database.as_deref().unwrap_or(""), source);
+        let name = lock_name(database.as_deref().unwrap_or(""), key);
         let got: Option<Option<i64>> = conn
             .exec_first("SELECT GET_LOCK(?, 0)", (name.as_str(),))
             .await?;
         if got.flatten() == Some(1) {
-            Ok(Some(CaptureLock { conn, name }))
+            Ok(Some(NamedLock { conn, name }))
         } else {
             let _ = conn.disconnect().await;
             Ok(None)

@@ -198,6 +198,38 @@ pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[
              ADD COLUMN remote_url VARCHAR(2000) NULL",
         ],
     ),
+    (
+        10,
+        "backfill runs",
+        &[
+            // One row per backfill, from the CLI, the API or the status page,
+            // updated after each chunk so every instance's page shows where it
+            // is. `active` is 1 while it runs and NULL after: the unique key
+            // lets one run per consumer at a time (NULLs never collide).
+            "CREATE TABLE IF NOT EXISTS order_sync_backfills (
+            id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            shop VARCHAR(64) NOT NULL,
+            consumer VARCHAR(64) NOT NULL,
+            request TEXT NOT NULL COMMENT 'what was asked, as the CLI flags say it',
+            started_by VARCHAR(64) NOT NULL,
+            state ENUM('running','done','interrupted','failed') NOT NULL,
+            active TINYINT(1) NULL,
+            total BIGINT UNSIGNED NOT NULL DEFAULT 0,
+            looked_at BIGINT UNSIGNED NOT NULL DEFAULT 0,
+            given BIGINT UNSIGNED NOT NULL DEFAULT 0,
+            skipped BIGINT UNSIGNED NOT NULL DEFAULT 0,
+            events BIGINT UNSIGNED NOT NULL DEFAULT 0,
+            upto INT UNSIGNED NULL,
+            waiting TINYINT(1) NOT NULL DEFAULT 0,
+            error TEXT NULL,
+            started_at DATETIME(6) NOT NULL,
+            updated_at DATETIME(6) NOT NULL,
+            finished_at DATETIME(6) NULL,
+            UNIQUE KEY order_sync_backfills_one (shop, consumer, active),
+            KEY order_sync_backfills_started (started_at)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        ],
+    ),
 ];
 
 /// Server errors that mean an `ALTER` of an interrupted migration already
@@ -208,7 +240,7 @@ pub fn already_applied(e: &mysql_async::Error) -> bool {
 }
 
 /// Every table of a fully migrated ledger.
-pub const TABLES: [&str; 10] = [
+pub const TABLES: [&str; 11] = [
     "order_sync_migrations",
     "order_sync_orders",
     "order_sync_deliveries",
@@ -219,6 +251,7 @@ pub const TABLES: [&str; 10] = [
     "order_sync_pauses",
     "order_sync_synced_counts",
     "order_sync_revoked_sessions",
+    "order_sync_backfills",
 ];
 
 /// The version a fully migrated ledger is at.

@@ -13,7 +13,10 @@ use order_sync::{backfill, broker::sync_consumer, ledger::State, magento::Backfi
 use order_sync_consumer::OrderMessage;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{insert_order, Proc, TestEnv};
+use serde_json::{json, Value};
+
+use crate::control::{sign_in, wait_http, TOKEN};
+use crate::support::{free_port, http_form_with, http_json, http_raw, insert_order, Proc, TestEnv};
 
 /// What a consumer got: (entity_id, event, sequence) → when, each delivery.
 type Got = Arc<Mutex<Vec<(u32, String, u32, Instant)>>>;
@@ -303,6 +306,21 @@ async fn a_backfill_cut_by_kill_9_is_resumed_by_running_it_again_and_doubles_not
             && stdout.contains(&format!("gave {}", older.len() - given)),
         "{stdout}"
     );
+    // The killed run's record was taken over by the second, at once.
+    let runs = env
+        .parts()
+        .deps
+        .ledger
+        .backfills(&env.settings.shop.name, 10)
+        .await
+        .unwrap();
+    let states: Vec<_> = runs.iter().map(|r| r.state.as_str()).collect();
+    assert_eq!(states, ["done", "interrupted"], "{runs:?}");
+    assert!(runs[1]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("the next run took over"));
     let rows = env
         .wait_for_ledger(
             Duration::from_secs(60),
@@ -363,5 +381,365 @@ async fn a_backfill_asked_wrongly_changes_nothing_and_says_which_flag() {
         .await
         .unwrap()
         .is_empty());
+    env.cleanup().await;
+}
+
+/// A world with the HTTP surface and the operators' token: (world, base URL).
+async fn env_with_http(consumers: &[&str]) -> (TestEnv, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let env = TestEnv::new(
+        consumers,
+        &[
+            ("ORDER_SYNC__CAPTURE__START_FROM", "latest"),
+            ("ORDER_SYNC__HTTP__ENABLED", "true"),
+            ("ORDER_SYNC__HTTP__LISTEN", &listen),
+            ("ORDER_SYNC__HTTP__API_TOKEN", TOKEN),
+        ],
+    )
+    .await;
+    (env, format!("http://{listen}"))
+}
+
+/// The status page, signed in.
+async fn page(base: &str, cookie: &str) -> String {
+    let (status, _, html) = http_raw("GET", &format!("{base}/"), None, &[("cookie", cookie)]).await;
+    assert_eq!(status, 200, "{html}");
+    html
+}
+
+/// Polls one run over the API until `done` says so; its last answer.
+async fn wait_for_run(base: &str, id: u64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, run) = http_json(
+            "GET",
+            &format!("{base}/api/backfills/{id}"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{run}");
+        if done(&run) {
+            return run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {id}: {what} within 60s; last: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_backfill_started_over_the_api_runs_in_the_service_one_per_consumer_and_shows_its_progress_on_the_page(
+) {
+    let (env, base) = env_with_http(&["erp", "wms"]).await;
+    let older = older_orders(&env, 300).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    wait_http(&base).await;
+    env.wait_for_capture_start(Duration::from_secs(20)).await;
+    let url = format!("{base}/api/backfill");
+
+    // Asked wrongly: refused, naming the field; nothing recorded.
+    let (status, _) = http_json("POST", &url, None, Some(&json!({ "consumer": "wms" }))).await;
+    assert_eq!(status, 401);
+    for (asked, says) in [
+        (
+            json!({ "consumer": "crm" }),
+            "consumer: `crm` is not in consumers.names",
+        ),
+        (json!({}), "consumer: required"),
+        (
+            json!({ "consumer": "wms", "since": "last tuesday" }),
+            "since",
+        ),
+        (
+            json!({ "consumer": "wms", "window": 0 }),
+            "chunk and window must be at least 1",
+        ),
+        (
+            json!({ "consumer": "wms", "from": "2026-01-01" }),
+            "unknown field `from`",
+        ),
+    ] {
+        let (status, answer) = http_json("POST", &url, Some(TOKEN), Some(&asked)).await;
+        assert_eq!(status, 400, "{asked}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(says),
+            "{asked}: {answer}"
+        );
+    }
+    let (_, runs) = http_json("GET", &format!("{base}/api/backfills"), Some(TOKEN), None).await;
+    assert_eq!(runs["backfills"], json!([]), "nothing recorded: {runs}");
+
+    // A dry run answers at once and gives nothing.
+    let (status, dry) = http_json(
+        "POST",
+        &url,
+        Some(TOKEN),
+        Some(&json!({ "consumer": "wms", "dry_run": true })),
+    )
+    .await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["report"]["progress"]["given"], 300, "{dry}");
+
+    // No one takes wms's orders yet: the run gives a window and waits.
+    let asked = json!({ "consumer": "wms", "chunk": 50, "window": 50 });
+    let (status, started) = http_json("POST", &url, Some(TOKEN), Some(&asked)).await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_u64().unwrap();
+    assert_eq!(started["request"], "--consumer wms --chunk 50 --window 50");
+    let (status, second) = http_json("POST", &url, Some(TOKEN), Some(&asked)).await;
+    assert_eq!(status, 409, "one run per consumer at a time: {second}");
+    assert!(
+        second["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("run {id}, started by http")),
+        "{second}"
+    );
+    let waiting = wait_for_run(&base, id, "waiting for wms", |r| r["waiting"] == true).await;
+    assert_eq!(waiting["state"], "running");
+    assert_eq!(waiting["total"], 300);
+    assert_eq!(waiting["given"], 50, "{waiting}");
+    let (cookie, _) = sign_in(&base, TOKEN).await;
+    let html = page(&base, &cookie).await;
+    assert!(
+        html.contains(&format!("data-run=\"{id}\" data-state=\"running\""))
+            && html.contains("waiting for wms to take its orders"),
+        "{html}"
+    );
+
+    // wms comes: the run goes on to the end, each order once.
+    let stop = CancellationToken::new();
+    let (wms, wms_task) = service(&env, "wms", &stop);
+    let done = wait_for_run(&base, id, "done", |r| r["state"] == "done").await;
+    assert_eq!(
+        (
+            &done["looked_at"],
+            &done["given"],
+            &done["skipped"],
+            &done["stalled"]
+        ),
+        (&json!(300), &json!(300), &json!(0), &json!(false)),
+        "{done}"
+    );
+    env.wait_for_ledger(
+        Duration::from_secs(30),
+        "every older order synced for wms",
+        |rows| {
+            rows.iter()
+                .filter(|r| r.consumer == "wms" && r.state == State::Synced)
+                .count()
+                == older.len()
+        },
+    )
+    .await;
+    let at_wms = placements(&wms);
+    assert_eq!(at_wms.len(), older.len());
+    assert!(at_wms.values().all(|n| *n == 1), "nothing twice");
+    let html = page(&base, &cookie).await;
+    assert!(
+        html.contains(&format!("data-run=\"{id}\" data-state=\"done\"")),
+        "{html}"
+    );
+
+    stop.cancel();
+    let _ = wms_task.await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_page_form_starts_a_backfill_and_a_stop_records_it_interrupted_for_the_cli_to_go_on() {
+    let (env, base) = env_with_http(&["erp", "wms"]).await;
+    let older = older_orders(&env, 120).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    wait_http(&base).await;
+    env.wait_for_capture_start(Duration::from_secs(20)).await;
+    let host = base.trim_start_matches("http://");
+
+    // Not signed in: the form is refused.
+    let (status, _) = http_form_with(
+        &format!("{base}/ui/backfill"),
+        None,
+        "consumer=wms",
+        &[("origin", &base), ("host", host)],
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (cookie, _) = sign_in(&base, TOKEN).await;
+    let headers = [
+        ("cookie", cookie.as_str()),
+        ("origin", base.as_str()),
+        ("host", host),
+    ];
+    let (status, answer) = http_form_with(
+        &format!("{base}/ui/backfill"),
+        None,
+        "consumer=wms&stores=one",
+        &headers,
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.contains("stores: `one` is not a store id"),
+        "{answer}"
+    );
+    let (status, answer) = http_form_with(
+        &format!("{base}/ui/backfill"),
+        None,
+        "consumer=wms&since=2000-01-01&states=&stores=1",
+        &headers,
+    )
+    .await;
+    assert_eq!(status, 303, "{answer}");
+    let (_, runs) = http_json("GET", &format!("{base}/api/backfills"), Some(TOKEN), None).await;
+    let run = &runs["backfills"][0];
+    let id = run["id"].as_u64().unwrap();
+    assert_eq!(run["started_by"], "status page", "{runs}");
+    assert_eq!(
+        run["request"],
+        "--consumer wms --since 2000-01-01T00:00:00Z --store 1 --chunk 200 --window 200"
+    );
+
+    // The page's default window (200) is more than the 120 orders: the run
+    // gives them all and ends without waiting for wms.
+    let done = wait_for_run(&base, id, "an end", |r| r["state"] != "running").await;
+    assert_eq!(
+        (&done["state"], &done["given"]),
+        (&json!("done"), &json!(120)),
+        "{done}"
+    );
+
+    // A run cut by the service's stop is recorded interrupted.
+    let (status, started) = http_json(
+        "POST",
+        &format!("{base}/api/backfill"),
+        Some(TOKEN),
+        Some(&json!({ "consumer": "erp", "chunk": 10, "window": 10 })),
+    )
+    .await;
+    assert_eq!(status, 202, "{started}");
+    let second = started["id"].as_u64().unwrap();
+    wait_for_run(&base, second, "waiting for erp", |r| r["waiting"] == true).await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    let ledger = env.parts().deps.ledger;
+    let run = ledger
+        .backfill_run(&env.settings.shop.name, second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (run.state.as_str(), run.given),
+        ("interrupted", 10),
+        "{run:?}"
+    );
+
+    // The CLI goes on where it stopped: erp gets the rest, once each.
+    let mut cli = env.order_sync(&["backfill", "--consumer", "erp", "--window", "1000"]);
+    let out = tokio::task::spawn_blocking(move || cli.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("gave {}", older.len() - 10)),
+        "{stdout}"
+    );
+    let runs = ledger.backfills(&env.settings.shop.name, 10).await.unwrap();
+    assert_eq!(
+        (
+            runs[0].started_by.as_str(),
+            runs[0].state.as_str(),
+            runs[0].given
+        ),
+        ("cli", "done", (older.len() - 10) as u64),
+        "{runs:?}"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_run_whose_process_died_is_shown_stalled_and_the_next_start_takes_over_at_once() {
+    let env = TestEnv::new(&["erp", "wms"], &[]).await;
+    let parts = env.parts();
+    let ledger = &parts.deps.ledger;
+    ledger.migrate().await.unwrap();
+    let shop = &env.settings.shop.name;
+    let now = chrono::Utc::now();
+    let first = ledger
+        .start_backfill(shop, "wms", "--consumer wms", "cli", now)
+        .await
+        .unwrap()
+        .expect("the first run starts");
+    let id = first.id;
+    // While it lives, a second start is refused, naming the first.
+    let refused = ledger
+        .start_backfill(shop, "wms", "--consumer wms", "http", now)
+        .await
+        .unwrap()
+        .expect_err("one run per consumer");
+    assert_eq!(refused.as_ref().map(|r| r.id), Some(id));
+    assert!(
+        !ledger
+            .backfill_run(shop, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .stalled
+    );
+    // Another consumer is not held up by it.
+    let erp = ledger
+        .start_backfill(shop, "erp", "--consumer erp", "http", now)
+        .await
+        .unwrap()
+        .expect("another consumer's run starts");
+    // Its process dies: the lock's connection goes, the row stays "running".
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ledger
+        .backfill_run(shop, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .stalled
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the dead run shown stalled within 10s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let runs = ledger.backfills(shop, 10).await.unwrap();
+    let stalled: Vec<_> = runs
+        .iter()
+        .filter(|r| r.stalled)
+        .map(|r| r.consumer.as_str())
+        .collect();
+    assert_eq!(
+        stalled,
+        ["wms"],
+        "the live erp run is not stalled: {runs:?}"
+    );
+    let second = ledger
+        .start_backfill(shop, "wms", "--consumer wms", "http", chrono::Utc::now())
+        .await
+        .unwrap()
+        .expect("the dead run is taken over at once");
+    let old = ledger.backfill_run(shop, id).await.unwrap().unwrap();
+    assert_eq!((old.state.as_str(), old.stalled), ("interrupted", false));
+    assert!(old.error.unwrap().contains("the next run took over"));
+    let new = ledger.backfill_run(shop, second.id).await.unwrap().unwrap();
+    assert_eq!((new.state.as_str(), new.stalled), ("running", false));
+    second.release().await;
+    erp.release().await;
+    parts.close().await;
     env.cleanup().await;
 }

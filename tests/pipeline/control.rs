@@ -38,7 +38,7 @@ pub(crate) async fn env_with_api(extra: &[(&str, &str)]) -> (TestEnv, String) {
 
 /// Signs in on the status page as a browser on the same site does: the
 /// session cookie (`name=value`) and the whole answer.
-async fn sign_in(base: &str, token: &str) -> (String, String) {
+pub(crate) async fn sign_in(base: &str, token: &str) -> (String, String) {
     let host = base.trim_start_matches("http://");
     let (status, answer) = http_form_with(
         &format!("{base}/ui/login"),
@@ -69,7 +69,7 @@ async fn pause_from_the_page(base: &str, cookie: &str) -> u16 {
         .0
 }
 
-async fn wait_http(base: &str) {
+pub(crate) async fn wait_http(base: &str) {
     for _ in 0..200 {
         if tokio::time::timeout(
             Duration::from_millis(500),

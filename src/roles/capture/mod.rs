@@ -15,7 +15,7 @@
 //! publishes the same orders again; the relay records each order once.
 //!
 //! Only one instance captures at a time: the holder of a named lock in the
-//! ledger database ([`CaptureLock`]), checked before every poll.
+//! ledger database ([`NamedLock`]), checked before every poll.
 //!
 //! What starts a poll: a timer (`capture.mode = "poll"`), or each commit that
 //! inserted orders, read from Magento's binary log ([`binlog`]), with a slow
@@ -56,7 +56,7 @@ use super::{sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
     broker::{topology::CAPTURE_ROUTING_KEY, Outgoing, Publisher},
     config::{CaptureMode, CaptureSettings, FilterSettings, StartFrom},
-    ledger::{BinlogPosition, CaptureLock, CapturePosition, NewOrder},
+    ledger::{BinlogPosition, CapturePosition, NamedLock, NewOrder},
     magento::{IdStep, PlacedOrder},
     message::CapturedOrder,
 };
@@ -91,7 +91,7 @@ pub struct Capture {
     /// Resolved on the first poll (website codes need a lookup).
     filter: Option<Filter>,
     publisher: Option<Publisher>,
-    lock: Option<CaptureLock>,
+    lock: Option<NamedLock>,
     /// Which ids the server can hand out; learned per leadership.
     id_step: Option<IdStep>,
     /// The position as last saved, kept while leading: the leader is its only
