@@ -256,7 +256,7 @@ fn tool(program: &str, install: &str) -> Command {
 }
 
 #[tokio::test]
-async fn the_python_consumer_acks_a_batch_of_orders_and_their_invoices_and_the_ledger_shows_them_synced(
+async fn the_python_consumer_acks_orders_and_invoices_with_its_systems_ids_and_after_a_restart_skips_a_repeat(
 ) {
     let env = TestEnv::new(
         &["erp"],
@@ -294,8 +294,20 @@ async fn the_python_consumer_acks_a_batch_of_orders_and_their_invoices_and_the_l
             synced_db.clone(),
         );
         move || {
+            // As a sync service would use it: imported, with its own handler
+            // answering the ERP's id for the order.
             python
-                .arg(script)
+                .args([
+                    "-c",
+                    &format!(
+                        "import sys; sys.path.insert(0, {dir:?}); import consumer; \
+                     consumer.HANDLERS['sales_order_place_after_que'] = \
+                     lambda m: {{'remote_id': 'SO-%d' % m['order']['entity_id'], \
+                     'remote_url': 'https://erp.example/so/%d' % m['order']['entity_id']}}; \
+                     consumer.main()",
+                        dir = std::path::Path::new(script).parent().unwrap()
+                    ),
+                ])
                 .env("AMQP_URL", url)
                 .env("PREFIX", prefix)
                 .env("CONSUMER", "erp")
@@ -317,12 +329,24 @@ async fn the_python_consumer_acks_a_batch_of_orders_and_their_invoices_and_the_l
         2,
         "{log}"
     );
-    env.wait_for_ledger(
-        Duration::from_secs(20),
-        "the batch synced by the Python consumer",
-        |rows| rows.len() == 8 && rows.iter().all(|r| r.state == State::Synced),
-    )
-    .await;
+    let rows = env
+        .wait_for_ledger(
+            Duration::from_secs(20),
+            "the batch synced by the Python consumer",
+            |rows| rows.len() == 8 && rows.iter().all(|r| r.state == State::Synced),
+        )
+        .await;
+    for r in &rows {
+        let (id, url) = if r.seq == 0 {
+            (
+                Some(format!("SO-{}", r.entity_id)),
+                Some(format!("https://erp.example/so/{}", r.entity_id)),
+            )
+        } else {
+            (None, None) // its invoice handler answers nothing
+        };
+        assert_eq!((&r.remote_id, &r.remote_url), (&id, &url), "{r:?}");
+    }
     // A copy of a synced order comes again (as after a crash): a restarted
     // consumer recognises it from its file and does not sync it again.
     let first = env
@@ -373,7 +397,8 @@ async fn the_python_consumer_acks_a_batch_of_orders_and_their_invoices_and_the_l
 }
 
 #[tokio::test]
-async fn the_php_consumer_is_valid_php_and_acks_a_batch_of_orders_and_a_shipment() {
+async fn the_php_consumer_is_valid_php_acks_orders_and_a_shipment_with_its_systems_ids_and_after_a_restart_skips_a_repeat(
+) {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/deploy/consumers/php/consumer.php"
@@ -411,21 +436,37 @@ async fn the_php_consumer_is_valid_php_and_acks_a_batch_of_orders_and_a_shipment
     crate::lifecycle::Shop { magento1: false }
         .ship(&env, ids[0])
         .await;
-    let out = tokio::task::spawn_blocking({
+    // As a sync service would use it: its own syncOrder(), answering the
+    // WMS's id, then the script required as it is.
+    let dir = std::env::temp_dir().join(format!("{}-php", env.id));
+    std::fs::create_dir_all(&dir).unwrap();
+    let service = dir.join("service.php");
+    std::fs::write(
+        &service,
+        format!(
+            "<?php\nfunction syncOrder(array $m): array {{ return ['remote_id' => 'WMS-' . $m['order']['entity_id']]; }}\nrequire {script:?};\n"
+        ),
+    )
+    .unwrap();
+    let synced_file = dir.join("synced.jsonl");
+    let run = |max: &'static str| {
         let (url, prefix) = (crate::support::amqp_url(), env.id.clone());
-        move || {
+        let (service, synced_file) = (service.clone(), synced_file.clone());
+        tokio::task::spawn_blocking(move || {
             Command::new("timeout")
-                .args(["60", "php", script])
+                .arg("60")
+                .arg("php")
+                .arg(&service)
                 .env("AMQP_URL", url)
                 .env("PREFIX", prefix)
                 .env("CONSUMER", "wms")
-                .env("MAX_MESSAGES", "6")
+                .env("SYNCED_FILE", synced_file)
+                .env("MAX_MESSAGES", max)
                 .output()
                 .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+        })
+    };
+    let out = run("6").await.unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -438,12 +479,47 @@ async fn the_php_consumer_is_valid_php_and_acks_a_batch_of_orders_and_a_shipment
         stdout.contains("event #1 sales_order_shipment_save_after_que: document SHP"),
         "{stdout}"
     );
-    env.wait_for_ledger(
-        Duration::from_secs(20),
-        "the batch synced by the PHP consumer",
-        |rows| rows.len() == 6 && rows.iter().all(|r| r.state == State::Synced),
-    )
-    .await;
+    let rows = env
+        .wait_for_ledger(
+            Duration::from_secs(20),
+            "the batch synced by the PHP consumer",
+            |rows| rows.len() == 6 && rows.iter().all(|r| r.state == State::Synced),
+        )
+        .await;
+    for r in &rows {
+        let id = (r.seq == 0).then(|| format!("WMS-{}", r.entity_id));
+        assert_eq!(r.remote_id, id, "{r:?}");
+    }
+
+    // A copy of a synced order comes again (as after a crash): the restarted
+    // consumer knows it from its file and acks it with the same remote id.
+    let first = rows.iter().find(|r| r.entity_id == ids[1]).unwrap();
+    let copy = serde_json::json!({
+        "schema_version": 1, "event": "sales_order_place_after_que",
+        "message_id": first.message_id, "source": env.id, "consumer": "wms",
+        "captured_at": "2026-11-27T10:00:00Z", "attempt": 1, "order": {"entity_id": ids[1]}
+    });
+    env.channel
+        .basic_publish(
+            "".into(),
+            env.topology().consumer_queue("wms").as_str().into(),
+            BasicPublishOptions::default(),
+            &serde_json::to_vec(&copy).unwrap(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let out = run("1").await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "consumer.php failed:\n{log}");
+    assert!(log.contains("already synced; not synced again"), "{log}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("(entity_id"),
+        "syncOrder() not called again"
+    );
     shutdown.cancel();
     pipeline.await.unwrap();
     env.cleanup().await;

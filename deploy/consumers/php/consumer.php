@@ -4,15 +4,25 @@
  *
  * Consumes <PREFIX>.que.<CONSUMER>, hands each order to syncOrder(), publishes
  * the ack to <PREFIX>.acks with publisher confirms, and only then acknowledges
- * the delivery, as docs/asyncapi.yaml asks. Re-deliveries of an order it
- * already synced are not synced again (their ack is re-sent); a message that
+ * the delivery, as docs/asyncapi.yaml asks. What your system answered (its id
+ * for the order, returned by syncOrder()) goes in the ack as remote_id, and
+ * order-sync shows it on the order. A message it already synced (same
+ * message_id, also after a restart: they are kept in a file, SYNCED_FILE,
+ * with the remote id) is not synced again, its ack is re-sent; a message that
  * is not an order is rejected to the dead-letter queue; a lost connection is
  * retried.
  *
  *   composer install          # or, on Debian/Ubuntu: apt-get install php-amqplib
  *   AMQP_URL=amqp://erp:erp@localhost:5672/shop PREFIX=demo CONSUMER=erp php consumer.php
  *
- * MAX_MESSAGES=n stops after n messages (the test suite runs it that way).
+ * Edit syncOrder() and syncEvent() here, or keep this file as it is: define
+ * them in your own script, then `require 'consumer.php';`.
+ *
+ * Settings (environment): AMQP_URL, PREFIX, CONSUMER, SYNCED_FILE (default
+ * order-sync-synced.jsonl: the message_ids synced, kept SYNCED_KEEP_DAYS,
+ * default 7, and in memory while it runs; written and fsync'd before the ack
+ * goes, so a crash after it brings the message back and it is recognised),
+ * MAX_MESSAGES (stop after this many; for tests).
  */
 
 declare(strict_types=1);
@@ -26,35 +36,120 @@ use PhpAmqpLib\Connection\AMQPStreamConnection;
 use PhpAmqpLib\Exception\AMQPExceptionInterface;
 use PhpAmqpLib\Message\AMQPMessage;
 
-/**
- * Send one order to your ERP, warehouse or CRM here. Return to report it
- * synced; throw to report a failure (order-sync sends it again after a
- * back-off and shows the message on its status page).
- */
-function syncOrder(array $message): void
+if (!function_exists('syncOrder')) {
+    /**
+     * Send one order to your ERP, warehouse or CRM here. Return to report it
+     * synced: what the order became in your system, as its id there (a
+     * string) or ['remote_id' => ..., 'remote_url' => ...], or null. Throw to
+     * report a failure (order-sync sends it again after a back-off and shows
+     * the message on its status page).
+     *
+     * @return string|array{remote_id?: string, remote_url?: string}|null
+     */
+    function syncOrder(array $message): string|array|null
+    {
+        $order = $message['order'];
+        fprintf(STDOUT, "order %s (entity_id %d), attempt %d: %d item(s), grand total %s %s\n",
+            $order['increment_id'] ?? '?', $order['entity_id'], $message['attempt'],
+            count($order['items'] ?? []), $order['grand_total'] ?? '?', $order['order_currency_code'] ?? '');
+        return null; // your system's id for the order, once it has one
+    }
+}
+
+if (!function_exists('syncEvent')) {
+    /**
+     * An order's later event (when this consumer's `events` list more than
+     * `placed`): the document or the change, with the order's identifiers, state
+     * and status. They come in order per order, each after the one before it was
+     * acked. Same contract as syncOrder().
+     *
+     * @return string|array{remote_id?: string, remote_url?: string}|null
+     */
+    function syncEvent(array $message): string|array|null
+    {
+        $order = $message['order'];
+        $document = $message['invoice'] ?? $message['shipment'] ?? $message['creditmemo'] ?? null;
+        $previous = $message['previous'] ?? null;
+        fprintf(STDOUT, "order %s (entity_id %d) event #%d %s: %s\n",
+            $order['increment_id'] ?? '?', $order['entity_id'], $message['sequence'] ?? 0, $message['event'],
+            $document !== null
+                ? sprintf('document %s, %d item(s)', $document['increment_id'] ?? $document['entity_id'], count($document['items'] ?? []))
+                : sprintf('%s/%s -> %s/%s', $previous['state'] ?? '?', $previous['status'] ?? '?', $order['state'] ?? '?', $order['status'] ?? '?'));
+        return null;
+    }
+}
+
+/** What a handler returned, as the ack's remote_id and remote_url. */
+function remoteOf(string|array|null $answer): array
 {
-    $order = $message['order'];
-    fprintf(STDOUT, "order %s (entity_id %d), attempt %d: %d item(s), grand total %s %s\n",
-        $order['increment_id'] ?? '?', $order['entity_id'], $message['attempt'],
-        count($order['items'] ?? []), $order['grand_total'] ?? '?', $order['order_currency_code'] ?? '');
+    if ($answer === null) {
+        return [];
+    }
+    if (is_string($answer)) {
+        $answer = ['remote_id' => $answer];
+    }
+    $remote = array_map('strval', array_filter(
+        array_intersect_key($answer, ['remote_id' => 1, 'remote_url' => 1]),
+        fn ($v) => $v !== null
+    ));
+    if (strlen($remote['remote_id'] ?? '') > 255) {
+        throw new LengthException('remote_id is longer than 255 characters');
+    }
+    return $remote;
+}
+
+/** SYNCED_FILE cannot be read or written: the consumer stops rather than forget. */
+final class SyncedFileError extends Exception
+{
 }
 
 /**
- * An order's later event (when this consumer's `events` list more than
- * `placed`): the document or the change, with the order's identifiers, state
- * and status. They come in order per order, each after the one before it was
- * acked. Same contract as syncOrder().
+ * The message_ids this service synced and what its system answered: an
+ * append-only file of JSON lines, fsync'd before the ack goes, read back and
+ * compacted (entries older than $keepDays dropped) at start.
  */
-function syncEvent(array $message): void
+final class SyncedLog
 {
-    $order = $message['order'];
-    $document = $message['invoice'] ?? $message['shipment'] ?? $message['creditmemo'] ?? null;
-    $previous = $message['previous'] ?? null;
-    fprintf(STDOUT, "order %s (entity_id %d) event #%d %s: %s\n",
-        $order['increment_id'] ?? '?', $order['entity_id'], $message['sequence'] ?? 0, $message['event'],
-        $document !== null
-            ? sprintf('document %s, %d item(s)', $document['increment_id'] ?? $document['entity_id'], count($document['items'] ?? []))
-            : sprintf('%s/%s -> %s/%s', $previous['state'] ?? '?', $previous['status'] ?? '?', $order['state'] ?? '?', $order['status'] ?? '?'));
+    /** @var array<string, array> */
+    private array $seen = [];
+    /** @var resource */
+    private $file;
+
+    public function __construct(string $path, int $keepDays)
+    {
+        $cutoff = time() - $keepDays * 86400;
+        if (is_file($path)) {
+            foreach (file($path, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) as $line) {
+                $entry = json_decode($line, true);
+                // A torn last line (a crash while writing it) is skipped: that
+                // message was not acked, so it comes again.
+                if (is_array($entry) && isset($entry['message_id'], $entry['at']) && $entry['at'] >= $cutoff) {
+                    $this->seen[$entry['message_id']] = $entry;
+                }
+            }
+        }
+        $compacted = implode('', array_map(fn (array $e) => json_encode($e) . "\n", $this->seen));
+        if (file_put_contents("$path.tmp", $compacted) === false || !rename("$path.tmp", $path)) {
+            throw new SyncedFileError("cannot write SYNCED_FILE $path");
+        }
+        $this->file = fopen($path, 'ab') ?: throw new SyncedFileError("cannot open SYNCED_FILE $path");
+    }
+
+    /** What was answered for $messageId ([] if nothing), or null if it was not synced. */
+    public function get(string $messageId): ?array
+    {
+        $entry = $this->seen[$messageId] ?? null;
+        return $entry === null ? null : array_intersect_key($entry, ['remote_id' => 1, 'remote_url' => 1]);
+    }
+
+    public function remember(string $messageId, array $remote): void
+    {
+        $entry = ['message_id' => $messageId, 'at' => time()] + $remote;
+        if (fwrite($this->file, json_encode($entry) . "\n") === false || !fflush($this->file) || !fsync($this->file)) {
+            throw new SyncedFileError('cannot write SYNCED_FILE');
+        }
+        $this->seen[$messageId] = $entry;
+    }
 }
 
 $url = parse_url(getenv('AMQP_URL') ?: 'amqp://guest:guest@localhost:5672/%2f');
@@ -66,8 +161,12 @@ $vhost = isset($url['path']) && $url['path'] !== '/' ? rawurldecode(substr($url[
 $maxMessages = (int) (getenv('MAX_MESSAGES') ?: 0);
 $handled = 0;
 
-/** @var array<string, true> message_ids synced by this process (bounded) */
-$synced = [];
+try {
+    $synced = new SyncedLog(getenv('SYNCED_FILE') ?: 'order-sync-synced.jsonl', (int) (getenv('SYNCED_KEEP_DAYS') ?: 7));
+} catch (SyncedFileError $e) {
+    fwrite(STDERR, $e->getMessage() . "\n");
+    exit(1);
+}
 $delay = 0.2;
 
 while (true) {
@@ -83,7 +182,7 @@ while (true) {
         $delay = 0.2;
 
         $channel->basic_consume($queue, '', false, false, false, false,
-            function (AMQPMessage $delivery) use ($channel, $acks, $consumer, $maxMessages, &$synced, &$returned, &$handled): void {
+            function (AMQPMessage $delivery) use ($channel, $acks, $consumer, $maxMessages, $synced, &$returned, &$handled): void {
                 $message = json_decode($delivery->getBody(), true);
                 if (!is_array($message) || !isset($message['message_id'], $message['order']['entity_id'])) {
                     fwrite(STDERR, "not an order message; dead-lettering it\n");
@@ -91,15 +190,23 @@ while (true) {
                     return;
                 }
                 $error = null;
-                if (!isset($synced[$message['message_id']])) {
+                $remote = $synced->get($message['message_id']);
+                if ($remote !== null) {
+                    fprintf(STDERR, "%s already synced; not synced again, its ack sent again\n", $message['message_id']);
+                } else {
                     try {
-                        if (($message['event'] ?? '') === 'sales_order_place_after_que') {
-                            syncOrder($message);
-                        } else {
-                            syncEvent($message);
-                        }
+                        $remote = remoteOf(($message['event'] ?? '') === 'sales_order_place_after_que'
+                            ? syncOrder($message)
+                            : syncEvent($message));
                     } catch (Throwable $e) {
                         $error = get_class($e) . ': ' . $e->getMessage();
+                    }
+                    if ($error === null) {
+                        // On disk before the ack goes: a crash after it brings
+                        // the message back, and it is recognised. If the file
+                        // cannot be written, this stops (SyncedFileError) with
+                        // the delivery unacked, so it comes again.
+                        $synced->remember($message['message_id'], $remote);
                     }
                 }
                 $ack = [
@@ -110,6 +217,8 @@ while (true) {
                 ];
                 if ($error !== null) {
                     $ack['error'] = substr($error, 0, 2000);
+                } else {
+                    $ack += $remote;
                 }
                 // Mandatory and confirmed before the delivery is acked: if this
                 // process dies in between, the order comes again, never lost.
@@ -121,12 +230,6 @@ while (true) {
                 $channel->wait_for_pending_acks_returns(30);
                 if ($returned) {
                     throw new RuntimeException("ack was unroutable: is $acks declared?");
-                }
-                if ($error === null) {
-                    $synced[$message['message_id']] = true;
-                    if (count($synced) > 10000) {
-                        array_shift($synced);
-                    }
                 }
                 $delivery->ack();
                 $handled++;
@@ -141,6 +244,9 @@ while (true) {
         $channel->close();
         $connection->close();
         exit(0);
+    } catch (SyncedFileError $e) {
+        fwrite(STDERR, $e->getMessage() . "; stopping, the message unacked comes again\n");
+        exit(1);
     } catch (AMQPExceptionInterface | RuntimeException $e) {
         fwrite(STDERR, sprintf("broker trouble (%s); reconnecting in %.1fs\n", $e->getMessage(), $delay));
         usleep((int) ($delay * 1e6));
