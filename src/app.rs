@@ -310,7 +310,7 @@ impl Parts {
         http::Surface::new(
             &self.deps,
             &self.settings.http,
-            &self.settings.capture.hold_states,
+            &self.settings.capture,
             self.ack_listener(),
             capture_leader,
             running,

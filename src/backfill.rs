@@ -32,6 +32,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    config::CaptureSettings,
     ledger::{Audience, LedgerError, NewOrder, RunGuard, RunProgress, RunState},
     magento::{BackfillFilter, MagentoError},
     roles::{
@@ -218,7 +219,7 @@ pub async fn begin(deps: &Deps, req: &Request, by: &str) -> Result<RunGuard, Bac
 /// ledger after each chunk, and how it ended.
 pub async fn carry_out(
     deps: &Deps,
-    hold_states: &[String],
+    capture: &CaptureSettings,
     req: &Request,
     mut run: RunGuard,
     progress: impl FnMut(&Progress),
@@ -227,7 +228,7 @@ pub async fn carry_out(
     let mut report = Report::default();
     let result = fill(
         deps,
-        hold_states,
+        capture,
         req,
         Some(&mut run),
         &mut report,
@@ -263,34 +264,26 @@ pub async fn carry_out(
 
 /// Runs a backfill to its end (or shutdown), calling `progress` after each
 /// step, without a record in the ledger (a dry run, or a caller that keeps
-/// its own). `hold_states`: `capture.hold_states`, so an order still in one
-/// is given held, as capture would.
+/// its own). `capture`: the shop's capture settings, so an order outside
+/// `capture.filter` is not given and one still in `capture.hold_states` is
+/// given held, as capture would.
 pub async fn backfill(
     deps: &Deps,
-    hold_states: &[String],
+    capture: &CaptureSettings,
     req: &Request,
     progress: impl FnMut(&Progress),
     shutdown: &CancellationToken,
 ) -> Result<Report, BackfillError> {
     check(deps, req).await?;
     let mut report = Report::default();
-    fill(
-        deps,
-        hold_states,
-        req,
-        None,
-        &mut report,
-        progress,
-        shutdown,
-    )
-    .await?;
+    fill(deps, capture, req, None, &mut report, progress, shutdown).await?;
     Ok(report)
 }
 
 /// The backfill itself, into `report` (so a failure still says how far it got).
 async fn fill(
     deps: &Deps,
-    hold_states: &[String],
+    capture: &CaptureSettings,
     req: &Request,
     mut run: Option<&mut RunGuard>,
     report: &mut Report,
@@ -316,7 +309,12 @@ async fn fill(
         .cloned()
         .collect();
     report.upto = upto;
-    report.progress.total = deps.magento.backfill_count(0, upto, &req.filter).await?;
+    // Never an order capture would leave out.
+    let scope = deps.magento.order_scope(&capture.filter).await?;
+    report.progress.total = deps
+        .magento
+        .backfill_count(0, upto, &req.filter, &scope)
+        .await?;
     let id = run.as_ref().map(|r| r.id);
     let mut tell = |report: &Report| {
         progress(&report.progress);
@@ -349,7 +347,7 @@ async fn fill(
         }
         let mut ids = deps
             .magento
-            .backfill_ids(cursor, upto, &req.filter, req.chunk)
+            .backfill_ids(cursor, upto, &req.filter, &scope, req.chunk)
             .await?;
         let Some(last) = ids.last().copied() else {
             break;
@@ -365,7 +363,7 @@ async fn fill(
             report.progress.given += (ids.len() - has) as u64;
             report.skipped += has as u64;
         } else {
-            let step = step(deps, hold_states, &audience, &kinds, &ids, now).await?;
+            let step = step(deps, &capture.hold_states, &audience, &kinds, &ids, now).await?;
             report.progress.given += step.orders as u64;
             report.skipped += step.skipped as u64;
             report.events += step.events as u64;

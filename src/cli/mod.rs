@@ -455,13 +455,15 @@ async fn backfill(
             format!("{} given", p.given)
         });
     };
-    let hold = &settings.capture.hold_states;
+    let capture = &settings.capture;
     // A real run is recorded, so the status page shows it; a dry one is not.
     let result = if dry_run {
-        backfill::backfill(&parts.deps, hold, &request, show, &shutdown).await
+        backfill::backfill(&parts.deps, capture, &request, show, &shutdown).await
     } else {
         match backfill::begin(&parts.deps, &request, "cli").await {
-            Ok(run) => backfill::carry_out(&parts.deps, hold, &request, run, show, &shutdown).await,
+            Ok(run) => {
+                backfill::carry_out(&parts.deps, capture, &request, run, show, &shutdown).await
+            }
             Err(e) => Err(e),
         }
     };

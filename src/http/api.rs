@@ -462,7 +462,7 @@ pub(super) async fn start_backfill(
 ) -> Result<Started, ApiError> {
     let run = backfill::begin(&s.deps, &req, by).await?;
     let id = run.id;
-    let (deps, hold, stop) = (s.deps.clone(), s.hold_states.clone(), s.stop.clone());
+    let (deps, hold, stop) = (s.deps.clone(), s.capture.clone(), s.stop.clone());
     let started = Started {
         id,
         consumer: req.consumer.clone(),
@@ -495,7 +495,7 @@ pub(super) async fn backfill(
     if req.dry_run {
         // Only ids are read: big chunks, so the answer comes quickly.
         req.chunk = req.chunk.max(10_000);
-        let report = backfill::backfill(&s.deps, &s.hold_states, &req, |_| {}, &s.stop).await?;
+        let report = backfill::backfill(&s.deps, &s.capture, &req, |_| {}, &s.stop).await?;
         return Ok((
             StatusCode::OK,
             Json(json!({ "dry_run": true, "report": report })),

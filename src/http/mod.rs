@@ -37,7 +37,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::HttpSettings,
+    config::{CaptureSettings, HttpSettings},
     control::{Control, ControlError, InputError},
     ledger::{LedgerError, State as RowState},
     metrics::{Metrics, ServiceLabel, StateLabel},
@@ -56,8 +56,9 @@ pub struct Surface {
     capture_leader: Arc<AtomicBool>,
     /// Cleared when the roles stop.
     running: Arc<AtomicBool>,
-    /// `capture.hold_states`, for backfills started here.
-    hold_states: Arc<[String]>,
+    /// The shop's capture settings (its filter, its hold states), for
+    /// backfills started here.
+    capture: Arc<CaptureSettings>,
     /// Backfills started over HTTP run here until done or the roles stop.
     backfills: tokio_util::task::TaskTracker,
     stop: CancellationToken,
@@ -67,7 +68,7 @@ impl Surface {
     pub fn new(
         deps: &Deps,
         http: &HttpSettings,
-        hold_states: &[String],
+        capture: &CaptureSettings,
         acks: AckListener,
         capture_leader: Arc<AtomicBool>,
         running: Arc<AtomicBool>,
@@ -83,7 +84,7 @@ impl Surface {
             acks,
             capture_leader,
             running,
-            hold_states: hold_states.into(),
+            capture: Arc::new(capture.clone()),
             backfills: Default::default(),
             stop: CancellationToken::new(),
         }

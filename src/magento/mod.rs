@@ -9,6 +9,7 @@
 pub mod access;
 pub mod documents;
 pub mod rows;
+pub mod scope;
 pub mod shape;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use crate::{
     config::{MagentoSettings, TablePrefix},
     db,
 };
+pub use scope::OrderScope;
 pub use shape::DenyList;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +56,14 @@ pub struct BackfillFilter {
 }
 
 impl BackfillFilter {
-    fn sql(&self, select: &str, after: u32, upto: u32) -> (String, Vec<mysql_async::Value>) {
+    /// The query for the orders asked, within `scope` (`capture.filter`).
+    fn sql(
+        &self,
+        select: &str,
+        scope: &OrderScope,
+        after: u32,
+        upto: u32,
+    ) -> (String, Vec<mysql_async::Value>) {
         let mut sql = format!("{select} WHERE entity_id > ? AND entity_id <= ?");
         let mut params: Vec<mysql_async::Value> = vec![after.into(), upto.into()];
         if let Some(t) = self.since {
@@ -65,20 +74,19 @@ impl BackfillFilter {
             sql.push_str(" AND created_at < ?");
             params.push(t.into());
         }
-        if !self.states.is_empty() {
-            sql.push_str(&format!(
-                " AND state IN ({})",
-                vec!["?"; self.states.len()].join(", ")
-            ));
-            params.extend(self.states.iter().map(|s| s.as_str().into()));
-        }
-        if !self.stores.is_empty() {
-            sql.push_str(&format!(
-                " AND store_id IN ({})",
-                vec!["?"; self.stores.len()].join(", ")
-            ));
-            params.extend(self.stores.iter().map(|s| (*s).into()));
-        }
+        scope::in_list(
+            &mut sql,
+            &mut params,
+            "state",
+            self.states.iter().map(String::as_str),
+        );
+        scope::in_list(
+            &mut sql,
+            &mut params,
+            "store_id",
+            self.stores.iter().copied(),
+        );
+        scope.sql(&mut sql, &mut params);
         (sql, params)
     }
 }
@@ -315,10 +323,12 @@ impl Magento {
         after: u32,
         upto: u32,
         filter: &BackfillFilter,
+        scope: &OrderScope,
         limit: u32,
     ) -> Result<Vec<u32>, MagentoError> {
         let (sql, params) = filter.sql(
             &format!("SELECT entity_id FROM `{}`", self.tables.order),
+            scope,
             after,
             upto,
         );
@@ -334,9 +344,11 @@ impl Magento {
         after: u32,
         upto: u32,
         filter: &BackfillFilter,
+        scope: &OrderScope,
     ) -> Result<u64, MagentoError> {
         let (sql, params) = filter.sql(
             &format!("SELECT COUNT(*) FROM `{}`", self.tables.order),
+            scope,
             after,
             upto,
         );

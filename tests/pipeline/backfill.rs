@@ -163,7 +163,7 @@ async fn a_new_consumer_gets_five_thousand_older_orders_once_while_live_orders_s
     let deps = env.parts().deps;
     let report = backfill::backfill(
         &deps,
-        &[],
+        &env.settings.capture,
         &request("wms"),
         |_| {},
         &CancellationToken::new(),
@@ -225,7 +225,7 @@ async fn a_new_consumer_gets_five_thousand_older_orders_once_while_live_orders_s
     // Run again: nothing more.
     let again = backfill::backfill(
         &deps,
-        &[],
+        &env.settings.capture,
         &request("wms"),
         |_| {},
         &CancellationToken::new(),
@@ -236,6 +236,70 @@ async fn a_new_consumer_gets_five_thousand_older_orders_once_while_live_orders_s
     assert_eq!(again.skipped, again.progress.total, "{again:?}");
     stop.cancel();
     let _ = tokio::join!(erp_task, wms_task);
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_backfill_never_gives_an_order_that_capture_filter_leaves_out() {
+    let env = TestEnv::new(
+        &["erp", "wms"],
+        &[
+            ("ORDER_SYNC__CAPTURE__START_FROM", "latest"),
+            ("ORDER_SYNC__CAPTURE__FILTER__WEBSITE_CODES", "base"),
+            ("ORDER_SYNC__CAPTURE__FILTER__STATES", "new,processing"),
+        ],
+    )
+    .await;
+    let older = older_orders(&env, 30).await;
+    let mut conn = env.magento_conn().await;
+    for sql in crate::support::B2B_WEBSITE {
+        conn.query_drop(sql).await.unwrap();
+    }
+    conn.exec_drop(
+        "UPDATE sales_order SET store_id = 2 WHERE entity_id IN (?, ?, ?, ?, ?)",
+        (older[0], older[1], older[2], older[3], older[4]),
+    )
+    .await
+    .unwrap();
+    conn.exec_drop(
+        "UPDATE sales_order SET state = 'canceled', status = 'canceled' \
+         WHERE entity_id IN (?, ?, ?, ?, ?)",
+        (older[5], older[6], older[7], older[8], older[9]),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    env.wait_for_capture_start(Duration::from_secs(20)).await;
+
+    let deps = env.parts().deps;
+    let report = backfill::backfill(
+        &deps,
+        &env.settings.capture,
+        &request("wms"),
+        |_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.progress.total, report.progress.given),
+        (20, 20),
+        "another store's and cancelled orders are not even looked at: {report:?}"
+    );
+    let mut given: Vec<u32> = deps
+        .ledger
+        .deliveries()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.consumer == "wms")
+        .map(|r| r.entity_id)
+        .collect();
+    given.sort_unstable();
+    assert_eq!(given, older[10..]);
     shutdown.cancel();
     pipeline.await.unwrap();
     env.cleanup().await;

@@ -1347,7 +1347,7 @@ async fn a_backfill_gives_a_lifecycle_subscriber_the_older_orders_with_their_doc
     };
     let report = order_sync::backfill::backfill(
         &deps,
-        &[],
+        &env.settings.capture,
         &request,
         |_| {},
         &tokio_util::sync::CancellationToken::new(),

@@ -624,11 +624,7 @@ async fn an_order_of_a_filtered_out_store_is_not_published() {
     .await;
     let mut conn = env.magento_conn().await;
     // A second website with its own store: orders there belong to another ERP.
-    for sql in [
-        "INSERT INTO store_website (website_id, code, name, sort_order, default_group_id, is_default) VALUES (2, 'b2b', 'B2B', 0, 2, 0)",
-        "INSERT INTO store_group (group_id, website_id, name, root_category_id, default_store_id, code) VALUES (2, 2, 'B2B', 2, 2, 'b2b_group')",
-        "INSERT INTO store (store_id, code, website_id, group_id, name, sort_order, is_active) VALUES (2, 'b2b_en', 2, 2, 'B2B English', 0, 1)",
-    ] {
+    for sql in crate::support::B2B_WEBSITE {
         conn.query_drop(sql).await.unwrap();
     }
     let wanted = env.place_order().await;
@@ -760,11 +756,11 @@ async fn each_consumer_gets_only_its_websites_orders_and_only_its_fields_as_gold
     )
     .await;
     let mut conn = env.magento_conn().await;
-    for sql in PREPARE_MAGENTO2.iter().copied().chain([
-        "INSERT INTO store_website (website_id, code, name, sort_order, default_group_id, is_default) VALUES (2, 'b2b', 'B2B', 0, 2, 0)",
-        "INSERT INTO store_group (group_id, website_id, name, root_category_id, default_store_id, code) VALUES (2, 2, 'B2B', 2, 2, 'b2b_group')",
-        "INSERT INTO store (store_id, code, website_id, group_id, name, sort_order, is_active) VALUES (2, 'b2b_en', 2, 2, 'B2B English', 0, 1)",
-    ]) {
+    for sql in PREPARE_MAGENTO2
+        .iter()
+        .copied()
+        .chain(crate::support::B2B_WEBSITE)
+    {
         conn.query_drop(sql).await.unwrap();
     }
     drop(conn);

@@ -515,6 +515,14 @@ pub async fn assert_counts_exact(ledger: &order_sync::ledger::Ledger) {
     assert_eq!(kept, full, "counts() against a full count");
 }
 
+/// A second website, `b2b`, with its own store 2 (Magento 2 tables), as a
+/// shop with a B2B storefront has.
+pub const B2B_WEBSITE: [&str; 3] = [
+    "INSERT INTO store_website (website_id, code, name, sort_order, default_group_id, is_default) VALUES (2, 'b2b', 'B2B', 0, 2, 0)",
+    "INSERT INTO store_group (group_id, website_id, name, root_category_id, default_store_id, code) VALUES (2, 2, 'B2B', 2, 2, 'b2b_group')",
+    "INSERT INTO store (store_id, code, website_id, group_id, name, sort_order, is_active) VALUES (2, 'b2b_en', 2, 2, 'B2B English', 0, 1)",
+];
+
 /// Inserts an order the way Magento's checkout does: the order row, then its
 /// items, addresses and payment, in the caller's transaction.
 pub async fn insert_order(tx: &mut mysql_async::Transaction<'_>) -> u32 {

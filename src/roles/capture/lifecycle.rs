@@ -29,7 +29,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{advance, Capture, Filter, RoleError};
+use super::{advance, Capture, RoleError};
 use crate::{
     config::{HoldCanceled, StartFrom},
     ledger::{CapturePosition, Change, KnownOrder, Release, Start},
@@ -72,15 +72,6 @@ fn event_json(order: &Map<String, Value>, extra: Option<(&str, Value)>) -> Strin
         out.insert(key.into(), value);
     }
     serde_json::to_string(&out).expect("a JSON map always serializes")
-}
-
-impl Filter {
-    fn store_matches(&self, store: Option<u16>) -> bool {
-        match &self.stores {
-            None => true,
-            Some(stores) => store.is_some_and(|s| stores.contains(&s)),
-        }
-    }
 }
 
 impl Capture {

@@ -55,9 +55,9 @@ use self::{
 use super::{sleep_or_shutdown, Deps, Role, RoleError};
 use crate::{
     broker::{topology::CAPTURE_ROUTING_KEY, Outgoing, Publisher},
-    config::{CaptureMode, CaptureSettings, FilterSettings, StartFrom},
+    config::{CaptureMode, CaptureSettings, StartFrom},
     ledger::{BinlogPosition, CapturePosition, NamedLock, NewOrder},
-    magento::{IdStep, PlacedOrder},
+    magento::{IdStep, OrderScope, PlacedOrder},
     message::CapturedOrder,
 };
 
@@ -89,7 +89,7 @@ pub struct Capture {
     deps: Deps,
     settings: CaptureSettings,
     /// Resolved on the first poll (website codes need a lookup).
-    filter: Option<Filter>,
+    filter: Option<OrderScope>,
     publisher: Option<Publisher>,
     lock: Option<NamedLock>,
     /// Which ids the server can hand out; learned per leadership.
@@ -124,30 +124,6 @@ const ANNOUNCED_WAIT: Duration = Duration::from_secs(1);
 /// The binlog position is saved at most this often (a restart re-reads at
 /// most this much of the log).
 const BINLOG_SAVE_EVERY: Duration = Duration::from_secs(1);
-
-/// `capture.filter`, with website codes resolved to store ids.
-#[derive(Debug)]
-struct Filter {
-    stores: Option<HashSet<u16>>,
-    states: Vec<String>,
-    statuses: Vec<String>,
-}
-
-impl Filter {
-    fn matches(&self, order: &PlacedOrder) -> bool {
-        let field = |name: &str| order.json.get(name).and_then(|v| v.as_str());
-        if let Some(stores) = &self.stores {
-            let store = order.json.get("store_id").and_then(|v| v.as_u64());
-            if !store.is_some_and(|s| stores.contains(&(s as u16))) {
-                return false;
-            }
-        }
-        let listed = |list: &[String], value: Option<&str>| {
-            list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v))
-        };
-        listed(&self.states, field("state")) && listed(&self.statuses, field("status"))
-    }
-}
 
 impl Capture {
     pub fn new(deps: &Deps, settings: &CaptureSettings) -> Self {
@@ -210,40 +186,11 @@ impl Capture {
     }
 
     /// `capture.filter`, resolved once per leadership.
-    async fn filter(&mut self) -> Result<&Filter, RoleError> {
+    async fn filter(&mut self) -> Result<&OrderScope, RoleError> {
         if self.filter.is_none() {
-            self.filter = Some(self.resolve_filter().await?);
+            self.filter = Some(self.deps.magento.order_scope(&self.settings.filter).await?);
         }
         Ok(self.filter.as_ref().expect("resolved just above"))
-    }
-
-    async fn resolve_filter(&self) -> Result<Filter, RoleError> {
-        let FilterSettings {
-            store_ids,
-            website_codes,
-            states,
-            statuses,
-        } = &self.settings.filter;
-        let stores = if store_ids.is_empty() && website_codes.is_empty() {
-            None
-        } else {
-            let mut set: HashSet<u16> = store_ids.iter().copied().collect();
-            let of_websites = self
-                .deps
-                .magento
-                .store_ids_of_websites(website_codes)
-                .await?;
-            if !website_codes.is_empty() && of_websites.is_empty() {
-                tracing::warn!(website_codes = ?website_codes, "No store belongs to the websites in capture.filter.website_codes.");
-            }
-            set.extend(of_websites);
-            Some(set)
-        };
-        Ok(Filter {
-            stores,
-            states: states.clone(),
-            statuses: statuses.clone(),
-        })
     }
 
     /// One poll at `now` (gaps older than `gap_timeout` before it are given up).
@@ -819,7 +766,7 @@ mod tests {
                 retry: Duration::from_secs(30),
                 heartbeat: Duration::from_secs(1),
             },
-            filter: FilterSettings::default(),
+            filter: crate::config::FilterSettings::default(),
             hold_states: vec![],
             hold_canceled: crate::config::HoldCanceled::Send,
             lifecycle: crate::config::LifecycleSettings {
