@@ -8,13 +8,12 @@ declarative schema is what Magento itself installs these tables from, so the
 columns, types, defaults and keys are Magento's own. Foreign keys to tables
 outside this set are dropped.
 
-Magento 1 (`m1`): Magento 1.9 has the same documents under `sales_flat_*` names
-with the columns Magento 2 inherited; no Magento 1 dump of these tables is in
-the reference data, so its DDL is this one under Magento 1's names and prefix.
+Magento 1's documents are not these (a real Magento 1 has `hidden_tax_*` and
+`weee_*` columns and none of Magento 2's `discount_tax_compensation_*`): they
+come from a real OpenMage install's dump, `derive-schema.py m1-documents`.
 
 Usage (from the project root):
   python3 deploy/magento/derive-documents.py m2 ../shared/magento/magento2-Sales-db_schema.xml > deploy/magento/magento2-sales-documents-schema.sql
-  python3 deploy/magento/derive-documents.py m1 ../shared/magento/magento2-Sales-db_schema.xml > deploy/magento/magento1-magev1-sales-documents-schema.sql
 """
 import sys
 import xml.etree.ElementTree as ET
@@ -28,8 +27,8 @@ XSI = "{http://www.w3.org/2001/XMLSchema-instance}type"
 
 
 def name_for(kind, table):
-    if kind == "m1":
-        return "magev1_" + table.replace("sales_", "sales_flat_", 1)
+    if kind != "m2":
+        raise SystemExit("only m2: Magento 1's documents come from derive-schema.py m1-documents")
     return table
 
 

@@ -4,6 +4,10 @@ mysqldumps kept in ../shared/magento (not shipped with this project):
 
   magento2-sales-schema.sql         from the Magento 2.4.5-p1 dump (MySQL 8.0.31)
   magento1-magev1-sales-schema.sql  from the Magento 1.9.3.2 dump with table prefix `magev1_`
+  magento1-magev1-sales-documents-schema.sql
+                                    from the OpenMage 19.4.23 (Magento 1.9.4.5) dump of a
+                                    real install: its invoice, shipment and credit memo
+                                    tables, given the prefix `magev1_` the order tables have
 
 Why derived and not copied: order-sync only needs the tables it reads (orders, their
 children, stores), and the dump was made on MySQL 8, whose `utf8mb4_0900_ai_ci`
@@ -14,6 +18,7 @@ so the columns, types and defaults are Magento's own.
 Usage (from the project root):
   python3 deploy/magento/derive-schema.py m2 ../shared/magento/magento2.4.5-p1-mysqldump-sales_order-ddl.sql > deploy/magento/magento2-sales-schema.sql
   python3 deploy/magento/derive-schema.py m1 ../shared/magento/magento1.9.3.2-prefix-magev1-sales_flat_order.sql > deploy/magento/magento1-magev1-sales-schema.sql
+  python3 deploy/magento/derive-schema.py m1-documents ../shared/magento/openmage-19.4.23-sales-ddl.sql > deploy/magento/magento1-magev1-sales-documents-schema.sql
 """
 import re
 import sys
@@ -37,7 +42,45 @@ SOURCE = {
     "m1": "a Magento 1.9.3.2 mysqldump\n-- (MySQL 5.7.17, table prefix magev1_)",
 }
 
+M1_DOCUMENTS = [
+    "sales_flat_invoice", "sales_flat_invoice_item", "sales_flat_invoice_comment",
+    "sales_flat_shipment", "sales_flat_shipment_item", "sales_flat_shipment_track",
+    "sales_flat_shipment_comment",
+    "sales_flat_creditmemo", "sales_flat_creditmemo_item", "sales_flat_creditmemo_comment",
+]
+
+
+def m1_documents(path):
+    """The document tables of the OpenMage dump (mysqldump --no-data of MariaDB
+    10.11: no per-table comment, each table starts at its DROP TABLE), under
+    the prefix of the Magento 1 order tables: every table name the blocks
+    name, in CREATE, DROP and REFERENCES, gets `magev1_`. The AUTO_INCREMENT
+    the installer's own test rows left is dropped, so ids start at 1."""
+    text = open(path, encoding="utf-8").read()
+    first = text.index("DROP TABLE IF EXISTS `")
+    footer = text.index("/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;")
+    header = text[text.index("/*!40101"):first]
+    blocks = re.split(r"(?=DROP TABLE IF EXISTS `)", text[first:footer])
+    by_name = {re.match(r"DROP TABLE IF EXISTS `([^`]+)`", b).group(1): b for b in blocks if b}
+    out = [
+        "-- Derived by deploy/magento/derive-schema.py (m1-documents) from the mysqldump of a\n"
+        "-- real OpenMage 19.4.23 (Magento 1.9.4.5) install (MariaDB 10.11). Changes: only the\n"
+        "-- invoice, shipment and credit memo tables; table prefix magev1_ added (as the order\n"
+        "-- tables have it); AUTO_INCREMENT start dropped.\n",
+        header,
+    ]
+    for name in M1_DOCUMENTS:
+        b = by_name[name]
+        b = re.sub(r"`((?:sales_flat|core)_\w+)`", r"`magev1_\1`", b)
+        b = re.sub(r" AUTO_INCREMENT=\d+", "", b)
+        out.append(b)
+    out.append(text[footer:])
+    sys.stdout.write("".join(out))
+
+
 def main(kind, path):
+    if kind == "m1-documents":
+        return m1_documents(path)
     text = open(path, encoding="utf-8").read()
     first = text.index("--\n-- Table structure for table")
     footer = text.index("/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;")
