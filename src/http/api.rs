@@ -254,14 +254,29 @@ pub(super) struct SkipRequest {
     /// These orders (required: skipping is for one order at a time, or a few).
     pub entity_ids: Vec<u32>,
     pub consumer: Option<String>,
+    /// Who asked, as the caller knows them (e.g. `magento admin jane`):
+    /// recorded as `http (…)`.
+    pub by: Option<String>,
 }
 
 /// Gives up on parked rows for good, so the orders' later events go on.
 pub(super) async fn skip(_: Writer, State(s): State<Surface>, bytes: Bytes) -> ApiResult<Value> {
     let req: SkipRequest = body(&bytes)?;
+    let by = match req.by.as_deref().map(str::trim) {
+        None | Some("") => "http".to_owned(),
+        Some(who) if who.chars().count() <= 100 && !who.chars().any(char::is_control) => {
+            format!("http ({who})")
+        }
+        Some(_) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "by: at most 100 characters, none of them control characters".into(),
+            ))
+        }
+    };
     let rows = s
         .control
-        .skip(&req.entity_ids, req.consumer.as_deref(), "http", Utc::now())
+        .skip(&req.entity_ids, req.consumer.as_deref(), &by, Utc::now())
         .await?;
     tracing::warn!(rows, entity_ids = ?req.entity_ids, "Skipped parked rows (HTTP).");
     Ok(Json(json!({ "rows": rows })))

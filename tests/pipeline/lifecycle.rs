@@ -1021,10 +1021,18 @@ async fn a_magento1_orders_life_reaches_its_consumer_in_order_column_for_column(
     );
     assert_eq!(inv["invoice"]["items"][0]["price"], "52.0000");
     // The real OpenMage schema: Magento 1's own columns, none of Magento 2's.
-    for column in ["hidden_tax_amount", "base_hidden_tax_amount", "shipping_hidden_tax_amount"] {
+    for column in [
+        "hidden_tax_amount",
+        "base_hidden_tax_amount",
+        "shipping_hidden_tax_amount",
+    ] {
         assert!(inv["invoice"].get(column).is_some(), "{column}: {inv}");
     }
-    for column in ["discount_tax_compensation_amount", "send_email", "customer_note"] {
+    for column in [
+        "discount_tax_compensation_amount",
+        "send_email",
+        "customer_note",
+    ] {
         assert!(inv["invoice"].get(column).is_none(), "{column}: {inv}");
     }
     let ship = message_of(&erp, a, SHIP);

@@ -20,6 +20,7 @@ mod instances;
 #[path = "../kit/mod.rs"]
 mod kit;
 mod lifecycle;
+mod magento_admin;
 mod magento_bridge;
 mod message;
 mod observe;

@@ -14,3 +14,4 @@ spl_autoload_register(function (string $class): void {
     }
 });
 require __DIR__ . '/FakeMagento.php';
+require __DIR__ . '/FakeAdmin.php';
