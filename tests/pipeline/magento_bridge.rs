@@ -321,3 +321,22 @@ fn every_php_file_and_module_xml_the_project_ships_parses() {
         );
     }
 }
+
+#[test]
+fn the_magento_modules_name_only_classes_layouts_routes_and_acl_resources_that_exist() {
+    let out = std::process::Command::new("phpunit")
+        .current_dir(BRIDGE)
+        .args(["--do-not-cache-result", "--filter", "ModulesTest"])
+        .output()
+        .expect("phpunit runs (apt-get install phpunit; deploy/test-tools.sh does)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "phpunit --filter ModulesTest:\n{text}"
+    );
+    assert!(text.contains("OK (2 tests"), "{text}");
+}
