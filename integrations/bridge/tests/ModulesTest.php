@@ -117,6 +117,20 @@ final class ModulesTest extends TestCase
         }
         self::assertNotNull($admin->acl->resources->admin->children->system->children->config->children->order_sync);
 
+        // The shell loads the bridge through the helper's autoloader: a list
+        // of its files goes stale (it once lacked Answer.php, and every order
+        // failed in a real OpenMage shop).
+        $shell = file_get_contents(self::M1 . '/shell/order_sync_consume.php');
+        self::assertStringContainsString("Mage::helper('ordersync_bridge')->requireLibrary()", $shell);
+        self::assertStringNotContainsString('/OrderSync/Bridge/$class.php', $shell);
+        $helper = file_get_contents(self::M1_CODE . '/Helper/Data.php');
+        foreach (self::files(__DIR__ . '/../src', 'php') as $file) {
+            // Each class the autoloader may be asked for is where it looks.
+            $class = 'OrderSync\\Bridge\\' . str_replace('/', '\\', substr($file, strlen(__DIR__ . '/../src/'), -4));
+            self::assertStringContainsString('namespace ' . substr($class, 0, strrpos($class, '\\')) . ';', file_get_contents($file), $file);
+        }
+        self::assertStringContainsString("str_replace('\\\\', '/', substr(\$class, strlen(\$prefix)))", $helper);
+
         // modman and composer install every file of the module.
         $modman = file_get_contents(self::M1 . '/modman');
         $composer = json_decode(file_get_contents(self::M1 . '/composer.json'), true);

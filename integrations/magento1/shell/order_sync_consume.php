@@ -12,7 +12,12 @@
  * SIGTERM (supervisor, systemd).
  */
 
-require_once 'abstract.php';
+// The shop's shell/abstract.php, beside this script as the shop has it: by
+// the path it was started with, since modman links this file in (a plain
+// `require 'abstract.php'` would look beside the link's target instead).
+require_once is_file(dirname($_SERVER['SCRIPT_FILENAME']) . '/abstract.php')
+    ? dirname($_SERVER['SCRIPT_FILENAME']) . '/abstract.php'
+    : __DIR__ . '/abstract.php';
 
 class OrderSync_Shell_Consume extends Mage_Shell_Abstract
 {
@@ -43,17 +48,11 @@ class OrderSync_Shell_Consume extends Mage_Shell_Abstract
     /** php-amqplib (Composer's, else Debian's package) and the bridge (lib/OrderSync/Bridge, by modman). */
     private function requireBridge()
     {
-        $root = Mage::getBaseDir();
-        if (is_file($root . '/vendor/autoload.php')) {
-            require_once $root . '/vendor/autoload.php';
-        } else {
+        // The bridge's classes, from Composer or lib/OrderSync/Bridge (modman),
+        // all of them by autoloading; php-amqplib from Composer, else Debian's.
+        Mage::helper('ordersync_bridge')->requireLibrary();
+        if (!class_exists('PhpAmqpLib\\Connection\\AMQPStreamConnection')) {
             require_once 'PhpAmqpLib/autoload.php';
-        }
-        // Installed by Composer the bridge is autoloaded; by modman it is in lib/.
-        if (!class_exists('OrderSync\\Bridge\\Bridge')) {
-            foreach (array('Adapter', 'Settings', 'SyncedLog', 'Bridge') as $class) {
-                require_once Mage::getBaseDir('lib') . "/OrderSync/Bridge/$class.php";
-            }
         }
     }
 

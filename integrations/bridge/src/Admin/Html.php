@@ -29,7 +29,7 @@ final class Html
             . '<button type="submit">Filter</button></form>';
         $out .= '<form method="post" action="' . self::e($urls['action']) . '">'
             . '<input type="hidden" name="form_key" value="' . self::e($formKey) . '">'
-            . '<table class="data-grid data order-sync-grid" id="order-sync-grid"><thead><tr>'
+            . '<div class="grid"><table class="data-grid data order-sync-grid" id="order-sync-grid"><thead><tr class="headings">'
             . '<th></th><th>Order #</th><th>Placed</th><th>Sync service</th><th>State</th><th>Attempts</th>'
             . '<th>Last error</th><th>Waits behind</th><th>Remote id</th><th>Events</th></tr></thead><tbody>';
         if ($view['rows'] === []) {
@@ -48,7 +48,7 @@ final class Html
                 . '<td>' . self::remote($r) . '</td>'
                 . '<td>' . $r['events'] . ($r['open'] > 0 ? ' (' . $r['open'] . ' open)' : '') . '</td></tr>';
         }
-        $out .= '</tbody></table>';
+        $out .= '</tbody></table></div>';
         if ($view['next'] !== null) {
             $next = $urls['grid'] . (str_contains($urls['grid'], '?') ? '&' : '?')
                 . http_build_query($f + ['before' => $view['next']]);
@@ -70,7 +70,7 @@ final class Html
         if ($view['missing']) {
             return $out . '<p>order-sync has not captured this order (placed before it started, or left out by its capture.filter); a backfill can give it to a sync service.</p></div>';
         }
-        $out .= '<table class="data-grid data order-sync-rows"><thead><tr><th>Sync service</th><th>#</th><th>Event</th>'
+        $out .= '<div class="grid"><table class="data-grid data order-sync-rows"><thead><tr class="headings"><th>Sync service</th><th>#</th><th>Event</th>'
             . '<th>State</th><th>Attempts</th><th>Last error</th><th>Remote id</th><th>Synced</th></tr></thead><tbody>';
         $consumers = [];
         foreach ($view['rows'] as $r) {
@@ -82,7 +82,7 @@ final class Html
                 . '<td>' . $r['attempts'] . '</td><td>' . self::e($r['last_error'] ?? '') . '</td>'
                 . '<td>' . self::remote($r) . '</td><td>' . self::e($r['synced_at'] ?? '') . '</td></tr>';
         }
-        $out .= '</tbody></table>';
+        $out .= '</tbody></table></div>';
         $out .= '<form method="post" action="' . self::e($actionUrl) . '">'
             . '<input type="hidden" name="form_key" value="' . self::e($formKey) . '">'
             . '<input type="hidden" name="entity_id" value="' . (int) $view['entity_id'] . '">'
