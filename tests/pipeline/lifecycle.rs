@@ -162,6 +162,36 @@ impl Shop {
         memo
     }
 
+    /// A credit memo for part of the order: the order keeps its state (a
+    /// shipped order stays `complete`), its totals change.
+    async fn partial_refund(&self, env: &TestEnv, order: u32) -> u32 {
+        let mut conn = env.magento_conn().await;
+        let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {} (order_id, store_id, state, grand_total, base_grand_total, \
+                 adjustment_positive, adjustment_negative, order_currency_code, increment_id) \
+                 VALUES (?, 1, 2, '33.2250', '33.2250', '0.0000', '0.0000', 'USD', ?)",
+                self.t("sales_creditmemo")
+            ),
+            (order, format!("CM{order:06}")),
+        )
+        .await
+        .unwrap();
+        let memo = tx.last_insert_id().unwrap() as u32;
+        tx.exec_drop(
+            format!(
+                "UPDATE {} SET total_refunded = '33.2250' WHERE entity_id = ?",
+                self.t("sales_order")
+            ),
+            (order,),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        memo
+    }
+
     async fn cancel(&self, env: &TestEnv, order: u32) {
         self.change(env, order, "canceled", "canceled").await;
     }
@@ -1400,4 +1430,70 @@ async fn a_backfill_gives_a_lifecycle_subscriber_the_older_orders_with_their_doc
         "nothing again for erp"
     );
     finish(env, shutdown, pipeline, [e1, e2]).await;
+}
+
+#[tokio::test]
+async fn a_shipment_and_a_partial_credit_memo_seen_in_one_poll_keep_the_completion_between_them() {
+    let env = TestEnv::new(
+        &["erp"],
+        &[(
+            "ORDER_SYNC__CONSUMERS__ERP__EVENTS",
+            "placed,invoiced,shipped,refunded,status_changed",
+        )],
+    )
+    .await;
+    let shop = Shop { magento1: false };
+    // Capture driven step by step, so both documents land in one scan.
+    let parts = env.parts();
+    parts.deps.ledger.migrate().await.unwrap();
+    let mut capture = parts.capture();
+    let relay_stop = tokio_util::sync::CancellationToken::new();
+    let relay = tokio::spawn(
+        env.parts()
+            .run(order_sync::app::Roles::RELAY, relay_stop.clone()),
+    );
+    capture.step(chrono::Utc::now()).await.unwrap();
+    let a = shop.place(&env, "new", "pending").await;
+    capture.step(chrono::Utc::now()).await.unwrap();
+    env.wait_for_ledger(Duration::from_secs(10), "order a recorded", |r| {
+        r.iter().any(|d| d.entity_id == a)
+    })
+    .await;
+    shop.invoice(&env, a).await;
+    capture.lifecycle_step(chrono::Utc::now()).await.unwrap();
+
+    // Shipped (so `complete`), then 0.1 s later part of it refunded: polling
+    // sees one change to `complete`, stamped with the credit memo's save.
+    shop.ship(&env, a).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    shop.partial_refund(&env, a).await;
+    let outcome = capture.lifecycle_step(chrono::Utc::now()).await.unwrap();
+    assert_eq!(outcome.events, 3, "{outcome:?}");
+
+    let mut rows: Vec<_> = parts
+        .deps
+        .ledger
+        .deliveries()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.entity_id == a)
+        .collect();
+    rows.sort_by_key(|d| d.seq);
+    let events: Vec<String> = rows.iter().map(|d| d.event.to_string()).collect();
+    assert_eq!(
+        events,
+        [
+            "placed",
+            "invoiced",
+            "status_changed",
+            "shipped",
+            "status_changed",
+            "refunded"
+        ],
+        "as Magento did it: the shipment completed the order before the refund"
+    );
+    relay_stop.cancel();
+    relay.await.unwrap().unwrap();
+    env.cleanup().await;
 }

@@ -114,6 +114,19 @@ pub struct TestEnv {
     pub amqp: Connection,
     pub channel: Channel,
     guard: Guard,
+    /// Held while the world lives: shared, or alone (see [`TestEnv::alone`]).
+    _share: Share,
+}
+
+/// The suite runs its tests in parallel on two cores. A test that measures
+/// time (a p99 bound) runs alone: it waits for the running worlds to end,
+/// and new ones wait for it.
+static TIMING: std::sync::LazyLock<std::sync::Arc<tokio::sync::RwLock<()>>> =
+    std::sync::LazyLock::new(Default::default);
+
+enum Share {
+    Shared(#[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>),
+    Alone(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>),
 }
 
 impl TestEnv {
@@ -122,12 +135,29 @@ impl TestEnv {
         Self::with_magento_on(None, consumers, overrides).await
     }
 
+    /// [`TestEnv::new`] for a test whose assertions are timings: no other
+    /// world runs beside it, so the other tests' load does not decide it.
+    pub async fn alone(consumers: &[&str], overrides: &[(&str, &str)]) -> Self {
+        let alone = Share::Alone(TIMING.clone().write_owned().await);
+        Self::build(None, consumers, overrides, alone).await
+    }
+
     /// [`TestEnv::new`] with the Magento database on the server at
     /// `magento_server` (no database in the URL) instead of the test server.
     pub async fn with_magento_on(
         magento_server: Option<&str>,
         consumers: &[&str],
         overrides: &[(&str, &str)],
+    ) -> Self {
+        let shared = Share::Shared(TIMING.clone().read_owned().await);
+        Self::build(magento_server, consumers, overrides, shared).await
+    }
+
+    async fn build(
+        magento_server: Option<&str>,
+        consumers: &[&str],
+        overrides: &[(&str, &str)],
+        share: Share,
     ) -> Self {
         // Logs go through the test harness, shown only for failing tests.
         let _ = tracing_subscriber::fmt()
@@ -218,6 +248,7 @@ impl TestEnv {
             amqp,
             channel,
             guard,
+            _share: share,
         }
     }
 

@@ -563,19 +563,68 @@ fn placement(known: bool, created: Option<NaiveDateTime>, now: DateTime<Utc>) ->
 }
 
 /// Sorts one scan's changes per order, in the order they happened by
-/// Magento's clock. A state change counts a second late: a document and the
-/// state change the same save made (an invoice, then `processing`) can be a
-/// second apart either way (whole seconds, and one column may be rounded
-/// where the other is truncated), and the document comes first. Orders are
-/// independent of each other, so they are simply kept apart.
-pub(crate) fn in_order(changes: &mut [Change]) {
-    changes.sort_by_key(|c| {
-        let at = c.occurred_at.map(|t| match c.moved_to {
-            Some(_) => t + chrono::Duration::seconds(1),
-            None => t,
-        });
-        (c.entity_id, at, c.moved_to.is_some())
-    });
+/// Magento's clock. Polling sees a state change only as the order is now,
+/// stamped with the order's last save, which may be a later document's: a
+/// shipment (the order becomes `complete`) and a partial credit memo 0.1 s
+/// later show one change to `complete` at the credit memo's time. So a state
+/// change goes right after the last document of the scan that can have made
+/// that state ([`caused_by`]: a shipment or invoice for `complete`, a credit
+/// memo for `closed`), and before any document after it. A state no
+/// document makes (`canceled`, `holded`, a custom one) goes by its own time,
+/// counted a second late: a document and the state change the same save made
+/// can be a second apart either way (whole seconds, and one column may be
+/// rounded where the other is truncated), and the document comes first.
+/// Orders are independent of each other, so they are simply kept apart.
+pub(crate) fn in_order(changes: &mut Vec<Change>) {
+    // Documents keep the order they were read in (kind by kind, by id) where
+    // their times are equal: the key's last part is their place in the scan.
+    let keys: Vec<(u32, Option<NaiveDateTime>, usize)> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let Some((state, _)) = &c.moved_to else {
+                return (c.entity_id, c.occurred_at, 2 * i);
+            };
+            // The change is stamped with the order's last save, so what made
+            // it is no later than that (a second's slack, as below).
+            let latest = c.occurred_at.map(|t| t + chrono::Duration::seconds(1));
+            let cause = changes
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.entity_id == c.entity_id)
+                .filter_map(|(j, d)| Some((j, d.document?.0, d.occurred_at)))
+                .filter(|(_, kind, _)| caused_by(state.as_deref(), *kind))
+                .filter(|(_, _, at)| match (at, latest) {
+                    (Some(at), Some(latest)) => *at <= latest,
+                    _ => true,
+                })
+                .max_by_key(|(j, _, at)| (*at, *j));
+            match cause {
+                Some((j, _, at)) => (c.entity_id, at, 2 * j + 1),
+                None => (
+                    c.entity_id,
+                    c.occurred_at.map(|t| t + chrono::Duration::seconds(1)),
+                    2 * changes.len() + i,
+                ),
+            }
+        })
+        .collect();
+    let mut keyed: Vec<_> = keys.into_iter().zip(changes.drain(..)).collect();
+    keyed.sort_by_key(|(key, _)| *key);
+    changes.extend(keyed.into_iter().map(|(_, c)| c));
+}
+
+/// Whether a document of `kind` can have moved its order to `state` (as
+/// Magento's own saves do: an invoice or shipment completes an order or
+/// puts it in processing, a credit memo closes it).
+fn caused_by(state: Option<&str>, kind: Event) -> bool {
+    match state {
+        Some("processing") | Some("complete") => {
+            matches!(kind, Event::Invoiced | Event::Shipped)
+        }
+        Some("closed") => kind == Event::Refunded,
+        _ => false,
+    }
 }
 
 pub(crate) fn document_change(doc: Document) -> Change {
@@ -625,6 +674,67 @@ mod tests {
         ];
         in_order(&mut c);
         assert!(c[0].document.is_some() && c[1].moved_to.is_some());
+    }
+
+    fn document(entity_id: u32, at: &str, kind: Event, id: u32) -> Change {
+        Change {
+            document: Some((kind, id)),
+            moved_to: None,
+            ..change(entity_id, at, false)
+        }
+    }
+
+    fn moved(entity_id: u32, at: &str, state: &str) -> Change {
+        Change {
+            document: None,
+            moved_to: Some((Some(state.into()), Some(state.into()))),
+            ..change(entity_id, at, true)
+        }
+    }
+
+    fn what(c: &[Change]) -> Vec<String> {
+        c.iter()
+            .map(|c| match (&c.document, &c.moved_to) {
+                (Some((kind, _)), _) => kind.as_str().to_owned(),
+                (None, Some((state, _))) => format!("-> {}", state.as_deref().unwrap_or("?")),
+                (None, None) => "?".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_shipment_then_a_partial_credit_memo_in_one_scan_keep_the_completion_between_them() {
+        // One scan: the order is `complete` now, stamped with the credit
+        // memo's save; the shipment made it so.
+        let mut c = vec![
+            document(7, "2026-11-29 00:37:00", Event::Shipped, 3),
+            document(7, "2026-11-29 00:37:00", Event::Refunded, 4),
+            moved(7, "2026-11-29 00:37:00", "complete"),
+        ];
+        in_order(&mut c);
+        assert_eq!(what(&c), ["shipped", "-> complete", "refunded"]);
+    }
+
+    #[test]
+    fn a_closing_goes_after_the_credit_memo_that_made_it_and_a_cancellation_by_its_own_time() {
+        let mut c = vec![
+            document(7, "2026-11-29 00:37:00", Event::Invoiced, 1),
+            document(7, "2026-11-29 00:37:01", Event::Refunded, 2),
+            moved(7, "2026-11-29 00:37:01", "closed"),
+            document(8, "2026-11-29 00:37:00", Event::Invoiced, 5),
+            moved(8, "2026-11-29 00:37:00", "canceled"),
+        ];
+        in_order(&mut c);
+        assert_eq!(
+            what(&c),
+            [
+                "invoiced",
+                "refunded",
+                "-> closed",
+                "invoiced",
+                "-> canceled"
+            ]
+        );
     }
 
     #[test]
