@@ -255,6 +255,28 @@ fn tool(program: &str, install: &str) -> Command {
     }
 }
 
+/// Puts a copy of a synced placement in `consumer`'s queue, as a crash of
+/// order-sync between the consumer's ack and its record would bring it again.
+async fn copy_again(env: &TestEnv, consumer: &str, message_id: &str, entity_id: u32) {
+    let copy = serde_json::json!({
+        "schema_version": 1, "event": "sales_order_place_after_que",
+        "message_id": message_id, "source": env.id, "consumer": consumer,
+        "captured_at": "2026-11-27T10:00:00Z", "attempt": 1, "order": {"entity_id": entity_id}
+    });
+    env.channel
+        .basic_publish(
+            "".into(),
+            env.topology().consumer_queue(consumer).as_str().into(),
+            BasicPublishOptions::default(),
+            &serde_json::to_vec(&copy).unwrap(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_python_consumer_acks_orders_and_invoices_with_its_systems_ids_and_after_a_restart_skips_a_repeat(
 ) {
@@ -357,23 +379,7 @@ async fn the_python_consumer_acks_orders_and_invoices_with_its_systems_ids_and_a
         .await
         .unwrap()
         .unwrap();
-    let copy = serde_json::json!({
-        "schema_version": 1, "event": "sales_order_place_after_que",
-        "message_id": first.message_id, "source": env.id, "consumer": "erp",
-        "captured_at": "2026-11-27T10:00:00Z", "attempt": 1, "order": {"entity_id": ids[0]}
-    });
-    env.channel
-        .basic_publish(
-            "".into(),
-            env.topology().consumer_queue("erp").as_str().into(),
-            BasicPublishOptions::default(),
-            &serde_json::to_vec(&copy).unwrap(),
-            BasicProperties::default(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    copy_again(&env, "erp", &first.message_id, ids[0]).await;
     let out = Command::new("python3")
         .arg(script)
         .env("AMQP_URL", crate::support::amqp_url())
@@ -494,23 +500,7 @@ async fn the_php_consumer_is_valid_php_acks_orders_and_a_shipment_with_its_syste
     // A copy of a synced order comes again (as after a crash): the restarted
     // consumer knows it from its file and acks it with the same remote id.
     let first = rows.iter().find(|r| r.entity_id == ids[1]).unwrap();
-    let copy = serde_json::json!({
-        "schema_version": 1, "event": "sales_order_place_after_que",
-        "message_id": first.message_id, "source": env.id, "consumer": "wms",
-        "captured_at": "2026-11-27T10:00:00Z", "attempt": 1, "order": {"entity_id": ids[1]}
-    });
-    env.channel
-        .basic_publish(
-            "".into(),
-            env.topology().consumer_queue("wms").as_str().into(),
-            BasicPublishOptions::default(),
-            &serde_json::to_vec(&copy).unwrap(),
-            BasicProperties::default(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    copy_again(&env, "wms", &first.message_id, ids[1]).await;
     let out = run("1").await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let log = String::from_utf8_lossy(&out.stderr);

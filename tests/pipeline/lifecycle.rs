@@ -134,16 +134,26 @@ impl Shop {
 
     /// A credit memo with an item; the order becomes `closed`.
     async fn refund(&self, env: &TestEnv, order: u32) -> u32 {
+        self.credit_memo(env, order, "123.4500", true).await
+    }
+
+    /// A credit memo for part of the order: the order keeps its state (a
+    /// shipped order stays `complete`), its totals change.
+    async fn partial_refund(&self, env: &TestEnv, order: u32) -> u32 {
+        self.credit_memo(env, order, "33.2250", false).await
+    }
+
+    async fn credit_memo(&self, env: &TestEnv, order: u32, total: &str, closes: bool) -> u32 {
         let mut conn = env.magento_conn().await;
         let mut tx = conn.start_transaction(Default::default()).await.unwrap();
         tx.exec_drop(
             format!(
                 "INSERT INTO {} (order_id, store_id, state, grand_total, base_grand_total, \
                  adjustment_positive, adjustment_negative, order_currency_code, increment_id) \
-                 VALUES (?, 1, 2, '123.4500', '123.4500', '0.0000', '0.0000', 'USD', ?)",
+                 VALUES (?, 1, 2, ?, ?, '0.0000', '0.0000', 'USD', ?)",
                 self.t("sales_creditmemo")
             ),
-            (order, format!("CM{order:06}")),
+            (order, total, total, format!("CM{order:06}")),
         )
         .await
         .unwrap();
@@ -157,37 +167,19 @@ impl Shop {
         )
         .await
         .unwrap();
-        self.set_state(&mut tx, order, "closed", "closed").await;
-        tx.commit().await.unwrap();
-        memo
-    }
-
-    /// A credit memo for part of the order: the order keeps its state (a
-    /// shipped order stays `complete`), its totals change.
-    async fn partial_refund(&self, env: &TestEnv, order: u32) -> u32 {
-        let mut conn = env.magento_conn().await;
-        let mut tx = conn.start_transaction(Default::default()).await.unwrap();
-        tx.exec_drop(
-            format!(
-                "INSERT INTO {} (order_id, store_id, state, grand_total, base_grand_total, \
-                 adjustment_positive, adjustment_negative, order_currency_code, increment_id) \
-                 VALUES (?, 1, 2, '33.2250', '33.2250', '0.0000', '0.0000', 'USD', ?)",
-                self.t("sales_creditmemo")
-            ),
-            (order, format!("CM{order:06}")),
-        )
-        .await
-        .unwrap();
-        let memo = tx.last_insert_id().unwrap() as u32;
-        tx.exec_drop(
-            format!(
-                "UPDATE {} SET total_refunded = '33.2250' WHERE entity_id = ?",
-                self.t("sales_order")
-            ),
-            (order,),
-        )
-        .await
-        .unwrap();
+        if closes {
+            self.set_state(&mut tx, order, "closed", "closed").await;
+        } else {
+            tx.exec_drop(
+                format!(
+                    "UPDATE {} SET total_refunded = ? WHERE entity_id = ?",
+                    self.t("sales_order")
+                ),
+                (total, order),
+            )
+            .await
+            .unwrap();
+        }
         tx.commit().await.unwrap();
         memo
     }

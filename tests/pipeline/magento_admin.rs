@@ -8,9 +8,8 @@ use std::time::Duration;
 use order_sync::ledger::{RowKey, State, ALL_CONSUMERS};
 
 use crate::control::{wait_http, TOKEN};
+use crate::magento_bridge::run_phpunit;
 use crate::support::{free_port, TestEnv};
-
-const BRIDGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/integrations/bridge");
 
 #[tokio::test]
 async fn a_shop_operator_sees_each_orders_sync_in_the_magento_admin_and_re_sends_un_parks_and_skips_it_there(
@@ -50,24 +49,17 @@ async fn a_shop_operator_sees_each_orders_sync_in_the_magento_admin_and_re_sends
         .await
         .unwrap();
 
-    let out = tokio::process::Command::new("phpunit")
-        .current_dir(BRIDGE)
-        .args(["--do-not-cache-result", "--filter", "AdminTest"])
-        .env("ORDER_SYNC_URL", &base)
-        .env("ORDER_SYNC_TOKEN", TOKEN)
-        .env("ORDERS", serde_json::to_string(&ids).unwrap())
-        .env("PARKED", serde_json::to_string(&parked).unwrap())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("phpunit runs (apt-get install phpunit; deploy/test-tools.sh does)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "phpunit --filter AdminTest:\n{text}");
-    assert!(text.contains("OK (5 tests"), "{text}");
+    run_phpunit(
+        "AdminTest",
+        &[
+            ("ORDER_SYNC_URL", &base),
+            ("ORDER_SYNC_TOKEN", TOKEN),
+            ("ORDERS", &serde_json::to_string(&ids).unwrap()),
+            ("PARKED", &serde_json::to_string(&parked).unwrap()),
+        ],
+        5,
+    )
+    .await;
 
     // What the admin did, in the ledger.
     let rows = ledger.deliveries().await.unwrap();

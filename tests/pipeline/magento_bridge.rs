@@ -22,18 +22,31 @@ async fn phpunit(env: &TestEnv, filter: &str, observers: &serde_json::Value, exp
         opts.tcp_port(),
         env.id
     );
+    run_phpunit(
+        filter,
+        &[
+            ("AMQP_URL", &crate::support::amqp_url()),
+            ("PREFIX", &env.id),
+            ("CONSUMER", "erp"),
+            ("OBSERVERS", &observers.to_string()),
+            ("EXPECT", &expect.to_string()),
+            ("MAX_ATTEMPTS", "3"),
+            ("MAGENTO_DSN", &dsn),
+            ("MAGENTO_USER", opts.user().unwrap_or("root")),
+            ("MAGENTO_PASSWORD", opts.pass().unwrap_or("")),
+        ],
+        1,
+    )
+    .await;
+}
+
+/// Runs the bridge's PHPUnit tests matching `filter` with this scene in the
+/// environment; panics with their output unless all `tests` pass.
+pub(crate) async fn run_phpunit(filter: &str, scene: &[(&str, &str)], tests: usize) {
     let out = tokio::process::Command::new("phpunit")
         .current_dir(BRIDGE)
         .args(["--do-not-cache-result", "--filter", filter])
-        .env("AMQP_URL", crate::support::amqp_url())
-        .env("PREFIX", &env.id)
-        .env("CONSUMER", "erp")
-        .env("OBSERVERS", observers.to_string())
-        .env("EXPECT", expect.to_string())
-        .env("MAX_ATTEMPTS", "3")
-        .env("MAGENTO_DSN", dsn)
-        .env("MAGENTO_USER", opts.user().unwrap_or("root"))
-        .env("MAGENTO_PASSWORD", opts.pass().unwrap_or(""))
+        .envs(scene.iter().copied())
         .kill_on_drop(true)
         .output()
         .await
@@ -44,7 +57,12 @@ async fn phpunit(env: &TestEnv, filter: &str, observers: &serde_json::Value, exp
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "phpunit --filter {filter}:\n{text}");
-    assert!(text.contains("OK (1 test"), "{text}");
+    let ok = if tests == 1 {
+        "OK (1 test,".to_owned()
+    } else {
+        format!("OK ({tests} tests,")
+    };
+    assert!(text.contains(&ok), "{text}");
 }
 
 #[tokio::test]
@@ -322,21 +340,7 @@ fn every_php_file_and_module_xml_the_project_ships_parses() {
     }
 }
 
-#[test]
-fn the_magento_modules_name_only_classes_layouts_routes_and_acl_resources_that_exist() {
-    let out = std::process::Command::new("phpunit")
-        .current_dir(BRIDGE)
-        .args(["--do-not-cache-result", "--filter", "ModulesTest"])
-        .output()
-        .expect("phpunit runs (apt-get install phpunit; deploy/test-tools.sh does)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "phpunit --filter ModulesTest:\n{text}"
-    );
-    assert!(text.contains("OK (2 tests"), "{text}");
+#[tokio::test]
+async fn the_magento_modules_name_only_classes_layouts_routes_and_acl_resources_that_exist() {
+    run_phpunit("ModulesTest", &[], 2).await;
 }
