@@ -201,6 +201,16 @@ async fn a_repeated_message_reaches_magento_observers_once_also_after_a_bridge_r
         r.len() == 1 && r[0].state == State::Published
     })
     .await;
+    // The table as an earlier bridge made it, before it kept the answer.
+    let mut conn = env.magento_conn().await;
+    mysql_async::prelude::Queryable::query_drop(
+        &mut conn,
+        "CREATE TABLE order_sync_bridge_synced (message_id VARCHAR(255) NOT NULL PRIMARY KEY, \
+         consumer VARCHAR(64) NOT NULL, synced_at DATETIME NOT NULL, KEY order_sync_bridge_synced_synced_at (synced_at)) \
+         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    )
+    .await
+    .unwrap();
     phpunit(
         &env,
         "test_a_repeat_of_a_synced_message_is_acked_without_running_the_observers_again",
@@ -214,15 +224,22 @@ async fn a_repeated_message_reaches_magento_observers_once_also_after_a_bridge_r
         })
         .await;
     assert_eq!(rows[0].attempts, 1);
-    // The bridge's own table, in Magento's database, holds the message.
-    let mut conn = env.magento_conn().await;
-    let kept: Vec<String> = mysql_async::prelude::Queryable::query(
+    // The bridge's own table, in Magento's database, holds the message and
+    // what the observer answered (the table grown in place).
+    let kept: Vec<(String, Option<String>)> = mysql_async::prelude::Queryable::query(
         &mut conn,
-        "SELECT message_id FROM order_sync_bridge_synced",
+        "SELECT message_id, remote_id FROM order_sync_bridge_synced",
     )
     .await
     .unwrap();
-    assert_eq!(kept, vec![rows[0].message_id.clone()]);
+    assert_eq!(
+        kept,
+        vec![(rows[0].message_id.clone(), Some(format!("ERP-{id}")))]
+    );
+    assert_eq!(
+        rows[0].remote_id.as_deref(),
+        Some(format!("ERP-{id}").as_str())
+    );
     shutdown.cancel();
     pipeline.await.unwrap();
     env.cleanup().await;

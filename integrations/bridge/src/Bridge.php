@@ -168,15 +168,17 @@ final class Bridge
         }
         $event = (string) $message['event'];
         $messageId = (string) $message['message_id'];
-        if ($this->synced->has($messageId)) {
+        $before = $this->synced->find($messageId);
+        if ($before !== null) {
             // Synced before (the ack, or the delivery's acknowledgement, was
-            // lost to a crash): answer again, run nothing.
+            // lost to a crash): answer again, with what the observer said
+            // then, and run nothing.
             $this->magento->log('info', "order-sync bridge: $event already synced; acked again, observers not run", [
                 'entity_id' => $entityId,
                 'message_id' => $messageId,
                 'attempt' => $message['attempt'] ?? null,
             ]);
-            $this->answer($delivery, $channel, $this->ack($messageId, $entityId, null));
+            $this->answer($delivery, $channel, $this->ack($messageId, $entityId, null) + $before);
             return 'duplicate';
         }
         $error = null;
@@ -199,10 +201,18 @@ final class Bridge
         } catch (\Throwable $e) {
             $error = get_class($e) . ': ' . $e->getMessage();
         }
+        $fields = [];
         if ($error === null) {
+            $problems = [];
+            $fields = $answer->ackFields($problems);
+            foreach ($problems as $problem) {
+                $this->magento->log('warning', "order-sync bridge: $event synced, but the observer's $problem", [
+                    'entity_id' => $entityId,
+                ]);
+            }
             // Committed before the ack goes: a crash after this point brings
             // the message back, and it is recognised above.
-            $this->synced->remember($messageId, $this->settings->consumer);
+            $this->synced->remember($messageId, $this->settings->consumer, $fields);
         } else {
             $attempt = (int) ($message['attempt'] ?? 1);
             $max = isset($message['max_attempts']) ? (int) $message['max_attempts'] : null;
@@ -218,16 +228,7 @@ final class Bridge
                 'error' => mb_substr($error, 0, Settings::MAX_ERROR),
             ]);
         }
-        $ack = $this->ack($messageId, $entityId, $error);
-        if ($error === null) {
-            $problems = [];
-            $ack += $answer->ackFields($problems);
-            foreach ($problems as $problem) {
-                $this->magento->log('warning', "order-sync bridge: $event synced, but the observer's $problem", [
-                    'entity_id' => $entityId,
-                ]);
-            }
-        }
+        $ack = $this->ack($messageId, $entityId, $error) + $fields;
         $this->answer($delivery, $channel, $ack);
         return $ack['status'];
     }

@@ -49,24 +49,46 @@ final class SyncedLog
                 message_id VARCHAR(255) NOT NULL PRIMARY KEY,
                 consumer VARCHAR(64) NOT NULL,
                 synced_at DATETIME NOT NULL,
+                remote_id VARCHAR(255) NULL,
+                remote_url VARCHAR(2000) NULL,
                 KEY {$this->table}_synced_at (synced_at)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
         );
+        // A table made by an earlier bridge, before the answer was kept.
+        $columns = $this->db->query("SHOW COLUMNS FROM `{$this->table}`")->fetchAll(\PDO::FETCH_COLUMN);
+        if (!in_array('remote_id', $columns, true)) {
+            $this->db->exec(
+                "ALTER TABLE `{$this->table}` ADD COLUMN remote_id VARCHAR(255) NULL, ADD COLUMN remote_url VARCHAR(2000) NULL"
+            );
+        }
     }
 
-    public function has(string $messageId): bool
+    /**
+     * What was answered for a synced message (`remote_id`, `remote_url`,
+     * each only when there was one), or null when it was not synced here.
+     *
+     * @return array<string, string>|null
+     */
+    public function find(string $messageId): ?array
     {
-        $q = $this->db->prepare("SELECT 1 FROM `{$this->table}` WHERE message_id = ?");
+        $q = $this->db->prepare("SELECT remote_id, remote_url FROM `{$this->table}` WHERE message_id = ?");
         $q->execute([$messageId]);
-        return $q->fetchColumn() !== false;
+        $row = $q->fetch(\PDO::FETCH_ASSOC);
+        return $row === false ? null : array_filter($row, fn ($v) => $v !== null);
     }
 
-    /** Records a synced message; a second time changes nothing. */
-    public function remember(string $messageId, string $consumer): void
+    /**
+     * Records a synced message with what its observer answered; a second
+     * time changes nothing.
+     *
+     * @param array<string, string> $answer `remote_id`, `remote_url`
+     */
+    public function remember(string $messageId, string $consumer, array $answer = []): void
     {
         $this->db->prepare(
-            "INSERT IGNORE INTO `{$this->table}` (message_id, consumer, synced_at) VALUES (?, ?, UTC_TIMESTAMP())"
-        )->execute([$messageId, $consumer]);
+            "INSERT IGNORE INTO `{$this->table}` (message_id, consumer, synced_at, remote_id, remote_url) "
+            . 'VALUES (?, ?, UTC_TIMESTAMP(), ?, ?)'
+        )->execute([$messageId, $consumer, $answer['remote_id'] ?? null, $answer['remote_url'] ?? null]);
         $this->cleanIfDue();
     }
 

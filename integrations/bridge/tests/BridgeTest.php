@@ -147,6 +147,13 @@ final class BridgeTest extends TestCase
         $repeats = array_filter($magento->logged, fn ($l) => str_contains($l, 'already synced'));
         $restartedRepeats = array_filter($restarted->logged, fn ($l) => str_contains($l, 'already synced'));
         self::assertCount(2, [...$repeats, ...$restartedRepeats], 'each repeat acked as already synced');
+        // What the observer answered is kept for the repeats' acks.
+        $log = new \OrderSync\Bridge\SyncedLog($restarted->database(), $restarted->tableName('order_sync_bridge_synced'));
+        [[, $arguments]] = [...$magento->dispatched, ...$restarted->dispatched];
+        self::assertSame(
+            ['remote_id' => "ERP-$id", 'remote_url' => "https://erp.example/orders/$id"],
+            $log->find($arguments['order_sync_message_id'])
+        );
     }
 
     /** @param list<string> $magento Magento's own argument names */
