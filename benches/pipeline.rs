@@ -18,7 +18,9 @@
 //! 3. latency: orders placed at a steady rate; commit → delivery and commit → synced;
 //! 4. peak RSS of the order-sync process during the drain;
 //! 5. the per-operation ceilings measured in the same run (confirmed publishes/s,
-//!    consume + ack/s, ledger rows/s) and the per-order ceiling they imply;
+//!    consume + ack/s, ledger rows/s) and the per-order ceiling they imply,
+//!    and the combined ceiling: the same operations all at once, sharing the
+//!    machine as a drain does;
 //! 6. latency and idle Magento queries/s for `capture.mode = poll` and `binlog`
 //!    side by side, against a MariaDB with its binary log on
 //!    (deploy/mariadb/local-binlog.sh);
@@ -743,9 +745,14 @@ async fn main() {
         // 3 consume + acks, 3 ledger rows (order, delivery, its update).
         let (publishes, consumes, rows) = ceilings(20_000).await;
         let ceiling = publishes.min(consumes).min(rows) / 3.0;
+        let combined = combined_ceiling(10_000).await;
         println!(
             "per-operation ceilings: {publishes:.0} confirmed publishes/s, {consumes:.0} consume+acks/s, \
-             {rows:.0} ledger rows/s; per order (3 of each): at most {ceiling:.0} orders/s"
+             {rows:.0} ledger rows/s; per order (3 of each): at most {ceiling:.0} orders/s, each alone"
+        );
+        println!(
+            "combined ceiling (the three at once, as a drain runs them, sharing the machine): \
+             {combined:.0} orders/s"
         );
         println!();
         println!(
@@ -755,8 +762,8 @@ async fn main() {
              shipped or changed)."
         );
         println!();
-        println!("| backlog | ceiling (orders/s) | reference program (orders/s) | drain, lifecycle off (orders/s) | of ceiling | of reference | drain, lifecycle on + idle (orders/s) | of ceiling | on vs off | peak RSS (off / on) |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| backlog | ceiling, each alone (orders/s) | combined ceiling (orders/s) | reference program (orders/s) | drain, lifecycle off (orders/s) | of ceiling | of combined | of reference | drain, lifecycle on + idle (orders/s) | of combined | on vs off | peak RSS (off / on) |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let off: &[(&str, &str)] = &[("ORDER_SYNC__CAPTURE__HOLD_STATES", "")];
         let on: &[(&str, &str)] = &[(
             "ORDER_SYNC__CONSUMERS__ERP__EVENTS",
@@ -781,13 +788,14 @@ async fn main() {
             let (off_rate, off_time, off_rss) = runs[0];
             let (on_rate, on_time, on_rss) = runs[1];
             println!(
-                "| {n} | {ceiling:.0} | {raw_rate:.0} ({:.1} s) | {off_rate:.0} ({:.1} s) | {:.0} % | {:.0} % | {on_rate:.0} ({:.1} s) | {:.0} % | {:.0} % | {:.1} / {:.1} MiB |",
+                "| {n} | {ceiling:.0} | {combined:.0} | {raw_rate:.0} ({:.1} s) | {off_rate:.0} ({:.1} s) | {:.0} % | {:.0} % | {:.0} % | {on_rate:.0} ({:.1} s) | {:.0} % | {:.0} % | {:.1} / {:.1} MiB |",
                 raw.as_secs_f64(),
                 off_time.as_secs_f64(),
                 100.0 * off_rate / ceiling,
+                100.0 * off_rate / combined,
                 100.0 * off_rate / raw_rate,
                 on_time.as_secs_f64(),
-                100.0 * on_rate / ceiling,
+                100.0 * on_rate / combined,
                 100.0 * on_rate / off_rate,
                 off_rss as f64 / 1024.0,
                 on_rss as f64 / 1024.0,
@@ -1097,69 +1105,131 @@ async fn steady_stream(
 /// consume + ack/s (prefetch 1,000, one multiple-ack per batch), and ledger
 /// rows written/s (batches of 500 per transaction).
 async fn ceilings(n: u32) -> (f64, f64, f64) {
-    let id = uid();
-    let conn = Connection::connect(&amqp(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = channel(&conn, true).await;
-    let (x, q) = (format!("{id}.ceiling"), format!("{id}.ceiling.q"));
-    declare(&ch, &x, ExchangeKind::Direct, &q, "k").await;
-    let body = vec![b'x'; 2_000];
+    let ops = Ops::new().await;
     let started = Instant::now();
-    for window in (0..n).collect::<Vec<_>>().chunks(1_000) {
-        let mut batch = Vec::with_capacity(window.len());
-        for _ in window {
-            batch.push(publish(&ch, &x, "k", &body).await);
-        }
-        confirmed(batch).await;
-    }
+    ops.publish(n).await;
     let publishes = n as f64 / started.elapsed().as_secs_f64();
-    let cons = conn.create_channel().await.unwrap();
-    cons.basic_qos(1_000, BasicQosOptions::default())
-        .await
-        .unwrap();
-    let mut c = consume(&cons, &q).await;
     let started = Instant::now();
-    let mut got = 0;
-    while got < n as usize {
-        let batch = next_batch(&mut c, 1_000).await;
-        got += batch.len();
-        batch
-            .last()
-            .unwrap()
-            .ack(BasicAckOptions { multiple: true })
+    ops.consume(n).await;
+    let consumes = n as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    ops.rows(0, n).await;
+    let rows = n as f64 / started.elapsed().as_secs_f64();
+    ops.remove().await;
+    (publishes, consumes, rows)
+}
+
+/// The ceiling that counts the shared machine: the same three operations an
+/// order needs (3 confirmed publishes, 3 consume + acks, 3 ledger rows), all
+/// at once, as a drain runs them, with RabbitMQ, MariaDB and this process on
+/// the same cores. Orders/s: `orders` orders' worth of each, by the time the
+/// last of them is done. Still a ceiling: no order-sync logic, no JSON, no
+/// reads, and each operation in the biggest batches it takes.
+async fn combined_ceiling(orders: u32) -> f64 {
+    let ops = Ops::new().await;
+    let n = 3 * orders;
+    let started = Instant::now();
+    tokio::join!(ops.publish(n), ops.consume(n), ops.rows(0, n));
+    let rate = orders as f64 / started.elapsed().as_secs_f64();
+    ops.remove().await;
+    rate
+}
+
+/// One broker queue and one ledger table, for the ceiling measurements.
+struct Ops {
+    id: String,
+    conn: Connection,
+    ch: Channel,
+    exchange: String,
+    queue: String,
+    db: Pool,
+}
+
+impl Ops {
+    async fn new() -> Self {
+        let id = uid();
+        let conn = Connection::connect(&amqp(), ConnectionProperties::default())
             .await
             .unwrap();
+        let ch = channel(&conn, true).await;
+        let (exchange, queue) = (format!("{id}.ceiling"), format!("{id}.ceiling.q"));
+        declare(&ch, &exchange, ExchangeKind::Direct, &queue, "k").await;
+        let db = create_db(&format!("{id}_ledger"), None).await;
+        db.get_conn()
+            .await
+            .unwrap()
+            .query_drop(
+                "CREATE TABLE rows_ceiling (entity_id INT UNSIGNED, consumer VARCHAR(64), \
+                 message LONGTEXT, state VARCHAR(16), PRIMARY KEY (entity_id, consumer))",
+            )
+            .await
+            .unwrap();
+        Ops {
+            id,
+            conn,
+            ch,
+            exchange,
+            queue,
+            db,
+        }
     }
-    let consumes = n as f64 / started.elapsed().as_secs_f64();
-    remove(&ch, &[&q], &[&x]).await;
-    let _ = conn.close(200, "done".into()).await;
 
-    let db = create_db(&format!("{id}_ledger"), None).await;
-    let mut c = db.get_conn().await.unwrap();
-    c.query_drop(
-        "CREATE TABLE rows_ceiling (entity_id INT UNSIGNED, consumer VARCHAR(64), \
-         message LONGTEXT, state VARCHAR(16), PRIMARY KEY (entity_id, consumer))",
-    )
-    .await
-    .unwrap();
-    let message = "x".repeat(2_000);
-    let started = Instant::now();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
-        let mut tx = c.start_transaction(Default::default()).await.unwrap();
-        tx.exec_batch(
-            "INSERT INTO rows_ceiling VALUES (?, 'erp', ?, 'pending')",
-            chunk.iter().map(|i| (*i, message.as_str())),
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
+    /// `n` confirmed persistent publishes, in windows of 1,000.
+    async fn publish(&self, n: u32) {
+        let body = vec![b'x'; 2_000];
+        for window in (0..n).collect::<Vec<_>>().chunks(1_000) {
+            let mut batch = Vec::with_capacity(window.len());
+            for _ in window {
+                batch.push(publish(&self.ch, &self.exchange, "k", &body).await);
+            }
+            confirmed(batch).await;
+        }
     }
-    let rows = n as f64 / started.elapsed().as_secs_f64();
-    drop(c);
-    drop(db);
-    drop_db(&format!("{id}_ledger")).await;
-    (publishes, consumes, rows)
+
+    /// `n` messages consumed and acked (prefetch 1,000, one multiple-ack
+    /// per batch), waiting for them where they are still being published.
+    async fn consume(&self, n: u32) {
+        let cons = self.conn.create_channel().await.unwrap();
+        cons.basic_qos(1_000, BasicQosOptions::default())
+            .await
+            .unwrap();
+        let mut c = consume(&cons, &self.queue).await;
+        let mut got = 0;
+        while got < n as usize {
+            let batch = next_batch(&mut c, 1_000).await;
+            got += batch.len();
+            batch
+                .last()
+                .unwrap()
+                .ack(BasicAckOptions { multiple: true })
+                .await
+                .unwrap();
+        }
+        let _ = cons.close(200, "done".into()).await;
+    }
+
+    /// Rows `from..from + n` written, 500 per transaction.
+    async fn rows(&self, from: u32, n: u32) {
+        let mut c = self.db.get_conn().await.unwrap();
+        let message = "x".repeat(2_000);
+        for chunk in (from..from + n).collect::<Vec<_>>().chunks(500) {
+            let mut tx = c.start_transaction(Default::default()).await.unwrap();
+            tx.exec_batch(
+                "INSERT INTO rows_ceiling VALUES (?, 'erp', ?, 'pending')",
+                chunk.iter().map(|i| (*i, message.as_str())),
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+
+    async fn remove(self) {
+        remove(&self.ch, &[&self.queue], &[&self.exchange]).await;
+        let _ = self.conn.close(200, "done".into()).await;
+        drop(self.db);
+        drop_db(&format!("{}_ledger", self.id)).await;
+    }
 }
 
 /// Times each operator read over a ledger of `rows` delivery rows (two
