@@ -681,6 +681,39 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// CPU seconds (user + system) each process has used so far: order-sync,
+/// RabbitMQ, MariaDB, and this benchmark (the consumer), from `/proc`.
+fn cpu_seconds(order_sync: u32) -> [(&'static str, f64); 4] {
+    fn of(pid: Option<u32>) -> f64 {
+        let Some(stat) = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        else {
+            return f64::NAN;
+        };
+        // Fields after the command (which may hold spaces): utime is the 14th.
+        let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        // rest starts at field 3 (state is not a number, so dropped): utime, stime
+        // are fields 14 and 15, at 10 and 11 here.
+        (f.get(10).copied().unwrap_or(f64::NAN) + f.get(11).copied().unwrap_or(f64::NAN)) / 100.0
+    }
+    fn named(name: &str) -> Option<u32> {
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.trim() == name).then_some(pid)
+        })
+    }
+    [
+        ("order-sync", of(Some(order_sync))),
+        ("RabbitMQ", of(named("beam.smp"))),
+        ("MariaDB", of(named("mariadbd"))),
+        ("consumer (this benchmark)", of(Some(std::process::id()))),
+    ]
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -769,6 +802,7 @@ async fn main() {
             "ORDER_SYNC__CONSUMERS__ERP__EVENTS",
             "placed,invoiced,shipped,refunded,canceled,status_changed",
         )];
+        let mut cpu = Vec::new();
         for &n in &backlogs {
             let raw = raw_limit(n).await;
             let mut runs = Vec::new();
@@ -776,10 +810,13 @@ async fn main() {
                 let (id, magento) = Pipeline::prepare(n).await;
                 let p = Pipeline::start_with(id, magento, &mysql(), extra, None).await;
                 let started = Instant::now();
+                let cpu_before = cpu_seconds(p.child.id());
                 let consumer = p.consumer(Default::default()).await;
                 p.wait_synced(n as u64, Duration::from_secs(1800)).await;
                 let drain = started.elapsed();
+                let cpu_after = cpu_seconds(p.child.id());
                 let rss = p.peak_rss_kib();
+                cpu.push((n, drain, cpu_before, cpu_after));
                 consumer.abort();
                 p.stop().await;
                 runs.push((n as f64 / drain.as_secs_f64(), drain, rss));
@@ -799,6 +836,27 @@ async fn main() {
                 100.0 * on_rate / off_rate,
                 off_rss as f64 / 1024.0,
                 on_rss as f64 / 1024.0,
+            );
+        }
+        println!();
+        println!(
+            "Where a drain's time goes: CPU seconds each process used during it (of the \
+             drain's wall time × 2 cores), lifecycle off then on."
+        );
+        println!();
+        println!("| backlog | drain (s) | order-sync | RabbitMQ | MariaDB | consumer | all, of 2 cores |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        for (n, drain, before, after) in cpu {
+            let used: Vec<f64> = before.iter().zip(&after).map(|(b, a)| a.1 - b.1).collect();
+            let wall = drain.as_secs_f64();
+            let share = |c: f64| format!("{c:.1} s ({:.0} %)", 100.0 * c / (2.0 * wall));
+            println!(
+                "| {n} | {wall:.1} | {} | {} | {} | {} | {:.0} % |",
+                share(used[0]),
+                share(used[1]),
+                share(used[2]),
+                share(used[3]),
+                100.0 * used.iter().sum::<f64>() / (2.0 * wall),
             );
         }
     }
