@@ -190,11 +190,9 @@ impl Ledger {
             .iter_mut()
             .filter(|r| r.state == RunState::Running.as_str())
         {
-            // Taking the lock and letting it go at once: a free lock is a dead run.
-            if let Some(lock) = self.try_named_lock(&run_key(shop, &run.consumer)).await? {
-                lock.release().await;
-                run.stalled = true;
-            }
+            // Asked, not taken: taking it, even for a moment, could refuse a
+            // start that comes meanwhile.
+            run.stalled = self.named_lock_free(&run_key(shop, &run.consumer)).await?;
         }
         Ok(runs)
     }

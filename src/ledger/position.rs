@@ -115,6 +115,18 @@ impl Ledger {
         }
     }
 
+    /// Whether no connection holds the lock `key` names, asked without
+    /// taking it (on a pooled connection).
+    pub(super) async fn named_lock_free(&self, key: &str) -> Result<bool, LedgerError> {
+        let mut conn = self.pool.get_conn().await?;
+        let database: Option<String> = conn.query_first("SELECT DATABASE()").await?.flatten();
+        let name = lock_name(database.as_deref().unwrap_or(""), key);
+        let free: Option<Option<i64>> = conn
+            .exec_first("SELECT IS_FREE_LOCK(?)", (name.as_str(),))
+            .await?;
+        Ok(free.flatten() == Some(1))
+    }
+
     /// The sources (shop names) the ledger holds a capture position for.
     pub async fn capture_sources(&self) -> Result<Vec<String>, LedgerError> {
         let mut conn = self.pool.get_conn().await?;
