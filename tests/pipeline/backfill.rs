@@ -76,6 +76,15 @@ async fn older_orders(env: &TestEnv, n: u32) -> Vec<u32> {
     )
     .await
     .unwrap();
+    // Older orders are older: placed and last saved days ago, as a shop's
+    // are, not in the minute the change scan looks back over.
+    tx.exec_drop(
+        "UPDATE sales_order SET created_at = UTC_TIMESTAMP() - INTERVAL 2 DAY, \
+         updated_at = UTC_TIMESTAMP() - INTERVAL 2 DAY WHERE entity_id >= ?",
+        (first,),
+    )
+    .await
+    .unwrap();
     tx.exec_drop(
         "INSERT INTO sales_order_item (order_id, store_id, sku, name, product_type, qty_ordered, price, row_total) \
          SELECT o.entity_id, 1, 'MH01-XS-Black', 'Chaz Kangeroo Hoodie', 'simple', 1, '52.0000', '52.0000' \
