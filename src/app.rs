@@ -162,6 +162,7 @@ impl Parts {
             settings: settings.clone(),
             deps: Deps {
                 audience: Default::default(),
+                follow_ons: Default::default(),
                 shapes: Arc::new(crate::magento::shape::Shapes::new(&settings.consumers)),
                 shop: settings.shop.name.clone(),
                 consumers: settings.consumers.clone(),

@@ -5,8 +5,10 @@
 //!
 //! Capture is the only writer and records events in the order it saw them,
 //! so `seq` is the order they happened in as far as Magento's tables tell.
-//! Re-recording is harmless: a document already recorded, or a state the
-//! ledger already holds for the order, adds nothing.
+//! Re-recording is harmless: a document already recorded, a state the
+//! ledger already holds for the order, a move from a state it does not hold
+//! (the binlog's before image), or one committed at or before the order's
+//! last move read from the binlog, adds nothing.
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,6 +30,14 @@ pub struct Change {
     pub document: Option<(Event, u32)>,
     /// The order's state and status after this change, when it is one.
     pub moved_to: Option<(Option<String>, Option<String>)>,
+    /// The state and status the move was from, when known (the binlog's
+    /// before image): then it is recorded only if the ledger holds exactly
+    /// that, so a change the scan recorded first, or one replayed after a
+    /// restart, is not recorded again.
+    pub moved_from: Option<(Option<String>, Option<String>)>,
+    /// Where the binlog committed the move ([`crate::ledger::BinlogPosition::ordinal`]):
+    /// recorded only past the order's last one.
+    pub binlog_at: Option<u64>,
     /// When Magento says it happened (`created_at` / `updated_at`, UTC).
     pub occurred_at: Option<NaiveDateTime>,
     /// What becomes of the order's held placement, if it is held.
@@ -154,11 +164,16 @@ impl Ledger {
     }
 }
 
+/// Where the binlog committed an order's last move recorded from it.
+type BinlogAt = Option<u64>;
+
 /// What the ledger already holds of the orders and documents in a batch,
 /// read once per batch (and kept up to date as the batch goes).
 struct Known {
     documents: HashSet<(Event, u32)>,
     states: HashMap<u32, (Option<String>, Option<String>)>,
+    /// Where the binlog committed each order's last change recorded from it.
+    binlog_at: HashMap<u32, u64>,
     last_seq: HashMap<u32, u16>,
     /// (order, consumer) holding the order's placement: the only consumers
     /// its later events go to.
@@ -177,6 +192,7 @@ impl Known {
         let mut known = Known {
             documents: HashSet::new(),
             states: HashMap::new(),
+            binlog_at: HashMap::new(),
             last_seq: HashMap::new(),
             placed: HashSet::new(),
         };
@@ -202,10 +218,10 @@ impl Known {
             );
         }
         for chunk in ids.chunks(1000) {
-            let rows: Vec<(u32, Option<String>, Option<String>)> = from_rows(
+            let rows: Vec<(u32, Option<String>, Option<String>, BinlogAt)> = from_rows(
                 tx.exec(
                     format!(
-                        "SELECT entity_id, state, status FROM order_sync_orders \
+                        "SELECT entity_id, state, status, binlog_at FROM order_sync_orders \
                          WHERE entity_id IN ({}) FOR UPDATE",
                         marks(chunk.len())
                     ),
@@ -213,9 +229,12 @@ impl Known {
                 )
                 .await?,
             )?;
-            known
-                .states
-                .extend(rows.into_iter().map(|(id, st, su)| (id, (st, su))));
+            for (id, st, su, at) in rows {
+                known.states.insert(id, (st, su));
+                if let Some(at) = at {
+                    known.binlog_at.insert(id, at);
+                }
+            }
             let rows: Vec<(u32, u16)> = from_rows(
                 tx.exec(
                     format!(
@@ -257,7 +276,8 @@ pub(super) async fn record_all(
 ) -> Result<Recorded, LedgerError> {
     let mut known = Known::read(tx, changes).await?;
     let mut done = Recorded::default();
-    let mut moves: Vec<(Option<String>, Option<String>, u32)> = vec![];
+    // State, status, binlog place, order.
+    let mut moves: Vec<(Option<String>, Option<String>, BinlogAt, u32)> = vec![];
     let mut messages: Vec<(&str, u32)> = vec![];
     let mut sent: Vec<u32> = vec![];
     let mut dropped: Vec<(String, u32)> = vec![];
@@ -276,8 +296,25 @@ pub(super) async fn record_all(
             if known.states.get(&id) == Some(moved) {
                 continue;
             }
+            if change
+                .moved_from
+                .as_ref()
+                .is_some_and(|from| known.states.get(&id) != Some(from))
+            {
+                continue;
+            }
+            let last = known.binlog_at.get(&id).copied();
+            if let (Some(at), Some(last)) = (change.binlog_at, last) {
+                if at <= last {
+                    continue;
+                }
+            }
             known.states.insert(id, moved.clone());
-            moves.push((moved.0.clone(), moved.1.clone(), id));
+            let at = change.binlog_at.or(last);
+            if let Some(at) = at {
+                known.binlog_at.insert(id, at);
+            }
+            moves.push((moved.0.clone(), moved.1.clone(), at, id));
         }
         match &change.release {
             Some(Release::Send { message }) => {
@@ -351,7 +388,7 @@ pub(super) async fn record_all(
     }
     if !moves.is_empty() {
         tx.exec_batch(
-            "UPDATE order_sync_orders SET state = ?, status = ? WHERE entity_id = ?",
+            "UPDATE order_sync_orders SET state = ?, status = ?, binlog_at = ? WHERE entity_id = ?",
             moves,
         )
         .await?;

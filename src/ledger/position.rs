@@ -40,6 +40,17 @@ pub struct BinlogPosition {
     pub pos: u64,
 }
 
+impl BinlogPosition {
+    /// The position as one number that grows along the log, across its
+    /// files (`<file number> << 32 | offset`; a binlog file is at most
+    /// 4 GiB), or `None` for a file name without a number.
+    pub fn ordinal(&self) -> Option<u64> {
+        let number: u32 = self.file.rsplit_once('.')?.1.parse().ok()?;
+        let pos = u32::try_from(self.pos).ok()?;
+        Some(u64::from(number) << 32 | u64::from(pos))
+    }
+}
+
 impl std::fmt::Display for BinlogPosition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.file, self.pos)

@@ -72,6 +72,8 @@ fn canceled_at_first_sight(o: &NewOrder) -> Change {
         document: None,
         // The ledger already holds `canceled` from the placement.
         moved_to: None,
+        moved_from: None,
+        binlog_at: None,
         occurred_at: None,
         release: None,
         events: vec![(Event::Canceled, json.to_string())],

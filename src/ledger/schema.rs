@@ -230,6 +230,17 @@ pub const MIGRATIONS: &[(u32, &str, &[&str])] = &[
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
         ],
     ),
+    (
+        11,
+        "binlog place of an order's last change",
+        &[
+            // Where in Magento's binary log the last change recorded from it
+            // was committed (file number << 32 | offset): a change the
+            // follower reads again after a restart is at or before it, and
+            // is not recorded twice even when the order went back and forth.
+            "ALTER TABLE order_sync_orders ADD COLUMN binlog_at BIGINT UNSIGNED NULL",
+        ],
+    ),
 ];
 
 /// Server errors that mean an `ALTER` of an interrupted migration already

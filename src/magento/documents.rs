@@ -89,7 +89,7 @@ pub struct Document {
 }
 
 /// An order whose `updated_at` is in the scanned window.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OrderChange {
     pub entity_id: u32,
     pub store_id: Option<u16>,

@@ -389,23 +389,24 @@ impl Magento {
         Ok(IdStep::new(increment, offset))
     }
 
-    /// Where `entity_id` is among the order table's columns (0-based), as the
+    /// Where each column of `table` is among its columns (0-based), as the
     /// binary log's row images list them.
-    pub async fn order_id_column(&self) -> Result<usize, MagentoError> {
+    pub async fn column_places(
+        &self,
+        table: &str,
+    ) -> Result<std::collections::HashMap<String, usize>, MagentoError> {
         let mut conn = self.pool.get_conn().await?;
-        let position: Option<u32> = conn
-            .exec_first(
-                "SELECT ORDINAL_POSITION FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'entity_id'",
-                (self.tables.order.as_str(),),
+        let rows: Vec<(String, u32)> = conn
+            .exec(
+                "SELECT COLUMN_NAME, ORDINAL_POSITION FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (table,),
             )
             .await?;
-        position
-            .map(|p| p.saturating_sub(1) as usize)
-            .ok_or_else(|| MagentoError::MissingColumn {
-                table: self.tables.order.clone(),
-                column: "entity_id".into(),
-            })
+        Ok(rows
+            .into_iter()
+            .map(|(name, place)| (name, place.saturating_sub(1) as usize))
+            .collect())
     }
 
     /// These committed orders (those that exist), each with its children.

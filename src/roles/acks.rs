@@ -159,6 +159,11 @@ impl AckListener {
                 })
                 .inc();
         }
+        if !synced.is_empty() && self.deps.consumers.want_lifecycle() {
+            // A synced event lets its order's next one go: the follow-on loop
+            // sends it now rather than at its next round.
+            self.deps.follow_ons.notify_one();
+        }
         if !synced.is_empty() {
             // Only for the histogram: a failed read costs a sample, not an ack.
             let ids: Vec<u32> = synced.iter().map(|s| s.0).collect();

@@ -87,6 +87,9 @@ pub struct Deps {
     pub shapes: Arc<Shapes>,
     /// Who gets which orders, resolved once (website codes need Magento).
     pub audience: Arc<tokio::sync::OnceCell<Audience>>,
+    /// Rung by capture when it recorded later events, so the relay's
+    /// follow-on loop sends them now rather than at its next round.
+    pub follow_ons: Arc<tokio::sync::Notify>,
 }
 
 impl Deps {

@@ -22,7 +22,7 @@ use lapin::{
 use order_sync_consumer::amqp::{next_batch, Next};
 use tokio_util::sync::CancellationToken;
 
-use super::{sleep_or_shutdown, Deps, Role, RoleError};
+use super::{Deps, Role, RoleError};
 use crate::{
     broker::{BrokerError, Outgoing, Publisher},
     config::{MessageFormat, MessageSettings, RelaySettings},
@@ -579,8 +579,21 @@ impl<const FOLLOW_ON: bool> Role for Rounds<FOLLOW_ON> {
             if shutdown.is_cancelled() {
                 return Ok(());
             }
-            if !more && !sleep_or_shutdown(self.wait(), shutdown).await {
-                return Ok(());
+            if !more {
+                // The follow-on loop is also woken by capture recording later
+                // events in this process (another instance's wait out their
+                // interval).
+                let woken = async {
+                    match FOLLOW_ON {
+                        true => self.relay.deps.follow_ons.notified().await,
+                        false => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(self.wait()) => {}
+                    _ = woken => {}
+                }
             }
         }
     }

@@ -15,6 +15,7 @@ use order_sync::{
 use tokio_util::sync::CancellationToken;
 
 use crate::kit::BinlogServer;
+use crate::lifecycle::CHANGE;
 use crate::support::{body, free_port, http, insert_order, TestEnv};
 
 /// A test world whose Magento database is on `server`, captured in binlog
@@ -297,6 +298,7 @@ fn follower(url: &str) -> Follower {
         },
         database: "test".into(),
         table: "sales_order".into(),
+        changes: None,
         id_column: 0,
     }
 }
@@ -559,5 +561,127 @@ async fn the_saved_binlog_file_is_one_the_server_has_after_every_reconnect_and_r
     shutdown.cancel();
     pipeline.await.unwrap();
     drop(admin);
+    env.cleanup().await;
+}
+
+/// What one consumer got of one order: each event with the order's status
+/// in its message, in arrival order.
+fn life_of(got: &crate::lifecycle::Received, order: u32) -> Vec<String> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|(id, ..)| *id == order)
+        .map(|(_, event, _, m)| match m["order"]["status"].as_str() {
+            Some(status) if event == CHANGE => format!("{event}:{status}"),
+            _ => event.clone(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_change_the_binlog_shows_arrives_once_in_commit_order_even_those_between_scans() {
+    use crate::lifecycle::{sync_service, until, Shop, CANCEL, INVOICE, PLACE, REFUND, SHIP};
+    let server = BinlogServer::start("");
+    let settings = [
+        (
+            "ORDER_SYNC__CONSUMERS__ERP__EVENTS",
+            "placed,invoiced,shipped,refunded,canceled,status_changed",
+        ),
+        // The scan runs at start and then not within the test: every later
+        // event here comes from the binlog.
+        ("ORDER_SYNC__CAPTURE__LIFECYCLE__POLL_INTERVAL", "1h"),
+        ("ORDER_SYNC__RELAY__FOLLOW_ON_INTERVAL", "50ms"),
+    ];
+    let env = binlog_env(&server, &settings).await;
+    let shop = Shop { magento1: false };
+    let (erp, service) = sync_service(&env, "erp").await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    server.wait_for_follower(Duration::from_secs(20)).await;
+    let long = Duration::from_secs(20);
+
+    let a = shop.place(&env, "new", "pending").await;
+    let b = shop.place(&env, "processing", "processing").await;
+    let c = shop.place(&env, "processing", "processing").await;
+    until("three placements", long, || {
+        [a, b, c].iter().all(|o| life_of(&erp, *o) == [PLACE])
+    })
+    .await;
+
+    // A: invoiced, shipped (the order completes), and 0.1 s later part of it
+    // refunded. B: picked, packed and completed within a second. C: held and
+    // released within a second. D: cancelled at checkout, 50 ms after it
+    // was placed.
+    shop.invoice(&env, a).await;
+    shop.ship(&env, a).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    shop.partial_refund(&env, a).await;
+    shop.change(&env, b, "processing", "picking").await;
+    shop.change(&env, b, "processing", "packed").await;
+    shop.change(&env, b, "complete", "complete").await;
+    shop.change(&env, c, "holded", "holded").await;
+    shop.change(&env, c, "processing", "processing").await;
+    let d = shop.place(&env, "new", "pending").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    shop.cancel(&env, d).await;
+
+    let change = |status: &str| format!("{CHANGE}:{status}");
+    let want_a = vec![
+        PLACE.to_owned(),
+        INVOICE.into(),
+        change("processing"),
+        SHIP.into(),
+        change("complete"),
+        REFUND.into(),
+    ];
+    let want_b = vec![
+        PLACE.to_owned(),
+        change("picking"),
+        change("packed"),
+        change("complete"),
+    ];
+    let want_c = vec![PLACE.to_owned(), change("holded"), change("processing")];
+    until("every change of A, B and C", long, || {
+        life_of(&erp, a).len() >= want_a.len()
+            && life_of(&erp, b).len() >= want_b.len()
+            && life_of(&erp, c).len() >= want_c.len()
+    })
+    .await;
+    until("D placed and cancelled", long, || {
+        life_of(&erp, d).iter().any(|e| e == CANCEL)
+    })
+    .await;
+
+    // E is cancelled while order-sync is stopped.
+    let e = shop.place(&env, "new", "pending").await;
+    until("E placed", long, || life_of(&erp, e) == [PLACE]).await;
+    env.wait_for_ledger(long, "E's placement synced", |rows| {
+        rows.iter()
+            .any(|r| r.entity_id == e && r.state == State::Synced)
+    })
+    .await;
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    shop.cancel(&env, e).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    until("E cancelled", long, || {
+        life_of(&erp, e).iter().any(|x| x == CANCEL)
+    })
+    .await;
+    // Anything doubled or late would show by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    assert_eq!(life_of(&erp, a), want_a, "A as Magento did it");
+    assert_eq!(life_of(&erp, b), want_b, "B's every status, in order");
+    assert_eq!(life_of(&erp, c), want_c, "C's hold and its release");
+    let cancelled = [PLACE.to_owned(), CANCEL.into(), change("canceled")];
+    let got_d = life_of(&erp, d);
+    assert!(
+        got_d == cancelled || got_d == [PLACE.to_owned(), CANCEL.into()],
+        "D once, placement first, one cancellation: {got_d:?}"
+    );
+    assert_eq!(life_of(&erp, e), cancelled, "E's cancellation, once");
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    service.abort();
     env.cleanup().await;
 }

@@ -32,7 +32,7 @@ impl Shop {
     }
 
     /// Sets the order's state and status, as Magento's order save does.
-    async fn set_state(
+    pub(crate) async fn set_state(
         &self,
         tx: &mut mysql_async::Transaction<'_>,
         id: u32,
@@ -133,17 +133,23 @@ impl Shop {
     }
 
     /// A credit memo with an item; the order becomes `closed`.
-    async fn refund(&self, env: &TestEnv, order: u32) -> u32 {
+    pub(crate) async fn refund(&self, env: &TestEnv, order: u32) -> u32 {
         self.credit_memo(env, order, "123.4500", true).await
     }
 
     /// A credit memo for part of the order: the order keeps its state (a
     /// shipped order stays `complete`), its totals change.
-    async fn partial_refund(&self, env: &TestEnv, order: u32) -> u32 {
+    pub(crate) async fn partial_refund(&self, env: &TestEnv, order: u32) -> u32 {
         self.credit_memo(env, order, "33.2250", false).await
     }
 
-    async fn credit_memo(&self, env: &TestEnv, order: u32, total: &str, closes: bool) -> u32 {
+    pub(crate) async fn credit_memo(
+        &self,
+        env: &TestEnv,
+        order: u32,
+        total: &str,
+        closes: bool,
+    ) -> u32 {
         let mut conn = env.magento_conn().await;
         let mut tx = conn.start_transaction(Default::default()).await.unwrap();
         tx.exec_drop(
@@ -184,11 +190,11 @@ impl Shop {
         memo
     }
 
-    async fn cancel(&self, env: &TestEnv, order: u32) {
+    pub(crate) async fn cancel(&self, env: &TestEnv, order: u32) {
         self.change(env, order, "canceled", "canceled").await;
     }
 
-    async fn change(&self, env: &TestEnv, order: u32, state: &str, status: &str) {
+    pub(crate) async fn change(&self, env: &TestEnv, order: u32, state: &str, status: &str) {
         let mut conn = env.magento_conn().await;
         let mut tx = conn.start_transaction(Default::default()).await.unwrap();
         self.set_state(&mut tx, order, state, status).await;
@@ -196,7 +202,7 @@ impl Shop {
     }
 
     /// An order placed in `state`/`status`.
-    async fn place(&self, env: &TestEnv, state: &str, status: &str) -> u32 {
+    pub(crate) async fn place(&self, env: &TestEnv, state: &str, status: &str) -> u32 {
         let mut conn = env.magento_conn().await;
         if self.magento1 {
             conn.exec_drop(
@@ -225,7 +231,12 @@ impl Shop {
     }
 
     /// One row of `table` as text, column by column (NULL as `None`).
-    async fn row_text(&self, env: &TestEnv, table: &str, id: u32) -> Vec<(String, Option<String>)> {
+    pub(crate) async fn row_text(
+        &self,
+        env: &TestEnv,
+        table: &str,
+        id: u32,
+    ) -> Vec<(String, Option<String>)> {
         let mut conn = env.magento_conn().await;
         conn.query_drop("SET time_zone = '+00:00'").await.unwrap();
         let row: mysql_async::Row = conn
@@ -272,7 +283,7 @@ fn assert_same_columns(message: &Value, row: &[(String, Option<String>)], what: 
 }
 
 /// What one consumer received: (entity_id, event, sequence, body), in arrival order.
-type Received = Arc<Mutex<Vec<(u32, String, u64, Value)>>>;
+pub(crate) type Received = Arc<Mutex<Vec<(u32, String, u64, Value)>>>;
 
 /// A sync service that acks every message `synced` (by its message id alone),
 /// recording what it got, in order.
@@ -385,10 +396,10 @@ pub(crate) async fn until(what: &str, within: Duration, check: impl Fn() -> bool
 
 pub(crate) const PLACE: &str = "sales_order_place_after_que";
 pub(crate) const INVOICE: &str = "sales_order_invoice_save_after_que";
-const SHIP: &str = "sales_order_shipment_save_after_que";
-const REFUND: &str = "sales_order_creditmemo_save_after_que";
-const CANCEL: &str = "order_cancel_after_que";
-const CHANGE: &str = "sales_order_save_after_que";
+pub(crate) const SHIP: &str = "sales_order_shipment_save_after_que";
+pub(crate) const REFUND: &str = "sales_order_creditmemo_save_after_que";
+pub(crate) const CANCEL: &str = "order_cancel_after_que";
+pub(crate) const CHANGE: &str = "sales_order_save_after_que";
 
 /// Each event and its schema in docs/asyncapi.yaml.
 pub const SCHEMAS: [(&str, &str); 5] = [

@@ -1,19 +1,24 @@
-//! Following Magento's binary log (`capture.mode = "binlog"`): a trigger, not
-//! a source.
+//! Following Magento's binary log (`capture.mode = "binlog"`).
 //!
 //! The follower registers with the Magento database server as a replica and
-//! reads its binary log as it is written. For each transaction it notes only
-//! whether it inserted orders and their ids; at the commit (XID) it announces
-//! them, and capture reads them at once with its committed-read path — the
-//! same SELECT polling uses, so an order's message never depends on how it was
-//! noticed. Polling goes on every `capture.binlog.poll_interval` as the safety
-//! net, so no order depends on the binlog alone.
+//! reads its binary log as it is written. For each transaction it notes
+//! which orders it inserted, which orders' state or status it changed (the
+//! row's before and after images) and which invoices, shipments and credit
+//! memos it created, in the order the transaction wrote them; at the commit
+//! (XID) it announces them, in commit order. Capture reads announced orders
+//! at once with its committed-read path — the same SELECT polling uses, so
+//! an order's message never depends on how it was noticed — and records the
+//! changes and documents as later events ([`super::seen`]). Polling and the
+//! lifecycle scan go on as the safety net, so nothing depends on the binlog
+//! alone.
 //!
 //! Bounded under bulk writes: row images are decoded one event at a time and
-//! dropped; updates and deletes are not decoded at all (only inserts announce
-//! orders), and a transaction inserting more than [`MAX_NOTED`] orders is
-//! announced by its highest id alone. A mass action over 100,000 orders costs
-//! the follower a few kilobytes.
+//! dropped; of an update only the order's identifiers are kept, and only when
+//! its state or status changed; deletes are not decoded. A transaction
+//! inserting more than [`MAX_NOTED`] orders is announced by its highest id
+//! alone, and past [`MAX_SEEN`] changes not yet taken the rest are left to the
+//! scan ([`Pending::overflowed`]). A mass action over 100,000 orders costs the
+//! follower a few kilobytes.
 //!
 //! Anything that stops the follower (binlog off, not ROW, grants missing, the
 //! saved file purged, the stream cut or silent past three heartbeats) ends
@@ -21,9 +26,11 @@
 //! polls at its normal interval and tries again after `capture.binlog.retry`.
 //!
 //! If the process dies anywhere here, nothing is lost: the ledger keeps the
-//! binlog position after which every announced order was captured, a restart
-//! reads from there (announcing again what may have been read; capture's
-//! ledger absorbs repeats), and polling covers everything regardless.
+//! binlog position after which every announced order was captured and every
+//! announced change recorded (or handed to the scan), a restart reads from
+//! there (announcing again what may have been read; the ledger absorbs
+//! repeats: an order once, a document once, a change only from the state the
+//! ledger holds), and polling covers everything regardless.
 
 use std::sync::{
     atomic::{AtomicBool, Ordering},
@@ -32,21 +39,51 @@ use std::sync::{
 
 use futures_util::StreamExt;
 use mysql_async::{
-    binlog::events::{EventData, RowsEventData},
+    binlog::{
+        events::{EventData, RowsEventData, TableMapEvent},
+        row::BinlogRow,
+        value::BinlogValue,
+    },
+    consts::ColumnType,
     prelude::*,
     BinlogStreamRequest, Conn, Opts,
 };
+use serde_json::{Map, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::BinlogSettings, ledger::BinlogPosition};
+use crate::{
+    config::BinlogSettings,
+    ledger::BinlogPosition,
+    magento::documents::{OrderChange, ORDER_IDENTIFIERS},
+    message::Event,
+};
 
 /// Order ids remembered per announcement; beyond it only the highest is kept
 /// (capture reads everything above its position anyway).
 pub const MAX_NOTED: usize = 1_000;
 
+/// Changes and documents held for capture at most; past it the rest are
+/// left to the lifecycle scan.
+pub const MAX_SEEN: usize = 10_000;
+
+/// What a committed transaction did that capture records as a later event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    /// An order's state or status changed: its identifiers as the
+    /// transaction left them, and its state and status before.
+    Moved {
+        change: Box<OrderChange>,
+        before: (Option<String>, Option<String>),
+        /// Where its transaction committed ([`BinlogPosition::ordinal`]).
+        at: Option<u64>,
+    },
+    /// An invoice, shipment or credit memo was created.
+    Document { event: Event, entity_id: u32 },
+}
+
 /// What the follower announced since capture last looked.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Pending {
     /// Order ids inserted by the commits announced (at most [`MAX_NOTED`]).
     pub ids: Vec<u32>,
@@ -56,6 +93,10 @@ pub struct Pending {
     pub commits: u64,
     /// The position after the last commit read (with or without orders).
     pub through: Option<BinlogPosition>,
+    /// Changes and documents, in commit order (at most [`MAX_SEEN`]).
+    pub seen: Vec<Seen>,
+    /// More were seen than kept: the lifecycle scan must look now.
+    pub overflowed: bool,
 }
 
 impl Pending {
@@ -105,13 +146,33 @@ impl Signal {
         self.live.load(Ordering::SeqCst)
     }
 
-    fn commit(&self, inserted: &[u32], through: BinlogPosition) {
+    fn commit(&self, inserted: &[u32], seen: &mut Vec<Seen>, through: BinlogPosition) {
+        let at = through.ordinal();
         let mut p = self.pending.lock().expect("no panics while held");
         p.through = Some(through);
+        let wake = !inserted.is_empty() || !seen.is_empty();
         if !inserted.is_empty() {
             p.note(inserted);
             p.commits += 1;
-            drop(p);
+        }
+        // An order's updates in the transaction that inserted it are part of
+        // its placement, which is read as the transaction left it.
+        seen.retain(
+            |s| !matches!(s, Seen::Moved { change, .. } if inserted.contains(&change.entity_id)),
+        );
+        for s in seen.iter_mut() {
+            if let Seen::Moved { at: place, .. } = s {
+                *place = at;
+            }
+        }
+        let room = MAX_SEEN.saturating_sub(p.seen.len());
+        if seen.len() > room {
+            p.overflowed = true;
+            seen.truncate(room);
+        }
+        p.seen.append(seen);
+        drop(p);
+        if wake {
             self.notify.notify_one();
         }
     }
@@ -139,7 +200,8 @@ impl std::fmt::Display for Stop {
     }
 }
 
-/// Reads one Magento database's binary log for inserts into its order table.
+/// Reads one Magento database's binary log for inserts into its order table
+/// and, when later events are wanted, changes of orders and new documents.
 #[derive(Debug, Clone)]
 pub struct Follower {
     pub opts: Opts,
@@ -148,7 +210,23 @@ pub struct Follower {
     pub table: String,
     /// `entity_id`'s place among the order table's columns.
     pub id_column: usize,
+    /// What to decode beyond inserted orders; `None`: nothing.
+    pub changes: Option<Layout>,
 }
+
+/// Where the columns the follower decodes are in each table's row images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The order table's [`ORDER_IDENTIFIERS`], in that order.
+    pub identifiers: [usize; ORDER_IDENTIFIERS.len()],
+    /// The order table's `updated_at`.
+    pub updated_at: usize,
+    /// Each document kind's main table and its `entity_id`'s place.
+    pub documents: Vec<(Event, String, usize)>,
+}
+
+const STATE: usize = 3;
+const STATUS: usize = 4;
 
 impl Follower {
     /// Follows the binlog from `from` (or from its current end) until it
@@ -208,6 +286,7 @@ impl Follower {
         // with their checksum taken off.
         let mut described = false;
         let mut inserted: Vec<u32> = Vec::new();
+        let mut seen: Vec<Seen> = Vec::new();
         loop {
             let event = match tokio::time::timeout(silence, stream.next()).await {
                 Err(_) => {
@@ -239,58 +318,93 @@ impl Follower {
                     file = String::from_utf8_lossy(r.name_raw()).into_owned()
                 }
                 EventData::RotateEvent(_) => {}
-                EventData::QueryEvent(q) if query(&q, "BEGIN") => inserted.clear(),
+                EventData::QueryEvent(q) if query(&q, "BEGIN") => {
+                    inserted.clear();
+                    seen.clear();
+                }
                 EventData::RowsEvent(rows) => {
-                    if let Err(e) = self.note_inserts(&stream, &rows, &mut inserted) {
+                    if let Err(e) = self.note_rows(&stream, &rows, &mut inserted, &mut seen) {
                         return Stop::Cut(format!("unreadable row event: {e}"));
                     }
                 }
                 // A transaction's end: XID for InnoDB, a COMMIT query otherwise.
-                EventData::XidEvent(_) => commit(signal, &mut inserted, &file, log_pos),
+                EventData::XidEvent(_) => commit(signal, &mut inserted, &mut seen, &file, log_pos),
                 EventData::QueryEvent(q) if query(&q, "COMMIT") => {
-                    commit(signal, &mut inserted, &file, log_pos)
+                    commit(signal, &mut inserted, &mut seen, &file, log_pos)
                 }
                 _ => {}
             }
         }
     }
 
-    /// Adds the ids of orders a row event inserted; anything else is skipped
-    /// undecoded.
-    fn note_inserts(
+    /// Notes what a row event did: orders inserted, and (when wanted) order
+    /// changes of state or status and documents created; anything else is
+    /// skipped undecoded.
+    fn note_rows(
         &self,
         stream: &mysql_async::BinlogStream,
         rows: &RowsEventData<'_>,
         inserted: &mut Vec<u32>,
+        seen: &mut Vec<Seen>,
     ) -> std::io::Result<()> {
-        if !matches!(
+        let write = matches!(
             rows,
             RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_)
-        ) {
+        );
+        let update = matches!(
+            rows,
+            RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_)
+        );
+        if !write && !update {
             return Ok(());
         }
         let Some(tme) = stream.get_tme(rows.table_id()) else {
             return Ok(());
         };
-        if tme.database_name() != self.database || tme.table_name() != self.table {
+        if tme.database_name() != self.database {
             return Ok(());
         }
-        for row in rows.rows(tme) {
-            let (_, after) = row?;
-            let id = after.as_ref().and_then(|r| match r.as_ref(self.id_column) {
-                Some(mysql_async::binlog::value::BinlogValue::Value(v)) => match v {
-                    mysql_async::Value::Int(i) => u32::try_from(*i).ok(),
-                    mysql_async::Value::UInt(u) => u32::try_from(*u).ok(),
-                    _ => None,
-                },
-                _ => None,
-            });
-            if let Some(id) = id {
-                if inserted.len() < MAX_NOTED {
-                    inserted.push(id);
-                } else if let Some(last) = inserted.last_mut() {
-                    // Keep the highest in the last slot: what capture must reach.
-                    *last = (*last).max(id);
+        let orders = tme.table_name() == self.table;
+        if write && orders {
+            for row in rows.rows(tme) {
+                let (_, after) = row?;
+                if let Some(id) = after.as_ref().and_then(|r| id_at(r, self.id_column)) {
+                    if inserted.len() < MAX_NOTED {
+                        inserted.push(id);
+                    } else if let Some(last) = inserted.last_mut() {
+                        // Keep the highest in the last slot: what capture must reach.
+                        *last = (*last).max(id);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let Some(layout) = &self.changes else {
+            return Ok(());
+        };
+        if update && orders {
+            for row in rows.rows(tme) {
+                if let (Some(before), Some(after)) = row? {
+                    if let Some(moved) = layout.moved(tme, &before, &after) {
+                        seen.push(moved);
+                    }
+                }
+            }
+        } else if write {
+            let Some((event, _, place)) = layout
+                .documents
+                .iter()
+                .find(|(_, table, _)| tme.table_name() == table.as_str())
+            else {
+                return Ok(());
+            };
+            for row in rows.rows(tme) {
+                let (_, after) = row?;
+                if let Some(id) = after.as_ref().and_then(|r| id_at(r, *place)) {
+                    seen.push(Seen::Document {
+                        event: *event,
+                        entity_id: id,
+                    });
                 }
             }
         }
@@ -361,16 +475,117 @@ impl Follower {
     }
 }
 
-/// Announces one transaction's inserted orders (if any) and where it ended.
-fn commit(signal: &Signal, inserted: &mut Vec<u32>, file: &str, pos: u64) {
+/// Announces one transaction's inserted orders and changes (if any) and where
+/// it ended.
+fn commit(signal: &Signal, inserted: &mut Vec<u32>, seen: &mut Vec<Seen>, file: &str, pos: u64) {
     signal.commit(
         inserted,
+        seen,
         BinlogPosition {
             file: file.to_owned(),
             pos,
         },
     );
     inserted.clear();
+    seen.clear();
+}
+
+impl Layout {
+    /// The change an update of an order row made, if it moved its state or
+    /// status. Row images without those columns (`binlog_row_image` other
+    /// than FULL) say nothing: the scan sees such a change.
+    fn moved(
+        &self,
+        tme: &TableMapEvent<'_>,
+        before: &BinlogRow,
+        after: &BinlogRow,
+    ) -> Option<Seen> {
+        let text = |row: &BinlogRow, place: usize| match row.as_ref(place)? {
+            BinlogValue::Value(mysql_async::Value::Bytes(b)) => {
+                Some(Some(String::from_utf8_lossy(b).into_owned()))
+            }
+            BinlogValue::Value(mysql_async::Value::NULL) => Some(None),
+            _ => None,
+        };
+        let (state, status) = (self.identifiers[STATE], self.identifiers[STATUS]);
+        let was = (text(before, state)?, text(before, status)?);
+        let now = (text(after, state)?, text(after, status)?);
+        if was == now {
+            return None;
+        }
+        let mut order = Map::new();
+        for (name, place) in ORDER_IDENTIFIERS.iter().zip(self.identifiers) {
+            order.insert((*name).into(), json_of(tme, after, place));
+        }
+        let updated_at = match json_of(tme, after, self.updated_at) {
+            Value::String(s) => s,
+            _ => String::new(),
+        };
+        Some(Seen::Moved {
+            change: Box::new(OrderChange {
+                entity_id: order.get("entity_id").and_then(Value::as_u64)? as u32,
+                store_id: order
+                    .get("store_id")
+                    .and_then(Value::as_u64)
+                    .map(|s| s as u16),
+                state: now.0,
+                status: now.1,
+                updated_at,
+                order,
+            }),
+            before: was,
+            at: None,
+        })
+    }
+}
+
+/// An unsigned id from a row image.
+fn id_at(row: &BinlogRow, place: usize) -> Option<u32> {
+    match row.as_ref(place)? {
+        BinlogValue::Value(mysql_async::Value::Int(i)) => u32::try_from(*i).ok(),
+        BinlogValue::Value(mysql_async::Value::UInt(u)) => u32::try_from(*u).ok(),
+        _ => None,
+    }
+}
+
+/// A row image's value as the committed read gives it
+/// ([`crate::magento::rows`]): numbers as numbers, DECIMALs and text as
+/// text, dates as `YYYY-MM-DD HH:MM:SS` in UTC (a TIMESTAMP is logged as
+/// seconds since the epoch, a DATETIME as its parts).
+fn json_of(tme: &TableMapEvent<'_>, row: &BinlogRow, place: usize) -> Value {
+    use mysql_async::Value as Sql;
+    let Some(BinlogValue::Value(value)) = row.as_ref(place) else {
+        return Value::Null;
+    };
+    let kind = tme.get_column_type(place).ok().flatten();
+    match value {
+        Sql::NULL => Value::Null,
+        Sql::Int(i) => Value::from(*i),
+        Sql::UInt(u) => Value::from(*u),
+        Sql::Float(f) => {
+            serde_json::Number::from_f64(f64::from(*f)).map_or(Value::Null, Value::Number)
+        }
+        Sql::Double(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        Sql::Bytes(b) => {
+            let text = String::from_utf8_lossy(b).into_owned();
+            match kind {
+                Some(ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2) => {
+                    let seconds = text.split('.').next().and_then(|s| s.parse::<i64>().ok());
+                    match seconds.and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
+                        // MariaDB's zero date is logged as 0.
+                        Some(_) if seconds == Some(0) => "0000-00-00 00:00:00".into(),
+                        Some(at) => Value::String(at.format("%Y-%m-%d %H:%M:%S").to_string()),
+                        None => Value::String(text),
+                    }
+                }
+                _ => Value::String(text),
+            }
+        }
+        Sql::Date(y, mo, d, h, mi, s, _) => {
+            Value::String(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"))
+        }
+        other => Value::String(other.as_sql(true).trim_matches('\'').to_owned()),
+    }
 }
 
 /// The current user as `'name'@'host'`, for grant statements.
@@ -467,6 +682,69 @@ mod tests {
         assert!(!p.read_by(4_999, &[]));
     }
 
+    fn moved(id: u32) -> Seen {
+        Seen::Moved {
+            change: Box::new(OrderChange {
+                entity_id: id,
+                store_id: Some(1),
+                state: Some("processing".into()),
+                status: Some("processing".into()),
+                updated_at: "2026-12-03 10:00:00".into(),
+                order: Map::new(),
+            }),
+            before: (Some("new".into()), Some("pending".into())),
+            at: None,
+        }
+    }
+
+    #[test]
+    fn changes_are_announced_in_commit_order_with_their_place_and_not_for_an_order_inserted_with_them(
+    ) {
+        let s = Signal::default();
+        let at = |pos| BinlogPosition {
+            file: "binlog.000003".into(),
+            pos,
+        };
+        s.commit(&[7], &mut vec![moved(7), moved(5)], at(100));
+        s.commit(&[], &mut vec![moved(6)], at(200));
+        let p = s.take();
+        let places: Vec<(u32, Option<u64>)> = p
+            .seen
+            .iter()
+            .map(|x| match x {
+                Seen::Moved { change, at, .. } => (change.entity_id, *at),
+                Seen::Document { .. } => unreachable!(),
+            })
+            .collect();
+        assert_eq!(places, [(5, Some(3 << 32 | 100)), (6, Some(3 << 32 | 200))]);
+        assert!(!p.overflowed);
+    }
+
+    #[test]
+    fn past_the_cap_changes_are_left_to_the_scan_and_it_is_told() {
+        let s = Signal::default();
+        let at = BinlogPosition {
+            file: "binlog.000001".into(),
+            pos: 4,
+        };
+        let mut many: Vec<Seen> = (0..MAX_SEEN as u32 + 5).map(moved).collect();
+        s.commit(&[], &mut many, at);
+        let p = s.take();
+        assert_eq!(p.seen.len(), MAX_SEEN);
+        assert!(p.overflowed);
+    }
+
+    #[test]
+    fn a_binlog_position_grows_across_files() {
+        let at = |file: &str, pos| BinlogPosition {
+            file: file.into(),
+            pos,
+        };
+        assert!(at("binlog.000002", 4).ordinal() > at("binlog.000001", 9_000_000).ordinal());
+        assert!(at("binlog.000001", 400).ordinal() > at("binlog.000001", 300).ordinal());
+        assert_eq!(at("odd-name", 4).ordinal(), None);
+    }
+
     #[test]
     fn a_commit_without_orders_moves_the_position_but_wakes_nobody() {
         let s = Signal::default();
@@ -474,7 +752,7 @@ mod tests {
             file: "binlog.000001".into(),
             pos: 900,
         };
-        s.commit(&[], at.clone());
+        s.commit(&[], &mut vec![], at.clone());
         let p = s.take();
         assert!(!p.has_orders());
         assert_eq!(p.through, Some(at));

@@ -15,8 +15,10 @@
 //!
 //! What polling cannot see: two changes between two scans (new → processing
 //! → complete within a second) show as one, from the first state to the
-//! last. The binary log holds every row image and would show each; the
-//! binlog follower does not decode updates yet (docs/binlog.md).
+//! last. In binlog mode the follower decodes every change and document from
+//! the row images, in commit order, and capture records them within
+//! milliseconds ([`super::seen`]); the scan then leaves changes younger than
+//! [`BINLOG_GRACE`] to it and is the safety net for what it missed.
 //!
 //! An event is recorded only for an order the ledger holds. One capture has
 //! published but the relay not yet recorded is waited for (its document
@@ -44,6 +46,11 @@ use crate::{
 /// it is taken as one for an order order-sync does not know.
 pub const PLACEMENT_WAIT: chrono::Duration = chrono::Duration::minutes(5);
 
+/// How long the change scan leaves a change to the binlog follower
+/// (`capture.mode = "binlog"`, while it reads): a follower is milliseconds
+/// behind, so a change older than this that the ledger lacks was missed.
+pub const BINLOG_GRACE: chrono::Duration = chrono::Duration::seconds(3);
+
 /// Most pages of changed orders read per scan.
 const MAX_CHANGE_PAGES: usize = 20;
 
@@ -60,7 +67,7 @@ pub struct LifecycleOutcome {
     pub waiting: usize,
 }
 
-fn date(text: Option<&str>) -> Option<NaiveDateTime> {
+pub(super) fn date(text: Option<&str>) -> Option<NaiveDateTime> {
     text.and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok())
 }
 
@@ -75,6 +82,21 @@ fn event_json(order: &Map<String, Value>, extra: Option<(&str, Value)>) -> Strin
 }
 
 impl Capture {
+    /// Whether the binlog follower is reading and decoding changes now.
+    pub(super) fn binlog_sees_changes(&self) -> bool {
+        self.lifecycle_wanted() && self.following.as_ref().is_some_and(|f| f.signal.is_live())
+    }
+
+    /// While the binlog follower decodes changes: the time (as Magento
+    /// writes it) from which a change or document is left to it.
+    fn recent_for_binlog(&self, now: DateTime<Utc>) -> Option<String> {
+        self.binlog_sees_changes().then(|| {
+            (now.naive_utc() - BINLOG_GRACE)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+    }
+
     /// Whether this shop needs the lifecycle scan at all.
     pub(super) fn lifecycle_wanted(&self) -> bool {
         self.deps.consumers.want_lifecycle() || !self.settings.hold_states.is_empty()
@@ -155,11 +177,21 @@ impl Capture {
         let window = self.read_changes(&mut snapshot, ended, captured).await?;
         snapshot.finish().await?;
 
+        let recent = self.recent_for_binlog(now);
         for ((source, position), docs) in starts.into_iter().zip(read) {
             let order_ids: Vec<u32> = docs.iter().map(|d| d.order_id).collect();
             let known = self.deps.ledger.known_orders(&order_ids).await?;
             let mut found = Vec::with_capacity(docs.len());
             for doc in docs {
+                // The binlog follower's, as a recent change is (see
+                // `compare_changes`): left unread, so awaited as a gap.
+                if recent
+                    .as_ref()
+                    .zip(doc.created_at.as_ref())
+                    .is_some_and(|(r, c)| c >= r)
+                {
+                    continue;
+                }
                 match self.place_of(&doc, &known, now) {
                     Placement::Known => {
                         found.push(doc.entity_id);
@@ -222,6 +254,7 @@ impl Capture {
                 .await?;
         }
         if recorded.events > 0 || recorded.released > 0 {
+            self.deps.follow_ons.notify_one();
             tracing::info!(
                 events = recorded.events,
                 rows = recorded.rows,
@@ -293,7 +326,7 @@ impl Capture {
     }
 
     /// Whether the ledger holds `doc`'s order, may soon, or never will.
-    fn place_of(
+    pub(super) fn place_of(
         &self,
         doc: &Document,
         known: &HashMap<u32, KnownOrder>,
@@ -383,8 +416,21 @@ impl Capture {
         let mut hold_back: Option<NaiveDateTime> = None;
         let mut seen = HashSet::new();
         let mut paid_ids: Vec<u32> = Vec::new();
+        // While the binlog follower decodes changes, a recent change is its
+        // to record, in commit order and with every step between: the scan
+        // looks at it only once it is older than BINLOG_GRACE (and records it
+        // then only if the follower missed it: the ledger would hold it).
+        let recent = self.recent_for_binlog(now);
         for row in rows {
             if !seen.insert(row.entity_id) || !filter.store_matches(row.store_id) {
+                continue;
+            }
+            if recent.as_ref().is_some_and(|r| row.updated_at >= *r) {
+                let at = date(Some(&row.updated_at));
+                hold_back = match (hold_back, at) {
+                    (Some(h), Some(a)) => Some(h.min(a)),
+                    (h, a) => h.or(a),
+                };
                 continue;
             }
             let Some(k) = known.get(&row.entity_id) else {
@@ -412,28 +458,7 @@ impl Capture {
             }
             scan.changes.push(change);
         }
-        // Paid orders leave their hold as they are now: read in one go.
-        if !paid_ids.is_empty() {
-            let orders: HashMap<u32, String> = self
-                .deps
-                .magento
-                .read_orders_by_id(&paid_ids)
-                .await?
-                .into_iter()
-                .map(|o| {
-                    let json = serde_json::to_string(&o.json).expect("a JSON map serializes");
-                    (o.entity_id, json)
-                })
-                .collect();
-            let paid: HashSet<u32> = paid_ids.into_iter().collect();
-            for change in &mut scan.changes {
-                if let Some(Release::Send { message }) = &mut change.release {
-                    if paid.contains(&change.entity_id) {
-                        *message = orders.get(&change.entity_id).cloned();
-                    }
-                }
-            }
-        }
+        self.fill_paid(&mut scan.changes, paid_ids).await?;
         // Read to the end: the next scan starts after now (less the overlap).
         // Stopped by the page limit: after the last row read. Either way not
         // past an order whose placement is still on its way.
@@ -449,10 +474,42 @@ impl Capture {
         Ok(scan)
     }
 
+    /// Paid orders leave their hold as they are now: read in one go, and set
+    /// as the message of their release.
+    pub(super) async fn fill_paid(
+        &self,
+        changes: &mut [Change],
+        paid_ids: Vec<u32>,
+    ) -> Result<(), RoleError> {
+        if paid_ids.is_empty() {
+            return Ok(());
+        }
+        let orders: HashMap<u32, String> = self
+            .deps
+            .magento
+            .read_orders_by_id(&paid_ids)
+            .await?
+            .into_iter()
+            .map(|o| {
+                let json = serde_json::to_string(&o.json).expect("a JSON map serializes");
+                (o.entity_id, json)
+            })
+            .collect();
+        let paid: HashSet<u32> = paid_ids.into_iter().collect();
+        for change in changes {
+            if let Some(Release::Send { message }) = &mut change.release {
+                if paid.contains(&change.entity_id) {
+                    *message = orders.get(&change.entity_id).cloned();
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// What an order's move from the ledger's state to Magento's means, and
     /// whether it is a held order now paid (its placement then goes out as the
     /// order is now: the caller reads those orders, all at once).
-    fn change_of(&self, row: OrderChange, known: &KnownOrder) -> (Change, bool) {
+    pub(super) fn change_of(&self, row: OrderChange, known: &KnownOrder) -> (Change, bool) {
         let moved_to = Some((row.state.clone(), row.status.clone()));
         let mut change = Change {
             entity_id: row.entity_id,
@@ -464,6 +521,8 @@ impl Capture {
             store_id: row.store_id,
             document: None,
             moved_to,
+            moved_from: None,
+            binlog_at: None,
             occurred_at: date(Some(&row.updated_at)),
             release: None,
             events: vec![],
@@ -543,7 +602,7 @@ struct Scan {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Placement {
+pub(super) enum Placement {
     Known,
     Waiting,
     Unknown,
@@ -552,7 +611,11 @@ enum Placement {
 /// An order the ledger does not hold is waited for while it was placed
 /// within [`PLACEMENT_WAIT`]: capture has not read it yet, or its placement
 /// is on its way through the relay.
-fn placement(known: bool, created: Option<NaiveDateTime>, now: DateTime<Utc>) -> Placement {
+pub(super) fn placement(
+    known: bool,
+    created: Option<NaiveDateTime>,
+    now: DateTime<Utc>,
+) -> Placement {
     if known {
         Placement::Known
     } else if created.is_some_and(|c| now.naive_utc() - c < PLACEMENT_WAIT) {
@@ -643,6 +706,8 @@ pub(crate) fn document_change(doc: Document) -> Change {
             .map(|s| s as u16),
         document: Some((doc.event, doc.entity_id)),
         moved_to: None,
+        moved_from: None,
+        binlog_at: None,
         occurred_at: date(doc.created_at.as_deref()),
         release: None,
         events: vec![(doc.event, json)],
@@ -660,6 +725,8 @@ mod tests {
             store_id: None,
             document: (!moved).then_some((Event::Invoiced, 1)),
             moved_to: moved.then(|| (Some("processing".into()), Some("processing".into()))),
+            moved_from: None,
+            binlog_at: None,
             occurred_at: date(Some(at)),
             release: None,
             events: vec![],
@@ -680,6 +747,8 @@ mod tests {
         Change {
             document: Some((kind, id)),
             moved_to: None,
+            moved_from: None,
+            binlog_at: None,
             ..change(entity_id, at, false)
         }
     }
@@ -688,6 +757,8 @@ mod tests {
         Change {
             document: None,
             moved_to: Some((Some(state.into()), Some(state.into()))),
+            moved_from: None,
+            binlog_at: None,
             ..change(entity_id, at, true)
         }
     }

@@ -30,6 +30,7 @@
 pub mod binlog;
 pub mod health;
 pub mod lifecycle;
+pub mod seen;
 
 use std::{
     collections::{BTreeSet, HashSet},
@@ -49,7 +50,7 @@ use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use self::{
-    binlog::{Follower, Following, Pending, Stop},
+    binlog::{Follower, Following, Layout, Pending, Seen, Stop},
     health::{Part, Said},
 };
 use super::{sleep_or_shutdown, Deps, Role, RoleError};
@@ -114,12 +115,19 @@ pub struct Capture {
     /// Orders the change scan compared with the ledger, at their
     /// `updated_at`: not looked up again while they stay in the overlap.
     compared: std::collections::HashMap<u32, lifecycle::ComparedKey>,
+    /// Changes and documents the binlog showed, waiting for their order's
+    /// placement or their commit to show ([`seen`]), with when they came.
+    kept: Vec<(Seen, Instant)>,
 }
 
 /// How long capture re-reads quickly for orders the binlog announced but the
 /// committed read does not show yet (the binlog is written just before the
 /// storage engine's commit is visible).
 const ANNOUNCED_WAIT: Duration = Duration::from_secs(1);
+
+/// How soon a wake tries again what the binlog showed but could not be
+/// recorded yet ([`seen`]).
+const KEPT_RETRY: Duration = Duration::from_millis(20);
 
 /// The binlog position is saved at most this often (a restart re-reads at
 /// most this much of the log).
@@ -143,6 +151,7 @@ impl Capture {
             lifecycle_ran: None,
             polled_at: None,
             compared: Default::default(),
+            kept: Vec::new(),
         }
     }
 
@@ -465,12 +474,14 @@ impl Role for Capture {
                 || announced.through.is_some()
                 || self.polled_at.is_none_or(|t| t.elapsed() >= interval);
             backlog = false;
+            let mut served = false;
             if poll_due {
                 let result = self.poll_for(&announced, shutdown).await;
                 self.polled_at = Some(Instant::now());
                 poll_failed = result.is_err();
                 match result {
-                    Ok(outcome) => {
+                    Ok((outcome, read)) => {
+                        served = read;
                         self.recovered(Part::Orders);
                         // A full batch means a backlog: go straight on.
                         let read = outcome.published + outcome.filtered + outcome.parked;
@@ -489,6 +500,28 @@ impl Role for Capture {
                             return Err(e);
                         }
                     }
+                }
+            }
+            // After the orders they follow: the changes and documents the
+            // binlog showed, in commit order. A failure keeps them for the
+            // next wake and holds the saved binlog position where it is.
+            if announced.overflowed {
+                // More than the follower holds: the scan looks now.
+                self.lifecycle_ran = None;
+            }
+            if !announced.seen.is_empty() || !self.kept.is_empty() {
+                match self.record_seen(announced.seen, Utc::now()).await {
+                    Ok(_) => self.recovered(Part::Lifecycle),
+                    Err(e) => {
+                        served = false;
+                        self.failed(Part::Lifecycle, &e);
+                    }
+                }
+            }
+            if let (true, Some(through)) = (served, &announced.through) {
+                if let Err(e) = self.save_binlog_position(through).await {
+                    self.failed(Part::Orders, &e);
+                    return Err(e);
                 }
             }
             if self.lifecycle_wanted()
@@ -513,6 +546,10 @@ impl Role for Capture {
             let mut wait = interval;
             if self.lifecycle_wanted() {
                 wait = wait.min(self.settings.lifecycle.poll_interval);
+            }
+            if !self.kept.is_empty() {
+                // A change waiting for its placement's record is tried again soon.
+                wait = wait.min(KEPT_RETRY);
             }
             let announced = async {
                 match signal {
@@ -571,20 +608,20 @@ impl Capture {
 
     /// One poll, then — when the binlog announced orders the committed read
     /// does not show yet — quick re-reads until it does (or [`ANNOUNCED_WAIT`]
-    /// passes; the safety-net poll takes over from there). Then saves how far
-    /// the binlog has been served.
+    /// passes; the safety-net poll takes over from there). Says whether every
+    /// announced order was read (the binlog position may then be saved).
     async fn poll_for(
         &mut self,
         announced: &Pending,
         shutdown: &CancellationToken,
-    ) -> Result<PollOutcome, RoleError> {
+    ) -> Result<(PollOutcome, bool), RoleError> {
         let mut outcome = self.step(Utc::now()).await?;
         let mut read = announced.read_by(outcome.position, &outcome.awaited);
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
         while !read && started.elapsed() < ANNOUNCED_WAIT {
             if !sleep_or_shutdown(pause, shutdown).await {
-                return Ok(outcome);
+                return Ok((outcome, false));
             }
             pause = (pause * 2).min(Duration::from_millis(50));
             outcome = self.step(Utc::now()).await?;
@@ -596,10 +633,7 @@ impl Capture {
                 "Orders the binlog announced are not visible yet; the next poll looks again."
             );
         }
-        if let (true, Some(through)) = (read, &announced.through) {
-            self.save_binlog_position(through).await?;
-        }
-        Ok(outcome)
+        Ok((outcome, read))
     }
 
     /// Saves where the binlog has been served to, at most every
@@ -652,12 +686,19 @@ impl Capture {
         }
         let due = self.retry_binlog_at.is_none_or(|t| Instant::now() >= t);
         if self.following.is_none() && due {
+            let table = self.deps.magento.tables().order.clone();
+            let places = self.deps.magento.column_places(&table).await?;
+            let changes = match self.lifecycle_wanted() {
+                true => Some(self.layout(&places).await?),
+                false => None,
+            };
             let follower = Follower {
                 opts: self.deps.magento.opts().clone(),
                 settings: self.settings.binlog.clone(),
                 database: self.deps.magento.database().to_owned(),
-                table: self.deps.magento.tables().order.clone(),
-                id_column: self.deps.magento.order_id_column().await?,
+                id_column: place_in(&places, &table, "entity_id")?,
+                table,
+                changes,
             };
             let from = self.deps.ledger.binlog_position(&self.deps.shop).await?;
             self.following = Some(Following::start(follower, from, shutdown));
@@ -669,12 +710,55 @@ impl Capture {
         Ok(())
     }
 
+    /// Where the follower finds what it decodes of changes and documents.
+    async fn layout(
+        &self,
+        order_places: &std::collections::HashMap<String, usize>,
+    ) -> Result<Layout, RoleError> {
+        let table = &self.deps.magento.tables().order;
+        let mut identifiers = [0; crate::magento::documents::ORDER_IDENTIFIERS.len()];
+        for (slot, name) in identifiers
+            .iter_mut()
+            .zip(crate::magento::documents::ORDER_IDENTIFIERS)
+        {
+            *slot = place_in(order_places, table, name)?;
+        }
+        let mut documents = Vec::new();
+        for kind in self.deps.magento.document_tables() {
+            let places = self.deps.magento.column_places(&kind.main).await?;
+            documents.push((
+                kind.event,
+                kind.main.clone(),
+                place_in(&places, &kind.main, "entity_id")?,
+            ));
+        }
+        Ok(Layout {
+            identifiers,
+            updated_at: place_in(order_places, table, "updated_at")?,
+            documents,
+        })
+    }
+
     async fn stop_following(&mut self) {
         if let Some(f) = self.following.take() {
             f.stop().await;
         }
         self.retry_binlog_at = None;
     }
+}
+
+/// Where `column` is in `table` (from [`crate::magento::Magento::column_places`]).
+fn place_in(
+    places: &std::collections::HashMap<String, usize>,
+    table: &str,
+    column: &str,
+) -> Result<usize, RoleError> {
+    places.get(column).copied().ok_or_else(|| {
+        RoleError::Magento(crate::magento::MagentoError::MissingColumn {
+            table: table.to_owned(),
+            column: column.to_owned(),
+        })
+    })
 }
 
 /// The next position and the gap changes after reading some orders.
