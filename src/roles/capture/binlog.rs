@@ -146,15 +146,18 @@ impl Signal {
         self.live.load(Ordering::SeqCst)
     }
 
-    fn commit(&self, inserted: &[u32], seen: &mut Vec<Seen>, through: BinlogPosition) {
+    fn commit(&self, tx: &mut Transaction, through: BinlogPosition) {
         let at = through.ordinal();
         let mut p = self.pending.lock().expect("no panics while held");
         p.through = Some(through);
-        let wake = !inserted.is_empty() || !seen.is_empty();
+        let (inserted, seen) = (&tx.inserted, &mut tx.seen);
+        let wake = !inserted.is_empty() || !seen.is_empty() || tx.spilled;
         if !inserted.is_empty() {
             p.note(inserted);
             p.commits += 1;
         }
+        // A mass action is the scan's, whole: one change per order, as polling.
+        p.overflowed |= tx.spilled;
         // An order's updates in the transaction that inserted it are part of
         // its placement, which is read as the transaction left it.
         seen.retain(
@@ -175,6 +178,45 @@ impl Signal {
         if wake {
             self.notify.notify_one();
         }
+    }
+}
+
+/// What the transaction being read did so far; announced at its commit.
+#[derive(Debug, Default)]
+struct Transaction {
+    inserted: Vec<u32>,
+    seen: Vec<Seen>,
+    /// It changed more than [`MAX_SEEN`] orders and documents: a mass
+    /// action, left whole to the scan (nothing of it is held).
+    spilled: bool,
+}
+
+impl Transaction {
+    fn insert(&mut self, id: u32) {
+        if self.inserted.len() < MAX_NOTED {
+            self.inserted.push(id);
+        } else if let Some(last) = self.inserted.last_mut() {
+            // Keep the highest in the last slot: what capture must reach.
+            *last = (*last).max(id);
+        }
+    }
+
+    fn see(&mut self, item: Seen) {
+        if self.spilled {
+            return;
+        }
+        if self.seen.len() >= MAX_SEEN {
+            self.spilled = true;
+            self.seen = Vec::new();
+            return;
+        }
+        self.seen.push(item);
+    }
+
+    fn clear(&mut self) {
+        self.inserted.clear();
+        self.seen.clear();
+        self.spilled = false;
     }
 }
 
@@ -285,8 +327,7 @@ impl Follower {
         // asked for: `start.file`, already known. Later rotates are read
         // with their checksum taken off.
         let mut described = false;
-        let mut inserted: Vec<u32> = Vec::new();
-        let mut seen: Vec<Seen> = Vec::new();
+        let mut tx = Transaction::default();
         loop {
             let event = match tokio::time::timeout(silence, stream.next()).await {
                 Err(_) => {
@@ -318,19 +359,16 @@ impl Follower {
                     file = String::from_utf8_lossy(r.name_raw()).into_owned()
                 }
                 EventData::RotateEvent(_) => {}
-                EventData::QueryEvent(q) if query(&q, "BEGIN") => {
-                    inserted.clear();
-                    seen.clear();
-                }
+                EventData::QueryEvent(q) if query(&q, "BEGIN") => tx.clear(),
                 EventData::RowsEvent(rows) => {
-                    if let Err(e) = self.note_rows(&stream, &rows, &mut inserted, &mut seen) {
+                    if let Err(e) = self.note_rows(&stream, &rows, &mut tx) {
                         return Stop::Cut(format!("unreadable row event: {e}"));
                     }
                 }
                 // A transaction's end: XID for InnoDB, a COMMIT query otherwise.
-                EventData::XidEvent(_) => commit(signal, &mut inserted, &mut seen, &file, log_pos),
+                EventData::XidEvent(_) => commit(signal, &mut tx, &file, log_pos),
                 EventData::QueryEvent(q) if query(&q, "COMMIT") => {
-                    commit(signal, &mut inserted, &mut seen, &file, log_pos)
+                    commit(signal, &mut tx, &file, log_pos)
                 }
                 _ => {}
             }
@@ -344,8 +382,7 @@ impl Follower {
         &self,
         stream: &mysql_async::BinlogStream,
         rows: &RowsEventData<'_>,
-        inserted: &mut Vec<u32>,
-        seen: &mut Vec<Seen>,
+        tx: &mut Transaction,
     ) -> std::io::Result<()> {
         let write = matches!(
             rows,
@@ -369,12 +406,7 @@ impl Follower {
             for row in rows.rows(tme) {
                 let (_, after) = row?;
                 if let Some(id) = after.as_ref().and_then(|r| id_at(r, self.id_column)) {
-                    if inserted.len() < MAX_NOTED {
-                        inserted.push(id);
-                    } else if let Some(last) = inserted.last_mut() {
-                        // Keep the highest in the last slot: what capture must reach.
-                        *last = (*last).max(id);
-                    }
+                    tx.insert(id);
                 }
             }
             return Ok(());
@@ -382,11 +414,15 @@ impl Follower {
         let Some(layout) = &self.changes else {
             return Ok(());
         };
+        if tx.spilled {
+            // Left to the scan: nothing more of this transaction is decoded.
+            return Ok(());
+        }
         if update && orders {
             for row in rows.rows(tme) {
                 if let (Some(before), Some(after)) = row? {
                     if let Some(moved) = layout.moved(tme, &before, &after) {
-                        seen.push(moved);
+                        tx.see(moved);
                     }
                 }
             }
@@ -401,7 +437,7 @@ impl Follower {
             for row in rows.rows(tme) {
                 let (_, after) = row?;
                 if let Some(id) = after.as_ref().and_then(|r| id_at(r, *place)) {
-                    seen.push(Seen::Document {
+                    tx.see(Seen::Document {
                         event: *event,
                         entity_id: id,
                     });
@@ -477,17 +513,15 @@ impl Follower {
 
 /// Announces one transaction's inserted orders and changes (if any) and where
 /// it ended.
-fn commit(signal: &Signal, inserted: &mut Vec<u32>, seen: &mut Vec<Seen>, file: &str, pos: u64) {
+fn commit(signal: &Signal, tx: &mut Transaction, file: &str, pos: u64) {
     signal.commit(
-        inserted,
-        seen,
+        tx,
         BinlogPosition {
             file: file.to_owned(),
             pos,
         },
     );
-    inserted.clear();
-    seen.clear();
+    tx.clear();
 }
 
 impl Layout {
@@ -705,8 +739,8 @@ mod tests {
             file: "binlog.000003".into(),
             pos,
         };
-        s.commit(&[7], &mut vec![moved(7), moved(5)], at(100));
-        s.commit(&[], &mut vec![moved(6)], at(200));
+        s.commit(&mut tx(&[7], vec![moved(7), moved(5)]), at(100));
+        s.commit(&mut tx(&[], vec![moved(6)]), at(200));
         let p = s.take();
         let places: Vec<(u32, Option<u64>)> = p
             .seen
@@ -720,18 +754,54 @@ mod tests {
         assert!(!p.overflowed);
     }
 
+    fn tx(inserted: &[u32], seen: Vec<Seen>) -> Transaction {
+        Transaction {
+            inserted: inserted.to_vec(),
+            seen,
+            spilled: false,
+        }
+    }
+
     #[test]
     fn past_the_cap_changes_are_left_to_the_scan_and_it_is_told() {
         let s = Signal::default();
-        let at = BinlogPosition {
+        let at = |pos| BinlogPosition {
             file: "binlog.000001".into(),
-            pos: 4,
+            pos,
         };
-        let mut many: Vec<Seen> = (0..MAX_SEEN as u32 + 5).map(moved).collect();
-        s.commit(&[], &mut many, at);
+        // Transactions of a few changes each, more than capture took meanwhile.
+        for n in 0..MAX_SEEN as u32 / 4 + 2 {
+            let four = (0..4).map(|i| moved(n * 4 + i)).collect();
+            s.commit(&mut tx(&[], four), at(u64::from(n) + 4));
+        }
         let p = s.take();
         assert_eq!(p.seen.len(), MAX_SEEN);
         assert!(p.overflowed);
+    }
+
+    #[test]
+    fn a_mass_action_is_left_whole_to_the_scan_and_holds_nothing() {
+        let mut mass = Transaction::default();
+        for id in 0..MAX_SEEN as u32 + 5 {
+            mass.see(moved(id));
+        }
+        assert!(mass.spilled);
+        assert!(mass.seen.is_empty(), "nothing of it is kept");
+        mass.insert(3);
+        let s = Signal::default();
+        s.commit(
+            &mut mass,
+            BinlogPosition {
+                file: "binlog.000001".into(),
+                pos: 4,
+            },
+        );
+        let p = s.take();
+        assert!(p.seen.is_empty());
+        assert!(p.overflowed, "the scan is told");
+        assert_eq!(p.ids, [3], "its orders are still announced");
+        mass.clear();
+        assert!(!mass.spilled, "the next transaction starts afresh");
     }
 
     #[test]
@@ -752,7 +822,7 @@ mod tests {
             file: "binlog.000001".into(),
             pos: 900,
         };
-        s.commit(&[], &mut vec![], at.clone());
+        s.commit(&mut Transaction::default(), at.clone());
         let p = s.take();
         assert!(!p.has_orders());
         assert_eq!(p.through, Some(at));

@@ -346,7 +346,33 @@ impl Capture {
             .order
             .as_ref()
             .and_then(|o| date(o.get("created_at").and_then(Value::as_str)));
-        placement(known.contains_key(&doc.order_id), created, now)
+        self.placement(
+            known.contains_key(&doc.order_id),
+            doc.order_id,
+            created,
+            now,
+        )
+    }
+
+    /// [`placement`], knowing that an order capture has read past (at or
+    /// below its saved position and not awaited as a gap) which the ledger
+    /// does not hold never will be: it was filtered out or placed before
+    /// capture started. Without this, a mass update of such orders would be
+    /// waited for, and re-read, for [`PLACEMENT_WAIT`].
+    pub(super) fn placement(
+        &self,
+        known: bool,
+        order: u32,
+        created: Option<NaiveDateTime>,
+        now: DateTime<Utc>,
+    ) -> Placement {
+        let read_past = self.position.as_ref().is_some_and(|p| {
+            order <= p.last_entity_id && !p.gaps.iter().any(|(gap, _)| *gap == order)
+        });
+        if !known && read_past {
+            return Placement::Unknown;
+        }
+        placement(known, created, now)
     }
 
     /// The orders whose `updated_at` falls in this scan's window: from the
@@ -435,7 +461,7 @@ impl Capture {
             }
             let Some(k) = known.get(&row.entity_id) else {
                 let created = date(row.order.get("created_at").and_then(Value::as_str));
-                match placement(false, created, now) {
+                match self.placement(false, row.entity_id, created, now) {
                     Placement::Waiting => {
                         scan.waiting += 1;
                         let at = date(Some(&row.updated_at));

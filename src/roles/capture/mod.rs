@@ -686,22 +686,24 @@ impl Capture {
         }
         let due = self.retry_binlog_at.is_none_or(|t| Instant::now() >= t);
         if self.following.is_none() && due {
-            let table = self.deps.magento.tables().order.clone();
-            let places = self.deps.magento.column_places(&table).await?;
-            let changes = match self.lifecycle_wanted() {
-                true => Some(self.layout(&places).await?),
-                false => None,
-            };
-            let follower = Follower {
-                opts: self.deps.magento.opts().clone(),
-                settings: self.settings.binlog.clone(),
-                database: self.deps.magento.database().to_owned(),
-                id_column: place_in(&places, &table, "entity_id")?,
-                table,
-                changes,
-            };
-            let from = self.deps.ledger.binlog_position(&self.deps.shop).await?;
-            self.following = Some(Following::start(follower, from, shutdown));
+            match self.follower().await {
+                Ok(follower) => {
+                    let from = self.deps.ledger.binlog_position(&self.deps.shop).await?;
+                    self.following = Some(Following::start(follower, from, shutdown));
+                }
+                // A refused or cut Magento read must not stop capture:
+                // polling goes on, and the follower is tried again later.
+                Err(RoleError::Magento(e)) => {
+                    tracing::warn!(
+                        error = %e,
+                        retry_in = %humantime::format_duration(self.settings.binlog.retry),
+                        "Cannot read the order table's layout to follow the binary log; capture \
+                         polls every capture.poll_interval until it can."
+                    );
+                    self.retry_binlog_at = Some(Instant::now() + self.settings.binlog.retry);
+                }
+                Err(e) => return Err(e),
+            }
         }
         let live = self.following.as_ref().is_some_and(|f| f.signal.is_live());
         self.deps
@@ -710,7 +712,28 @@ impl Capture {
         Ok(())
     }
 
-    /// Where the follower finds what it decodes of changes and documents.
+    /// A follower for the Magento database, knowing where the columns it
+    /// decodes are.
+    async fn follower(&self) -> Result<Follower, RoleError> {
+        let table = self.deps.magento.tables().order.clone();
+        let places = self.deps.magento.column_places(&table).await?;
+        let changes = match self.lifecycle_wanted() {
+            true => Some(self.layout(&places).await?),
+            false => None,
+        };
+        Ok(Follower {
+            opts: self.deps.magento.opts().clone(),
+            settings: self.settings.binlog.clone(),
+            database: self.deps.magento.database().to_owned(),
+            id_column: place_in(&places, &table, "entity_id")?,
+            table,
+            changes,
+        })
+    }
+
+    /// Where the follower finds what it decodes of changes and documents. A
+    /// document table whose columns order-sync may not see (no grant) is left
+    /// to the scan, which says what is refused.
     async fn layout(
         &self,
         order_places: &std::collections::HashMap<String, usize>,
@@ -726,6 +749,14 @@ impl Capture {
         let mut documents = Vec::new();
         for kind in self.deps.magento.document_tables() {
             let places = self.deps.magento.column_places(&kind.main).await?;
+            if places.is_empty() {
+                tracing::warn!(
+                    table = %kind.main,
+                    "The binlog follower cannot see this document table's columns (no grant?): \
+                     its documents come from the lifecycle scan."
+                );
+                continue;
+            }
             documents.push((
                 kind.event,
                 kind.main.clone(),

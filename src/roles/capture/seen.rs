@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use super::{
     binlog::{Seen, MAX_SEEN},
-    lifecycle::{date, document_change, placement, LifecycleOutcome, Placement},
+    lifecycle::{date, document_change, LifecycleOutcome, Placement},
     Capture, RoleError,
 };
 use crate::{ledger::KnownOrder, magento::documents::Document, message::Event};
@@ -143,7 +143,7 @@ impl Capture {
                     let id = row.entity_id;
                     let held = known.get(&id).map(|k| k.held);
                     let created = date(row.order.get("created_at").and_then(Value::as_str));
-                    let place = placement(held.is_some(), created, now);
+                    let place = self.placement(held.is_some(), id, created, now);
                     match decide(true, place, behind.contains(&id), age) {
                         Next::Record => {
                             // The move is from the before image, not from what
