@@ -15,7 +15,8 @@
 //!    consumer queue, the consumer's confirmed ack publish, consume + ledger update + ack;
 //! 2. backlog drain: order-sync (the release binary, default settings) drains a backlog
 //!    already in Magento until every order is synced for one consumer;
-//! 3. latency: orders placed at a steady rate; commit → delivery and commit → synced;
+//! 3. latency: orders placed at a steady rate; commit → delivery and commit → synced,
+//!    and each order's state change 200 ms later → its `status_changed` event;
 //! 4. peak RSS of the order-sync process during the drain;
 //! 5. the per-operation ceilings measured in the same run (confirmed publishes/s,
 //!    consume + ack/s, ledger rows/s) and the per-order ceiling they imply,
@@ -180,7 +181,11 @@ fn acking_consumer(
                     .as_u64()
                     .or_else(|| v["entity_id"].as_u64())
                     .unwrap();
-                arrivals.lock().unwrap().entry(id).or_insert(now);
+                let key = match v["event"].as_str() {
+                    Some("sales_order_place_after_que") | None => id,
+                    Some(_) => id | LATER,
+                };
+                arrivals.lock().unwrap().entry(key).or_insert(now);
                 let ack = json!({"message_id": v["message_id"], "consumer": "erp", "entity_id": id, "status": "synced"});
                 publ.basic_publish(
                     acks_exchange.as_str().into(),
@@ -202,6 +207,14 @@ fn acking_consumer(
         }
     })
 }
+
+/// An order's later event arrives under its id with this bit set (its
+/// placement under the id alone).
+const LATER: u64 = 1 << 40;
+
+/// How many ticks of the steady stream after its placement an order's state
+/// changes (at 50 orders/s, 200 ms: its placement is synced by then).
+const CHANGE_AFTER: u64 = 10;
 
 /// Batches of publishes whose confirms the reference program awaits later.
 const CONFIRM_WINDOW: usize = 2;
@@ -889,9 +902,9 @@ async fn latency_by_mode(rate: u64, secs: u64) {
     );
     println!();
     println!(
-        "| capture.mode | delivery p50 | p99 | max | synced p50 | p99 | Magento queries/s idle |"
+        "| capture.mode | delivery p50 | p99 | max | synced p50 | p99 | later event p50 | p99 | max | Magento queries/s idle |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut profiles = Vec::new();
     for mode in ["poll", "binlog"] {
         let id = uid();
@@ -906,6 +919,10 @@ async fn latency_by_mode(rate: u64, secs: u64) {
             &[
                 ("ORDER_SYNC__CAPTURE__MODE", mode),
                 ("ORDER_SYNC__CAPTURE__BINLOG__SERVER_ID", "4300"),
+                (
+                    "ORDER_SYNC__CONSUMERS__ERP__EVENTS",
+                    "placed,status_changed",
+                ),
                 (
                     "ORDER_SYNC__LOG__FILTER",
                     "order_sync::roles::capture=info,warn",
@@ -923,19 +940,22 @@ async fn latency_by_mode(rate: u64, secs: u64) {
         tokio::time::sleep(Duration::from_secs(idle_secs)).await;
         // Less the one statement that read the counter.
         let idle = (server.questions().await - before).saturating_sub(1) as f64 / idle_secs as f64;
-        let (delivery, to_synced, commits, arrived) =
+        let (delivery, to_synced, later, commits, arrived) =
             steady_stream(&p, &magento, arrivals, rate, secs).await;
         consumer.abort();
         p.stop().await;
         profiles.push((mode, stages(&log, &commits, &arrived)));
         let _ = std::fs::remove_file(&log);
         println!(
-            "| {mode} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {idle:.1} |",
+            "| {mode} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {idle:.1} |",
             percentile(&delivery, 0.5),
             percentile(&delivery, 0.99),
             delivery.last().copied().unwrap_or(f64::NAN),
             percentile(&to_synced, 0.5),
             percentile(&to_synced, 0.99),
+            percentile(&later, 0.5),
+            percentile(&later, 0.99),
+            later.last().copied().unwrap_or(f64::NAN),
         );
     }
     println!();
@@ -1105,6 +1125,12 @@ async fn floors(rate: u64, secs: u64) {
 
 /// Orders committed one checkout at a time at `rate`; milliseconds from each
 /// commit to its delivery and to synced, sorted.
+/// Places `rate` orders/s for `secs` s, and [`CHANGE_AFTER`] ticks after
+/// each placement moves that order to `processing` (a later event, one per
+/// order, while placements go on). Returns, in milliseconds and sorted:
+/// commit → placement at the consumer, commit → placement synced, state
+/// change commit → its event at the consumer; and the placements' commit and
+/// arrival times.
 async fn steady_stream(
     p: &Pipeline,
     magento: &Pool,
@@ -1114,25 +1140,39 @@ async fn steady_stream(
 ) -> (
     Vec<f64>,
     Vec<f64>,
+    Vec<f64>,
     HashMap<u64, SystemTime>,
     HashMap<u64, SystemTime>,
 ) {
     let total = secs * rate;
     let mut commits: HashMap<u64, SystemTime> = HashMap::new();
+    let mut changes: HashMap<u64, SystemTime> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     let mut conn = magento.get_conn().await.unwrap();
-    for i in 1..=total {
+    let change = |id: u64| {
+        format!(
+            "UPDATE sales_order SET state = 'processing', status = 'processing', \
+             updated_at = UTC_TIMESTAMP() WHERE entity_id = {id}"
+        )
+    };
+    for i in 1..=total + CHANGE_AFTER {
         tick.tick().await;
-        insert_orders_one(&mut conn, i as u32).await;
-        commits.insert(i, SystemTime::now());
+        if i <= total {
+            insert_orders_one(&mut conn, i as u32).await;
+            commits.insert(i, SystemTime::now());
+        }
+        if let Some(old) = i.checked_sub(CHANGE_AFTER).filter(|o| *o >= 1) {
+            conn.query_drop(change(old)).await.unwrap();
+            changes.insert(old, SystemTime::now());
+        }
     }
-    p.wait_synced(total, Duration::from_secs(120)).await;
+    p.wait_synced(2 * total, Duration::from_secs(120)).await;
     let synced: Vec<(u64, chrono::NaiveDateTime)> = p
         .ledger
         .get_conn()
         .await
         .unwrap()
-        .query("SELECT entity_id, synced_at FROM order_sync_deliveries")
+        .query("SELECT entity_id, synced_at FROM order_sync_deliveries WHERE seq = 0")
         .await
         .unwrap();
     let arrivals = arrivals.lock().unwrap().clone();
@@ -1145,6 +1185,10 @@ async fn steady_stream(
         .iter()
         .filter_map(|(id, t)| arrivals.get(id).map(|a| ms(*a, *t)))
         .collect();
+    let mut later: Vec<f64> = changes
+        .iter()
+        .filter_map(|(id, t)| arrivals.get(&(id | LATER)).map(|a| ms(*a, *t)))
+        .collect();
     let mut to_synced: Vec<f64> = synced
         .iter()
         .filter_map(|(id, s)| {
@@ -1155,7 +1199,8 @@ async fn steady_stream(
         .collect();
     delivery.sort_by(f64::total_cmp);
     to_synced.sort_by(f64::total_cmp);
-    (delivery, to_synced, commits, arrivals)
+    later.sort_by(f64::total_cmp);
+    (delivery, to_synced, later, commits, arrivals)
 }
 
 /// The per-operation ceilings on this broker and database, each measured

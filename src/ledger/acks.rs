@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use mysql_async::{prelude::*, TxOpts};
 
+use super::State::{Failed, Synced};
 use super::{
     after, counts::SyncedDelta, from_row, from_rows, id_params, marks, naive, opt_utc_value,
     state::state_value, transaction, Ledger, LedgerError, State,
@@ -220,10 +221,12 @@ async fn apply_one(
             // A synced ack for a parked row is good news: the service got
             // there in the end, so it is taken.
             tx.exec_drop(
-                "UPDATE order_sync_deliveries SET state = 'synced', synced_at = ?, \
+                format!(
+                    "UPDATE order_sync_deliveries SET state = '{Synced}', synced_at = ?, \
                  next_attempt_at = NULL, updated_at = ?, \
                  remote_id = COALESCE(?, remote_id), remote_url = COALESCE(?, remote_url) \
-                 WHERE entity_id = ? AND consumer = ? AND seq = ?",
+                 WHERE entity_id = ? AND consumer = ? AND seq = ?"
+                ),
                 (
                     naive(now),
                     naive(now),
@@ -251,10 +254,12 @@ async fn apply_one(
                 .map(|e| truncate(e, 2000))
                 .unwrap_or_else(|| "failed (no error text given)".into());
             tx.exec_drop(
-                "UPDATE order_sync_deliveries SET state = 'failed', last_error = ?, \
+                format!(
+                    "UPDATE order_sync_deliveries SET state = '{Failed}', last_error = ?, \
                  next_attempt_at = ?, updated_at = ?, \
                  remote_id = COALESCE(?, remote_id), remote_url = COALESCE(?, remote_url) \
-                 WHERE entity_id = ? AND consumer = ? AND seq = ?",
+                 WHERE entity_id = ? AND consumer = ? AND seq = ?"
+                ),
                 (
                     error,
                     naive(retry_at),

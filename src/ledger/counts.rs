@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use mysql_async::{prelude::*, Value};
 
+use super::State::Synced;
 use super::{from_rows, state::state_value, Ledger, LedgerError, State};
 
 /// Synced rows gained (or, negative, lost) per consumer in one transaction.
@@ -66,7 +67,7 @@ impl SyncedDelta {
             .exec(
                 format!(
                     "SELECT consumer, COUNT(*) FROM order_sync_deliveries \
-                     WHERE ({condition}) AND state = 'synced' GROUP BY consumer FOR UPDATE"
+                     WHERE ({condition}) AND state = '{Synced}' GROUP BY consumer FOR UPDATE"
                 ),
                 params,
             )
@@ -171,10 +172,11 @@ impl Ledger {
             ),
             (
                 "synced per minute",
-                "SELECT consumer, COUNT(*) FROM order_sync_deliveries \
-                 WHERE state = 'synced' AND synced_at >= UTC_TIMESTAMP() - INTERVAL 1 HOUR \
+                format!(
+                    "SELECT consumer, COUNT(*) FROM order_sync_deliveries \
+                 WHERE state = '{Synced}' AND synced_at >= UTC_TIMESTAMP() - INTERVAL 1 HOUR \
                  GROUP BY consumer"
-                    .into(),
+                ),
             ),
             (
                 "re-delivery claim",

@@ -11,6 +11,7 @@ use std::{collections::HashMap, time::Duration};
 use chrono::{DateTime, Utc};
 use mysql_async::{prelude::*, TxOpts, Value};
 
+use super::State::{Parked, Pending, Published, Skipped, Synced};
 use super::{
     after, from_row, from_rows, id_params, marks, naive, opt_utc_to_value, opt_utc_value,
     read_committed, state::state_value, transaction, utc_to_value, utc_value, Ledger, LedgerError,
@@ -68,15 +69,26 @@ pub struct Delivery {
 
 /// The columns of [`Delivery`], for SELECTs `FROM order_sync_deliveries`
 /// (unaliased: `blocked_by` refers to it by name).
-pub(super) const DELIVERY_COLUMNS: &str =
+pub(super) const DELIVERY_COLUMNS: DeliveryColumns = DeliveryColumns;
+
+/// [`DELIVERY_COLUMNS`], written into a statement with `{DELIVERY_COLUMNS}`.
+pub(super) struct DeliveryColumns;
+
+impl std::fmt::Display for DeliveryColumns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
     "entity_id, consumer, seq, event, increment_id, store_id, message_id, state, attempts, \
-     captured_at, last_published_at, next_attempt_at, synced_at, last_error, remote_id, \
-     remote_url, resyncs, \
-     (SELECT MIN(b.seq) FROM order_sync_deliveries b \
-      WHERE b.entity_id = order_sync_deliveries.entity_id \
-        AND b.consumer = order_sync_deliveries.consumer \
-        AND b.seq < order_sync_deliveries.seq \
-        AND b.state NOT IN ('synced', 'skipped')) AS blocked_by";
+         captured_at, last_published_at, next_attempt_at, synced_at, last_error, remote_id, \
+         remote_url, resyncs, \
+         (SELECT MIN(b.seq) FROM order_sync_deliveries b \
+          WHERE b.entity_id = order_sync_deliveries.entity_id \
+            AND b.consumer = order_sync_deliveries.consumer \
+            AND b.seq < order_sync_deliveries.seq \
+            AND b.state NOT IN ('{Synced}', '{Skipped}')) AS blocked_by"
+        )
+    }
+}
 
 /// A row taken for publishing, with what is needed to build the message.
 #[derive(Debug, Clone)]
@@ -382,8 +394,8 @@ impl Ledger {
                 // ack that comes before that (a fast consumer) is then told
                 // apart from the state the row was taken in.
                 tx.exec_batch(
-                    "UPDATE order_sync_deliveries SET state = 'pending', next_attempt_at = ?, updated_at = ? \
-                     WHERE entity_id = ? AND consumer = ? AND seq = ?",
+                    format!("UPDATE order_sync_deliveries SET state = '{Pending}', next_attempt_at = ?, updated_at = ? \
+                     WHERE entity_id = ? AND consumer = ? AND seq = ?"),
                     due.iter().map(|p| {
                         (
                             naive(after(now, lease)),
@@ -418,9 +430,9 @@ impl Ledger {
             }
             if !round.parked.is_empty() {
                 tx.exec_batch(
-                    "UPDATE order_sync_deliveries SET state = 'parked', next_attempt_at = NULL, \
+                    format!("UPDATE order_sync_deliveries SET state = '{Parked}', next_attempt_at = NULL, \
                      last_error = COALESCE(last_error, ?), updated_at = ? \
-                     WHERE entity_id = ? AND consumer = ? AND seq = ?",
+                     WHERE entity_id = ? AND consumer = ? AND seq = ?"),
                     round.parked.iter().map(|k| {
                         (
                             format!("no synced ack after {max_attempts} deliveries"),
@@ -463,12 +475,14 @@ impl Ledger {
             // MariaDB applies SET clauses left to right, each seeing the ones
             // before it: both IFs read `state` before it is changed.
             tx.exec_batch(
-                "UPDATE order_sync_deliveries \
+                format!(
+                    "UPDATE order_sync_deliveries \
                  SET attempts = attempts + 1, last_published_at = ?, \
-                     next_attempt_at = IF(state = 'pending', ?, next_attempt_at), \
-                     state = IF(state = 'pending', 'published', state), \
+                     next_attempt_at = IF(state = '{Pending}', ?, next_attempt_at), \
+                     state = IF(state = '{Pending}', '{Published}', state), \
                      updated_at = ? \
-                 WHERE entity_id = ? AND consumer = ? AND seq = ?",
+                 WHERE entity_id = ? AND consumer = ? AND seq = ?"
+                ),
                 rows.iter().map(|c| {
                     (
                         naive(now),
@@ -498,9 +512,11 @@ impl Ledger {
         let reason = truncate(reason, 2000);
         transaction!(self, TxOpts::default(), |tx| {
             tx.exec_batch(
-                "UPDATE order_sync_deliveries SET state = 'parked', next_attempt_at = NULL, \
+                format!(
+                    "UPDATE order_sync_deliveries SET state = '{Parked}', next_attempt_at = NULL, \
                  last_error = ?, updated_at = ? \
-                 WHERE entity_id = ? AND consumer = ? AND seq = ? AND state <> 'synced'",
+                 WHERE entity_id = ? AND consumer = ? AND seq = ? AND state <> '{Synced}'"
+                ),
                 rows.iter().map(|r| {
                     (
                         reason.as_str(),
@@ -558,8 +574,10 @@ impl Ledger {
         }
         transaction!(self, TxOpts::default(), |tx| {
             tx.exec_batch(
-                "UPDATE order_sync_deliveries SET next_attempt_at = ? \
-                 WHERE entity_id = ? AND consumer = ? AND seq = ? AND state = 'pending'",
+                format!(
+                    "UPDATE order_sync_deliveries SET next_attempt_at = ? \
+                 WHERE entity_id = ? AND consumer = ? AND seq = ? AND state = '{Pending}'"
+                ),
                 rows.iter()
                     .map(|r| (naive(now), r.entity_id, r.consumer.as_str(), r.seq)),
             )

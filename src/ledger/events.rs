@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use mysql_async::{prelude::*, Params, TxOpts, Value};
 
+use super::State::{Held, Pending, Skipped};
 use super::{
     audience::Audience, from_rows, id_params, marks, naive, transaction, Ledger, LedgerError, State,
 };
@@ -89,7 +90,7 @@ impl Ledger {
                     format!(
                         "SELECT o.entity_id, o.state, o.status, \
                          EXISTS (SELECT 1 FROM order_sync_deliveries d \
-                                 WHERE d.entity_id = o.entity_id AND d.seq = 0 AND d.state = 'held') \
+                                 WHERE d.entity_id = o.entity_id AND d.seq = 0 AND d.state = '{Held}') \
                          FROM order_sync_orders o WHERE o.entity_id IN ({})",
                         marks(chunk.len())
                     ),
@@ -405,8 +406,8 @@ pub(super) async fn record_all(
         params.extend(id_params(&sent));
         tx.exec_drop(
             format!(
-                "UPDATE order_sync_deliveries SET state = 'pending', next_attempt_at = ?, \
-                 updated_at = ? WHERE entity_id IN ({}) AND seq = 0 AND state = 'held'",
+                "UPDATE order_sync_deliveries SET state = '{Pending}', next_attempt_at = ?, \
+                 updated_at = ? WHERE entity_id IN ({}) AND seq = 0 AND state = '{Held}'",
                 marks(sent.len())
             ),
             params,
@@ -418,16 +419,20 @@ pub(super) async fn record_all(
         // Its placement, and any event recorded while it was held: none
         // was ever sent, and none is for this consumer.
         tx.exec_drop(
-            "DELETE FROM order_sync_deliveries WHERE entity_id = ? AND consumer = ? \
-             AND state IN ('held', 'pending')",
+            format!(
+                "DELETE FROM order_sync_deliveries WHERE entity_id = ? AND consumer = ? \
+             AND state IN ('{Held}', '{Pending}')"
+            ),
             (id, consumer.as_str()),
         )
         .await?;
     }
     for (reason, id) in dropped {
         tx.exec_drop(
-            "UPDATE order_sync_deliveries SET state = 'skipped', next_attempt_at = NULL, \
-             last_error = ?, updated_at = ? WHERE entity_id = ? AND seq = 0 AND state = 'held'",
+            format!(
+                "UPDATE order_sync_deliveries SET state = '{Skipped}', next_attempt_at = NULL, \
+             last_error = ?, updated_at = ? WHERE entity_id = ? AND seq = 0 AND state = '{Held}'"
+            ),
             (reason, naive(now), id),
         )
         .await?;

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use mysql_async::prelude::*;
 
+use super::State::{Parked, Synced};
 use super::{from_rows, id_params, marks, naive, Ledger, LedgerError};
 
 /// An order synced for every consumer, whose comment is not written yet.
@@ -48,11 +49,13 @@ impl Ledger {
         let mut conn = self.pool.get_conn().await?;
         let ids: Vec<u32> = conn
             .exec(
-                "SELECT o.entity_id FROM order_sync_orders o \
+                format!(
+                    "SELECT o.entity_id FROM order_sync_orders o \
                  JOIN order_sync_deliveries d ON d.entity_id = o.entity_id AND d.seq = 0 \
                  WHERE o.written_back_at IS NULL \
-                 GROUP BY o.entity_id HAVING SUM(d.state <> 'synced') = 0 \
-                 ORDER BY o.entity_id LIMIT ?",
+                 GROUP BY o.entity_id HAVING SUM(d.state <> '{Synced}') = 0 \
+                 ORDER BY o.entity_id LIMIT ?"
+                ),
                 (limit,),
             )
             .await?;
@@ -116,8 +119,10 @@ impl Ledger {
         let mut conn = self.pool.get_conn().await?;
         from_rows(
             conn.exec(
-                "SELECT entity_id, consumer, last_error FROM order_sync_deliveries \
-                 WHERE state = 'parked' AND noted_at IS NULL ORDER BY entity_id LIMIT ?",
+                format!(
+                    "SELECT entity_id, consumer, last_error FROM order_sync_deliveries \
+                 WHERE state = '{Parked}' AND noted_at IS NULL ORDER BY entity_id LIMIT ?"
+                ),
                 (limit,),
             )
             .await?,

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use mysql_async::{prelude::*, TxOpts, Value};
 
+use super::State::{Parked, Pending, Skipped, Synced};
 use super::{
     counts::{unsynced, SyncedDelta},
     from_row, from_rows, id_params, marks, naive, opt_utc_to_value, opt_utc_value, transaction,
@@ -138,9 +139,9 @@ impl Ledger {
         let mut conn = self.pool.get_conn().await?;
         let rows: Vec<(String, chrono::NaiveDateTime, u64)> = from_rows(
             conn.exec(
-                "SELECT consumer, DATE_FORMAT(synced_at, '%Y-%m-%d %H:%i:00') AS minute, COUNT(*) \
-                 FROM order_sync_deliveries WHERE state = 'synced' AND synced_at >= ? \
-                 GROUP BY consumer, minute ORDER BY consumer, minute",
+                format!("SELECT consumer, DATE_FORMAT(synced_at, '%Y-%m-%d %H:%i:00') AS minute, COUNT(*) \
+                 FROM order_sync_deliveries WHERE state = '{Synced}' AND synced_at >= ? \
+                 GROUP BY consumer, minute ORDER BY consumer, minute"),
                 (naive(since),),
             )
             .await?,
@@ -332,11 +333,13 @@ impl Ledger {
         let only = event.map_or("1 = 1".to_owned(), |e| format!("event = '{}'", e.as_str()));
         self.update_deliveries(
             // SET clauses apply left to right: message_id sees the new resyncs.
-            "resyncs = resyncs + 1, \
+            &format!(
+                "resyncs = resyncs + 1, \
              message_id = CONCAT(?, ':', entity_id, ':', \
                IF(seq = 0, '', CONCAT(seq, '-', event, ':')), consumer, ':r', resyncs), \
-             state = 'pending', attempts = 0, next_attempt_at = ?, synced_at = NULL, \
-             last_error = NULL, noted_at = NULL, updated_at = ?",
+             state = '{Pending}', attempts = 0, next_attempt_at = ?, synced_at = NULL, \
+             last_error = NULL, noted_at = NULL, updated_at = ?"
+            ),
             vec![source.into(), naive(now).into(), naive(now).into()],
             &only,
             Some(entity_ids),
@@ -356,9 +359,9 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<u64, LedgerError> {
         self.update_deliveries(
-            "state = 'pending', attempts = 0, next_attempt_at = ?, noted_at = NULL, updated_at = ?",
+            &format!("state = '{Pending}', attempts = 0, next_attempt_at = ?, noted_at = NULL, updated_at = ?"),
             vec![naive(now).into(), naive(now).into()],
-            "state = 'parked'",
+            &format!("state = '{Parked}'"),
             entity_ids,
             consumer,
             false,
@@ -382,10 +385,12 @@ impl Ledger {
             now.format("%Y-%m-%d %H:%M:%S UTC")
         );
         self.update_deliveries(
-            "state = 'skipped', next_attempt_at = NULL, \
-             last_error = CONCAT(?, COALESCE(CONCAT('; was: ', last_error), '')), updated_at = ?",
+            &format!(
+                "state = '{Skipped}', next_attempt_at = NULL, \
+             last_error = CONCAT(?, COALESCE(CONCAT('; was: ', last_error), '')), updated_at = ?"
+            ),
             vec![note.into(), naive(now).into()],
-            "state = 'parked'",
+            &format!("state = '{Parked}'"),
             Some(entity_ids),
             consumer,
             false,
@@ -446,11 +451,13 @@ impl Ledger {
             let mut conn = self.pool.get_conn().await?;
             let ids: Vec<u32> = conn
                 .exec(
-                    "SELECT o.entity_id FROM order_sync_orders o \
+                    format!(
+                        "SELECT o.entity_id FROM order_sync_orders o \
                      WHERE o.captured_at < ? AND NOT EXISTS (\
                        SELECT 1 FROM order_sync_deliveries d WHERE d.entity_id = o.entity_id \
-                       AND (d.state NOT IN ('synced', 'skipped') OR d.synced_at >= ?)) \
-                     ORDER BY o.entity_id LIMIT 1000",
+                       AND (d.state NOT IN ('{Synced}', '{Skipped}') OR d.synced_at >= ?)) \
+                     ORDER BY o.entity_id LIMIT 1000"
+                    ),
                     (naive(cutoff), naive(cutoff)),
                 )
                 .await?;
@@ -464,7 +471,7 @@ impl Ledger {
                 .exec(
                     format!(
                         "SELECT DISTINCT entity_id FROM order_sync_deliveries \
-                         WHERE entity_id IN ({}) AND (state NOT IN ('synced', 'skipped') OR synced_at >= ?) \
+                         WHERE entity_id IN ({}) AND (state NOT IN ('{Synced}', '{Skipped}') OR synced_at >= ?) \
                          FOR UPDATE",
                         marks(ids.len())
                     ),

@@ -7,6 +7,7 @@ use std::{collections::HashMap, time::Duration};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use mysql_async::{prelude::*, Params};
 
+use super::State::Pending;
 use super::{
     after, audience::Audience, counts::SyncedDelta, from_rows, id_params, marks, naive,
     read_committed, transaction, Change, Claimed, Ledger, LedgerError, State,
@@ -320,7 +321,7 @@ impl Ledger {
                           state, attempts, captured_at, next_attempt_at, updated_at) \
                          SELECT e.entity_id, ?, e.seq, e.event, o.increment_id, o.store_id, \
                           CONCAT(?, ':', e.entity_id, ':', e.seq, '-', e.event, ':', ?), \
-                          'pending', 0, e.captured_at, ?, ? \
+                          '{Pending}', 0, e.captured_at, ?, ? \
                          FROM order_sync_events e JOIN order_sync_orders o ON o.entity_id = e.entity_id \
                          WHERE e.entity_id IN ({}) AND e.event IN ({}) ORDER BY e.entity_id, e.seq",
                         marks(given.len()),
@@ -385,8 +386,11 @@ impl Ledger {
         let mut conn = self.pool.get_conn().await?;
         Ok(conn
             .exec_first(
-                "SELECT COUNT(*) FROM order_sync_deliveries \
-                 WHERE state IN ('pending', 'published', 'failed') AND consumer = ? AND seq = 0",
+                format!(
+                    "SELECT COUNT(*) FROM order_sync_deliveries \
+                     WHERE state IN ({}) AND consumer = ? AND seq = 0",
+                    State::sql_list(&State::OPEN)
+                ),
                 (consumer,),
             )
             .await?

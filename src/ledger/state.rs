@@ -108,4 +108,37 @@ mod tests {
         assert_eq!(State::parse("synced"), Some(State::Synced));
         assert_eq!(State::parse("Synced"), None);
     }
+
+    /// The ledger's statements name states through [`State`] (`'{Synced}'`
+    /// with the variant in scope, or [`State::sql_list`]), so a renamed or
+    /// added state cannot leave a statement behind. Migrations are history
+    /// and keep their text.
+    #[test]
+    fn no_statement_of_the_ledger_spells_a_state_name_itself() {
+        let sources = [
+            ("acks.rs", include_str!("acks.rs")),
+            ("audience.rs", include_str!("audience.rs")),
+            ("instances.rs", include_str!("instances.rs")),
+            ("pauses.rs", include_str!("pauses.rs")),
+            ("sessions.rs", include_str!("sessions.rs")),
+            ("backfills.rs", include_str!("backfills.rs")),
+            ("counts.rs", include_str!("counts.rs")),
+            ("deliveries.rs", include_str!("deliveries.rs")),
+            ("events.rs", include_str!("events.rs")),
+            ("notes.rs", include_str!("notes.rs")),
+            ("operator.rs", include_str!("operator.rs")),
+            ("position.rs", include_str!("position.rs")),
+            ("recording.rs", include_str!("recording.rs")),
+            ("mod.rs", include_str!("mod.rs")),
+        ];
+        for (file, text) in sources {
+            for state in State::ALL {
+                let spelled = format!("'{state}'");
+                assert!(
+                    !text.contains(&spelled),
+                    "src/ledger/{file} spells {spelled}: use '{{{state:?}}}' from State"
+                );
+            }
+        }
+    }
 }

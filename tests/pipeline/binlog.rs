@@ -685,3 +685,47 @@ async fn every_change_the_binlog_shows_arrives_once_in_commit_order_even_those_b
     service.abort();
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn with_minimal_row_images_a_state_change_still_arrives_once_from_the_scan() {
+    use crate::lifecycle::{sync_service, until, Shop, PLACE};
+    // Row images without the state columns: the follower cannot tell a move
+    // from them, so the change is the scan's.
+    let server = BinlogServer::start("--binlog-row-image=MINIMAL");
+    let env = binlog_env(
+        &server,
+        &[
+            (
+                "ORDER_SYNC__CONSUMERS__ERP__EVENTS",
+                "placed,status_changed",
+            ),
+            ("ORDER_SYNC__CAPTURE__LIFECYCLE__POLL_INTERVAL", "200ms"),
+            ("ORDER_SYNC__RELAY__FOLLOW_ON_INTERVAL", "50ms"),
+        ],
+    )
+    .await;
+    let shop = Shop { magento1: false };
+    let (erp, service) = sync_service(&env, "erp").await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    server.wait_for_follower(Duration::from_secs(20)).await;
+    let long = Duration::from_secs(20);
+
+    let a = shop.place(&env, "new", "pending").await;
+    until("A placed, from the binlog", long, || {
+        life_of(&erp, a) == [PLACE]
+    })
+    .await;
+    shop.change(&env, a, "processing", "picking").await;
+    let want = [PLACE.to_owned(), format!("{CHANGE}:picking")];
+    until("A's change, from the scan", long, || {
+        life_of(&erp, a).len() >= 2
+    })
+    .await;
+    // Anything doubled would show by now.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(life_of(&erp, a), want, "once, after its placement");
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    service.abort();
+    env.cleanup().await;
+}

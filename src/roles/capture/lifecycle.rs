@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{advance, Capture, RoleError};
+use super::{orders::advance, Capture, RoleError};
 use crate::{
     config::{HoldCanceled, StartFrom},
     ledger::{CapturePosition, Change, KnownOrder, Release, Start},
@@ -84,7 +84,7 @@ fn event_json(order: &Map<String, Value>, extra: Option<(&str, Value)>) -> Strin
 impl Capture {
     /// Whether the binlog follower is reading and decoding changes now.
     pub(super) fn binlog_sees_changes(&self) -> bool {
-        self.lifecycle_wanted() && self.following.as_ref().is_some_and(|f| f.signal.is_live())
+        self.lifecycle_wanted() && self.trigger.is_live()
     }
 
     /// While the binlog follower decodes changes: the time (as Magento
@@ -111,7 +111,7 @@ impl Capture {
     ) -> Result<LifecycleOutcome, RoleError> {
         let deps = self.deps.clone();
         let audience = deps.audience().await?;
-        self.filter().await?;
+        self.orders.filter().await?;
         let mut outcome = LifecycleOutcome::default();
         let mut changes: Vec<Change> = Vec::new();
         let mut positions: Vec<(String, CapturePosition, Vec<u32>)> = Vec::new();
@@ -165,7 +165,7 @@ impl Capture {
         }
         // Orders capture has not read yet are left out: their placement will
         // carry their state as it is then.
-        let captured = match &self.position {
+        let captured = match &self.orders.position {
             Some(p) => p.last_entity_id,
             None => self
                 .deps
@@ -338,7 +338,7 @@ impl Capture {
             .and_then(|o| o.get("store_id"))
             .and_then(Value::as_u64)
             .map(|s| s as u16);
-        let filter = self.filter.as_ref().expect("resolved before");
+        let filter = self.orders.filter.as_ref().expect("resolved before");
         if !filter.store_matches(store) {
             return Placement::Unknown;
         }
@@ -346,33 +346,7 @@ impl Capture {
             .order
             .as_ref()
             .and_then(|o| date(o.get("created_at").and_then(Value::as_str)));
-        self.placement(
-            known.contains_key(&doc.order_id),
-            doc.order_id,
-            created,
-            now,
-        )
-    }
-
-    /// [`placement`], knowing that an order capture has read past (at or
-    /// below its saved position and not awaited as a gap) which the ledger
-    /// does not hold never will be: it was filtered out or placed before
-    /// capture started. Without this, a mass update of such orders would be
-    /// waited for, and re-read, for [`PLACEMENT_WAIT`].
-    pub(super) fn placement(
-        &self,
-        known: bool,
-        order: u32,
-        created: Option<NaiveDateTime>,
-        now: DateTime<Utc>,
-    ) -> Placement {
-        let read_past = self.position.as_ref().is_some_and(|p| {
-            order <= p.last_entity_id && !p.gaps.iter().any(|(gap, _)| *gap == order)
-        });
-        if !known && read_past {
-            return Placement::Unknown;
-        }
-        placement(known, created, now)
+        placement(known.contains_key(&doc.order_id), created, now)
     }
 
     /// The orders whose `updated_at` falls in this scan's window: from the
@@ -437,7 +411,7 @@ impl Capture {
             .collect();
         let ids: Vec<u32> = rows.iter().map(|r| r.entity_id).collect();
         let known = self.deps.ledger.known_orders(&ids).await?;
-        let filter = self.filter.as_ref().expect("resolved before");
+        let filter = self.orders.filter.as_ref().expect("resolved before");
         let mut scan = Scan::default();
         let mut hold_back: Option<NaiveDateTime> = None;
         let mut seen = HashSet::new();
@@ -461,7 +435,7 @@ impl Capture {
             }
             let Some(k) = known.get(&row.entity_id) else {
                 let created = date(row.order.get("created_at").and_then(Value::as_str));
-                match self.placement(false, row.entity_id, created, now) {
+                match placement(false, created, now) {
                     Placement::Waiting => {
                         scan.waiting += 1;
                         let at = date(Some(&row.updated_at));

@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use super::{
     binlog::{Seen, MAX_SEEN},
-    lifecycle::{date, document_change, LifecycleOutcome, Placement},
+    lifecycle::{date, document_change, placement, LifecycleOutcome, Placement},
     Capture, RoleError,
 };
 use crate::{ledger::KnownOrder, magento::documents::Document, message::Event};
@@ -91,7 +91,7 @@ impl Capture {
         }
         let deps = self.deps.clone();
         let audience = deps.audience().await?;
-        self.filter().await?;
+        self.orders.filter().await?;
 
         let mut docs = self.read_seen_documents().await?;
         let mut order_ids: Vec<u32> = docs.values().map(|d| d.order_id).collect();
@@ -136,14 +136,14 @@ impl Capture {
                     before,
                     at,
                 } => {
-                    let filter = self.filter.as_ref().expect("resolved before");
+                    let filter = self.orders.filter.as_ref().expect("resolved before");
                     if !filter.store_matches(row.store_id) {
                         continue;
                     }
                     let id = row.entity_id;
                     let held = known.get(&id).map(|k| k.held);
                     let created = date(row.order.get("created_at").and_then(Value::as_str));
-                    let place = self.placement(held.is_some(), id, created, now);
+                    let place = placement(held.is_some(), created, now);
                     match decide(true, place, behind.contains(&id), age) {
                         Next::Record => {
                             // The move is from the before image, not from what
