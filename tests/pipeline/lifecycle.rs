@@ -1294,9 +1294,14 @@ async fn a_consumer_of_paid_orders_gets_each_when_released_and_no_sync_service_i
         events_of(&erp, paid) == [PLACE] && events_of(&wms, paid) == [PLACE]
     })
     .await;
-    until("erp got the cancelled one's placement", long, || {
-        events_of(&erp, unpaid) == [PLACE]
-    })
+    // Released by its cancellation: the placement as it was held, then the
+    // move to `canceled` as a status change (erp takes status_changed, not
+    // canceled). Waiting for the placement alone raced the change.
+    until(
+        "erp got the cancelled one's placement and its change",
+        long,
+        || events_of(&erp, unpaid) == [PLACE, CHANGE],
+    )
     .await;
     // The ERP writes its own status into Magento: the WMS hears of it, the
     // ERP is not sent its own change back.
@@ -1324,6 +1329,10 @@ async fn a_consumer_of_paid_orders_gets_each_when_released_and_no_sync_service_i
         events_of(&wms, unpaid).is_empty(),
         "released into `canceled`: not for wms, nor its cancellation"
     );
+    assert_eq!(events_of(&erp, unpaid), [PLACE, CHANGE], "each once");
+    let cancelled = message_of(&erp, unpaid, CHANGE);
+    assert_eq!(cancelled["previous"]["state"], "pending_payment");
+    assert_eq!(cancelled["order"]["state"], "canceled");
     let ledger = env.parts().deps.ledger;
     let rows = ledger.deliveries().await.unwrap();
     assert!(
