@@ -602,10 +602,21 @@ impl Pipeline {
     async fn wait_synced(&self, n: u64, within: Duration) {
         let deadline = Instant::now() + within;
         while self.synced().await < n {
-            assert!(
-                Instant::now() < deadline,
-                "pipeline did not sync {n} orders within {within:?}"
-            );
+            if Instant::now() >= deadline {
+                let rows: Vec<(String, String, u64)> = match self.ledger.get_conn().await {
+                    Ok(mut c) => c
+                        .query(
+                            "SELECT event, state, COUNT(*) FROM order_sync_deliveries \
+                             GROUP BY event, state",
+                        )
+                        .await
+                        .unwrap_or_default(),
+                    Err(_) => vec![],
+                };
+                panic!(
+                    "pipeline did not sync {n} rows within {within:?}; the ledger holds {rows:?}"
+                );
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

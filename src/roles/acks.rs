@@ -87,6 +87,7 @@ impl AckListener {
         let valid: Vec<&Ack> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
         let mut applied = self.apply(&valid, now).await?.into_iter();
         let mut dispositions = Vec::with_capacity(batch.len());
+        let mut last_to_ack = None;
         for (delivery, p) in batch.iter().zip(parsed) {
             let (consumer, disposition) = match p {
                 Err(rejection) => (None, AckDisposition::DeadLettered(rejection)),
@@ -125,9 +126,14 @@ impl AckListener {
                 }
             };
             if !settled_by_reject {
-                delivery.ack(BasicAckOptions::default()).await?;
+                last_to_ack = Some(delivery);
             }
             dispositions.push(disposition);
+        }
+        // One ack for the batch, after its ledger commit: the deliveries came
+        // in order on one channel, and those not acked are settled already.
+        if let Some(last) = last_to_ack {
+            last.ack(BasicAckOptions { multiple: true }).await?;
         }
         Ok(dispositions)
     }

@@ -232,8 +232,10 @@ impl Relay {
                 self.settings.claim_timeout,
             )
             .await?;
-        for d in keep {
-            d.ack(BasicAckOptions::default()).await?;
+        // One ack for the batch: the deliveries came in order on this channel
+        // and every one before the last kept is kept or already rejected.
+        if let Some(last) = keep.last() {
+            last.ack(BasicAckOptions { multiple: true }).await?;
         }
         // Rows of paused or pulling consumers are not published here: they are
         // made due now instead, for the pull API or the first round after resume.

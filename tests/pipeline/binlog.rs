@@ -566,6 +566,22 @@ async fn the_saved_binlog_file_is_one_the_server_has_after_every_reconnect_and_r
 
 /// What one consumer got of one order: each event with the order's status
 /// in its message, in arrival order.
+/// A sync service for `erp` and the pipeline, once the follower follows.
+async fn lifecycle_run(
+    server: &BinlogServer,
+    env: &TestEnv,
+) -> (
+    crate::lifecycle::Received,
+    tokio::task::JoinHandle<()>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let (erp, service) = crate::lifecycle::sync_service(env, "erp").await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    server.wait_for_follower(Duration::from_secs(20)).await;
+    (erp, service, shutdown, pipeline)
+}
+
 fn life_of(got: &crate::lifecycle::Received, order: u32) -> Vec<String> {
     got.lock()
         .unwrap()
@@ -580,7 +596,7 @@ fn life_of(got: &crate::lifecycle::Received, order: u32) -> Vec<String> {
 
 #[tokio::test]
 async fn every_change_the_binlog_shows_arrives_once_in_commit_order_even_those_between_scans() {
-    use crate::lifecycle::{sync_service, until, Shop, CANCEL, INVOICE, PLACE, REFUND, SHIP};
+    use crate::lifecycle::{until, Shop, CANCEL, INVOICE, PLACE, REFUND, SHIP};
     let server = BinlogServer::start("");
     let settings = [
         (
@@ -593,11 +609,8 @@ async fn every_change_the_binlog_shows_arrives_once_in_commit_order_even_those_b
         ("ORDER_SYNC__RELAY__FOLLOW_ON_INTERVAL", "50ms"),
     ];
     let env = binlog_env(&server, &settings).await;
-    let shop = Shop { magento1: false };
-    let (erp, service) = sync_service(&env, "erp").await;
-    let (shutdown, pipeline) = env.spawn_pipeline();
-    server.wait_for_follower(Duration::from_secs(20)).await;
-    let long = Duration::from_secs(20);
+    let (erp, service, shutdown, pipeline) = lifecycle_run(&server, &env).await;
+    let (shop, long) = (Shop { magento1: false }, Duration::from_secs(20));
 
     let a = shop.place(&env, "new", "pending").await;
     let b = shop.place(&env, "processing", "processing").await;
@@ -688,7 +701,7 @@ async fn every_change_the_binlog_shows_arrives_once_in_commit_order_even_those_b
 
 #[tokio::test]
 async fn with_minimal_row_images_a_state_change_still_arrives_once_from_the_scan() {
-    use crate::lifecycle::{sync_service, until, Shop, PLACE};
+    use crate::lifecycle::{until, Shop, PLACE};
     // Row images without the state columns: the follower cannot tell a move
     // from them, so the change is the scan's.
     let server = BinlogServer::start("--binlog-row-image=MINIMAL");
@@ -704,11 +717,8 @@ async fn with_minimal_row_images_a_state_change_still_arrives_once_from_the_scan
         ],
     )
     .await;
-    let shop = Shop { magento1: false };
-    let (erp, service) = sync_service(&env, "erp").await;
-    let (shutdown, pipeline) = env.spawn_pipeline();
-    server.wait_for_follower(Duration::from_secs(20)).await;
-    let long = Duration::from_secs(20);
+    let (erp, service, shutdown, pipeline) = lifecycle_run(&server, &env).await;
+    let (shop, long) = (Shop { magento1: false }, Duration::from_secs(20));
 
     let a = shop.place(&env, "new", "pending").await;
     until("A placed, from the binlog", long, || {
