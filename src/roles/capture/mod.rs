@@ -11,7 +11,7 @@
 //!   polling, the safety net in binlog mode and the source in poll mode;
 //! - [`Capture`]: leadership (only one instance captures at a time: the
 //!   holder of a named lock in the ledger database, [`NamedLock`], checked
-//!   before every wake) and the loop, which asks [`wake`] what is due.
+//!   before every wake) and the loop, which asks `wake` (pure) what is due.
 //!
 //! What starts a poll: a timer (`capture.mode = "poll"`), or each commit that
 //! inserted orders, read from the binary log, with a slow timer as the safety
