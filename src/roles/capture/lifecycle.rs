@@ -26,14 +26,20 @@
 //! [`PLACEMENT_WAIT`]; an order order-sync never captured (placed before it
 //! started, left out by the filter) gets no later events.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Instant,
+};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{orders::advance, Capture, RoleError};
+use super::{
+    orders::{advance, OrderPoll},
+    Deps, RoleError,
+};
 use crate::{
-    config::{HoldCanceled, StartFrom},
+    config::{CaptureSettings, HoldCanceled, StartFrom},
     ledger::{CapturePosition, Change, KnownOrder, Release, Start},
     magento::{
         documents::{Document, DocumentTables, OrderChange, Snapshot},
@@ -81,16 +87,41 @@ fn event_json(order: &Map<String, Value>, extra: Option<(&str, Value)>) -> Strin
     serde_json::to_string(&out).expect("a JSON map always serializes")
 }
 
-impl Capture {
-    /// Whether the binlog follower is reading and decoding changes now.
-    pub(super) fn binlog_sees_changes(&self) -> bool {
-        self.lifecycle_wanted() && self.trigger.is_live()
+/// The lifecycle scan's own state, kept while this instance leads.
+pub struct LifecycleScan {
+    deps: Deps,
+    settings: CaptureSettings,
+    /// When the last scan ran.
+    pub(super) ran: Option<Instant>,
+    /// Orders the change scan compared with the ledger, at their
+    /// `updated_at`: not looked up again while they stay in the overlap.
+    compared: HashMap<u32, ComparedKey>,
+}
+
+impl LifecycleScan {
+    pub fn new(deps: &Deps, settings: &CaptureSettings) -> Self {
+        Self {
+            deps: deps.clone(),
+            settings: settings.clone(),
+            ran: None,
+            compared: HashMap::new(),
+        }
+    }
+
+    /// A new leader compares from scratch.
+    pub(super) fn forget(&mut self) {
+        self.compared.clear();
+    }
+
+    /// Whether the binlog follower (`live`) is reading and decoding changes now.
+    fn binlog_sees_changes(&self, live: bool) -> bool {
+        self.wanted() && live
     }
 
     /// While the binlog follower decodes changes: the time (as Magento
     /// writes it) from which a change or document is left to it.
-    fn recent_for_binlog(&self, now: DateTime<Utc>) -> Option<String> {
-        self.binlog_sees_changes().then(|| {
+    fn recent_for_binlog(&self, live: bool, now: DateTime<Utc>) -> Option<String> {
+        self.binlog_sees_changes(live).then(|| {
             (now.naive_utc() - BINLOG_GRACE)
                 .format("%Y-%m-%d %H:%M:%S")
                 .to_string()
@@ -98,20 +129,22 @@ impl Capture {
     }
 
     /// Whether this shop needs the lifecycle scan at all.
-    pub(super) fn lifecycle_wanted(&self) -> bool {
+    pub(super) fn wanted(&self) -> bool {
         self.deps.consumers.want_lifecycle() || !self.settings.hold_states.is_empty()
     }
 
     /// One scan at `now`: documents of each kind someone subscribes to, then
     /// changes; recorded in the ledger in the order they happened, then the
-    /// positions saved.
-    pub async fn lifecycle_step(
+    /// positions saved. `orders` has its filter resolved; `live`: the binlog
+    /// follower reads the stream.
+    pub(super) async fn step(
         &mut self,
+        orders: &OrderPoll,
+        live: bool,
         now: DateTime<Utc>,
     ) -> Result<LifecycleOutcome, RoleError> {
         let deps = self.deps.clone();
         let audience = deps.audience().await?;
-        self.orders.filter().await?;
         let mut outcome = LifecycleOutcome::default();
         let mut changes: Vec<Change> = Vec::new();
         let mut positions: Vec<(String, CapturePosition, Vec<u32>)> = Vec::new();
@@ -165,7 +198,7 @@ impl Capture {
         }
         // Orders capture has not read yet are left out: their placement will
         // carry their state as it is then.
-        let captured = match &self.orders.position {
+        let captured = match &orders.position {
             Some(p) => p.last_entity_id,
             None => self
                 .deps
@@ -177,7 +210,7 @@ impl Capture {
         let window = self.read_changes(&mut snapshot, ended, captured).await?;
         snapshot.finish().await?;
 
-        let recent = self.recent_for_binlog(now);
+        let recent = self.recent_for_binlog(live, now);
         for ((source, position), docs) in starts.into_iter().zip(read) {
             let order_ids: Vec<u32> = docs.iter().map(|d| d.order_id).collect();
             let known = self.deps.ledger.known_orders(&order_ids).await?;
@@ -192,7 +225,7 @@ impl Capture {
                 {
                     continue;
                 }
-                match self.place_of(&doc, &known, now) {
+                match self.place_of(orders, &doc, &known, now) {
                     Placement::Known => {
                         found.push(doc.entity_id);
                         changes.push(document_change(doc));
@@ -213,7 +246,9 @@ impl Capture {
             positions.push((source, position, found));
         }
 
-        let scan = self.compare_changes(window, ended, now).await?;
+        let scan = self
+            .compare_changes(orders, live, window, ended, now)
+            .await?;
         let remember = scan.compared.clone();
         outcome.unknown += scan.unknown;
         outcome.waiting += scan.waiting;
@@ -328,6 +363,7 @@ impl Capture {
     /// Whether the ledger holds `doc`'s order, may soon, or never will.
     pub(super) fn place_of(
         &self,
+        orders: &OrderPoll,
         doc: &Document,
         known: &HashMap<u32, KnownOrder>,
         now: DateTime<Utc>,
@@ -338,7 +374,7 @@ impl Capture {
             .and_then(|o| o.get("store_id"))
             .and_then(Value::as_u64)
             .map(|s| s as u16);
-        let filter = self.orders.filter.as_ref().expect("resolved before");
+        let filter = orders.filter.as_ref().expect("resolved before");
         if !filter.store_matches(store) {
             return Placement::Unknown;
         }
@@ -391,6 +427,8 @@ impl Capture {
     /// The window's orders compared with what the ledger last saw of them.
     async fn compare_changes(
         &self,
+        orders: &OrderPoll,
+        live: bool,
         window: Window,
         ended: NaiveDateTime,
         now: DateTime<Utc>,
@@ -411,7 +449,7 @@ impl Capture {
             .collect();
         let ids: Vec<u32> = rows.iter().map(|r| r.entity_id).collect();
         let known = self.deps.ledger.known_orders(&ids).await?;
-        let filter = self.orders.filter.as_ref().expect("resolved before");
+        let filter = orders.filter.as_ref().expect("resolved before");
         let mut scan = Scan::default();
         let mut hold_back: Option<NaiveDateTime> = None;
         let mut seen = HashSet::new();
@@ -420,7 +458,7 @@ impl Capture {
         // to record, in commit order and with every step between: the scan
         // looks at it only once it is older than BINLOG_GRACE (and records it
         // then only if the follower missed it: the ledger would hold it).
-        let recent = self.recent_for_binlog(now);
+        let recent = self.recent_for_binlog(live, now);
         for row in rows {
             if !seen.insert(row.entity_id) || !filter.store_matches(row.store_id) {
                 continue;

@@ -7,7 +7,7 @@
 //! - [`trigger::BinlogTrigger`]: `capture.mode = "binlog"`, the follower of
 //!   Magento's binary log ([`binlog`]) that announces commits (a poll at once)
 //!   and the changes and documents they made ([`seen`]);
-//! - the lifecycle scan ([`lifecycle`]): documents and state changes read by
+//! - [`lifecycle::LifecycleScan`]: documents and state changes read by
 //!   polling, the safety net in binlog mode and the source in poll mode;
 //! - [`Capture`]: leadership (only one instance captures at a time: the
 //!   holder of a named lock in the ledger database, [`NamedLock`], checked
@@ -39,6 +39,7 @@ pub use self::orders::PollOutcome;
 use self::{
     binlog::{Pending, Seen},
     health::{Part, Said},
+    lifecycle::LifecycleScan,
     orders::OrderPoll,
     trigger::BinlogTrigger,
 };
@@ -56,13 +57,10 @@ pub struct Capture {
     /// Whether this instance holds the capture lock (shown in status output).
     leader: Arc<AtomicBool>,
     said_standby: bool,
-    /// When the last lifecycle scan ran ([`lifecycle`]).
-    lifecycle_ran: Option<Instant>,
+    /// The lifecycle scan ([`lifecycle`]).
+    scan: LifecycleScan,
     /// When the last order poll ran.
     polled_at: Option<Instant>,
-    /// Orders the change scan compared with the ledger, at their
-    /// `updated_at`: not looked up again while they stay in the overlap.
-    compared: std::collections::HashMap<u32, lifecycle::ComparedKey>,
     /// Changes and documents the binlog showed, waiting for their order's
     /// placement or their commit to show ([`seen`]), with when they came.
     kept: Vec<(Seen, Instant)>,
@@ -143,9 +141,8 @@ impl Capture {
             lock: None,
             leader: Arc::new(AtomicBool::new(false)),
             said_standby: false,
-            lifecycle_ran: None,
+            scan: LifecycleScan::new(deps, settings),
             polled_at: None,
-            compared: Default::default(),
             kept: Vec::new(),
         }
     }
@@ -154,6 +151,21 @@ impl Capture {
     /// given up): what tests drive.
     pub async fn step(&mut self, now: DateTime<Utc>) -> Result<PollOutcome, RoleError> {
         self.orders.step(now).await
+    }
+
+    /// One lifecycle scan at `now` ([`lifecycle`]): what tests drive.
+    pub async fn lifecycle_step(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<lifecycle::LifecycleOutcome, RoleError> {
+        self.orders.filter().await?;
+        let live = self.trigger.is_live();
+        self.scan.step(&self.orders, live, now).await
+    }
+
+    /// Whether this shop needs the lifecycle scan at all.
+    fn lifecycle_wanted(&self) -> bool {
+        self.scan.wanted()
     }
 
     /// Shares the "holds the capture lock" flag with the caller (for heartbeats).
@@ -184,7 +196,7 @@ impl Capture {
                 self.lock = Some(l);
                 self.leader.store(true, Ordering::SeqCst);
                 self.orders.forget();
-                self.compared.clear();
+                self.scan.forget();
                 tracing::info!(source = %source, "This instance now captures.");
                 Ok(true)
             }
@@ -221,7 +233,7 @@ impl Role for Capture {
             let announced = self.trigger.take();
             if announced.overflowed {
                 // More than the follower holds: the scan looks now.
-                self.lifecycle_ran = None;
+                self.scan.ran = None;
             }
             let due = wake(self.found(&announced, backlog, poll_failed), &self.settings);
             let mut served = false;
@@ -271,7 +283,7 @@ impl Role for Capture {
                 }
             }
             if due.scan {
-                self.lifecycle_ran = Some(Instant::now());
+                self.scan.ran = Some(Instant::now());
                 // Never ends the session: a refused document table must not
                 // stop the capture of new orders. Nothing of a failed scan
                 // was saved, so the next one reads the same again.
@@ -324,7 +336,7 @@ impl Capture {
             live: self.trigger.is_live(),
             since_poll: self.polled_at.map(|t| t.elapsed()),
             lifecycle_wanted: self.lifecycle_wanted(),
-            since_scan: self.lifecycle_ran.map(|t| t.elapsed()),
+            since_scan: self.scan.ran.map(|t| t.elapsed()),
             kept: !self.kept.is_empty(),
         }
     }

@@ -117,7 +117,7 @@ impl Capture {
                     let doc = docs.remove(&(event, entity_id));
                     let order = doc.as_ref().map(|d| d.order_id);
                     let place = match &doc {
-                        Some(d) => self.place_of(d, &known, now),
+                        Some(d) => self.scan.place_of(&self.orders, d, &known, now),
                         None => Placement::Waiting,
                     };
                     let blocked = order.is_some_and(|o| behind.contains(&o));
@@ -153,7 +153,7 @@ impl Capture {
                                 status: before.1.clone(),
                                 held: held.unwrap_or_default(),
                             };
-                            let (mut change, paid) = self.change_of(*row, &was);
+                            let (mut change, paid) = self.scan.change_of(*row, &was);
                             change.moved_from = Some(before);
                             change.binlog_at = at;
                             if paid {
@@ -180,7 +180,7 @@ impl Capture {
         }
         // Until these writes succeed everything stays kept: a failure loses
         // nothing, and the next wake tries the same again.
-        self.fill_paid(&mut changes, paid_ids).await?;
+        self.scan.fill_paid(&mut changes, paid_ids).await?;
         let recorded = self
             .deps
             .ledger
