@@ -738,6 +738,51 @@ fn cpu_seconds(order_sync: u32) -> [(&'static str, f64); 4] {
     ]
 }
 
+/// order-sync's `/metrics` on `port`, as text.
+async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("order-sync's /metrics");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+/// `order_sync_stage_seconds` from a scrape: (stage, batches, seconds).
+fn stage_seconds(text: &str) -> Vec<(String, f64, f64)> {
+    let mut out: Vec<(String, f64, f64)> = Vec::new();
+    for line in text.lines() {
+        for (suffix, count) in [("_count", true), ("_sum", false)] {
+            let prefix = format!("order_sync_stage_seconds{suffix}{{stage=\"");
+            let Some(rest) = line.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some((stage, value)) = rest.split_once("\"} ") else {
+                continue;
+            };
+            let value: f64 = value.trim().parse().unwrap_or(f64::NAN);
+            let i = match out.iter().position(|(s, ..)| s == stage) {
+                Some(i) => i,
+                None => {
+                    out.push((stage.to_owned(), 0.0, 0.0));
+                    out.len() - 1
+                }
+            };
+            match count {
+                true => out[i].1 = value,
+                false => out[i].2 = value,
+            }
+        }
+    }
+    out
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -827,12 +872,24 @@ async fn main() {
             "placed,invoiced,shipped,refunded,canceled,status_changed",
         )];
         let mut cpu = Vec::new();
+        let mut stages = Vec::new();
         for &n in &backlogs {
             let raw = raw_limit(n).await;
             let mut runs = Vec::new();
             for extra in [off, on] {
                 let (id, magento) = Pipeline::prepare(n).await;
-                let p = Pipeline::start_with(id, magento, &mysql(), extra, None).await;
+                // Its /metrics, for the time each stage took.
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .map(|a| a.port())
+                    .unwrap();
+                let listen = format!("127.0.0.1:{port}");
+                let mut env = extra.to_vec();
+                env.extend([
+                    ("ORDER_SYNC__HTTP__ENABLED", "true"),
+                    ("ORDER_SYNC__HTTP__LISTEN", listen.as_str()),
+                ]);
+                let p = Pipeline::start_with(id, magento, &mysql(), &env, None).await;
                 let started = Instant::now();
                 let cpu_before = cpu_seconds(p.child.id());
                 let consumer = p.consumer(Default::default()).await;
@@ -841,6 +898,7 @@ async fn main() {
                 let cpu_after = cpu_seconds(p.child.id());
                 let rss = p.peak_rss_kib();
                 cpu.push((n, drain, cpu_before, cpu_after));
+                stages.push((n, drain, stage_seconds(&scrape(port).await)));
                 consumer.abort();
                 p.stop().await;
                 runs.push((n as f64 / drain.as_secs_f64(), drain, rss));
@@ -882,6 +940,31 @@ async fn main() {
                 share(used[3]),
                 100.0 * used.iter().sum::<f64>() / (2.0 * wall),
             );
+        }
+        println!();
+        println!(
+            "Inside order-sync: the time each stage took over the drain (summed over its \
+             batches; capture, the relay inbox and the ack listener run at once, so the \
+             shares add up to more than 100 %), lifecycle off then on."
+        );
+        println!();
+        println!("| backlog | stage | batches | total (s) | ms per batch | of the drain |");
+        println!("|---:|---|---:|---:|---:|---:|");
+        for (n, drain, mut by_stage) in stages {
+            // In the order an order passes them.
+            let place = |name: &str| {
+                order_sync::metrics::Stage::ALL
+                    .iter()
+                    .position(|s| s.as_str() == name)
+            };
+            by_stage.sort_by_key(|(name, ..)| place(name));
+            for (stage, count, sum) in by_stage {
+                println!(
+                    "| {n} | {stage} | {count:.0} | {sum:.2} | {:.2} | {:.0} % |",
+                    1000.0 * sum / count.max(1.0),
+                    100.0 * sum / drain.as_secs_f64()
+                );
+            }
         }
     }
     if sections.contains(&"latency") {

@@ -38,6 +38,56 @@ pub struct PartLabel {
     pub part: String,
 }
 
+/// A step every order passes on its way (`stage_seconds`): see [`Stage`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub stage: String,
+}
+
+/// The steps of the pipeline whose time `order_sync_stage_seconds` adds up,
+/// so that a slow drain shows which one it waits on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Capture reading a batch of orders (and their children) from Magento.
+    CaptureRead,
+    /// Capture publishing a batch and awaiting its confirms.
+    CapturePublish,
+    /// Capture saving its position.
+    CaptureSave,
+    /// The relay inbox recording a batch of captured orders in the ledger.
+    InboxRecord,
+    /// The relay publishing rows to consumer queues and awaiting confirms.
+    RelayPublish,
+    /// The relay recording those publishes in the ledger.
+    RelayMark,
+    /// The ack listener applying a batch of acks to the ledger.
+    AcksApply,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 7] = [
+        Stage::CaptureRead,
+        Stage::CapturePublish,
+        Stage::CaptureSave,
+        Stage::InboxRecord,
+        Stage::RelayPublish,
+        Stage::RelayMark,
+        Stage::AcksApply,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::CaptureRead => "capture_read",
+            Stage::CapturePublish => "capture_publish",
+            Stage::CaptureSave => "capture_save",
+            Stage::InboxRecord => "inbox_record",
+            Stage::RelayPublish => "relay_publish",
+            Stage::RelayMark => "relay_mark",
+            Stage::AcksApply => "acks_apply",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AckLabel {
     pub consumer: String,
@@ -61,6 +111,8 @@ pub struct Metrics {
     pub parked: Family<ConsumerLabel, Counter>,
     /// Duration of each re-delivery round.
     pub relay_round_seconds: Histogram,
+    /// Time spent in each [`Stage`].
+    pub stage_seconds: Family<StageLabel, Histogram>,
     /// Ledger rows by consumer and state (read at scrape).
     pub rows: Family<StateLabel, Gauge>,
     /// Age of the oldest order not yet synced for some consumer (read at scrape).
@@ -90,6 +142,10 @@ pub struct Metrics {
     pub paused: Family<ConsumerLabel, Gauge>,
 }
 
+fn stage_histogram() -> Histogram {
+    Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0])
+}
+
 fn placed_to_synced_histogram() -> Histogram {
     // From sub-second (a healthy pipeline) to days (an outage, then a resync).
     Histogram::new([
@@ -110,6 +166,7 @@ impl Default for Metrics {
             relay_round_seconds: Histogram::new([
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
+            stage_seconds: Family::new_with_constructor(stage_histogram),
             rows: Family::default(),
             oldest_unsynced_seconds: Gauge::default(),
             capture_lag_orders: Gauge::default(),
@@ -155,6 +212,12 @@ impl Default for Metrics {
             "relay_round_seconds",
             "Duration of a re-delivery round",
             m.relay_round_seconds.clone(),
+        );
+        registry.register(
+            "stage_seconds",
+            "Time spent in each step of the pipeline (capture_read, capture_publish, capture_save, \
+             inbox_record, relay_publish, relay_mark, acks_apply), per batch",
+            m.stage_seconds.clone(),
         );
         registry.register(
             "ledger_rows",
@@ -226,6 +289,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds the time since `started` to `stage`.
+    pub fn stage(&self, stage: Stage, started: std::time::Instant) {
+        self.stage_seconds
+            .get_or_create(&StageLabel {
+                stage: stage.as_str().to_owned(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
+
     /// Shows `mode` (`poll` or `binlog`) as what triggers capture.
     pub fn set_capture_mode(&self, mode: &str) {
         for m in ["poll", "binlog"] {

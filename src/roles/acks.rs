@@ -23,7 +23,7 @@ use crate::{
     config::{AckSettings, RelaySettings},
     ledger::{AckOutcome, LedgerError},
     message::{parse_ack, truncate, Ack, AckRejection},
-    metrics::{AckLabel, Metrics},
+    metrics::{AckLabel, Metrics, Stage},
     retry::RetryPolicy,
 };
 
@@ -85,7 +85,9 @@ impl AckListener {
             })
             .collect();
         let valid: Vec<&Ack> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let started = std::time::Instant::now();
         let mut applied = self.apply(&valid, now).await?.into_iter();
+        self.deps.metrics.stage(Stage::AcksApply, started);
         let mut dispositions = Vec::with_capacity(batch.len());
         let mut last_to_ack = None;
         for (delivery, p) in batch.iter().zip(parsed) {

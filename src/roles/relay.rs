@@ -28,7 +28,7 @@ use crate::{
     config::{MessageFormat, MessageSettings, RelaySettings},
     ledger::{Carried, Claimed, NewOrder, RowKey, Unanswered},
     message::{self, cloud_event_attributes, CapturedOrder},
-    metrics::Metrics,
+    metrics::{Metrics, Stage},
     retry::RetryPolicy,
 };
 
@@ -221,6 +221,7 @@ impl Relay {
             }
         }
         let audience = self.deps.audience().await?;
+        let started = std::time::Instant::now();
         let fresh = self
             .deps
             .ledger
@@ -232,6 +233,7 @@ impl Relay {
                 self.settings.claim_timeout,
             )
             .await?;
+        self.deps.metrics.stage(Stage::InboxRecord, started);
         // One ack for the batch: the deliveries came in order on this channel
         // and every one before the last kept is kept or already rejected.
         if let Some(last) = keep.last() {
@@ -286,7 +288,9 @@ impl Relay {
                 .inc();
         }
         let (rows, messages): (Vec<&Claimed>, Vec<Outgoing>) = rows.into_iter().unzip();
+        let started = std::time::Instant::now();
         let results = publisher.publish_all(&messages).await;
+        self.deps.metrics.stage(Stage::RelayPublish, started);
         let mut ok = Vec::new();
         let mut failed = Vec::new();
         let mut channel_error = None;
@@ -308,11 +312,13 @@ impl Relay {
                 }
             }
         }
+        let started = std::time::Instant::now();
         self.deps.ledger.record_publish_errors(&failed, now).await?;
         self.deps
             .ledger
             .mark_published(&ok, now, &self.policy, Carried::Queue)
             .await?;
+        self.deps.metrics.stage(Stage::RelayMark, started);
         for row in &ok {
             delivery_span(row).in_scope(|| tracing::debug!("Published to the consumer's queue."));
             let label = Metrics::consumer(&row.consumer);

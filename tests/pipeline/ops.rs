@@ -196,6 +196,22 @@ async fn health_readiness_and_metrics_tell_the_state_of_the_pipeline() {
         .iter()
         .any(|s| s.metric == "order_sync_relay_round_seconds");
     assert!(relay_rounds, "relay round duration is exported");
+    // Five orders went through every stage: each has taken some batches.
+    for stage in order_sync::metrics::Stage::ALL {
+        let batches = scrape.samples.iter().find_map(|s| {
+            let this = s.metric == "order_sync_stage_seconds"
+                && s.labels.get("stage") == Some(stage.as_str());
+            match (&s.value, this) {
+                (prometheus_parse::Value::Histogram(b), true) => b.last().map(|b| b.count),
+                _ => None,
+            }
+        });
+        assert!(
+            batches.is_some_and(|n| n >= 1.0),
+            "stage {} timed: {batches:?}",
+            stage.as_str()
+        );
+    }
 
     // wms catches up: the backlog falls to nothing.
     for id in &ids {

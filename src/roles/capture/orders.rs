@@ -17,7 +17,10 @@
 //! awaited ([`IdStep`]); open gaps are capped at `capture.max_open_gaps` (the
 //! oldest given up) and read in chunks.
 
-use std::collections::{BTreeSet, HashSet};
+use std::{
+    collections::{BTreeSet, HashSet},
+    time::Instant,
+};
 
 use chrono::{DateTime, Utc};
 use lapin::{
@@ -33,6 +36,7 @@ use crate::{
     ledger::{CapturePosition, NewOrder},
     magento::{IdStep, OrderScope, PlacedOrder},
     message::CapturedOrder,
+    metrics::Stage,
 };
 
 /// Ids skipped in one jump beyond this are not tracked as gaps: such a jump is
@@ -123,11 +127,15 @@ impl OrderPoll {
             },
         };
         let gap_ids: Vec<u32> = position.gaps.iter().map(|(id, _)| *id).collect();
+        let started = Instant::now();
         let orders = self
             .deps
             .magento
             .read_orders(position.last_entity_id, self.settings.batch_size, &gap_ids)
             .await?;
+        if !orders.is_empty() {
+            self.deps.metrics.stage(Stage::CaptureRead, started);
+        }
 
         if self.id_step.is_none() {
             let step = self.deps.magento.id_step().await?;
@@ -159,7 +167,10 @@ impl OrderPoll {
         if !fits.is_empty() {
             let (fits, messages): (Vec<&PlacedOrder>, Vec<Outgoing>) = fits.into_iter().unzip();
             let publisher = self.publisher().await?;
-            for (order, result) in fits.iter().zip(publisher.publish_all(&messages).await) {
+            let started = Instant::now();
+            let results = publisher.publish_all(&messages).await;
+            self.deps.metrics.stage(Stage::CapturePublish, started);
+            for (order, result) in fits.iter().zip(results) {
                 if let Err(e) = result {
                     // Position is not moved: the whole batch is read and published
                     // again next time, and the ledger absorbs the repeats.
@@ -207,10 +218,12 @@ impl OrderPoll {
         // Nothing read and no gap changed: nothing to save (an idle shop costs
         // its Magento read per poll, and nothing in the ledger).
         if next != position.last_entity_id || !opened.is_empty() || !closed.is_empty() {
+            let started = Instant::now();
             self.deps
                 .ledger
                 .save_capture_position(&self.deps.shop, next, &opened, &closed, now)
                 .await?;
+            self.deps.metrics.stage(Stage::CaptureSave, started);
         }
         let closed_set: HashSet<u32> = closed.iter().copied().collect();
         let mut gaps: Vec<(u32, DateTime<Utc>)> = position
