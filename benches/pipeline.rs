@@ -738,49 +738,43 @@ fn cpu_seconds(order_sync: u32) -> [(&'static str, f64); 4] {
     ]
 }
 
-/// order-sync's `/metrics` on `port`, as text.
-async fn scrape(port: u16) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("order-sync's /metrics");
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out.split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
+/// order-sync's `/metrics` on `port`.
+async fn scrape(port: u16) -> prometheus_parse::Scrape {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let uri = format!("http://127.0.0.1:{port}/metrics").parse().unwrap();
+    let answer = client.get(uri).await.expect("order-sync's /metrics");
+    let body = answer.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
 }
 
 /// `order_sync_stage_seconds` from a scrape: (stage, batches, seconds).
-fn stage_seconds(text: &str) -> Vec<(String, f64, f64)> {
-    let mut out: Vec<(String, f64, f64)> = Vec::new();
-    for line in text.lines() {
-        for (suffix, count) in [("_count", true), ("_sum", false)] {
-            let prefix = format!("order_sync_stage_seconds{suffix}{{stage=\"");
-            let Some(rest) = line.strip_prefix(&prefix) else {
-                continue;
-            };
-            let Some((stage, value)) = rest.split_once("\"} ") else {
-                continue;
-            };
-            let value: f64 = value.trim().parse().unwrap_or(f64::NAN);
-            let i = match out.iter().position(|(s, ..)| s == stage) {
-                Some(i) => i,
-                None => {
-                    out.push((stage.to_owned(), 0.0, 0.0));
-                    out.len() - 1
-                }
-            };
-            match count {
-                true => out[i].1 = value,
-                false => out[i].2 = value,
-            }
-        }
-    }
-    out
+fn stage_seconds(scrape: &prometheus_parse::Scrape) -> Vec<(String, f64, f64)> {
+    let of = |metric: &str, stage: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && s.labels.get("stage") == Some(stage))
+            .map_or(f64::NAN, |s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    order_sync::metrics::Stage::ALL
+        .iter()
+        .map(|s| {
+            let stage = s.as_str();
+            (
+                stage.to_owned(),
+                of("order_sync_stage_seconds_count", stage),
+                of("order_sync_stage_seconds_sum", stage),
+            )
+        })
+        .collect()
 }
 
 fn machine() -> String {
@@ -950,14 +944,7 @@ async fn main() {
         println!();
         println!("| backlog | stage | batches | total (s) | ms per batch | of the drain |");
         println!("|---:|---|---:|---:|---:|---:|");
-        for (n, drain, mut by_stage) in stages {
-            // In the order an order passes them.
-            let place = |name: &str| {
-                order_sync::metrics::Stage::ALL
-                    .iter()
-                    .position(|s| s.as_str() == name)
-            };
-            by_stage.sort_by_key(|(name, ..)| place(name));
+        for (n, drain, by_stage) in stages {
             for (stage, count, sum) in by_stage {
                 println!(
                     "| {n} | {stage} | {count:.0} | {sum:.2} | {:.2} | {:.0} % |",
