@@ -469,32 +469,43 @@ impl Ledger {
         if rows.is_empty() {
             return Ok(());
         }
+        // Rows due again at the same time share one statement (all of a
+        // queue batch do), naming them by their unique message id: one
+        // round trip where a statement per row would make hundreds.
+        let mut by_due: Vec<(DateTime<Utc>, Vec<&str>)> = Vec::new();
+        for c in rows {
+            let due = after(now, unanswered_for(c));
+            match by_due.iter_mut().find(|(d, _)| *d == due) {
+                Some((_, ids)) => ids.push(c.message_id.as_str()),
+                None => by_due.push((due, vec![c.message_id.as_str()])),
+            }
+        }
         // One transaction: one commit (and disk flush) for the whole batch,
         // where autocommit would flush once per row.
         transaction!(self, TxOpts::default(), |tx| {
-            // MariaDB applies SET clauses left to right, each seeing the ones
-            // before it: both IFs read `state` before it is changed.
-            tx.exec_batch(
-                format!(
-                    "UPDATE order_sync_deliveries \
-                 SET attempts = attempts + 1, last_published_at = ?, \
-                     next_attempt_at = IF(state = '{Pending}', ?, next_attempt_at), \
-                     state = IF(state = '{Pending}', '{Published}', state), \
-                     updated_at = ? \
-                 WHERE entity_id = ? AND consumer = ? AND seq = ?"
-                ),
-                rows.iter().map(|c| {
-                    (
-                        naive(now),
-                        naive(after(now, unanswered_for(c))),
-                        naive(now),
-                        c.entity_id,
-                        c.consumer.as_str(),
-                        c.seq,
+            for (due, ids) in &by_due {
+                for chunk in ids.chunks(1000) {
+                    let mut params: Vec<Value> =
+                        vec![naive(now).into(), naive(*due).into(), naive(now).into()];
+                    params.extend(chunk.iter().map(|id| Value::from(*id)));
+                    // MariaDB applies a single-table UPDATE's SET clauses left
+                    // to right, each seeing the ones before it: both IFs read
+                    // `state` before it is changed.
+                    tx.exec_drop(
+                        format!(
+                            "UPDATE order_sync_deliveries \
+                             SET attempts = attempts + 1, last_published_at = ?, \
+                                 next_attempt_at = IF(state = '{Pending}', ?, next_attempt_at), \
+                                 state = IF(state = '{Pending}', '{Published}', state), \
+                                 updated_at = ? \
+                             WHERE message_id IN ({})",
+                            marks(chunk.len())
+                        ),
+                        params,
                     )
-                }),
-            )
-            .await?;
+                    .await?;
+                }
+            }
         })
     }
 

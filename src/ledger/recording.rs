@@ -5,7 +5,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use mysql_async::{prelude::*, Params};
+use mysql_async::{prelude::*, Value};
 
 use super::State::Pending;
 use super::{
@@ -409,6 +409,74 @@ impl Ledger {
 /// its delivery rows. A second relay given the same order (capture published
 /// it twice) waits on that row's key lock, then inserts nothing and publishes
 /// nothing, so consumers never get attempt 1 twice.
+const ORDER_COLUMNS: &str =
+    "(entity_id, increment_id, store_id, placed_at, captured_at, message, state, status)";
+const ORDER_MARKS: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
+
+fn order_values(o: &NewOrder) -> Vec<Value> {
+    let placed = o
+        .key
+        .created_at
+        .as_deref()
+        .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok());
+    vec![
+        o.key.entity_id.into(),
+        o.key.increment_id.clone().into(),
+        o.key.store_id.into(),
+        placed.into(),
+        naive(o.captured_at).into(),
+        o.message.as_str().into(),
+        o.key.state.clone().into(),
+        o.key.status.clone().into(),
+    ]
+}
+
+/// Inserts every order in one statement per chunk, when all are new (the
+/// usual case: a backlog draining). Which insert creates an order's row
+/// decides who publishes it, so when any was known already the inserts are
+/// undone (to a savepoint) and it says false: the caller inserts one by one
+/// to learn which.
+async fn insert_all_new(
+    tx: &mut mysql_async::Transaction<'_>,
+    orders: &[&NewOrder],
+) -> Result<bool, LedgerError> {
+    tx.query_drop("SAVEPOINT order_sync_insert_orders").await?;
+    let mut inserted = 0u64;
+    let mut rest = orders;
+    while !rest.is_empty() {
+        // At most 200 orders or 4 MiB of order text a statement, and always one.
+        let mut n = 0;
+        let mut bytes = 0;
+        while n < rest.len() && n < 200 && (n == 0 || bytes + rest[n].message.len() <= 4 << 20) {
+            bytes += rest[n].message.len();
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        tx.exec_drop(
+            format!(
+                "INSERT IGNORE INTO order_sync_orders {ORDER_COLUMNS} VALUES {}",
+                vec![ORDER_MARKS; chunk.len()].join(", ")
+            ),
+            chunk
+                .iter()
+                .flat_map(|o| order_values(o))
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+        inserted += tx.affected_rows();
+    }
+    if inserted == orders.len() as u64 {
+        tx.query_drop("RELEASE SAVEPOINT order_sync_insert_orders")
+            .await?;
+        Ok(true)
+    } else {
+        tx.query_drop("ROLLBACK TO SAVEPOINT order_sync_insert_orders")
+            .await?;
+        Ok(false)
+    }
+}
+
 async fn insert_orders<'o>(
     tx: &mut mysql_async::Transaction<'_>,
     orders: impl Iterator<Item = &'o NewOrder>,
@@ -419,30 +487,19 @@ async fn insert_orders<'o>(
     orders.sort_by_key(|o| o.key.entity_id);
     orders.dedup_by_key(|o| o.key.entity_id);
     let mut known_ids = Vec::new();
-    for o in &orders {
-        let placed = o
-            .key
-            .created_at
-            .as_deref()
-            .and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok());
-        tx.exec_drop(
-            "INSERT IGNORE INTO order_sync_orders \
-             (entity_id, increment_id, store_id, placed_at, captured_at, message, state, status) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                o.key.entity_id,
-                o.key.increment_id.clone(),
-                o.key.store_id,
-                placed,
-                naive(o.captured_at),
-                o.message.as_str(),
-                o.key.state.clone(),
-                o.key.status.clone(),
-            ),
-        )
-        .await?;
-        if tx.affected_rows() == 0 {
-            known_ids.push(o.key.entity_id);
+    if !insert_all_new(tx, &orders).await? {
+        // Some were known: one statement per order tells which.
+        for o in &orders {
+            tx.exec_drop(
+                format!(
+                    "INSERT IGNORE INTO order_sync_orders {ORDER_COLUMNS} VALUES {ORDER_MARKS}"
+                ),
+                order_values(o),
+            )
+            .await?;
+            if tx.affected_rows() == 0 {
+                known_ids.push(o.key.entity_id);
+            }
         }
     }
     let existing: Vec<(u32, String)> = if known_ids.is_empty() {
@@ -527,14 +584,14 @@ async fn insert_deliveries<'a>(
     now: DateTime<Utc>,
     start: impl Fn(&Claimed) -> RowStart<'a> + Sync,
 ) -> Result<(), LedgerError> {
-    tx.exec_batch(
-        "INSERT IGNORE INTO order_sync_deliveries \
-         (entity_id, consumer, seq, event, increment_id, store_id, message_id, state, attempts, \
-          captured_at, next_attempt_at, synced_at, last_error, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-        fresh.iter().map(|(f, store)| {
+    // One statement per chunk, not one per row: a batch of a draining
+    // backlog is hundreds of rows. Fourteen columns, so a chunk of 500 is
+    // far inside the protocol's 65,535 parameters.
+    for chunk in fresh.chunks(500) {
+        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 13);
+        for (f, store) in chunk {
             let start = start(f);
-            Params::Positional(vec![
+            params.extend([
                 f.entity_id.into(),
                 f.consumer.as_str().into(),
                 f.seq.into(),
@@ -548,9 +605,19 @@ async fn insert_deliveries<'a>(
                 start.synced_at.map(naive).into(),
                 start.last_error.into(),
                 naive(now).into(),
-            ])
-        }),
-    )
-    .await?;
+            ]);
+        }
+        tx.exec_drop(
+            format!(
+                "INSERT IGNORE INTO order_sync_deliveries \
+                 (entity_id, consumer, seq, event, increment_id, store_id, message_id, state, \
+                  attempts, captured_at, next_attempt_at, synced_at, last_error, updated_at) \
+                 VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            ),
+            params,
+        )
+        .await?;
+    }
     Ok(())
 }

@@ -333,3 +333,133 @@ async fn thirty_acks_of_eight_mib_keep_the_listener_within_its_byte_bound() {
     drop(child);
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_batch_of_acks_leaves_the_ledger_as_the_same_acks_one_at_a_time_would() {
+    let env = TestEnv::new(&["erp", "wms"], &[]).await;
+    let (shutdown, pipeline) = env.spawn_pipeline();
+    let ids = env.place_orders(4).await;
+    env.wait_for_ledger(Duration::from_secs(20), "every row published", |rows| {
+        rows.len() == 8 && rows.iter().all(|r| r.state == State::Published)
+    })
+    .await;
+    // The ledger alone from here: nothing else writes while the acks apply.
+    shutdown.cancel();
+    pipeline.await.unwrap();
+    let ledger = &env.parts().deps.ledger;
+    let rows = ledger.deliveries().await.unwrap();
+    let mid = |id: u32, c: &str| {
+        rows.iter()
+            .find(|r| r.entity_id == id && r.consumer == c)
+            .unwrap()
+            .message_id
+            .clone()
+    };
+    let inc = |id: u32| {
+        let r = rows.iter().find(|r| r.entity_id == id).unwrap();
+        (r.increment_id.clone().unwrap(), r.store_id.unwrap())
+    };
+    let [o1, o2, o3, o4] = [ids[0], ids[1], ids[2], ids[3]];
+    // Every way an ack can name a row, and every way two acks of one batch
+    // for one row interact.
+    let acks = |c: &str| -> Vec<order_sync::message::Ack> {
+        [
+            json!({"consumer": c, "message_id": mid(o1, c), "status": "synced"}),
+            json!({"consumer": c, "message_id": mid(o1, c), "status": "synced"}),
+            json!({"consumer": c, "message_id": mid(o2, c), "status": "failed", "error": "ERP down"}),
+            json!({"consumer": c, "message_id": mid(o2, c), "status": "synced", "remote_id": "R2"}),
+            json!({"consumer": c, "entity_id": o3, "status": "failed"}),
+            json!({"consumer": c, "entity_id": o3, "status": "failed", "error": "again",
+                   "remote_url": "https://erp.example/3"}),
+            json!({"consumer": c, "message_id": mid(o4, c), "entity_id": o1, "status": "synced"}),
+            json!({"consumer": c, "message_id": "someone-else", "entity_id": o4, "status": "synced"}),
+            json!({"consumer": c, "message_id": mid(o4, c), "status": "synced",
+                   "remote_id": "R4", "remote_url": "https://erp.example/4"}),
+            json!({"consumer": c, "message_id": mid(o4, c), "status": "failed"}),
+            json!({"consumer": c, "entity_id": 999_999, "status": "synced"}),
+            json!({"consumer": c, "increment_id": inc(o3).0, "store_id": inc(o3).1,
+                   "status": "synced"}),
+        ]
+        .into_iter()
+        .map(|j| serde_json::from_value(j).unwrap())
+        .collect()
+    };
+    let policy = order_sync::retry::RetryPolicy::from_settings(&env.settings.relay);
+    let now = chrono::Utc::now();
+    let batch = acks("erp");
+    let batched = ledger
+        .apply_acks(&batch.iter().collect::<Vec<_>>(), now, &policy)
+        .await
+        .unwrap();
+    let mut single = Vec::new();
+    for ack in acks("wms") {
+        single.push(ledger.apply_ack(&ack, now, &policy).await.unwrap());
+    }
+    assert_eq!(batched, single, "the same decisions, in the same order");
+    let kinds: Vec<String> = batched
+        .iter()
+        .map(|r| match r {
+            Ok(order_sync::ledger::AckOutcome::Synced { .. }) => "synced".into(),
+            Ok(order_sync::ledger::AckOutcome::Failed { .. }) => "failed".into(),
+            Err(e) => format!("{e:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "synced",
+            "Duplicate",
+            "failed",
+            "synced",
+            "failed",
+            "failed",
+            &format!("ConflictingIds({o4})"),
+            "MessageIdMismatch { given: \"someone-else\" }",
+            "synced",
+            "Late(\"synced\")",
+            "UnknownOrder",
+            "synced",
+        ]
+    );
+
+    let after = ledger.deliveries().await.unwrap();
+    let of = |c: &str| -> Vec<_> {
+        after
+            .iter()
+            .filter(|r| r.consumer == c)
+            .map(|r| {
+                (
+                    r.entity_id,
+                    r.state,
+                    r.synced_at,
+                    r.next_attempt_at,
+                    r.last_error.clone(),
+                    r.remote_id.clone(),
+                    r.remote_url.clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(of("erp"), of("wms"), "rows as one at a time leaves them");
+    let erp = of("erp");
+    let row = |id: u32| erp.iter().find(|r| r.0 == id).unwrap().clone();
+    assert_eq!(row(o1).1, State::Synced);
+    let r2 = row(o2);
+    assert_eq!(
+        (r2.1, r2.4.as_deref(), r2.5.as_deref()),
+        (State::Synced, Some("ERP down"), Some("R2")),
+        "synced after its failure in the same batch, the error and remote id kept"
+    );
+    let r3 = row(o3);
+    assert_eq!(
+        (r3.1, r3.4.as_deref(), r3.6.as_deref()),
+        (State::Synced, Some("again"), Some("https://erp.example/3"))
+    );
+    let r4 = row(o4);
+    assert_eq!(
+        (r4.1, r4.5.as_deref(), r4.6.as_deref()),
+        (State::Synced, Some("R4"), Some("https://erp.example/4"))
+    );
+    assert!(erp.iter().all(|r| r.2.is_some() && r.3.is_none()));
+    env.cleanup().await;
+}
