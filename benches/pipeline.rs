@@ -955,8 +955,20 @@ async fn main() {
         }
     }
     if sections.contains(&"latency") {
-        latency_by_mode(rate, latency_secs).await;
-        floors(rate, latency_secs.min(20)).await;
+        let binlog_p99 = latency_by_mode(rate, latency_secs).await;
+        let floor_sum = floors(rate, latency_secs.min(20)).await;
+        // #24's bound: binlog delivery within twice what its steps cost at
+        // their floors, measured in this run.
+        println!();
+        println!(
+            "binlog placement p99 {binlog_p99:.0} ms against 2 × the sum of its steps' p99 floors \
+             (2 confirmed publishes + 1 arrival + 2 commits = {floor_sum:.1} ms) = {:.0} ms: {}",
+            2.0 * floor_sum,
+            match binlog_p99 <= 2.0 * floor_sum {
+                true => "within",
+                false => "OVER",
+            }
+        );
     }
     if sections.contains(&"reads") {
         println!();
@@ -974,7 +986,8 @@ async fn main() {
 
 /// Latency at `rate` orders/s and idle Magento queries/s, for poll and binlog
 /// capture side by side, the Magento database on a MariaDB with its binlog on.
-async fn latency_by_mode(rate: u64, secs: u64) {
+/// Returns binlog mode's delivery p99 (milliseconds).
+async fn latency_by_mode(rate: u64, secs: u64) -> f64 {
     let server = BinlogServer::start("");
     println!();
     println!(
@@ -987,6 +1000,7 @@ async fn latency_by_mode(rate: u64, secs: u64) {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut profiles = Vec::new();
+    let mut binlog_p99 = f64::NAN;
     for mode in ["poll", "binlog"] {
         let id = uid();
         let magento =
@@ -1027,6 +1041,9 @@ async fn latency_by_mode(rate: u64, secs: u64) {
         p.stop().await;
         profiles.push((mode, stages(&log, &commits, &arrived)));
         let _ = std::fs::remove_file(&log);
+        if mode == "binlog" {
+            binlog_p99 = percentile(&delivery, 0.99);
+        }
         println!(
             "| {mode} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {idle:.1} |",
             percentile(&delivery, 0.5),
@@ -1056,6 +1073,7 @@ async fn latency_by_mode(rate: u64, secs: u64) {
             );
         }
     }
+    binlog_p99
 }
 
 /// From capture's JSON log: for each order that a poll captured alone
@@ -1110,7 +1128,8 @@ fn stages(
 /// What one binlog-triggered order cannot go faster than, measured at the same
 /// rate in the same run: a confirmed persistent publish to a quorum queue, that
 /// message's arrival at a consumer, and one ledger transaction's commit.
-async fn floors(rate: u64, secs: u64) {
+/// Returns the sum of the p99s a binlog-triggered placement passes in series.
+async fn floors(rate: u64, secs: u64) -> f64 {
     let n = rate * secs;
     let id = uid();
     let conn = Arc::new(
@@ -1202,6 +1221,9 @@ async fn floors(rate: u64, secs: u64) {
     drop(c);
     drop(db);
     drop_db(&format!("{id}_ledger")).await;
+    2.0 * percentile(&confirms, 0.99)
+        + percentile(&arrived, 0.99)
+        + 2.0 * percentile(&commits, 0.99)
 }
 
 /// Orders committed one checkout at a time at `rate`; milliseconds from each

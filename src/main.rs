@@ -8,6 +8,7 @@ use order_sync::{cli, config, telemetry};
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    limit_driver_buffers();
     // Built by hand rather than with #[tokio::main] so the line above runs
     // before the runtime's worker threads exist.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -32,6 +33,18 @@ fn limit_malloc_arenas() {
     // other thread exists, and M_ARENA_MAX is a valid parameter for glibc.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// mysql_async keeps up to 128 of its packet buffers for reuse, each as large
+/// as the largest packet it carried up to 4 MiB: a drain's multi-row inserts
+/// (hundreds of KiB each) would keep tens of MiB resident. Kept buffers are
+/// cut to 64 KiB instead, unless the environment already says otherwise.
+fn limit_driver_buffers() {
+    const KEY: &str = "MYSQL_ASYNC_BUFFER_SIZE_CAP";
+    if std::env::var_os(KEY).is_none() {
+        // Before any other thread exists, so no one reads the environment meanwhile.
+        std::env::set_var(KEY, (64 * 1024).to_string());
     }
 }
 

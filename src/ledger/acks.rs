@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use mysql_async::{prelude::*, TxOpts};
+use mysql_async::{prelude::*, TxOpts, Value};
 
 use super::State::{Failed, Synced};
 use super::{
-    after, counts::SyncedDelta, from_row, from_rows, id_params, marks, naive, opt_utc_value,
-    state::state_value, transaction, Ledger, LedgerError, State,
+    after, counts::SyncedDelta, exec_sized, exec_sized_drop, from_row, id_params, marks, naive,
+    opt_utc_value, state::state_value, transaction, Ledger, LedgerError, State,
 };
 use crate::{
     message::{truncate, Ack, AckRejection, AckStatus},
@@ -137,16 +137,15 @@ impl Ledger {
             return Ok(HashMap::new());
         }
         let mut conn = self.pool.get_conn().await?;
-        let rows: Vec<PlacedRow> = from_rows(
-            conn.exec(
-                format!(
-                    "SELECT entity_id, placed_at FROM order_sync_orders WHERE entity_id IN ({})",
-                    marks(entity_ids.len())
-                ),
-                id_params(entity_ids),
-            )
-            .await?,
-        )?;
+        let rows: Vec<PlacedRow> = exec_sized(
+            &mut conn,
+            format!(
+                "SELECT entity_id, placed_at FROM order_sync_orders WHERE entity_id IN ({})",
+                marks(entity_ids.len())
+            ),
+            id_params(entity_ids),
+        )
+        .await?;
         Ok(rows
             .into_iter()
             .filter_map(|r| Some((r.entity_id, r.placed_at?)))
@@ -204,16 +203,15 @@ impl Batch {
         ids.sort_unstable();
         ids.dedup();
         for chunk in ids.chunks(ROWS_PER_UPDATE) {
-            let rows: Vec<AckedRow> = from_rows(
-                tx.exec(
-                    format!(
-                        "{SELECT_NAMED} WHERE message_id IN ({}) FOR UPDATE",
-                        marks(chunk.len())
-                    ),
-                    chunk.to_vec(),
-                )
-                .await?,
-            )?;
+            let rows: Vec<AckedRow> = exec_sized(
+                tx,
+                format!(
+                    "{SELECT_NAMED} WHERE message_id IN ({}) FOR UPDATE",
+                    marks(chunk.len())
+                ),
+                chunk.iter().map(|id| Value::from(*id)).collect(),
+            )
+            .await?;
             for row in rows {
                 batch.insert(row);
             }
@@ -270,7 +268,8 @@ impl Batch {
         for chunk in synced.chunks(ROWS_PER_UPDATE) {
             let mut params = changed_rows(chunk);
             params.extend([naive(now).into(), naive(now).into()]);
-            tx.exec_drop(
+            exec_sized_drop(
+                tx,
                 format!(
                     "UPDATE order_sync_deliveries d JOIN ({}) v \
                      ON d.entity_id = v.entity_id AND d.consumer = v.consumer AND d.seq = v.seq \
@@ -287,7 +286,8 @@ impl Batch {
         for chunk in failed.chunks(ROWS_PER_UPDATE) {
             let mut params = changed_rows(chunk);
             params.push(naive(now).into());
-            tx.exec_drop(
+            exec_sized_drop(
+                tx,
                 format!(
                     "UPDATE order_sync_deliveries d JOIN ({}) v \
                      ON d.entity_id = v.entity_id AND d.consumer = v.consumer AND d.seq = v.seq \
@@ -319,12 +319,12 @@ fn changed_rows_table(n: usize) -> String {
     sql
 }
 
-fn changed_rows(rows: &[(&AckedRow, &Change)]) -> Vec<mysql_async::Value> {
+fn changed_rows(rows: &[(&AckedRow, &Change)]) -> Vec<Value> {
     let mut params = Vec::with_capacity(rows.len() * 7 + 2);
     for (row, change) in rows {
-        let (last_error, x): (mysql_async::Value, mysql_async::Value) = match change.retry_at {
+        let (last_error, x): (Value, Value) = match change.retry_at {
             Some(at) => (change.last_error.clone().into(), naive(at).into()),
-            None => (mysql_async::Value::NULL, change.last_error.clone().into()),
+            None => (Value::NULL, change.last_error.clone().into()),
         };
         params.extend([
             row.entity_id.into(),

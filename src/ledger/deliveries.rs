@@ -13,9 +13,9 @@ use mysql_async::{prelude::*, TxOpts, Value};
 
 use super::State::{Parked, Pending, Published, Skipped, Synced};
 use super::{
-    after, from_row, from_rows, id_params, marks, naive, opt_utc_to_value, opt_utc_value,
-    read_committed, state::state_value, transaction, utc_to_value, utc_value, Ledger, LedgerError,
-    State,
+    after, exec_sized_drop, from_row, from_rows, id_params, marks, naive, opt_utc_to_value,
+    opt_utc_value, read_committed, state::state_value, transaction, utc_to_value, utc_value,
+    Ledger, LedgerError, State,
 };
 use crate::{
     magento::shape::Shapes,
@@ -491,7 +491,8 @@ impl Ledger {
                     // MariaDB applies a single-table UPDATE's SET clauses left
                     // to right, each seeing the ones before it: both IFs read
                     // `state` before it is changed.
-                    tx.exec_drop(
+                    exec_sized_drop(
+                        &mut tx,
                         format!(
                             "UPDATE order_sync_deliveries \
                              SET attempts = attempts + 1, last_published_at = ?, \

@@ -219,6 +219,37 @@ fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
+/// Runs a statement whose text is made for one batch's size (an IN list or
+/// a multi-row VALUES of that many): prepared, run and closed at once.
+/// Cached, each batch size would be its own statement in the connection's
+/// cache, holding its parameters' metadata (hundreds of KiB for a 200-order
+/// insert) until pushed out, and pushing out the fixed statements that the
+/// cache is for. Returns the rows it read.
+async fn exec_sized<T: FromRow + Send + 'static>(
+    q: &mut impl Queryable,
+    sql: String,
+    params: Vec<Value>,
+) -> Result<Vec<T>, LedgerError> {
+    let stmt = q.prep(sql).await?;
+    let rows: Vec<Row> = q.exec(&stmt, params).await?;
+    q.close(stmt).await?;
+    from_rows(rows)
+}
+
+/// [`exec_sized`] for a statement that reads nothing; returns the rows it
+/// changed.
+async fn exec_sized_drop(
+    tx: &mut mysql_async::Transaction<'_>,
+    sql: String,
+    params: Vec<Value>,
+) -> Result<u64, LedgerError> {
+    let stmt = tx.prep(sql).await?;
+    tx.exec_drop(&stmt, params).await?;
+    let changed = tx.affected_rows();
+    tx.close(stmt).await?;
+    Ok(changed)
+}
+
 /// Ids as statement parameters.
 fn id_params(ids: &[u32]) -> Vec<Value> {
     ids.iter().map(|i| Value::from(*i)).collect()

@@ -9,8 +9,9 @@ use mysql_async::{prelude::*, Value};
 
 use super::State::Pending;
 use super::{
-    after, audience::Audience, counts::SyncedDelta, from_rows, id_params, marks, naive,
-    read_committed, transaction, Change, Claimed, Ledger, LedgerError, State,
+    after, audience::Audience, counts::SyncedDelta, exec_sized, exec_sized_drop, from_rows,
+    id_params, marks, naive, read_committed, transaction, Change, Claimed, Ledger, LedgerError,
+    State,
 };
 use crate::{
     magento::PlacedOrder,
@@ -444,27 +445,27 @@ async fn insert_all_new(
     let mut inserted = 0u64;
     let mut rest = orders;
     while !rest.is_empty() {
-        // At most 200 orders or 4 MiB of order text a statement, and always one.
+        // At most 200 orders or 256 KiB of order text a statement, and always
+        // one: each pooled connection keeps a buffer as large as the largest
+        // statement it sent, so larger ones cost memory for good and save
+        // little (a few round trips per batch).
         let mut n = 0;
         let mut bytes = 0;
-        while n < rest.len() && n < 200 && (n == 0 || bytes + rest[n].message.len() <= 4 << 20) {
+        while n < rest.len() && n < 200 && (n == 0 || bytes + rest[n].message.len() <= 256 << 10) {
             bytes += rest[n].message.len();
             n += 1;
         }
         let (chunk, tail) = rest.split_at(n);
         rest = tail;
-        tx.exec_drop(
+        inserted += exec_sized_drop(
+            tx,
             format!(
                 "INSERT IGNORE INTO order_sync_orders {ORDER_COLUMNS} VALUES {}",
                 vec![ORDER_MARKS; chunk.len()].join(", ")
             ),
-            chunk
-                .iter()
-                .flat_map(|o| order_values(o))
-                .collect::<Vec<_>>(),
+            chunk.iter().flat_map(|o| order_values(o)).collect(),
         )
         .await?;
-        inserted += tx.affected_rows();
     }
     if inserted == orders.len() as u64 {
         tx.query_drop("RELEASE SAVEPOINT order_sync_insert_orders")
@@ -509,7 +510,8 @@ async fn insert_orders<'o>(
         // one consumer (the relay and a backfill) take turns here, and the
         // second reads the rows the first committed, so neither publishes a
         // row the other created.
-        tx.exec_drop(
+        exec_sized::<(u32,)>(
+            tx,
             format!(
                 "SELECT entity_id FROM order_sync_orders WHERE entity_id IN ({}) FOR UPDATE",
                 marks(known_ids.len())
@@ -517,17 +519,16 @@ async fn insert_orders<'o>(
             id_params(&known_ids),
         )
         .await?;
-        from_rows(
-            tx.exec(
-                format!(
-                    "SELECT entity_id, consumer FROM order_sync_deliveries \
-                     WHERE entity_id IN ({}) AND seq = 0 FOR UPDATE",
-                    marks(known_ids.len())
-                ),
-                id_params(&known_ids),
-            )
-            .await?,
-        )?
+        exec_sized(
+            tx,
+            format!(
+                "SELECT entity_id, consumer FROM order_sync_deliveries \
+                 WHERE entity_id IN ({}) AND seq = 0 FOR UPDATE",
+                marks(known_ids.len())
+            ),
+            id_params(&known_ids),
+        )
+        .await?
     };
     let mut fresh = Vec::new();
     for o in &orders {
@@ -607,7 +608,8 @@ async fn insert_deliveries<'a>(
                 naive(now).into(),
             ]);
         }
-        tx.exec_drop(
+        exec_sized_drop(
+            tx,
             format!(
                 "INSERT IGNORE INTO order_sync_deliveries \
                  (entity_id, consumer, seq, event, increment_id, store_id, message_id, state, \

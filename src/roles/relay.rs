@@ -197,13 +197,27 @@ impl Relay {
     }
 
     /// Records a batch of capture messages, acks them, and publishes the new rows.
-    /// Returns how many rows were published.
+    /// Returns how many rows were published. The one-step form of the inbox
+    /// loop, which overlaps the publishing of one batch with the recording
+    /// of the next.
     pub async fn handle_inbox(
         &self,
         publisher: &Publisher,
         batch: Vec<Delivery>,
         now: DateTime<Utc>,
     ) -> Result<usize, RoleError> {
+        let send = self.record_inbox(batch, now).await?;
+        Ok(self.deliver(publisher, &send, now).await?.published)
+    }
+
+    /// Records a batch of capture messages and acks them (after the commit).
+    /// Returns the new rows this relay is to publish now; those of paused or
+    /// pulling consumers are made due instead.
+    pub async fn record_inbox(
+        &self,
+        batch: Vec<Delivery>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, RoleError> {
         let mut orders = Vec::with_capacity(batch.len());
         let mut keep = Vec::with_capacity(batch.len());
         for d in batch {
@@ -249,8 +263,7 @@ impl Relay {
             .ledger
             .release(&hold.iter().collect::<Vec<_>>(), now)
             .await?;
-        let delivered = self.deliver(publisher, &send, now).await?;
-        Ok(delivered.published)
+        Ok(send)
     }
 
     /// Publishes claimed rows to their consumers' queues and records the result.
@@ -495,20 +508,46 @@ impl Role for Inbox {
             )
             .await?;
         let max = self.relay.settings.batch_size as usize;
-        loop {
-            match next_batch(&mut consumer, max, shutdown).await? {
-                Next::Batch(batch) => {
-                    if let Err(e) = self.relay.handle_inbox(publisher, batch, Utc::now()).await {
-                        self.publisher = None;
-                        return Err(e);
-                    }
+        let relay = &self.relay;
+        // Two batches at once: the rows recorded from one are published (sent,
+        // confirmed, marked) while the next is received and recorded. A batch
+        // is acked to the broker only after its commit, and a row marked
+        // published only after its confirm, as one at a time.
+        let mut recorded: Vec<Claimed> = Vec::new();
+        let outcome = loop {
+            let send = std::mem::take(&mut recorded);
+            let deliver = async {
+                match send.is_empty() {
+                    true => Ok(()),
+                    false => relay.deliver(publisher, &send, Utc::now()).await.map(drop),
                 }
-                Next::Shutdown => break,
-                Next::Ended => {
-                    self.publisher = None;
-                    return Err(RoleError::ConsumerEnded(queue));
+            };
+            let receive = async {
+                match next_batch(&mut consumer, max, shutdown).await? {
+                    Next::Batch(batch) => relay.record_inbox(batch, Utc::now()).await.map(Some),
+                    Next::Shutdown => Ok(None),
+                    Next::Ended => Err(RoleError::ConsumerEnded(queue.clone())),
                 }
+            };
+            let (delivered, received) = tokio::join!(deliver, receive);
+            if let Err(e) = delivered {
+                // Rows recorded meanwhile are given back, due at once for the
+                // re-delivery round (were that to fail, their lease runs out).
+                if let Ok(Some(fresh)) = &received {
+                    let rows: Vec<&Claimed> = fresh.iter().collect();
+                    let _ = relay.deps.ledger.release(&rows, Utc::now()).await;
+                }
+                break Err(e);
             }
+            match received {
+                Ok(Some(fresh)) => recorded = fresh,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        if let Err(e) = outcome {
+            self.publisher = None;
+            return Err(e);
         }
         // Unacked deliveries are returned to the queue when the channel closes.
         let _ = channel.close(200, "shutdown".into()).await;

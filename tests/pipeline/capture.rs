@@ -51,6 +51,43 @@ async fn an_order_whose_checkout_commits_after_a_later_order_is_still_captured()
 }
 
 #[tokio::test]
+async fn a_batch_read_ahead_in_a_backlog_still_catches_the_checkout_that_commits_after_it() {
+    let env = TestEnv::new(&["erp"], &[("ORDER_SYNC__CAPTURE__BATCH_SIZE", "2")]).await;
+    let mut capture = env.parts().capture();
+    let first = env.place_orders(2).await;
+    let mut slow = env.magento_conn().await;
+    let mut slow_tx = slow
+        .start_transaction(mysql_async::TxOpts::default())
+        .await
+        .unwrap();
+    let slow_id = insert_order(&mut slow_tx).await;
+    let later = env.place_orders(2).await;
+
+    // A full batch: the next one is read while its confirms are awaited,
+    // with the slow checkout's id not visible yet.
+    let outcome = capture.step(chrono::Utc::now()).await.unwrap();
+    assert_eq!((outcome.published, outcome.open_gaps), (2, 0));
+    slow_tx.commit().await.unwrap();
+    // The batch read ahead is what this poll publishes: the slow id, committed
+    // since, is awaited as a gap, not lost.
+    let outcome = capture.step(chrono::Utc::now()).await.unwrap();
+    assert_eq!(outcome.published, 2);
+    assert_eq!(
+        outcome.awaited,
+        vec![slow_id],
+        "read ahead before it committed"
+    );
+    let outcome = capture.step(chrono::Utc::now()).await.unwrap();
+    assert_eq!((outcome.published, outcome.open_gaps), (1, 0));
+    let mut expected = first;
+    expected.extend(&later);
+    expected.push(slow_id);
+    assert_eq!(captured_ids(&env).await, expected, "each once");
+    drop(slow);
+    env.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_rolled_back_checkout_is_given_up_after_the_gap_timeout() {
     let env = TestEnv::new(&["erp"], &[("ORDER_SYNC__CAPTURE__GAP_TIMEOUT", "10m")]).await;
     let mut capture = env.parts().capture();

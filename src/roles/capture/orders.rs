@@ -76,6 +76,15 @@ pub struct OrderPoll {
     /// writer, so a poll need not read it back. Dropped on any error and on a
     /// change of leadership, then read from the ledger again.
     pub(super) position: Option<CapturePosition>,
+    /// The batch after the last one, read while that one was confirmed.
+    prefetched: Option<Prefetched>,
+}
+
+/// A batch read ahead, and the position it was read from: used only by a
+/// poll that starts from exactly that position.
+struct Prefetched {
+    from: CapturePosition,
+    orders: Vec<PlacedOrder>,
 }
 
 impl OrderPoll {
@@ -87,6 +96,7 @@ impl OrderPoll {
             publisher: None,
             id_step: None,
             position: None,
+            prefetched: None,
         }
     }
 
@@ -95,6 +105,7 @@ impl OrderPoll {
         self.filter = None;
         self.id_step = None;
         self.position = None;
+        self.prefetched = None;
     }
 
     /// After a failed poll: the channel may be the broken part.
@@ -116,16 +127,9 @@ impl OrderPoll {
         Ok(self.filter.as_ref().expect("resolved just above"))
     }
 
-    /// One poll at `now` (gaps older than `gap_timeout` before it are given up).
-    pub async fn step(&mut self, now: DateTime<Utc>) -> Result<PollOutcome, RoleError> {
-        // Taken, not borrowed: a poll that fails half-way leaves it unknown.
-        let position = match self.position.take() {
-            Some(p) => p,
-            None => match self.deps.ledger.capture_position(&self.deps.shop).await? {
-                Some(p) => p,
-                None => self.start_position(now).await?,
-            },
-        };
+    /// The committed orders above `position` and those of its gaps that are
+    /// there now.
+    async fn read(&self, position: &CapturePosition) -> Result<Vec<PlacedOrder>, RoleError> {
         let gap_ids: Vec<u32> = position.gaps.iter().map(|(id, _)| *id).collect();
         let started = Instant::now();
         let orders = self
@@ -136,6 +140,23 @@ impl OrderPoll {
         if !orders.is_empty() {
             self.deps.metrics.stage(Stage::CaptureRead, started);
         }
+        Ok(orders)
+    }
+
+    /// One poll at `now` (gaps older than `gap_timeout` before it are given up).
+    pub async fn step(&mut self, now: DateTime<Utc>) -> Result<PollOutcome, RoleError> {
+        // Taken, not borrowed: a poll that fails half-way leaves it unknown.
+        let position = match self.position.take() {
+            Some(p) => p,
+            None => match self.deps.ledger.capture_position(&self.deps.shop).await? {
+                Some(p) => p,
+                None => self.start_position(now).await?,
+            },
+        };
+        let orders = match self.prefetched.take() {
+            Some(p) if p.from == position => p.orders,
+            _ => self.read(&position).await?,
+        };
 
         if self.id_step.is_none() {
             let step = self.deps.magento.id_step().await?;
@@ -164,22 +185,6 @@ impl OrderPoll {
         if !too_large.is_empty() {
             self.park_too_large(&too_large, now).await?;
         }
-        if !fits.is_empty() {
-            let (fits, messages): (Vec<&PlacedOrder>, Vec<Outgoing>) = fits.into_iter().unzip();
-            let publisher = self.publisher().await?;
-            let started = Instant::now();
-            let results = publisher.publish_all(&messages).await;
-            self.deps.metrics.stage(Stage::CapturePublish, started);
-            for (order, result) in fits.iter().zip(results) {
-                if let Err(e) = result {
-                    // Position is not moved: the whole batch is read and published
-                    // again next time, and the ledger absorbs the repeats.
-                    tracing::warn!(entity_id = order.entity_id, error = %e, "Publishing a captured order failed.");
-                    return Err(e.into());
-                }
-            }
-        }
-
         let id_step = self.id_step.as_ref().expect("set above");
         let Advance {
             next,
@@ -215,16 +220,6 @@ impl OrderPoll {
                 "Giving up on an order id never committed; assuming its checkout rolled back."
             );
         }
-        // Nothing read and no gap changed: nothing to save (an idle shop costs
-        // its Magento read per poll, and nothing in the ledger).
-        if next != position.last_entity_id || !opened.is_empty() || !closed.is_empty() {
-            let started = Instant::now();
-            self.deps
-                .ledger
-                .save_capture_position(&self.deps.shop, next, &opened, &closed, now)
-                .await?;
-            self.deps.metrics.stage(Stage::CaptureSave, started);
-        }
         let closed_set: HashSet<u32> = closed.iter().copied().collect();
         let mut gaps: Vec<(u32, DateTime<Utc>)> = position
             .gaps
@@ -233,11 +228,68 @@ impl OrderPoll {
             .chain(opened.iter().map(|id| (*id, now)))
             .collect();
         gaps.sort_unstable_by_key(|(id, _)| *id);
-        let awaited: Vec<u32> = gaps.iter().map(|(id, _)| *id).collect();
-        self.position = Some(CapturePosition {
+        let next_position = CapturePosition {
             last_entity_id: next,
             gaps,
-        });
+        };
+        let (fits, messages): (Vec<&PlacedOrder>, Vec<Outgoing>) = fits.into_iter().unzip();
+        if !fits.is_empty() {
+            self.publisher().await?;
+        }
+        // A full batch means more is waiting: the next one is read while this
+        // one's confirms and position save are awaited (the read never moves
+        // the position; it is kept only if they all succeed).
+        let full = orders.len() >= self.settings.batch_size as usize;
+        let changed = next != position.last_entity_id || !opened.is_empty() || !closed.is_empty();
+        let this = &*self;
+        let settle = async {
+            if !fits.is_empty() {
+                let publisher = this.publisher.as_ref().expect("opened above");
+                let started = Instant::now();
+                let results = publisher.publish_all(&messages).await;
+                this.deps.metrics.stage(Stage::CapturePublish, started);
+                for (order, result) in fits.iter().zip(results) {
+                    if let Err(e) = result {
+                        // Position is not moved: the whole batch is read and published
+                        // again next time, and the ledger absorbs the repeats.
+                        tracing::warn!(entity_id = order.entity_id, error = %e, "Publishing a captured order failed.");
+                        return Err(RoleError::from(e));
+                    }
+                }
+            }
+            // Nothing read and no gap changed: nothing to save (an idle shop
+            // costs its Magento read per poll, and nothing in the ledger).
+            if changed {
+                let started = Instant::now();
+                this.deps
+                    .ledger
+                    .save_capture_position(&this.deps.shop, next, &opened, &closed, now)
+                    .await?;
+                this.deps.metrics.stage(Stage::CaptureSave, started);
+            }
+            Ok(())
+        };
+        let ahead = async {
+            match full {
+                true => Some(this.read(&next_position).await),
+                false => None,
+            }
+        };
+        let (settled, ahead) = tokio::join!(settle, ahead);
+        settled?;
+        match ahead {
+            Some(Ok(orders)) => {
+                self.prefetched = Some(Prefetched {
+                    from: next_position.clone(),
+                    orders,
+                })
+            }
+            // The next poll reads it again, and meets the error there.
+            Some(Err(e)) => tracing::debug!(error = %e, "Reading the next batch ahead failed."),
+            None => {}
+        }
+        let awaited: Vec<u32> = next_position.gaps.iter().map(|(id, _)| *id).collect();
+        self.position = Some(next_position);
         let open_gaps = awaited.len();
         self.deps.metrics.capture_open_gaps.set(open_gaps as i64);
         let published = orders.len() - skipped.len() - too_large.len();
