@@ -182,8 +182,8 @@ struct Change {
     remote_url: Option<String>,
 }
 
-/// Most rows one update statement names (six parameters each, far inside
-/// the protocol's 65,535).
+/// Most rows one statement names (seven parameters each in an update, far
+/// inside the protocol's 65,535).
 const ROWS_PER_UPDATE: usize = 1000;
 
 const SELECT_NAMED: &str = "SELECT entity_id, consumer, seq, increment_id, store_id, message_id, \

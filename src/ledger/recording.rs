@@ -399,17 +399,6 @@ impl Ledger {
     }
 }
 
-/// Inserts the order rows of `orders` (deduplicated) in the caller's
-/// transaction and returns the delivery rows to create, with each order's
-/// store: for a new order, those of the consumers of `audience` it is for
-/// (its store; its state, unless it starts held: a held order's state is
-/// asked when it is released), and for an order already recorded only those
-/// of consumers added since.
-///
-/// One statement per order: the relay whose insert creates the order row owns
-/// its delivery rows. A second relay given the same order (capture published
-/// it twice) waits on that row's key lock, then inserts nothing and publishes
-/// nothing, so consumers never get attempt 1 twice.
 const ORDER_COLUMNS: &str =
     "(entity_id, increment_id, store_id, placed_at, captured_at, message, state, status)";
 const ORDER_MARKS: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
@@ -478,6 +467,19 @@ async fn insert_all_new(
     }
 }
 
+/// Inserts the order rows of `orders` (deduplicated) in the caller's
+/// transaction and returns the delivery rows to create, with each order's
+/// store: for a new order, those of the consumers of `audience` it is for
+/// (its store; its state, unless it starts held: a held order's state is
+/// asked when it is released), and for an order already recorded only those
+/// of consumers added since.
+///
+/// The relay whose insert creates the order row owns its delivery rows: all
+/// the batch's orders go in one statement per chunk when all are new, and one
+/// statement per order otherwise, to learn which. A second relay given the
+/// same order (capture published it twice) waits on that row's key lock, then
+/// inserts nothing and publishes nothing, so consumers never get attempt 1
+/// twice.
 async fn insert_orders<'o>(
     tx: &mut mysql_async::Transaction<'_>,
     orders: impl Iterator<Item = &'o NewOrder>,
@@ -490,14 +492,10 @@ async fn insert_orders<'o>(
     let mut known_ids = Vec::new();
     if !insert_all_new(tx, &orders).await? {
         // Some were known: one statement per order tells which.
+        let one =
+            format!("INSERT IGNORE INTO order_sync_orders {ORDER_COLUMNS} VALUES {ORDER_MARKS}");
         for o in &orders {
-            tx.exec_drop(
-                format!(
-                    "INSERT IGNORE INTO order_sync_orders {ORDER_COLUMNS} VALUES {ORDER_MARKS}"
-                ),
-                order_values(o),
-            )
-            .await?;
+            tx.exec_drop(one.as_str(), order_values(o)).await?;
             if tx.affected_rows() == 0 {
                 known_ids.push(o.key.entity_id);
             }

@@ -199,27 +199,6 @@ impl OrderPoll {
             &self.settings,
             id_step,
         );
-        if !dropped.is_empty() {
-            tracing::warn!(
-                given_up = dropped.len(),
-                lowest = dropped.first(),
-                highest = dropped.last(),
-                max_open_gaps = self.settings.max_open_gaps,
-                "Too many order ids awaited at once (capture.max_open_gaps); giving up the oldest. \
-                 Orders among them that commit later are not captured."
-            );
-            self.deps
-                .metrics
-                .capture_gaps_dropped
-                .inc_by(dropped.len() as u64);
-        }
-        for id in &abandoned {
-            tracing::warn!(
-                entity_id = id,
-                waited = ?self.settings.gap_timeout,
-                "Giving up on an order id never committed; assuming its checkout rolled back."
-            );
-        }
         let closed_set: HashSet<u32> = closed.iter().copied().collect();
         let mut gaps: Vec<(u32, DateTime<Utc>)> = position
             .gaps
@@ -277,6 +256,29 @@ impl OrderPoll {
         };
         let (settled, ahead) = tokio::join!(settle, ahead);
         settled?;
+        // Said and counted only once the position holds: a failed poll gives
+        // the same ids up again on the next one.
+        if !dropped.is_empty() {
+            tracing::warn!(
+                given_up = dropped.len(),
+                lowest = dropped.first(),
+                highest = dropped.last(),
+                max_open_gaps = self.settings.max_open_gaps,
+                "Too many order ids awaited at once (capture.max_open_gaps); giving up the oldest. \
+                 Orders among them that commit later are not captured."
+            );
+            self.deps
+                .metrics
+                .capture_gaps_dropped
+                .inc_by(dropped.len() as u64);
+        }
+        for id in &abandoned {
+            tracing::warn!(
+                entity_id = id,
+                waited = ?self.settings.gap_timeout,
+                "Giving up on an order id never committed; assuming its checkout rolled back."
+            );
+        }
         match ahead {
             Some(Ok(orders)) => {
                 self.prefetched = Some(Prefetched {
