@@ -32,21 +32,10 @@ pub struct NewOrder {
 impl NewOrder {
     /// An order as read from Magento, to record.
     pub fn from_placed(order: &PlacedOrder, captured_at: DateTime<Utc>) -> Self {
-        let message = serde_json::to_string(&order.json).expect("a JSON map always serializes");
-        // The key's fields are read leniently: an odd increment id or store
-        // must not lose the order.
-        let key: OrderKey = serde_json::from_str(&message).unwrap_or(OrderKey {
-            entity_id: order.entity_id,
-            increment_id: None,
-            store_id: None,
-            created_at: None,
-            state: None,
-            status: None,
-        });
         Self {
-            key,
+            key: order.key.clone(),
             captured_at,
-            message,
+            message: order.json.get().to_owned(),
             held: false,
         }
     }

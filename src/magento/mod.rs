@@ -15,11 +15,12 @@ pub mod shape;
 use std::collections::HashMap;
 
 use mysql_async::{prelude::*, Pool, TxOpts};
-use serde_json::{Map, Value};
+use serde_json::{value::RawValue, Map, Value};
 
 use crate::{
     config::{MagentoSettings, TablePrefix},
     db,
+    message::OrderKey,
 };
 pub use scope::OrderScope;
 pub use shape::DenyList;
@@ -191,9 +192,39 @@ impl IdStep {
 #[derive(Debug, Clone)]
 pub struct PlacedOrder {
     pub entity_id: u32,
-    /// The order as JSON: every `sales_order` column plus `items`, `addresses`,
-    /// `billing_address`, `payment` and `status_histories`.
-    pub json: Map<String, Value>,
+    /// The order as JSON text: every `sales_order` column plus `items`,
+    /// `addresses`, `billing_address`, `payment` and `status_histories`.
+    /// Text, not a tree: a Magento order's `serde_json` tree takes several
+    /// times its text, and a batch holds a hundred or more at once.
+    pub json: Box<RawValue>,
+    /// Its identifying fields, read from the tree before it became text.
+    pub key: OrderKey,
+}
+
+impl PlacedOrder {
+    /// The order built from its row and children, as text with its key.
+    fn new(entity_id: u32, order: Map<String, Value>) -> Self {
+        let text = |name: &str| order.get(name).and_then(Value::as_str).map(str::to_owned);
+        // Field by field and lenient: an odd increment id or store loses
+        // that field of the key, never the order.
+        let key = OrderKey {
+            entity_id,
+            increment_id: text("increment_id"),
+            store_id: order
+                .get("store_id")
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok()),
+            created_at: text("created_at"),
+            state: text("state"),
+            status: text("status"),
+        };
+        let json = serde_json::value::to_raw_value(&order).expect("a JSON map always serializes");
+        Self {
+            entity_id,
+            json,
+            key,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -455,55 +486,59 @@ impl Magento {
                 .await?;
             orders.extend(gap_rows);
         }
-        let mut rows: Vec<Map<String, Value>> = orders.into_iter().map(rows::row_to_json).collect();
-        let id_of = |r: &Map<String, Value>| {
-            r.get("entity_id")
-                .and_then(Value::as_u64)
-                .unwrap_or_default() as u32
-        };
-        rows.sort_by_key(id_of);
-        rows.dedup_by_key(|r| id_of(r));
-        if rows.is_empty() {
+        // Rows stay rows (a few bytes per column) until their order is
+        // shaped; each order is then text before the next is built.
+        let id_of = rows::int_column(&orders, "entity_id");
+        let mut orders: Vec<(u32, mysql_async::Row)> = orders
+            .into_iter()
+            .map(|r| (id_of(&r).unwrap_or_default() as u32, r))
+            .collect();
+        orders.sort_by_key(|(id, _)| *id);
+        orders.dedup_by_key(|(id, _)| *id);
+        if orders.is_empty() {
             tx.commit().await?;
             return Ok(vec![]);
         }
-        let ids: Vec<u32> = rows.iter().map(id_of).collect();
+        let ids: Vec<u32> = orders.iter().map(|(id, _)| *id).collect();
         let list = id_list(&ids);
-        let mut items = by_parent(
-            self.children(&mut tx, &t.item, "order_id", "item_id", &list)
-                .await?,
-        );
-        let mut addresses = by_parent(
-            self.children(&mut tx, &t.address, "parent_id", "entity_id", &list)
-                .await?,
-        );
-        let mut payments = by_parent(
-            self.children(&mut tx, &t.payment, "parent_id", "entity_id", &list)
-                .await?,
-        );
-        let mut histories = by_parent(
-            self.children(&mut tx, &t.status_history, "parent_id", "entity_id", &list)
-                .await?,
-        );
+        let mut items = self
+            .children(&mut tx, &t.item, "order_id", "item_id", &list)
+            .await?;
+        let mut addresses = self
+            .children(&mut tx, &t.address, "parent_id", "entity_id", &list)
+            .await?;
+        let mut payments = self
+            .children(&mut tx, &t.payment, "parent_id", "entity_id", &list)
+            .await?;
+        let mut histories = self
+            .children(&mut tx, &t.status_history, "parent_id", "entity_id", &list)
+            .await?;
         tx.commit().await?;
-        Ok(rows
+        let take = |groups: &mut HashMap<u32, Vec<mysql_async::Row>>, id: u32| {
+            groups
+                .remove(&id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(rows::row_to_json)
+                .collect::<Vec<_>>()
+        };
+        Ok(orders
             .into_iter()
-            .map(|row| {
-                let entity_id = id_of(&row);
+            .map(|(entity_id, row)| {
                 let children = shape::Children {
-                    items: items.remove(&entity_id).unwrap_or_default(),
-                    addresses: addresses.remove(&entity_id).unwrap_or_default(),
-                    payments: payments.remove(&entity_id).unwrap_or_default(),
-                    status_histories: histories.remove(&entity_id).unwrap_or_default(),
+                    items: take(&mut items, entity_id),
+                    addresses: take(&mut addresses, entity_id),
+                    payments: take(&mut payments, entity_id),
+                    status_histories: take(&mut histories, entity_id),
                 };
-                PlacedOrder {
-                    entity_id,
-                    json: shape::order(row, children, &self.deny),
-                }
+                let order = shape::order(rows::row_to_json(row), children, &self.deny);
+                PlacedOrder::new(entity_id, order)
             })
             .collect())
     }
 
+    /// A child table's rows of these orders, grouped by order, each group in
+    /// `key` order.
     async fn children(
         &self,
         tx: &mut mysql_async::Transaction<'_>,
@@ -511,20 +546,19 @@ impl Magento {
         parent: &str,
         key: &str,
         ids: &str,
-    ) -> Result<Vec<(u64, Map<String, Value>)>, MagentoError> {
+    ) -> Result<HashMap<u32, Vec<mysql_async::Row>>, MagentoError> {
         let rows: Vec<mysql_async::Row> = tx
             .query(format!(
                 "SELECT * FROM `{table}` WHERE `{parent}` IN ({ids}) ORDER BY `{key}`"
             ))
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let json = rows::row_to_json(r);
-                let p = json.get(parent).and_then(Value::as_u64).unwrap_or_default();
-                (p, json)
-            })
-            .collect())
+        let parent_of = rows::int_column(&rows, parent);
+        let mut groups: HashMap<u32, Vec<mysql_async::Row>> = HashMap::new();
+        for row in rows {
+            let p = parent_of(&row).unwrap_or_default() as u32;
+            groups.entry(p).or_default().push(row);
+        }
+        Ok(groups)
     }
 
     pub async fn disconnect(self) {

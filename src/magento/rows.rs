@@ -19,6 +19,21 @@ pub fn row_to_json(row: Row) -> Map<String, Value> {
     out
 }
 
+/// Reads an integer column of these rows (all of one result set) by name:
+/// the column is looked up once, not per row. `None` where the value is not
+/// an unsigned integer, or the result has no such column.
+pub fn int_column(rows: &[Row], name: &str) -> impl Fn(&Row) -> Option<u64> {
+    let index = rows
+        .first()
+        .and_then(|r| r.columns_ref().iter().position(|c| c.name_str() == name));
+    move |row: &Row| match row.as_ref(index?)? {
+        Sql::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Sql::Int(i) => u64::try_from(*i).ok(),
+        Sql::UInt(u) => Some(*u),
+        _ => None,
+    }
+}
+
 fn to_json(kind: ColumnType, value: Sql) -> Value {
     use ColumnType::*;
     let bytes = match value {

@@ -22,15 +22,14 @@ pub struct OrderScope {
 impl OrderScope {
     /// Whether an order, as read, is in scope.
     pub fn matches(&self, order: &PlacedOrder) -> bool {
-        let field = |name: &str| order.json.get(name).and_then(|v| v.as_str());
-        let store = order.json.get("store_id").and_then(|v| v.as_u64());
-        if !self.store_matches(store.and_then(|s| u16::try_from(s).ok())) {
+        let key = &order.key;
+        if !self.store_matches(key.store_id) {
             return false;
         }
         let listed = |list: &[String], value: Option<&str>| {
             list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v))
         };
-        listed(&self.states, field("state")) && listed(&self.statuses, field("status"))
+        listed(&self.states, key.state.as_deref()) && listed(&self.statuses, key.status.as_deref())
     }
 
     /// Whether an order of `store` is in scope, the other conditions aside

@@ -528,10 +528,7 @@ impl LifecycleScan {
             .read_orders_by_id(&paid_ids)
             .await?
             .into_iter()
-            .map(|o| {
-                let json = serde_json::to_string(&o.json).expect("a JSON map serializes");
-                (o.entity_id, json)
-            })
+            .map(|o| (o.entity_id, o.json.get().to_owned()))
             .collect();
         let paid: HashSet<u32> = paid_ids.into_iter().collect();
         for change in changes {

@@ -27,7 +27,6 @@ use lapin::{
     types::{AMQPValue, FieldTable},
     BasicProperties,
 };
-use serde_json::value::RawValue;
 
 use super::{Deps, RoleError};
 use crate::{
@@ -380,15 +379,11 @@ impl OrderPoll {
     }
 
     fn outgoing(&self, order: &PlacedOrder, now: DateTime<Utc>) -> Outgoing {
-        let json = serde_json::to_string(&order.json).expect("a JSON map always serializes");
-        let raw = RawValue::from_string(json).expect("serde_json output is valid JSON");
-        let held = self
-            .settings
-            .holds(order.json.get("state").and_then(|v| v.as_str()));
-        let envelope = CapturedOrder::new(&self.deps.shop, now, raw, held);
+        let held = self.settings.holds(order.key.state.as_deref());
+        let envelope = CapturedOrder::new(&self.deps.shop, now, order.json.clone(), held);
         let mut headers = FieldTable::default();
         headers.insert("entity_id".into(), AMQPValue::LongUInt(order.entity_id));
-        if let Some(inc) = order.json.get("increment_id").and_then(|v| v.as_str()) {
+        if let Some(inc) = order.key.increment_id.as_deref() {
             headers.insert("increment_id".into(), AMQPValue::LongString(inc.into()));
         }
         Outgoing {
