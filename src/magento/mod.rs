@@ -499,6 +499,7 @@ impl Magento {
             tx.commit().await?;
             return Ok(vec![]);
         }
+        let order_names = rows::Names::of(&orders[0].1);
         let ids: Vec<u32> = orders.iter().map(|(id, _)| *id).collect();
         let list = id_list(&ids);
         let mut items = self
@@ -514,12 +515,12 @@ impl Magento {
             .children(&mut tx, &t.status_history, "parent_id", "entity_id", &list)
             .await?;
         tx.commit().await?;
-        let take = |groups: &mut HashMap<u32, Vec<mysql_async::Row>>, id: u32| {
+        let take = |(names, groups): &mut Grouped, id: u32| {
             groups
                 .remove(&id)
                 .unwrap_or_default()
                 .into_iter()
-                .map(rows::row_to_json)
+                .map(|r| rows::named_row_to_json(r, names))
                 .collect::<Vec<_>>()
         };
         Ok(orders
@@ -531,7 +532,11 @@ impl Magento {
                     payments: take(&mut payments, entity_id),
                     status_histories: take(&mut histories, entity_id),
                 };
-                let order = shape::order(rows::row_to_json(row), children, &self.deny);
+                let order = shape::order(
+                    rows::named_row_to_json(row, &order_names),
+                    children,
+                    &self.deny,
+                );
                 PlacedOrder::new(entity_id, order)
             })
             .collect())
@@ -546,25 +551,29 @@ impl Magento {
         parent: &str,
         key: &str,
         ids: &str,
-    ) -> Result<HashMap<u32, Vec<mysql_async::Row>>, MagentoError> {
+    ) -> Result<Grouped, MagentoError> {
         let rows: Vec<mysql_async::Row> = tx
             .query(format!(
                 "SELECT * FROM `{table}` WHERE `{parent}` IN ({ids}) ORDER BY `{key}`"
             ))
             .await?;
+        let names = rows.first().map(rows::Names::of).unwrap_or_default();
         let parent_of = rows::int_column(&rows, parent);
         let mut groups: HashMap<u32, Vec<mysql_async::Row>> = HashMap::new();
         for row in rows {
             let p = parent_of(&row).unwrap_or_default() as u32;
             groups.entry(p).or_default().push(row);
         }
-        Ok(groups)
+        Ok((names, groups))
     }
 
     pub async fn disconnect(self) {
         let _ = self.pool.disconnect().await;
     }
 }
+
+/// A child table's rows of a batch by order, with the names of its columns.
+type Grouped = (rows::Names, HashMap<u32, Vec<mysql_async::Row>>);
 
 /// A batch's child rows grouped by order, each group in the order read.
 fn by_parent(rows: Vec<(u64, Map<String, Value>)>) -> HashMap<u32, Vec<Map<String, Value>>> {

@@ -7,14 +7,33 @@ use serde_json::{Map, Number, Value};
 
 /// Converts a row read over the text protocol, column by column, in table order.
 pub fn row_to_json(row: Row) -> Map<String, Value> {
+    let names = Names::of(&row);
+    named_row_to_json(row, &names)
+}
+
+/// A result set's column names, decoded once for all its rows (a Magento
+/// order row has over a hundred columns, and a batch hundreds of rows).
+#[derive(Debug, Default)]
+pub struct Names(Vec<String>);
+
+impl Names {
+    pub fn of(row: &Row) -> Self {
+        Names(
+            row.columns_ref()
+                .iter()
+                .map(|c| c.name_str().into_owned())
+                .collect(),
+        )
+    }
+}
+
+/// [`row_to_json`] for a row of the result set `names` were taken from.
+pub fn named_row_to_json(row: Row, names: &Names) -> Map<String, Value> {
     let columns = row.columns();
     let values = row.unwrap();
     let mut out = Map::with_capacity(values.len());
-    for (col, value) in columns.iter().zip(values) {
-        out.insert(
-            col.name_str().into_owned(),
-            to_json(col.column_type(), value),
-        );
+    for ((col, value), name) in columns.iter().zip(values).zip(&names.0) {
+        out.insert(name.clone(), to_json(col.column_type(), value));
     }
     out
 }
