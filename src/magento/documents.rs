@@ -261,13 +261,10 @@ impl Snapshot {
                     "SELECT * FROM `{table}` WHERE `parent_id` IN ({list}) ORDER BY `entity_id`"
                 ))
                 .await?;
-            let rows = rows
-                .into_iter()
-                .map(|r| {
-                    let json = rows::row_to_json(r);
-                    (u32_of(&json, "parent_id") as u64, json)
-                })
-                .collect();
+            let rows = rows.into_iter().map(|r| {
+                let json = rows::row_to_json(r);
+                (u32_of(&json, "parent_id") as u64, json)
+            });
             children.push((*key, by_parent(rows)));
         }
         let mut order_ids: Vec<u32> = docs.iter().map(|d| u32_of(d, "order_id")).collect();

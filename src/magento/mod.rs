@@ -559,11 +559,10 @@ impl Magento {
             .await?;
         let names = rows.first().map(rows::Names::of).unwrap_or_default();
         let parent_of = rows::int_column(&rows, parent);
-        let mut groups: HashMap<u32, Vec<mysql_async::Row>> = HashMap::new();
-        for row in rows {
-            let p = parent_of(&row).unwrap_or_default() as u32;
-            groups.entry(p).or_default().push(row);
-        }
+        let groups = by_parent(
+            rows.into_iter()
+                .map(|r| (parent_of(&r).unwrap_or_default(), r)),
+        );
         Ok((names, groups))
     }
 
@@ -576,8 +575,8 @@ impl Magento {
 type Grouped = (rows::Names, HashMap<u32, Vec<mysql_async::Row>>);
 
 /// A batch's child rows grouped by order, each group in the order read.
-fn by_parent(rows: Vec<(u64, Map<String, Value>)>) -> HashMap<u32, Vec<Map<String, Value>>> {
-    let mut groups: HashMap<u32, Vec<Map<String, Value>>> = HashMap::new();
+fn by_parent<T>(rows: impl IntoIterator<Item = (u64, T)>) -> HashMap<u32, Vec<T>> {
+    let mut groups: HashMap<u32, Vec<T>> = HashMap::new();
     for (parent, row) in rows {
         groups.entry(parent as u32).or_default().push(row);
     }

@@ -2,13 +2,12 @@
 //! DECIMALs as the server's exact text (never through a float), dates as
 //! Magento writes them (`YYYY-MM-DD HH:MM:SS`, UTC), NULL as null.
 
-use mysql_async::{consts::ColumnType, Row, Value as Sql};
+use mysql_async::{consts::ColumnType, Column, Row, Value as Sql};
 use serde_json::{Map, Number, Value};
 
 /// Converts a row read over the text protocol, column by column, in table order.
 pub fn row_to_json(row: Row) -> Map<String, Value> {
-    let names = Names::of(&row);
-    named_row_to_json(row, &names)
+    convert(row, |col| col.name_str().into_owned())
 }
 
 /// A result set's column names, decoded once for all its rows (a Magento
@@ -29,11 +28,16 @@ impl Names {
 
 /// [`row_to_json`] for a row of the result set `names` were taken from.
 pub fn named_row_to_json(row: Row, names: &Names) -> Map<String, Value> {
+    let mut names = names.0.iter();
+    convert(row, |_| names.next().cloned().unwrap_or_default())
+}
+
+fn convert(row: Row, mut name: impl FnMut(&Column) -> String) -> Map<String, Value> {
     let columns = row.columns();
     let values = row.unwrap();
     let mut out = Map::with_capacity(values.len());
-    for ((col, value), name) in columns.iter().zip(values).zip(&names.0) {
-        out.insert(name.clone(), to_json(col.column_type(), value));
+    for (col, value) in columns.iter().zip(values) {
+        out.insert(name(col), to_json(col.column_type(), value));
     }
     out
 }

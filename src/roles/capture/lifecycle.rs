@@ -410,10 +410,13 @@ impl LifecycleScan {
             if let Some(last) = page.last() {
                 cursor = (last.updated_at.clone(), last.entity_id);
             }
-            // Rows already compared at this time, state and status are
-            // dropped page by page (`compare_changes` would drop them): in a
-            // drain the overlap holds every order, and a window of them, each
-            // with its identifiers as a map, took tens of MiB.
+            // A row already compared with this `updated_at`, state and
+            // status (an earlier scan's overlap) has nothing new. The time
+            // alone would not do: it has whole seconds, and a save within the
+            // same second as the last one changes the state without changing
+            // it. Dropped page by page: in a drain the overlap holds every
+            // order, and a window of them, each with its identifiers as a
+            // map, took tens of MiB.
             window.rows.extend(
                 page.into_iter()
                     .filter(|r| self.compared.get(&r.entity_id) != Some(&ComparedKey::of(r))),
@@ -447,14 +450,7 @@ impl LifecycleScan {
             complete,
             last,
         } = window;
-        // A row already compared with this `updated_at`, state and status (an
-        // earlier scan's overlap) has nothing new. The time alone would not
-        // do: it has whole seconds, and a save within the same second as the
-        // last one changes the state without changing it.
-        let rows: Vec<OrderChange> = rows
-            .into_iter()
-            .filter(|r| self.compared.get(&r.entity_id) != Some(&ComparedKey::of(r)))
-            .collect();
+        // Rows compared before are already left out (`read_changes`).
         let ids: Vec<u32> = rows.iter().map(|r| r.entity_id).collect();
         let known = self.deps.ledger.known_orders(&ids).await?;
         let filter = orders.filter.as_ref().expect("resolved before");
