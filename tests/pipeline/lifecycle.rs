@@ -1509,3 +1509,75 @@ async fn a_shipment_and_a_partial_credit_memo_seen_in_one_poll_keep_the_completi
     relay.await.unwrap().unwrap();
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_change_behind_more_orders_updated_together_than_one_scan_reads_is_still_found() {
+    // Pages of 2: one scan reads at most 40 orders of the change window.
+    let env = TestEnv::new(
+        &["erp"],
+        &[
+            (
+                "ORDER_SYNC__CONSUMERS__ERP__EVENTS",
+                "placed,status_changed",
+            ),
+            ("ORDER_SYNC__CAPTURE__LIFECYCLE__BATCH_SIZE", "2"),
+        ],
+    )
+    .await;
+    let shop = Shop { magento1: false };
+    let parts = env.parts();
+    parts.deps.ledger.migrate().await.unwrap();
+    let mut capture = parts.capture();
+    let relay_stop = tokio_util::sync::CancellationToken::new();
+    let relay = tokio::spawn(
+        env.parts()
+            .run(order_sync::app::Roles::RELAY, relay_stop.clone()),
+    );
+    capture.step(chrono::Utc::now()).await.unwrap();
+    capture.lifecycle_step(chrono::Utc::now()).await.unwrap();
+    // 45 orders saved within a second or two, as in a drain or a mass action.
+    let mut ids = Vec::new();
+    for _ in 0..45 {
+        ids.push(shop.place(&env, "new", "pending").await);
+    }
+    let last = *ids.last().unwrap();
+    let placed = Instant::now();
+    while parts.deps.ledger.deliveries().await.unwrap().len() < ids.len() {
+        assert!(
+            placed.elapsed() < Duration::from_secs(20),
+            "45 placements recorded"
+        );
+        capture.step(chrono::Utc::now()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Scans that stop at their page limit compare the first 40 with the ledger.
+    for _ in 0..2 {
+        capture.lifecycle_step(chrono::Utc::now()).await.unwrap();
+    }
+
+    // The last saved (by updated_at and id) moves on: it sits behind all the others.
+    shop.change(&env, last, "processing", "processing").await;
+    let mut events = 0;
+    for _ in 0..4 {
+        events += capture
+            .lifecycle_step(chrono::Utc::now())
+            .await
+            .unwrap()
+            .events;
+    }
+    assert_eq!(events, 1, "the one change, once");
+    let changed: Vec<_> = parts
+        .deps
+        .ledger
+        .deliveries()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.event.to_string() == "status_changed")
+        .map(|d| d.entity_id)
+        .collect();
+    assert_eq!(changed, [last]);
+    relay_stop.cancel();
+    relay.await.unwrap().unwrap();
+    env.cleanup().await;
+}

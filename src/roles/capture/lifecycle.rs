@@ -11,7 +11,9 @@
 //! by scanning `sales_order.updated_at` from `capture.lifecycle.overlap`
 //! before where the last scan ended, and comparing each order's state and
 //! status with the last ones the ledger saw: a change is neither missed by a
-//! late commit nor sent twice.
+//! late commit nor sent twice. A window holding more orders than one scan
+//! reads is read on, by `updated_at` and id, by the next scans (a pass), and
+//! the position moves only when the pass is done.
 //!
 //! What polling cannot see: two changes between two scans (new → processing
 //! → complete within a second) show as one, from the first state to the
@@ -96,6 +98,8 @@ pub struct LifecycleScan {
     /// Orders the change scan compared with the ledger, at their
     /// `updated_at`: not looked up again while they stay in the overlap.
     compared: HashMap<u32, ComparedKey>,
+    /// The pass over the change window under way, if one scan did not finish it.
+    pass: Option<Pass>,
 }
 
 impl LifecycleScan {
@@ -105,12 +109,14 @@ impl LifecycleScan {
             settings: settings.clone(),
             ran: None,
             compared: HashMap::new(),
+            pass: None,
         }
     }
 
     /// A new leader compares from scratch.
     pub(super) fn forget(&mut self) {
         self.compared.clear();
+        self.pass = None;
     }
 
     /// Whether the binlog follower (`live`) is reading and decoding changes now.
@@ -207,7 +213,9 @@ impl LifecycleScan {
                 .await?
                 .map_or(0, |p| p.last_entity_id),
         };
-        let window = self.read_changes(&mut snapshot, ended, captured).await?;
+        let (mut scan, complete, cursor) = self
+            .scan_changes(&mut snapshot, orders, live, ended, captured, now)
+            .await?;
         snapshot.finish().await?;
 
         let recent = self.recent_for_binlog(live, now);
@@ -246,9 +254,6 @@ impl LifecycleScan {
             positions.push((source, position, found));
         }
 
-        let mut scan = self
-            .compare_changes(orders, live, window, ended, now)
-            .await?;
         let remember = std::mem::take(&mut scan.compared);
         outcome.unknown += scan.unknown;
         outcome.waiting += scan.waiting;
@@ -273,22 +278,38 @@ impl LifecycleScan {
                     .await?;
             }
         }
+        // A pass read to the end moves the position: the next starts the
+        // overlap before when this one began, and not after a change left to
+        // a later scan. One stopped by the page limit moves nothing but its
+        // cursor, kept here: a restart reads the pass again, and the ledger
+        // knows what it recorded.
+        let began = self.pass.as_ref().map_or(now.naive_utc(), |p| p.began);
+        let hold_back = earliest(self.pass.as_ref().and_then(|p| p.hold_back), scan.hold_back);
+        let (position, pass) = if complete {
+            (Some(pass_end(began, hold_back, self.overlap())), None)
+        } else {
+            let pass = Pass {
+                cursor,
+                began,
+                hold_back,
+            };
+            (None, Some(pass))
+        };
         // Only now that they are recorded: rows compared need no second look
         // while they stay in the overlap.
-        let since = scan
-            .position
-            .map(|p| (p - self.overlap()).format("%Y-%m-%d %H:%M:%S").to_string());
-        if let Some(since) = since {
+        if let Some(at) = position {
+            let since = (at - self.overlap())
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string();
             self.compared
                 .retain(|_, key| key.updated_at() >= since.as_str());
-        }
-        self.compared.extend(remember);
-        if let Some(at) = scan.position {
             self.deps
                 .ledger
                 .save_changes_position(&self.deps.shop, at)
                 .await?;
         }
+        self.compared.extend(remember);
+        self.pass = pass;
         if recorded.events > 0 || recorded.released > 0 {
             self.deps.follow_ons.notify_one();
             tracing::info!(
@@ -386,22 +407,31 @@ impl LifecycleScan {
         placement(known.contains_key(&doc.order_id), created, now)
     }
 
-    /// The orders whose `updated_at` falls in this scan's window: from the
-    /// overlap before where the last scan `ended`, page by page.
-    async fn read_changes(
+    /// The orders whose `updated_at` falls in this scan's window (from the
+    /// overlap before where the last scan `ended`, or on from the pass's
+    /// cursor), read and compared with the ledger page by page; with whether
+    /// the window was read to its end, and where reading stopped.
+    async fn scan_changes(
         &self,
         snapshot: &mut Snapshot,
+        orders: &OrderPoll,
+        live: bool,
         ended: NaiveDateTime,
         captured: u32,
-    ) -> Result<Window, RoleError> {
-        let mut cursor = (
-            (ended - self.overlap())
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string(),
-            0u32,
-        );
+        now: DateTime<Utc>,
+    ) -> Result<(Scan, bool, (String, u32)), RoleError> {
+        let mut cursor = match &self.pass {
+            Some(pass) => pass.cursor.clone(),
+            None => (
+                (ended - self.overlap())
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string(),
+                0u32,
+            ),
+        };
         let limit = self.settings.lifecycle.batch_size;
-        let mut window = Window::default();
+        let mut scan = Scan::default();
+        let mut complete = false;
         for _ in 0..MAX_CHANGE_PAGES {
             let page = snapshot
                 .changes(&cursor.0, cursor.1, captured, limit)
@@ -414,20 +444,21 @@ impl LifecycleScan {
             // status (an earlier scan's overlap) has nothing new. The time
             // alone would not do: it has whole seconds, and a save within the
             // same second as the last one changes the state without changing
-            // it. Dropped page by page: in a drain the overlap holds every
-            // order, and a window of them, each with its identifiers as a
-            // map, took tens of MiB.
-            window.rows.extend(
-                page.into_iter()
-                    .filter(|r| self.compared.get(&r.entity_id) != Some(&ComparedKey::of(r))),
-            );
+            // it. Compared page by page, and only what changed kept: in a
+            // drain the overlap holds every order, and the twenty pages of a
+            // scan, each row with its identifiers as a map, took some 20 MiB.
+            let fresh: Vec<OrderChange> = page
+                .into_iter()
+                .filter(|r| self.compared.get(&r.entity_id) != Some(&ComparedKey::of(r)))
+                .collect();
+            self.compare_changes(orders, live, fresh, now, &mut scan)
+                .await?;
             if !full {
-                window.complete = true;
+                complete = true;
                 break;
             }
         }
-        window.last = date(Some(&cursor.0));
-        Ok(window)
+        Ok((scan, complete, cursor))
     }
 
     fn overlap(&self) -> chrono::Duration {
@@ -435,27 +466,20 @@ impl LifecycleScan {
             .unwrap_or(chrono::Duration::minutes(1))
     }
 
-    /// The window's orders compared with what the ledger last saw of them.
+    /// Orders of the window compared with what the ledger last saw of them,
+    /// what they show added to `scan`.
     async fn compare_changes(
         &self,
         orders: &OrderPoll,
         live: bool,
-        window: Window,
-        ended: NaiveDateTime,
+        rows: Vec<OrderChange>,
         now: DateTime<Utc>,
-    ) -> Result<Scan, RoleError> {
-        let overlap = self.overlap();
-        let Window {
-            rows,
-            complete,
-            last,
-        } = window;
-        // Rows compared before are already left out (`read_changes`).
+        scan: &mut Scan,
+    ) -> Result<(), RoleError> {
+        // Rows compared before are already left out (`scan_changes`).
         let ids: Vec<u32> = rows.iter().map(|r| r.entity_id).collect();
         let known = self.deps.ledger.known_orders(&ids).await?;
         let filter = orders.filter.as_ref().expect("resolved before");
-        let mut scan = Scan::default();
-        let mut hold_back: Option<NaiveDateTime> = None;
         let mut seen = HashSet::new();
         let mut paid_ids: Vec<u32> = Vec::new();
         // While the binlog follower decodes changes, a recent change is its
@@ -468,11 +492,7 @@ impl LifecycleScan {
                 continue;
             }
             if recent.as_ref().is_some_and(|r| row.updated_at >= *r) {
-                let at = date(Some(&row.updated_at));
-                hold_back = match (hold_back, at) {
-                    (Some(h), Some(a)) => Some(h.min(a)),
-                    (h, a) => h.or(a),
-                };
+                scan.hold_back = earliest(scan.hold_back, date(Some(&row.updated_at)));
                 continue;
             }
             let Some(k) = known.get(&row.entity_id) else {
@@ -480,11 +500,7 @@ impl LifecycleScan {
                 match placement(false, created, now) {
                     Placement::Waiting => {
                         scan.waiting += 1;
-                        let at = date(Some(&row.updated_at));
-                        hold_back = match (hold_back, at) {
-                            (Some(h), Some(a)) => Some(h.min(a)),
-                            (h, a) => h.or(a),
-                        };
+                        scan.hold_back = earliest(scan.hold_back, date(Some(&row.updated_at)));
                     }
                     _ => scan.unknown += 1,
                 }
@@ -500,20 +516,7 @@ impl LifecycleScan {
             }
             scan.changes.push(change);
         }
-        self.fill_paid(&mut scan.changes, paid_ids).await?;
-        // Read to the end: the next scan starts after now (less the overlap).
-        // Stopped by the page limit: after the last row read. Either way not
-        // past an order whose placement is still on its way.
-        let end = if complete {
-            now.naive_utc()
-        } else {
-            last.unwrap_or(ended)
-        };
-        scan.position = Some(match hold_back {
-            Some(h) => h.min(end) + overlap,
-            None => end,
-        });
-        Ok(scan)
+        self.fill_paid(&mut scan.changes, paid_ids).await
     }
 
     /// Paid orders leave their hold as they are now: read in one go, and set
@@ -649,14 +652,22 @@ impl ComparedKey {
     }
 }
 
-/// The orders a scan read, by `updated_at`.
-#[derive(Debug, Default)]
-struct Window {
-    rows: Vec<OrderChange>,
-    /// Read to the end (not stopped by the page limit).
-    complete: bool,
-    /// The `updated_at` of the last row read.
-    last: Option<NaiveDateTime>,
+/// A pass over the change window that one scan's pages could not finish:
+/// the next scan reads on after its cursor. Resuming by time alone would
+/// not do: a window of more orders updated within a few seconds than one
+/// scan reads (a drain, a mass action in the admin) would have every scan
+/// read the same first pages, and an order past them would never be seen.
+#[derive(Debug, Clone)]
+struct Pass {
+    /// The `updated_at` and entity_id of the last row read so far.
+    cursor: (String, u32),
+    /// When the pass's first scan ran: a commit after it, late by up to the
+    /// overlap, falls within the overlap before this, which is where the
+    /// pass saves the position once it is done.
+    began: NaiveDateTime,
+    /// The oldest change left to a later pass (its placement on its way,
+    /// or the binlog follower's to record).
+    hold_back: Option<NaiveDateTime>,
 }
 
 /// What a scan of changed orders found.
@@ -667,8 +678,28 @@ struct Scan {
     compared: Vec<(u32, ComparedKey)>,
     unknown: usize,
     waiting: usize,
-    /// Where the next scan's window ends its overlap.
-    position: Option<NaiveDateTime>,
+    /// The oldest change left to a later scan.
+    hold_back: Option<NaiveDateTime>,
+}
+
+/// The position a finished pass saves: the next pass starts the overlap
+/// before when this one `began`, or at the oldest change it left to a later
+/// one, whichever is earlier. (Starting at that change when it is younger
+/// than the overlap would skip the overlap's late commits.)
+fn pass_end(
+    began: NaiveDateTime,
+    hold_back: Option<NaiveDateTime>,
+    overlap: chrono::Duration,
+) -> NaiveDateTime {
+    hold_back.map_or(began, |h| (h + overlap).min(began))
+}
+
+/// The earlier of two optional times.
+fn earliest(a: Option<NaiveDateTime>, b: Option<NaiveDateTime>) -> Option<NaiveDateTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -787,6 +818,25 @@ pub(crate) fn document_change(doc: Document) -> Change {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finished_pass_next_starts_an_overlap_before_it_began_or_at_what_it_left_if_older() {
+        let at = |s: &str| date(Some(s)).unwrap();
+        let began = at("2026-12-08 10:00:00");
+        let overlap = chrono::Duration::minutes(1);
+        assert_eq!(pass_end(began, None, overlap), began);
+        // A change 2 s old left to the binlog follower: the overlap still
+        // covers a commit up to a minute late.
+        assert_eq!(
+            pass_end(began, Some(at("2026-12-08 09:59:58")), overlap),
+            began
+        );
+        // A placement waited for since 09:50: read again from there.
+        assert_eq!(
+            pass_end(began, Some(at("2026-12-08 09:50:00")), overlap) - overlap,
+            at("2026-12-08 09:50:00")
+        );
+    }
 
     fn change(entity_id: u32, at: &str, moved: bool) -> Change {
         Change {
