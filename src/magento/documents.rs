@@ -351,7 +351,7 @@ impl Snapshot {
                     store_id: order
                         .get("store_id")
                         .and_then(Value::as_u64)
-                        .map(|s| s as u16),
+                        .and_then(|s| u16::try_from(s).ok()),
                     state: text_of(&order, "state"),
                     status: text_of(&order, "status"),
                     updated_at,

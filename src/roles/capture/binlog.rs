@@ -561,7 +561,7 @@ impl Layout {
                 store_id: order
                     .get("store_id")
                     .and_then(Value::as_u64)
-                    .map(|s| s as u16),
+                    .and_then(|s| u16::try_from(s).ok()),
                 state: now.0,
                 status: now.1,
                 updated_at,

@@ -395,7 +395,7 @@ impl LifecycleScan {
             .as_ref()
             .and_then(|o| o.get("store_id"))
             .and_then(Value::as_u64)
-            .map(|s| s as u16);
+            .and_then(|s| u16::try_from(s).ok());
         let filter = orders.filter.as_ref().expect("resolved before");
         if !filter.store_matches(store) {
             return Placement::Unknown;
@@ -804,7 +804,7 @@ pub(crate) fn document_change(doc: Document) -> Change {
         store_id: order
             .get("store_id")
             .and_then(Value::as_u64)
-            .map(|s| s as u16),
+            .and_then(|s| u16::try_from(s).ok()),
         document: Some((doc.event, doc.entity_id)),
         moved_to: None,
         moved_from: None,
