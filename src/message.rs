@@ -32,22 +32,23 @@ pub(crate) fn event_to_value(e: Event) -> mysql_async::Value {
     mysql_async::Value::from(e.as_str())
 }
 
-/// What capture publishes to `<prefix>.orders`.
+/// What capture publishes to `<prefix>.orders`: written with the order
+/// borrowed (`O = &RawValue`, no copy of its text), read with it owned.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct CapturedOrder {
+pub struct CapturedOrder<O = Box<RawValue>> {
     pub schema_version: u32,
     /// Always `sales_order_place_after`.
     pub event: String,
     pub source: String,
     pub captured_at: DateTime<Utc>,
-    pub order: Box<RawValue>,
+    pub order: O,
     /// The order was in one of `capture.hold_states`: recorded, not sent yet.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
 }
 
-impl CapturedOrder {
-    pub fn new(source: &str, captured_at: DateTime<Utc>, order: Box<RawValue>, held: bool) -> Self {
+impl<O> CapturedOrder<O> {
+    pub fn new(source: &str, captured_at: DateTime<Utc>, order: O, held: bool) -> Self {
         Self {
             schema_version: SCHEMA_VERSION,
             event: CAPTURE_ROUTING_KEY.to_owned(),
@@ -57,7 +58,9 @@ impl CapturedOrder {
             held,
         }
     }
+}
 
+impl CapturedOrder {
     /// The identifying fields of the order inside.
     pub fn key(&self) -> Result<OrderKey, serde_json::Error> {
         serde_json::from_str(self.order.get())

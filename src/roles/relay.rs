@@ -682,7 +682,8 @@ fn parse_captured(body: &[u8], shop: &str) -> Result<NewOrder, String> {
     Ok(NewOrder {
         key,
         captured_at: captured.captured_at,
-        message: captured.order.get().to_owned(),
+        // Moved, not copied: parsing made it its own allocation already.
+        message: Box::<str>::from(captured.order).into_string(),
         held: captured.held,
     })
 }

@@ -380,7 +380,7 @@ impl OrderPoll {
 
     fn outgoing(&self, order: &PlacedOrder, now: DateTime<Utc>) -> Outgoing {
         let held = self.settings.holds(order.key.state.as_deref());
-        let envelope = CapturedOrder::new(&self.deps.shop, now, order.json.clone(), held);
+        let envelope = CapturedOrder::new(&self.deps.shop, now, &*order.json, held);
         let mut headers = FieldTable::default();
         headers.insert("entity_id".into(), AMQPValue::LongUInt(order.entity_id));
         if let Some(inc) = order.key.increment_id.as_deref() {
