@@ -1444,6 +1444,40 @@ async fn a_backfill_gives_a_lifecycle_subscriber_the_older_orders_with_their_doc
     finish(env, shutdown, pipeline, [e1, e2]).await;
 }
 
+/// Capture driven step by step by the test, beside a running relay.
+struct Stepped {
+    parts: order_sync::app::Parts,
+    capture: order_sync::roles::capture::Capture,
+    relay: Relay,
+}
+
+struct Relay(
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<Result<(), order_sync::app::StartError>>,
+);
+
+impl Relay {
+    async fn stop(self) {
+        self.0.cancel();
+        self.1.await.unwrap().unwrap();
+    }
+}
+
+impl Stepped {
+    async fn start(env: &TestEnv) -> Self {
+        let parts = env.parts();
+        parts.deps.ledger.migrate().await.unwrap();
+        let capture = parts.capture();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let relay = tokio::spawn(env.parts().run(order_sync::app::Roles::RELAY, stop.clone()));
+        Self {
+            parts,
+            capture,
+            relay: Relay(stop, relay),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_shipment_and_a_partial_credit_memo_seen_in_one_poll_keep_the_completion_between_them() {
     let env = TestEnv::new(
@@ -1456,14 +1490,11 @@ async fn a_shipment_and_a_partial_credit_memo_seen_in_one_poll_keep_the_completi
     .await;
     let shop = Shop { magento1: false };
     // Capture driven step by step, so both documents land in one scan.
-    let parts = env.parts();
-    parts.deps.ledger.migrate().await.unwrap();
-    let mut capture = parts.capture();
-    let relay_stop = tokio_util::sync::CancellationToken::new();
-    let relay = tokio::spawn(
-        env.parts()
-            .run(order_sync::app::Roles::RELAY, relay_stop.clone()),
-    );
+    let Stepped {
+        parts,
+        mut capture,
+        relay,
+    } = Stepped::start(&env).await;
     capture.step(chrono::Utc::now()).await.unwrap();
     let a = shop.place(&env, "new", "pending").await;
     capture.step(chrono::Utc::now()).await.unwrap();
@@ -1505,8 +1536,7 @@ async fn a_shipment_and_a_partial_credit_memo_seen_in_one_poll_keep_the_completi
         ],
         "as Magento did it: the shipment completed the order before the refund"
     );
-    relay_stop.cancel();
-    relay.await.unwrap().unwrap();
+    relay.stop().await;
     env.cleanup().await;
 }
 
@@ -1525,14 +1555,11 @@ async fn a_change_behind_more_orders_updated_together_than_one_scan_reads_is_sti
     )
     .await;
     let shop = Shop { magento1: false };
-    let parts = env.parts();
-    parts.deps.ledger.migrate().await.unwrap();
-    let mut capture = parts.capture();
-    let relay_stop = tokio_util::sync::CancellationToken::new();
-    let relay = tokio::spawn(
-        env.parts()
-            .run(order_sync::app::Roles::RELAY, relay_stop.clone()),
-    );
+    let Stepped {
+        parts,
+        mut capture,
+        relay,
+    } = Stepped::start(&env).await;
     capture.step(chrono::Utc::now()).await.unwrap();
     capture.lifecycle_step(chrono::Utc::now()).await.unwrap();
     // 45 orders saved within a second or two, as in a drain or a mass action.
@@ -1577,7 +1604,6 @@ async fn a_change_behind_more_orders_updated_together_than_one_scan_reads_is_sti
         .map(|d| d.entity_id)
         .collect();
     assert_eq!(changed, [last]);
-    relay_stop.cancel();
-    relay.await.unwrap().unwrap();
+    relay.stop().await;
     env.cleanup().await;
 }
