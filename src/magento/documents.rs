@@ -104,6 +104,15 @@ fn u32_of(row: &Map<String, Value>, key: &str) -> u32 {
     row.get(key).and_then(Value::as_u64).unwrap_or_default() as u32
 }
 
+/// An order's `store_id`; one that is not a store id (Magento's is a
+/// SMALLINT UNSIGNED) is none, never wrapped into another store's.
+pub fn store_of(order: &Map<String, Value>) -> Option<u16> {
+    order
+        .get("store_id")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+}
+
 fn text_of(row: &Map<String, Value>, key: &str) -> Option<String> {
     row.get(key).and_then(Value::as_str).map(str::to_owned)
 }
@@ -348,10 +357,7 @@ impl Snapshot {
                 this.deny.apply(&mut order);
                 OrderChange {
                     entity_id: u32_of(&order, "entity_id"),
-                    store_id: order
-                        .get("store_id")
-                        .and_then(Value::as_u64)
-                        .and_then(|s| u16::try_from(s).ok()),
+                    store_id: store_of(&order),
                     state: text_of(&order, "state"),
                     status: text_of(&order, "status"),
                     updated_at,

@@ -210,10 +210,7 @@ impl PlacedOrder {
         let key = OrderKey {
             entity_id,
             increment_id: text("increment_id"),
-            store_id: order
-                .get("store_id")
-                .and_then(Value::as_u64)
-                .and_then(|s| u16::try_from(s).ok()),
+            store_id: documents::store_of(&order),
             created_at: text("created_at"),
             state: text("state"),
             status: text("status"),

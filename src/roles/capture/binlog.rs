@@ -55,7 +55,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::BinlogSettings,
     ledger::BinlogPosition,
-    magento::documents::{OrderChange, ORDER_IDENTIFIERS},
+    magento::documents::{store_of, OrderChange, ORDER_IDENTIFIERS},
     message::Event,
 };
 
@@ -558,10 +558,7 @@ impl Layout {
         Some(Seen::Moved {
             change: Box::new(OrderChange {
                 entity_id: order.get("entity_id").and_then(Value::as_u64)? as u32,
-                store_id: order
-                    .get("store_id")
-                    .and_then(Value::as_u64)
-                    .and_then(|s| u16::try_from(s).ok()),
+                store_id: store_of(&order),
                 state: now.0,
                 status: now.1,
                 updated_at,
@@ -608,7 +605,7 @@ fn json_of(tme: &TableMapEvent<'_>, row: &BinlogRow, place: usize) -> Value {
                     match seconds.and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
                         // MariaDB's zero date is logged as 0.
                         Some(_) if seconds == Some(0) => "0000-00-00 00:00:00".into(),
-                        Some(at) => Value::String(at.format("%Y-%m-%d %H:%M:%S").to_string()),
+                        Some(at) => Value::String(super::lifecycle::time_text(at.naive_utc())),
                         None => Value::String(text),
                     }
                 }

@@ -44,7 +44,7 @@ use crate::{
     config::{CaptureSettings, HoldCanceled, StartFrom},
     ledger::{CapturePosition, Change, KnownOrder, Release, Start},
     magento::{
-        documents::{Document, DocumentTables, OrderChange, Snapshot},
+        documents::{store_of, Document, DocumentTables, OrderChange, Snapshot},
         IdStep,
     },
     message::Event,
@@ -76,8 +76,16 @@ pub struct LifecycleOutcome {
 }
 
 pub(super) fn date(text: Option<&str>) -> Option<NaiveDateTime> {
-    text.and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok())
+    text.and_then(|s| NaiveDateTime::parse_from_str(s, MAGENTO_TIME).ok())
 }
+
+/// A time as Magento writes it, the reverse of [`date`]: compared as text
+/// with `updated_at` and `created_at`.
+pub(super) fn time_text(t: NaiveDateTime) -> String {
+    t.format(MAGENTO_TIME).to_string()
+}
+
+const MAGENTO_TIME: &str = "%Y-%m-%d %H:%M:%S";
 
 /// The order's part of a later event's message.
 fn event_json(order: &Map<String, Value>, extra: Option<(&str, Value)>) -> String {
@@ -127,11 +135,8 @@ impl LifecycleScan {
     /// While the binlog follower decodes changes: the time (as Magento
     /// writes it) from which a change or document is left to it.
     fn recent_for_binlog(&self, live: bool, now: DateTime<Utc>) -> Option<String> {
-        self.binlog_sees_changes(live).then(|| {
-            (now.naive_utc() - BINLOG_GRACE)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
+        self.binlog_sees_changes(live)
+            .then(|| time_text(now.naive_utc() - BINLOG_GRACE))
     }
 
     /// Whether this shop needs the lifecycle scan at all.
@@ -298,9 +303,7 @@ impl LifecycleScan {
         // Only now that they are recorded: rows compared need no second look
         // while they stay in the overlap.
         if let Some(at) = position {
-            let since = (at - self.overlap())
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string();
+            let since = time_text(at - self.overlap());
             self.compared
                 .retain(|_, key| key.updated_at() >= since.as_str());
             self.deps
@@ -390,12 +393,7 @@ impl LifecycleScan {
         known: &HashMap<u32, KnownOrder>,
         now: DateTime<Utc>,
     ) -> Placement {
-        let store = doc
-            .order
-            .as_ref()
-            .and_then(|o| o.get("store_id"))
-            .and_then(Value::as_u64)
-            .and_then(|s| u16::try_from(s).ok());
+        let store = doc.order.as_ref().and_then(store_of);
         let filter = orders.filter.as_ref().expect("resolved before");
         if !filter.store_matches(store) {
             return Placement::Unknown;
@@ -422,12 +420,7 @@ impl LifecycleScan {
     ) -> Result<(Scan, bool, (String, u32)), RoleError> {
         let mut cursor = match &self.pass {
             Some(pass) => pass.cursor.clone(),
-            None => (
-                (ended - self.overlap())
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string(),
-                0u32,
-            ),
+            None => (time_text(ended - self.overlap()), 0u32),
         };
         let limit = self.settings.lifecycle.batch_size;
         let mut scan = Scan::default();
@@ -801,10 +794,7 @@ pub(crate) fn document_change(doc: Document) -> Change {
             .get("increment_id")
             .and_then(Value::as_str)
             .map(str::to_owned),
-        store_id: order
-            .get("store_id")
-            .and_then(Value::as_u64)
-            .and_then(|s| u16::try_from(s).ok()),
+        store_id: store_of(&order),
         document: Some((doc.event, doc.entity_id)),
         moved_to: None,
         moved_from: None,
